@@ -1,0 +1,710 @@
+//! Configuration: one YAML file, read into [`raw`] structs, then checked and resolved into a
+//! [`Config`] that the rest of the gateway uses. Nothing else ever sees the raw form.
+//!
+//! What must stay true: every refusal names the file, line and column and says what would be
+//! valid; a missing `${VAR}` for a provider disables that provider with a warning instead of
+//! stopping the gateway.
+
+pub mod raw;
+mod values;
+
+pub use values::{Env, glob_match, parse_duration, parse_size};
+
+use crate::catalog;
+use indexmap::IndexMap;
+use raw::{RawConfig, RawTimeouts, S};
+use secrecy::SecretString;
+use serde_saphyr::Location;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4000";
+pub const DEFAULT_MAX_BODY: usize = 32 << 20;
+
+/// The validated, resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, when there was one.
+    pub source: Option<PathBuf>,
+    pub server: ServerConfig,
+    pub providers: IndexMap<String, ProviderConfig>,
+    pub lanes: IndexMap<String, LaneConfig>,
+    pub routes: IndexMap<String, RouteConfig>,
+    pub aliases: Vec<Alias>,
+    pub health: HealthConfig,
+    pub storage: StorageConfig,
+    /// Things that did not stop the config from loading but that a person should hear about.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub keys: Vec<SecretString>,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP (and TLS) connect.
+    pub connect: Duration,
+    /// From sending the request to the first byte of the answer: response headers, and for a
+    /// stream its first event. Past it, the next lane is tried.
+    pub first_byte: Duration,
+    /// Longest silence inside a stream once it has started. Past it, the stream ends with an
+    /// error event (no fallback is possible then).
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { connect: Duration::from_secs(5), first_byte: Duration::from_secs(120), idle: Duration::from_secs(120) }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub name: String,
+    /// OpenAI-compatible base URL, without a trailing slash (`…/v1`).
+    pub base_url: String,
+    pub api_key: Option<SecretString>,
+    pub local: bool,
+    pub premium: bool,
+    pub timeouts: Timeouts,
+    /// Why this provider cannot be used (a missing key, a kind this build lacks). Its lanes
+    /// stay in their routes and are skipped with this reason.
+    pub disabled: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LaneConfig {
+    pub name: String,
+    pub provider: String,
+    pub model: String,
+    pub local: bool,
+    pub premium: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RouteConfig {
+    pub name: String,
+    pub chain: Vec<String>,
+    pub premium: bool,
+    pub local_only: bool,
+    pub when: Option<When>,
+}
+
+/// Conditions under which a request without an explicit task goes to a route. All the
+/// conditions given must hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct When {
+    pub min_input_tokens: Option<u64>,
+    pub has_images: Option<bool>,
+    pub has_tools: Option<bool>,
+    pub thinking: Option<bool>,
+    pub model_glob: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Route(String),
+    Lane(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Alias {
+    pub pattern: String,
+    pub target: Target,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct HealthConfig {
+    pub failures: u32,
+    pub cooldown: Duration,
+    pub max_cooldown: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig { failures: 3, cooldown: Duration::from_secs(5), max_cooldown: Duration::from_secs(300) }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// SQLite database file of the ledger.
+    pub ledger: PathBuf,
+}
+
+/// One problem in the file, with its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no config file found (looked at {0}); pass --config FILE or see examples/")]
+    NotFound(String),
+    #[error("{path}: cannot read: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Diagnostic>),
+}
+
+/// The file to load: `--config`, `$SWITCHYARD_CONFIG`, `./switchyard.yaml`, then the user
+/// config dir. An explicit path that does not exist is an error, never skipped.
+pub fn find(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    if let Some(p) = explicit {
+        return Ok(p.to_owned());
+    }
+    if let Some(p) = std::env::var_os("SWITCHYARD_CONFIG").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let mut candidates = vec![PathBuf::from("switchyard.yaml")];
+    if let Some(dir) = dirs::config_dir() {
+        candidates.push(dir.join("switchyard").join("switchyard.yaml"));
+    }
+    for c in &candidates {
+        if c.is_file() {
+            return Ok(c.clone());
+        }
+    }
+    let looked: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
+    Err(ConfigError::NotFound(format!("$SWITCHYARD_CONFIG, {}", looked.join(", "))))
+}
+
+/// Reads, checks and resolves a config file, with `${VAR}` from the environment and the
+/// `.env` beside the file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+    let env = Env::for_config_dir(path.parent()).map_err(|message| {
+        ConfigError::Invalid(vec![Diagnostic { file: path.display().to_string(), line: 0, column: 0, message }])
+    })?;
+    let mut config = from_str(&text, &path.display().to_string(), &env)?;
+    config.source = Some(path.to_owned());
+    Ok(config)
+}
+
+/// Checks and resolves config text. `file` is the name used in diagnostics.
+pub fn from_str(text: &str, file: &str, env: &Env) -> Result<Config, ConfigError> {
+    let raw: RawConfig = match serde_saphyr::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+            let message = first_line_without_location(&e.to_string());
+            return Err(ConfigError::Invalid(vec![Diagnostic { file: file.to_owned(), line, column, message }]));
+        }
+    };
+    Resolver { file, env, errors: Vec::new(), warnings: Vec::new() }.resolve(raw)
+}
+
+/// serde-saphyr renders a snippet under the message; the diagnostic keeps only the sentence.
+fn first_line_without_location(rendered: &str) -> String {
+    let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or(rendered).trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    match first.rfind(" at line ") {
+        Some(i) => first[..i].to_owned(),
+        None => first.to_owned(),
+    }
+}
+
+struct Resolver<'a> {
+    file: &'a str,
+    env: &'a Env,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<String>,
+}
+
+impl Resolver<'_> {
+    fn error(&mut self, at: Location, message: String) {
+        self.errors.push(Diagnostic { file: self.file.to_owned(), line: at.line(), column: at.column(), message });
+    }
+
+    fn warn(&mut self, at: Location, message: String) {
+        self.warnings.push(format!("{}:{}:{}: {message}", self.file, at.line(), at.column()));
+    }
+
+    fn resolve(mut self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let default_timeouts = self.timeouts(raw.server.timeouts.as_ref(), Timeouts::default());
+        let server = self.server(&raw.server);
+        let health = self.health(&raw.health);
+
+        let mut providers = IndexMap::new();
+        for (name, p) in &raw.providers {
+            if let Some(cfg) = self.provider(name, p, default_timeouts) {
+                providers.insert(name.clone(), cfg);
+            }
+        }
+
+        let mut lanes = IndexMap::new();
+        for (name, l) in &raw.lanes {
+            let Some(p) = providers.get(&l.value.provider.value) else {
+                // A provider that failed to resolve already has its own error.
+                if !raw.providers.contains_key(&l.value.provider.value) {
+                    self.error(
+                        l.value.provider.referenced,
+                        format!(
+                            "lane `{name}` uses provider `{}`, which does not exist; providers are: {}",
+                            l.value.provider.value,
+                            names(raw.providers.keys())
+                        ),
+                    );
+                }
+                continue;
+            };
+            let model = match &l.value.model {
+                Some(m) if !m.value.is_empty() => m.value.clone(),
+                _ => {
+                    self.error(l.referenced, format!("lane `{name}` needs a `model` (the name the provider knows it by)"));
+                    continue;
+                }
+            };
+            lanes.insert(
+                name.clone(),
+                LaneConfig { name: name.clone(), provider: p.name.clone(), model, local: p.local, premium: p.premium },
+            );
+        }
+
+        let mut routes = IndexMap::new();
+        for (name, r) in &raw.routes {
+            if raw.lanes.contains_key(name) {
+                self.error(r.referenced, format!("`{name}` is both a route and a lane; a model name must mean one thing"));
+            }
+            let table = &r.value.0;
+            if table.chain.is_empty() {
+                self.error(r.referenced, format!("route `{name}` has no lanes; list at least one"));
+            }
+            let mut chain = Vec::new();
+            for lane in &table.chain {
+                match lanes.get(&lane.value) {
+                    Some(l) => {
+                        if table.local_only && !l.local {
+                            self.error(
+                                lane.referenced,
+                                format!(
+                                    "route `{name}` is local_only but lane `{}` runs at provider `{}`, which is not local; \
+                                     use a local lane or mark the provider `local: true`",
+                                    lane.value, l.provider
+                                ),
+                            );
+                        }
+                        chain.push(lane.value.clone());
+                    }
+                    None if raw.lanes.contains_key(&lane.value) => {} // the lane has its own error
+                    None => self.error(
+                        lane.referenced,
+                        format!(
+                            "lane `{}` in route `{name}` does not exist; lanes are: {}",
+                            lane.value,
+                            names(raw.lanes.keys())
+                        ),
+                    ),
+                }
+            }
+            let when = table.when.as_ref().map(|w| {
+                if name == "default" {
+                    self.warn(w.referenced, "route `default` is the fallback of all rules; its `when` is never used".into());
+                }
+                When {
+                    min_input_tokens: w.value.min_input_tokens,
+                    has_images: w.value.has_images,
+                    has_tools: w.value.has_tools,
+                    thinking: w.value.thinking,
+                    model_glob: w.value.model_glob.clone(),
+                }
+            });
+            routes.insert(
+                name.clone(),
+                RouteConfig { name: name.clone(), chain, premium: table.premium, local_only: table.local_only, when },
+            );
+        }
+        if !raw.routes.contains_key("default") {
+            if raw.lanes.is_empty() {
+                self.errors.push(Diagnostic {
+                    file: self.file.to_owned(),
+                    line: 0,
+                    column: 0,
+                    message: "no lanes are configured; add `providers`, `lanes` and a `default` route (see examples/)".into(),
+                });
+            } else {
+                self.warnings.push(format!(
+                    "{}: no `default` route; requests must name a route or lane (routes are: {})",
+                    self.file,
+                    names(raw.routes.keys())
+                ));
+            }
+        }
+
+        let mut aliases = Vec::new();
+        for (pattern, target) in &raw.aliases {
+            let t = &target.value;
+            let target = if raw.routes.contains_key(t) {
+                Target::Route(t.clone())
+            } else if raw.lanes.contains_key(t) {
+                Target::Lane(t.clone())
+            } else {
+                self.error(
+                    target.referenced,
+                    format!(
+                        "alias `{pattern}` points at `{t}`, which is neither a route nor a lane; routes are: {}; lanes are: {}",
+                        names(raw.routes.keys()),
+                        names(raw.lanes.keys())
+                    ),
+                );
+                continue;
+            };
+            aliases.push(Alias { pattern: pattern.clone(), target });
+        }
+
+        if let Some(l) = &raw.limits {
+            self.warn(l.referenced, "`limits` is read but not enforced by this version; free-tier quotas are not tracked yet".into());
+        }
+        if let Some(n) = &raw.notify {
+            self.warn(n.referenced, "`notify` is read but not sent by this version".into());
+        }
+        if let Some(s) = &raw.storage.shared {
+            self.warn(s.referenced, "`storage.shared` (Redis) is not used by this version; state stays in this process".into());
+        }
+        if raw.storage.keep_prompts == Some(true) {
+            self.warnings.push(format!("{}: `storage.keep_prompts` is not supported yet; prompts are not stored", self.file));
+        }
+        let storage = self.storage(&raw);
+
+        if !self.errors.is_empty() {
+            self.errors.sort_by_key(|d| (d.line, d.column));
+            return Err(ConfigError::Invalid(self.errors));
+        }
+        Ok(Config {
+            source: None,
+            server,
+            providers,
+            lanes,
+            routes,
+            aliases,
+            health,
+            storage,
+            warnings: self.warnings,
+        })
+    }
+
+    fn server(&mut self, raw: &raw::RawServer) -> ServerConfig {
+        let listen = match &raw.listen {
+            None => SocketAddr::from((Ipv4Addr::LOCALHOST, 4000)),
+            Some(l) => match self.env.expand(&l.value).map(|s| parse_listen(&s)) {
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) => {
+                    self.error(l.referenced, e);
+                    SocketAddr::from((Ipv4Addr::LOCALHOST, 4000))
+                }
+                Err(missing) => {
+                    self.error(l.referenced, format!("`server.listen` uses unset variable(s) {}", missing.join(", ")));
+                    SocketAddr::from((Ipv4Addr::LOCALHOST, 4000))
+                }
+            },
+        };
+        let mut keys = Vec::new();
+        for k in raw.keys.iter().flatten() {
+            match self.env.expand(&k.value) {
+                Ok(v) if !v.is_empty() => keys.push(SecretString::from(v)),
+                Ok(_) => self.warn(k.referenced, "an empty key in `server.keys` is ignored".into()),
+                Err(missing) => self.warn(
+                    k.referenced,
+                    format!("a key in `server.keys` uses unset variable(s) {}; that key is ignored", missing.join(", ")),
+                ),
+            }
+        }
+        let max_body_bytes = match &raw.max_body {
+            None => DEFAULT_MAX_BODY,
+            Some(s) => match parse_size(&s.value.0) {
+                Ok(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+                Ok(_) => {
+                    self.error(s.referenced, "`server.max_body` must be more than 0".into());
+                    DEFAULT_MAX_BODY
+                }
+                Err(e) => {
+                    self.error(s.referenced, e);
+                    DEFAULT_MAX_BODY
+                }
+            },
+        };
+        ServerConfig { listen, keys, max_body_bytes }
+    }
+
+    fn duration(&mut self, v: Option<&S<raw::Scalar>>, default: Duration) -> Duration {
+        match v {
+            None => default,
+            Some(s) => match parse_duration(&s.value.0) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => {
+                    self.error(s.referenced, "a duration of zero would fail every request; give a positive one".into());
+                    default
+                }
+                Err(e) => {
+                    self.error(s.referenced, e);
+                    default
+                }
+            },
+        }
+    }
+
+    fn timeouts(&mut self, raw: Option<&RawTimeouts>, base: Timeouts) -> Timeouts {
+        let Some(t) = raw else { return base };
+        Timeouts {
+            connect: self.duration(t.connect.as_ref(), base.connect),
+            first_byte: self.duration(t.first_byte.as_ref(), base.first_byte),
+            idle: self.duration(t.idle.as_ref(), base.idle),
+        }
+    }
+
+    fn health(&mut self, raw: &raw::RawHealth) -> HealthConfig {
+        let d = HealthConfig::default();
+        let cooldown = self.duration(raw.cooldown.as_ref(), d.cooldown);
+        let max_cooldown = self.duration(raw.max_cooldown.as_ref(), d.max_cooldown.max(cooldown));
+        HealthConfig { failures: raw.failures.unwrap_or(d.failures).max(1), cooldown, max_cooldown: max_cooldown.max(cooldown) }
+    }
+
+    fn provider(&mut self, name: &str, p: &S<raw::RawProvider>, default_timeouts: Timeouts) -> Option<ProviderConfig> {
+        let raw = &p.value;
+        let preset = match &raw.preset {
+            Some(ps) => match catalog::preset(&ps.value) {
+                Some(found) => Some(found),
+                None => {
+                    self.error(
+                        ps.referenced,
+                        format!("provider `{name}`: unknown preset `{}`; presets are: {}", ps.value, catalog::preset_names()),
+                    );
+                    return None;
+                }
+            },
+            None => None,
+        };
+        let kind = raw.kind.as_ref().map(|k| k.value.as_str());
+        let mut disabled = preset.and_then(|p| p.unsupported).map(str::to_owned);
+        match kind {
+            None | Some("openai") => {}
+            Some("embedded") | Some("anthropic") => {
+                disabled = Some(format!("provider kind `{}` is not in this build yet", kind.unwrap_or_default()));
+            }
+            Some(other) => {
+                let at = raw.kind.as_ref().map(|k| k.referenced).unwrap_or(p.referenced);
+                self.error(at, format!("provider `{name}`: unknown kind `{other}`; kinds are: openai, anthropic, embedded"));
+                return None;
+            }
+        }
+        if kind.is_none() && preset.is_none() {
+            self.error(p.referenced, format!("provider `{name}` needs `preset` (one of: {}) or `kind`", catalog::preset_names()));
+            return None;
+        }
+
+        let mut missing_vars = Vec::new();
+        let mut expand = |v: &Option<S<String>>| -> Option<String> {
+            let v = v.as_ref()?;
+            match self.env.expand(&v.value) {
+                Ok(s) => Some(s),
+                Err(m) => {
+                    missing_vars.extend(m);
+                    None
+                }
+            }
+        };
+        let api_key = expand(&raw.api_key);
+        let account_id = expand(&raw.account_id);
+        let base_url = expand(&raw.base_url);
+        let base_url = match (base_url, preset) {
+            (Some(u), _) => u,
+            (None, Some(ps)) => ps.base_url.to_owned(),
+            (None, None) if disabled.is_some() || !missing_vars.is_empty() => String::new(),
+            (None, None) => {
+                self.error(p.referenced, format!("provider `{name}` needs a `base_url` such as http://127.0.0.1:8080/v1"));
+                return None;
+            }
+        };
+        let base_url = if base_url.contains("{account_id}") {
+            match &account_id {
+                Some(id) => base_url.replace("{account_id}", id),
+                None if missing_vars.is_empty() => {
+                    self.error(p.referenced, format!("provider `{name}` needs `account_id` for its base URL"));
+                    return None;
+                }
+                None => base_url,
+            }
+        } else {
+            base_url
+        };
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        if disabled.is_none() && !missing_vars.is_empty() {
+            missing_vars.dedup();
+            disabled = Some(format!("unset environment variable(s) {}", missing_vars.join(", ")));
+        }
+        if disabled.is_none() && !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            let at = raw.base_url.as_ref().map(|b| b.referenced).unwrap_or(p.referenced);
+            self.error(at, format!("provider `{name}`: base_url `{base_url}` must start with http:// or https://"));
+            return None;
+        }
+        if disabled.is_none() && api_key.is_none() && preset.is_some_and(|p| p.needs_key) {
+            disabled = Some("no `api_key` set".into());
+        }
+        if let Some(why) = &disabled {
+            self.warn(p.referenced, format!("provider `{name}` is disabled: {why}; its lanes will be skipped"));
+        }
+        let local = raw.local.unwrap_or(preset.map(|p| p.local).unwrap_or(kind == Some("embedded")));
+        let premium = raw.premium.unwrap_or(preset.is_some_and(|p| p.premium));
+        Some(ProviderConfig {
+            name: name.to_owned(),
+            base_url,
+            api_key: api_key.filter(|k| !k.is_empty()).map(SecretString::from),
+            local,
+            premium,
+            timeouts: self.timeouts(raw.timeouts.as_ref(), default_timeouts),
+            disabled,
+        })
+    }
+
+    fn storage(&mut self, raw: &RawConfig) -> StorageConfig {
+        let default = || dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("switchyard").join("ledger.db");
+        let ledger = match &raw.storage.ledger {
+            None => default(),
+            Some(l) => match self.env.expand(&l.value) {
+                Ok(s) => {
+                    let path = s.strip_prefix("sqlite://").or_else(|| s.strip_prefix("sqlite:")).unwrap_or(&s);
+                    if s.starts_with("postgres") {
+                        self.error(l.referenced, "a PostgreSQL ledger is not in this version yet; use a sqlite:// path".into());
+                    }
+                    expand_home(path)
+                }
+                Err(m) => {
+                    self.error(l.referenced, format!("`storage.ledger` uses unset variable(s) {}", m.join(", ")));
+                    default()
+                }
+            },
+        };
+        StorageConfig { ledger }
+    }
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), dirs::home_dir()) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Some(port) = s.strip_prefix("localhost:")
+        && let Ok(port) = port.parse::<u16>()
+    {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    Err(format!("`{s}` is not an address to listen on; write e.g. `127.0.0.1:4000` or `0.0.0.0:4000`"))
+}
+
+/// Parses `--listen` the same way as `server.listen`.
+pub fn parse_listen_arg(s: &str) -> Result<SocketAddr, String> {
+    parse_listen(s)
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = it.map(String::as_str).collect();
+    if v.is_empty() { "(none)".into() } else { v.join(", ") }
+}
+
+impl Config {
+    /// A readable summary of what this config resolves to, for `switchyard check`.
+    pub fn describe(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "listen: {}  (keys: {}, max body: {} bytes)", self.server.listen, self.server.keys.len(), self.server.max_body_bytes);
+        let _ = writeln!(s, "ledger: {}", self.storage.ledger.display());
+        let _ = writeln!(s, "providers:");
+        for p in self.providers.values() {
+            let mut tags = vec![if p.local { "local" } else { "cloud" }];
+            if p.premium {
+                tags.push("premium");
+            }
+            let state = p.disabled.as_ref().map(|d| format!("  DISABLED: {d}")).unwrap_or_default();
+            let _ = writeln!(s, "  {:<14} {} [{}]{state}", p.name, p.base_url, tags.join(", "));
+        }
+        let _ = writeln!(s, "routes:");
+        for r in self.routes.values() {
+            let chain: Vec<String> = r
+                .chain
+                .iter()
+                .map(|l| match self.lanes.get(l) {
+                    Some(lane) => {
+                        let mut t = format!("{l} ({}/{})", lane.provider, lane.model);
+                        if lane.premium && !r.premium {
+                            t.push_str(" [premium: only when allowed]");
+                        }
+                        if self.providers.get(&lane.provider).is_some_and(|p| p.disabled.is_some()) {
+                            t.push_str(" [disabled]");
+                        }
+                        t
+                    }
+                    None => l.clone(),
+                })
+                .collect();
+            let mut flags = Vec::new();
+            if r.premium {
+                flags.push("premium".to_owned());
+            }
+            if r.local_only {
+                flags.push("local_only".to_owned());
+            }
+            if let Some(w) = &r.when {
+                flags.push(format!("when {}", describe_when(w)));
+            }
+            let flags = if flags.is_empty() { String::new() } else { format!("  ({})", flags.join("; ")) };
+            let _ = writeln!(s, "  {:<14} {}{flags}", r.name, chain.join(" -> "));
+        }
+        if !self.aliases.is_empty() {
+            let _ = writeln!(s, "aliases:");
+            for a in &self.aliases {
+                let (kind, t) = match &a.target {
+                    Target::Route(t) => ("route", t),
+                    Target::Lane(t) => ("lane", t),
+                };
+                let _ = writeln!(s, "  {:<14} -> {kind} {t}", a.pattern);
+            }
+        }
+        s
+    }
+}
+
+fn describe_when(w: &When) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = w.min_input_tokens {
+        parts.push(format!("input >= {n} tokens"));
+    }
+    for (name, v) in [("images", w.has_images), ("tools", w.has_tools), ("thinking", w.thinking)] {
+        if let Some(v) = v {
+            parts.push(format!("{}{name}", if v { "has " } else { "no " }));
+        }
+    }
+    if let Some(g) = &w.model_glob {
+        parts.push(format!("model matches {g}"));
+    }
+    parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests;

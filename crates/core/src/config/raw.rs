@@ -1,0 +1,173 @@
+//! The config file exactly as written: serde structs that refuse unknown keys and remember
+//! where each value stood in the file. Nothing outside `config` sees these; [`super::load`]
+//! turns them into the validated [`super::Config`].
+
+use indexmap::IndexMap;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::fmt;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub providers: IndexMap<String, S<RawProvider>>,
+    #[serde(default)]
+    pub lanes: IndexMap<String, S<RawLane>>,
+    #[serde(default)]
+    pub routes: IndexMap<String, S<RawRoute>>,
+    #[serde(default)]
+    pub aliases: IndexMap<String, S<String>>,
+    #[serde(default)]
+    pub health: RawHealth,
+    #[serde(default)]
+    pub storage: RawStorage,
+    /// Accepted so that a config written for a later version still loads; reported as not
+    /// yet enforced.
+    #[serde(default)]
+    pub limits: Option<S<IgnoredAny>>,
+    #[serde(default)]
+    pub notify: Option<S<IgnoredAny>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<S<String>>,
+    pub keys: Option<Vec<S<String>>>,
+    /// Largest request body accepted: bytes, or `32MiB`, `512KB` …
+    pub max_body: Option<S<Scalar>>,
+    pub timeouts: Option<RawTimeouts>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub connect: Option<S<Scalar>>,
+    pub first_byte: Option<S<Scalar>>,
+    pub idle: Option<S<Scalar>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub kind: Option<S<String>>,
+    pub preset: Option<S<String>>,
+    pub base_url: Option<S<String>>,
+    pub api_key: Option<S<String>>,
+    pub account_id: Option<S<String>>,
+    pub local: Option<bool>,
+    pub premium: Option<bool>,
+    /// The model of an `embedded` provider.
+    pub model: Option<S<String>>,
+    pub timeouts: Option<RawTimeouts>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLane {
+    pub provider: S<String>,
+    pub model: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteTable {
+    pub chain: Vec<S<String>>,
+    #[serde(default)]
+    pub premium: bool,
+    #[serde(default)]
+    pub local_only: bool,
+    pub when: Option<S<RawWhen>>,
+}
+
+/// A route is either a list of lanes or a table with a `chain`.
+#[derive(Debug)]
+pub struct RawRoute(pub RawRouteTable);
+
+// Hand-written rather than `#[serde(untagged)]`: untagged enums buffer their input and lose
+// the line/column of every lane name, which the "lane does not exist" error needs.
+impl<'de> Deserialize<'de> for RawRoute {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawRoute;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of lane names, or a table with `chain` (and `premium`, `local_only`, `when`)")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawRoute, A::Error> {
+                let mut chain = Vec::new();
+                while let Some(lane) = seq.next_element()? {
+                    chain.push(lane);
+                }
+                Ok(RawRoute(RawRouteTable { chain, ..Default::default() }))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawRoute, A::Error> {
+                RawRouteTable::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawRoute)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWhen {
+    pub min_input_tokens: Option<u64>,
+    pub has_images: Option<bool>,
+    pub has_tools: Option<bool>,
+    pub thinking: Option<bool>,
+    pub model_glob: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// Consecutive failures that open a lane's breaker.
+    pub failures: Option<u32>,
+    /// First wait before a dead lane is probed again; doubles up to `max_cooldown`.
+    pub cooldown: Option<S<Scalar>>,
+    pub max_cooldown: Option<S<Scalar>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub ledger: Option<S<String>>,
+    pub shared: Option<S<String>>,
+    pub keep_prompts: Option<bool>,
+}
+
+/// A YAML scalar that may be written as a number or a string (`30`, `30s`, `32MiB`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number or a string such as `30s` or `32MiB`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_owned()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

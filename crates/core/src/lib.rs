@@ -1,0 +1,8 @@
+//! The gateway's core: configuration, the provider catalog, routing, health, the executor
+//! that tries lanes in order, the OpenAI-compatible upstream client and the ledger.
+//!
+//! It knows nothing of serving HTTP: the binary decodes a request, hands it to
+//! [`gateway::Gateway`] and encodes what comes back.
+
+pub mod catalog;
+pub mod config;
