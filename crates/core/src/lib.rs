@@ -6,3 +6,10 @@
 
 pub mod catalog;
 pub mod config;
+pub mod classify;
+pub mod error;
+pub mod gateway;
+pub mod health;
+pub mod ledger;
+pub mod router;
+pub mod upstream;

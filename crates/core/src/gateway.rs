@@ -1,0 +1,469 @@
+//! The executor: plan a request, try its lanes in order, classify each failure, fall back
+//! before the first byte reaches the client, relay the answer, and write the ledger.
+//!
+//! What must stay true:
+//! - Fallback happens only before the first byte. Once a stream has been handed to the
+//!   client, an upstream failure ends it with an error event and is recorded, never retried.
+//! - Every request is recorded exactly once: answered, refused, failed, or cut off by the
+//!   client (the relay's `Drop` records what was streamed so far).
+//! - A caller's mistake (`bad_request`) is returned as is and never tried elsewhere.
+
+use crate::classify::{ErrorClass, UpstreamError};
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::health::{Health, Transition};
+use crate::ledger::{AttemptRecord, Ledger, RequestRecord};
+use crate::router::{self, Hints};
+use crate::upstream::{Started, Upstream, UpstreamStream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use switchyard_protocol::openai::{ChatRequest, ChunkProbe, ErrorBody, StreamOptions, Usage};
+use switchyard_protocol::sse::{SseEvent, encode_data};
+use tokio::time::Instant;
+
+/// Who is asking and how, beyond the body.
+#[derive(Debug, Clone, Default)]
+pub struct Call {
+    pub hints: Hints,
+    /// Short hash of the caller's key.
+    pub caller: Option<String>,
+    /// `openai` (later `anthropic`), for the ledger.
+    pub dialect: &'static str,
+}
+
+pub struct Answer {
+    pub route: String,
+    pub lane: String,
+    /// `lane:outcome,…` for `x-switchyard-attempts`.
+    pub attempts: String,
+    pub body: AnswerBody,
+}
+
+pub enum AnswerBody {
+    /// A plain answer, exactly as the upstream sent it.
+    Json(Bytes),
+    /// OpenAI SSE bytes, ready to send.
+    Stream(BoxStream<'static, Result<Bytes, Infallible>>),
+}
+
+/// A request that got no answer.
+#[derive(Debug)]
+pub struct Refusal {
+    pub route: Option<String>,
+    pub attempts: String,
+    pub error: GatewayError,
+}
+
+pub struct Gateway {
+    config: Arc<Config>,
+    upstreams: HashMap<String, Arc<Upstream>>,
+    health: Arc<Health>,
+    ledger: Ledger,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+fn attempts_header(attempts: &[AttemptRecord]) -> String {
+    attempts.iter().map(|a| format!("{}:{}", a.lane, a.outcome)).collect::<Vec<_>>().join(",")
+}
+
+impl Gateway {
+    /// Builds the HTTP clients and opens the ledger.
+    pub async fn new(config: Config) -> Result<Arc<Gateway>, String> {
+        let mut upstreams = HashMap::new();
+        for p in config.providers.values().filter(|p| p.disabled.is_none()) {
+            upstreams.insert(p.name.clone(), Arc::new(Upstream::new(p.clone())?));
+        }
+        let health = Arc::new(Health::new(config.health, config.lanes.keys()));
+        let ledger = Ledger::open(&config.storage.ledger).await?;
+        let gw = Arc::new(Gateway { config: Arc::new(config), upstreams, health, ledger });
+        spawn_prober(Arc::downgrade(&gw));
+        Ok(gw)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Waits until every request recorded so far is in the ledger.
+    pub async fn flush(&self) {
+        self.ledger.flush().await;
+    }
+
+    /// Answers one chat request.
+    pub async fn chat(&self, mut req: ChatRequest, call: Call) -> Result<Answer, Refusal> {
+        let started = Instant::now();
+        let stream = req.is_stream();
+        let client_wants_usage = req.wants_stream_usage();
+        let mut rec = RequestRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            ts_ms: now_ms(),
+            caller: call.caller,
+            dialect: call.dialect.to_owned(),
+            model: shorten(&req.model, 200),
+            stream,
+            ..Default::default()
+        };
+        let plan = match router::plan(&self.config, &req, &call.hints) {
+            Ok(p) => p,
+            Err(error) => {
+                rec.status = "error".into();
+                rec.error_class = Some(error.code());
+                rec.http_status = error.status();
+                rec.duration_ms = ms(started.elapsed());
+                self.ledger.record(rec);
+                return Err(Refusal { route: None, attempts: String::new(), error });
+            }
+        };
+        rec.route = Some(plan.route.clone());
+        if stream {
+            // Always ask for usage so the ledger has it; the relay drops the usage chunk again
+            // when the client did not ask for it.
+            req.stream_options.get_or_insert_with(StreamOptions::default).include_usage = Some(true);
+        }
+
+        let mut summary = Vec::new();
+        let mut tried_any = false;
+        let mut only_rate_limits = true;
+        for lane_name in &plan.lanes {
+            let (Some(lane), Some(provider)) =
+                (self.config.lanes.get(lane_name), self.config.lanes.get(lane_name).and_then(|l| self.config.providers.get(&l.provider)))
+            else {
+                continue; // validated config: cannot happen
+            };
+            let skip = if let Some(why) = &provider.disabled {
+                Some(("disabled", format!("provider `{}` is disabled ({why})", provider.name)))
+            } else if lane.premium && !plan.premium {
+                Some(("premium_not_allowed", format!("premium lane `{lane_name}` skipped: not requested (send x-switchyard-premium: allow)")))
+            } else {
+                self.health.check(lane_name).map(|s| (s.as_str(), format!("lane `{lane_name}` skipped: {}", s.as_str().replace('_', " "))))
+            };
+            if let Some((outcome, why)) = skip {
+                if outcome != "cooling_down" {
+                    only_rate_limits = false;
+                }
+                rec.attempts.push(AttemptRecord {
+                    lane: lane_name.clone(),
+                    provider: provider.name.clone(),
+                    outcome: outcome.to_owned(),
+                    detail: Some(why.clone()),
+                    ..Default::default()
+                });
+                summary.push(why);
+                continue;
+            }
+            let Some(up) = self.upstreams.get(&provider.name) else { continue };
+            tried_any = true;
+            req.model.clone_from(&lane.model);
+            let body = match serde_json::to_vec(&req) {
+                Ok(b) => b,
+                Err(e) => {
+                    summary.push(format!("{lane_name}: request could not be encoded: {e}"));
+                    continue;
+                }
+            };
+            let t0 = Instant::now();
+            match up.send(body, stream).await {
+                Ok(answer) => {
+                    if self.health.success(lane_name) == Some(Transition::Up) {
+                        tracing::info!(lane = %lane_name, "lane is up again");
+                    }
+                    let ttft = ms(t0.elapsed());
+                    rec.attempts.push(AttemptRecord {
+                        lane: lane_name.clone(),
+                        provider: provider.name.clone(),
+                        outcome: "ok".into(),
+                        http_status: Some(200),
+                        ttft_ms: Some(ttft),
+                        duration_ms: ttft,
+                        detail: None,
+                    });
+                    rec.lane = Some(lane_name.clone());
+                    rec.http_status = 200;
+                    rec.ttft_ms = Some(ms(started.elapsed()));
+                    let attempts = attempts_header(&rec.attempts);
+                    if rec.attempts.len() > 1 {
+                        tracing::info!(route = %plan.route, lane = %lane_name, %attempts, "answered after fallback");
+                    }
+                    let body = match answer {
+                        Started::Complete { body, usage } => {
+                            rec.status = "ok".into();
+                            set_usage(&mut rec, usage);
+                            rec.duration_ms = ms(started.elapsed());
+                            self.ledger.record(rec);
+                            AnswerBody::Json(body)
+                        }
+                        Started::Stream(s) => AnswerBody::Stream(relay(Relay {
+                            upstream: s,
+                            rec: Some(rec),
+                            ledger: self.ledger.clone(),
+                            health: self.health.clone(),
+                            started,
+                            idle: provider.timeouts.idle,
+                            client_wants_usage,
+                            usage: None,
+                            failure: None,
+                            out: VecDeque::new(),
+                            done: false,
+                            done_sent: false,
+                        })),
+                    };
+                    return Ok(Answer { route: plan.route, lane: lane_name.clone(), attempts, body });
+                }
+                Err(e) => {
+                    self.note_failure(lane_name, &e);
+                    rec.attempts.push(AttemptRecord {
+                        lane: lane_name.clone(),
+                        provider: provider.name.clone(),
+                        outcome: e.class.as_str().to_owned(),
+                        http_status: e.status,
+                        ttft_ms: None,
+                        duration_ms: ms(t0.elapsed()),
+                        detail: Some(shorten(&e.message, 300)),
+                    });
+                    if !matches!(e.class, ErrorClass::RateLimited | ErrorClass::QuotaExhausted) {
+                        only_rate_limits = false;
+                    }
+                    if !e.class.falls_back() {
+                        let error = GatewayError::UpstreamRejected {
+                            lane: lane_name.clone(),
+                            status: e.status.unwrap_or(400),
+                            message: e.message,
+                            code: e.code,
+                        };
+                        return Err(self.refuse(rec, started, Some(plan.route), error, ErrorClass::BadRequest.as_str()));
+                    }
+                    let status = e.status.map(|s| format!("HTTP {s}, ")).unwrap_or_default();
+                    summary.push(format!("{lane_name}: {} ({status}{})", e.class.as_str(), shorten(&e.message, 200)));
+                    tracing::info!(route = %plan.route, lane = %lane_name, class = e.class.as_str(), "lane failed, trying the next");
+                }
+            }
+        }
+        let mut text = if summary.is_empty() { "the route has no lanes".to_owned() } else { summary.join("; ") };
+        if !tried_any {
+            text.push_str(". Every lane was skipped before trying it");
+        }
+        let error = GatewayError::NoLaneAvailable { route: plan.route.clone(), summary: text, rate_limited: tried_any && only_rate_limits };
+        Err(self.refuse(rec, started, Some(plan.route), error, "no_lane_available"))
+    }
+
+    fn refuse(&self, mut rec: RequestRecord, started: Instant, route: Option<String>, error: GatewayError, class: &str) -> Refusal {
+        rec.status = "error".into();
+        rec.error_class = Some(class.to_owned());
+        rec.http_status = error.status();
+        rec.duration_ms = ms(started.elapsed());
+        let attempts = attempts_header(&rec.attempts);
+        self.ledger.record(rec);
+        Refusal { route, attempts, error }
+    }
+
+    fn note_failure(&self, lane: &str, e: &UpstreamError) {
+        if e.class.counts_against_health() && self.health.failure(lane) == Some(Transition::Down) {
+            tracing::warn!(lane, class = e.class.as_str(), "lane is down: its breaker is open; probing it in the background");
+        }
+        if matches!(e.class, ErrorClass::RateLimited | ErrorClass::QuotaExhausted)
+            && let Some(wait) = e.retry_after
+        {
+            self.health.cool_down(lane, wait);
+        }
+    }
+}
+
+fn set_usage(rec: &mut RequestRecord, usage: Option<Usage>) {
+    if let Some(u) = usage {
+        rec.tokens_in = Some(u.prompt_tokens);
+        rec.tokens_out = Some(u.completion_tokens);
+    }
+}
+
+/// Probes lanes whose breaker is open, until the gateway is dropped.
+fn spawn_prober(gw: Weak<Gateway>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(gw) = gw.upgrade() else { return };
+            for lane in gw.health.due_for_probe() {
+                let Some(up) = gw.config.lanes.get(&lane).and_then(|l| gw.upstreams.get(&l.provider)).cloned() else {
+                    continue;
+                };
+                // Mark it as probed now so the next tick does not start a second probe.
+                gw.health.probed(&lane, false);
+                let health = gw.health.clone();
+                tokio::spawn(async move {
+                    if up.probe().await && health.probed(&lane, true) == Some(Transition::Up) {
+                        tracing::info!(lane = %lane, "lane is up again: probe answered");
+                    }
+                });
+            }
+        }
+    });
+}
+
+/// Relays an upstream stream to the client as OpenAI SSE, and records it when it ends.
+struct Relay {
+    upstream: UpstreamStream,
+    rec: Option<RequestRecord>,
+    ledger: Ledger,
+    health: Arc<Health>,
+    started: Instant,
+    idle: Duration,
+    client_wants_usage: bool,
+    usage: Option<Usage>,
+    failure: Option<ErrorClass>,
+    out: VecDeque<Bytes>,
+    /// The upstream is finished (or failed): nothing more will be read.
+    done: bool,
+    /// `data: [DONE]` has been queued for the client.
+    done_sent: bool,
+}
+
+fn relay(mut r: Relay) -> BoxStream<'static, Result<Bytes, Infallible>> {
+    let first = std::mem::take(&mut r.upstream.first);
+    let mut buf = Vec::new();
+    for ev in &first {
+        r.on_event(ev, &mut buf);
+    }
+    if !buf.is_empty() {
+        r.out.push_back(Bytes::from(buf));
+    }
+    futures_util::stream::unfold(r, |mut r| async move {
+        loop {
+            if let Some(b) = r.out.pop_front() {
+                return Some((Ok(b), r));
+            }
+            if r.done {
+                r.finish();
+                return None;
+            }
+            r.pull().await;
+        }
+    })
+    .boxed()
+}
+
+impl Relay {
+    /// Reads the next upstream chunk and queues what it yields for the client.
+    async fn pull(&mut self) {
+        let mut buf = Vec::new();
+        let mut events = Vec::new();
+        match tokio::time::timeout(self.idle, self.upstream.rest.next()).await {
+            Ok(Some(Ok(chunk))) => self.upstream.decoder.push(&chunk, &mut events),
+            Ok(Some(Err(e))) => {
+                self.fail(ErrorClass::StreamInterrupted, &format!("the upstream stream broke: {e}"), &mut buf);
+            }
+            Ok(None) => {
+                self.upstream.decoder.finish(&mut events);
+                self.done = true;
+            }
+            Err(_) => {
+                let msg = format!("the upstream sent nothing for {:?} (idle timeout)", self.idle);
+                self.fail(ErrorClass::Timeout, &msg, &mut buf);
+            }
+        }
+        for ev in &events {
+            if self.failure.is_some() && self.done {
+                break;
+            }
+            self.on_event(ev, &mut buf);
+        }
+        if self.done && self.failure.is_none() && !self.done_sent {
+            // The upstream ended cleanly without the terminator; clients still need it.
+            buf.extend_from_slice(b"data: [DONE]\n\n");
+            self.done_sent = true;
+        }
+        if !buf.is_empty() {
+            self.out.push_back(Bytes::from(buf));
+        }
+    }
+
+    fn on_event(&mut self, ev: &SseEvent, buf: &mut Vec<u8>) {
+        if self.done_sent {
+            return;
+        }
+        if ev.data.trim() == "[DONE]" {
+            buf.extend_from_slice(b"data: [DONE]\n\n");
+            self.done_sent = true;
+            self.done = true;
+            return;
+        }
+        if let Ok(p) = serde_json::from_str::<ChunkProbe>(&ev.data) {
+            if p.usage.is_some() {
+                self.usage = p.usage;
+            }
+            if p.error.is_some() {
+                self.failure = Some(ErrorClass::BadResponse);
+            }
+            let usage_only = p.choices.as_ref().is_some_and(Vec::is_empty) && p.usage.is_some();
+            if usage_only && !self.client_wants_usage {
+                return;
+            }
+        }
+        encode_data(buf, ev.event.as_deref(), &ev.data);
+    }
+
+    fn fail(&mut self, class: ErrorClass, message: &str, buf: &mut Vec<u8>) {
+        let body = ErrorBody::new("server_error", class.as_str(), format!("{message}; the answer is incomplete"), None);
+        encode_data(buf, None, &body.to_json());
+        self.failure = Some(class);
+        self.done = true;
+        if let Some(lane) = self.rec.as_ref().and_then(|r| r.lane.clone())
+            && class.counts_against_health()
+        {
+            self.health.failure(&lane);
+        }
+    }
+
+    /// Records the request. Runs at the normal end, or from `Drop` when the client went away.
+    fn finish(&mut self) {
+        let Some(mut rec) = self.rec.take() else { return };
+        if let Some(class) = self.failure {
+            rec.status = "error".into();
+            rec.error_class = Some(class.as_str().to_owned());
+        } else if self.done_sent {
+            rec.status = "ok".into();
+        } else {
+            rec.status = "client_disconnected".into();
+        }
+        set_usage(&mut rec, self.usage);
+        rec.duration_ms = ms(self.started.elapsed());
+        self.ledger.record(rec);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

@@ -1,0 +1,206 @@
+//! The OpenAI-compatible upstream: one pooled HTTP client per provider, the request, the
+//! time-to-first-byte bound, and the classification of whatever comes back.
+//!
+//! "First byte" means the answer has begun in a form the client can be given: for a plain
+//! request the whole (2xx) body, for a stream its first complete event. Until then every
+//! failure can still fall back to the next lane.
+
+use crate::classify::{ErrorClass, UpstreamError, classify_status};
+use crate::config::ProviderConfig;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+use http::{HeaderMap, HeaderValue, header};
+use secrecy::ExposeSecret;
+use std::error::Error as _;
+use std::sync::Once;
+use std::time::Duration;
+use switchyard_protocol::openai::{ChunkProbe, ResponseProbe, Usage};
+use switchyard_protocol::sse::{SseDecoder, SseEvent};
+use tokio::time::{Instant, timeout_at};
+
+/// Error bodies are read up to this size; the rest is not needed to classify them.
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+pub struct Upstream {
+    pub config: ProviderConfig,
+    client: reqwest::Client,
+    chat_url: String,
+    models_url: String,
+    headers: HeaderMap,
+}
+
+/// A started answer.
+pub enum Started {
+    Complete { body: Bytes, usage: Option<Usage> },
+    Stream(UpstreamStream),
+}
+
+/// A stream whose first event has arrived.
+pub struct UpstreamStream {
+    /// Events decoded so far (at least one).
+    pub first: Vec<SseEvent>,
+    pub decoder: SseDecoder,
+    pub rest: BoxStream<'static, Result<Bytes, std::io::Error>>,
+}
+
+fn install_crypto() {
+    static ONCE: Once = Once::new();
+    // Another component may have installed a provider first; either is fine.
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+impl Upstream {
+    pub fn new(config: ProviderConfig) -> Result<Self, String> {
+        install_crypto();
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.timeouts.connect)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("provider `{}`: cannot build its HTTP client: {e}", config.name))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(key) = &config.api_key {
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+                .map_err(|_| format!("provider `{}`: api_key contains characters not allowed in a header", config.name))?;
+            v.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, v);
+        }
+        Ok(Upstream {
+            chat_url: format!("{}/chat/completions", config.base_url),
+            models_url: format!("{}/models", config.base_url),
+            config,
+            client,
+            headers,
+        })
+    }
+
+    /// Sends one chat request (already in this provider's shape) and waits for its first byte.
+    pub async fn send(&self, body: Vec<u8>, stream: bool) -> Result<Started, UpstreamError> {
+        let t = self.config.timeouts;
+        let deadline = Instant::now() + t.first_byte;
+        let req = self.client.post(&self.chat_url).headers(self.headers.clone()).body(body).send();
+        let resp = match timeout_at(deadline, req).await {
+            Err(_) => return Err(self.timed_out(t.first_byte)),
+            Ok(Err(e)) => return Err(transport_error(&e)),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let headers = resp.headers().clone();
+            let body = read_limited(resp, deadline, MAX_ERROR_BODY).await.unwrap_or_default();
+            return Err(classify_status(status, &headers, &body));
+        }
+        if !stream {
+            // The body of a plain answer arrives all at once when generation ends; give it the
+            // idle allowance on top of what is left of the first-byte one.
+            let body = match timeout_at(deadline.max(Instant::now()) + t.idle, resp.bytes()).await {
+                Err(_) => return Err(self.timed_out(t.first_byte)),
+                Ok(Err(e)) => return Err(transport_error(&e)),
+                Ok(Ok(b)) => b,
+            };
+            let probe: ResponseProbe = serde_json::from_slice(&body).map_err(|e| {
+                UpstreamError::transport(ErrorClass::BadResponse, format!("answer is not valid JSON: {e}"))
+            })?;
+            return Ok(Started::Complete { body, usage: probe.usage });
+        }
+        let mut rest = resp.bytes_stream().map_err(|e| std::io::Error::other(describe(&e))).boxed();
+        let mut decoder = SseDecoder::new();
+        let mut first = Vec::new();
+        while first.is_empty() {
+            match timeout_at(deadline, rest.next()).await {
+                Err(_) => return Err(self.timed_out(t.first_byte)),
+                Ok(Some(Ok(chunk))) => decoder.push(&chunk, &mut first),
+                Ok(Some(Err(e))) => {
+                    return Err(UpstreamError::transport(ErrorClass::StreamInterrupted, format!("stream broke before its first event: {e}")));
+                }
+                Ok(None) => {
+                    decoder.finish(&mut first);
+                    if first.is_empty() {
+                        return Err(UpstreamError::transport(ErrorClass::BadResponse, "stream ended without any event"));
+                    }
+                }
+            }
+        }
+        // Some providers (OpenRouter among them) report a failure as a 200 whose first event is
+        // an error. Before the first byte reaches the client that is still a fallback case.
+        if let Some(err) = first.first().and_then(|e| serde_json::from_str::<ChunkProbe>(&e.data).ok()).and_then(|p| p.error) {
+            let status = err.get("code").and_then(serde_json::Value::as_u64).and_then(|c| u16::try_from(c).ok()).unwrap_or(502);
+            let body = serde_json::to_vec(&serde_json::json!({ "error": err })).unwrap_or_default();
+            let mut e = classify_status(status, &HeaderMap::new(), &body);
+            if e.class == ErrorClass::BadRequest {
+                e.class = ErrorClass::BadResponse;
+            }
+            return Err(e);
+        }
+        Ok(Started::Stream(UpstreamStream { first, decoder, rest }))
+    }
+
+    /// Is the provider answering? Any HTTP answer below 500 except an auth refusal counts:
+    /// a server that says 404 to `/models` is up.
+    pub async fn probe(&self) -> bool {
+        let req = self.client.get(&self.models_url).headers(self.headers.clone()).send();
+        match tokio::time::timeout(self.config.timeouts.connect + Duration::from_secs(5), req).await {
+            Ok(Ok(r)) => {
+                let s = r.status().as_u16();
+                s < 500 && s != 401 && s != 403
+            }
+            _ => false,
+        }
+    }
+
+    fn timed_out(&self, after: Duration) -> UpstreamError {
+        UpstreamError::transport(ErrorClass::Timeout, format!("no answer within {:?} (first_byte timeout)", after))
+    }
+}
+
+async fn read_limited(mut resp: reqwest::Response, deadline: Instant, limit: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    while out.len() < limit {
+        match timeout_at(deadline.max(Instant::now() + Duration::from_secs(1)), resp.chunk()).await {
+            Ok(Ok(Some(c))) => out.extend_from_slice(&c),
+            _ => break,
+        }
+    }
+    out.truncate(limit);
+    Some(out)
+}
+
+/// reqwest's own Display is "error sending request for url (…)"; the cause chain says what
+/// actually happened (connection refused, reset, DNS).
+fn describe(e: &reqwest::Error) -> String {
+    let mut msg = String::new();
+    let mut src: Option<&dyn std::error::Error> = e.source();
+    while let Some(s) = src {
+        msg = s.to_string();
+        src = s.source();
+    }
+    // Without a cause, say what kind of failure it was; reqwest's Display would print the URL,
+    // and a URL may carry a key in its query.
+    if !msg.is_empty() {
+        msg
+    } else if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_body() || e.is_decode() {
+        "the answer's body could not be read".into()
+    } else {
+        "the request failed".into()
+    }
+}
+
+fn transport_error(e: &reqwest::Error) -> UpstreamError {
+    let class = if e.is_connect() {
+        ErrorClass::Connect
+    } else if e.is_timeout() {
+        ErrorClass::Timeout
+    } else {
+        ErrorClass::Unavailable
+    };
+    UpstreamError::transport(class, describe(e))
+}
