@@ -19,7 +19,14 @@ pub struct Preset {
 }
 
 const fn p(name: &'static str, base_url: &'static str, needs_key: bool, local: bool) -> Preset {
-    Preset { name, base_url, needs_key, local, premium: false, unsupported: None }
+    Preset {
+        name,
+        base_url,
+        needs_key,
+        local,
+        premium: false,
+        unsupported: None,
+    }
 }
 
 pub const PRESETS: &[Preset] = &[
@@ -29,15 +36,28 @@ pub const PRESETS: &[Preset] = &[
     p("lmstudio", "http://127.0.0.1:1234/v1", false, true),
     p("cerebras", "https://api.cerebras.ai/v1", true, false),
     p("groq", "https://api.groq.com/openai/v1", true, false),
-    p("gemini", "https://generativelanguage.googleapis.com/v1beta/openai", true, false),
-    p("cloudflare", "https://api.cloudflare.com/client/v4/accounts/{account_id}/ai/v1", true, false),
+    p(
+        "gemini",
+        "https://generativelanguage.googleapis.com/v1beta/openai",
+        true,
+        false,
+    ),
+    p(
+        "cloudflare",
+        "https://api.cloudflare.com/client/v4/accounts/{account_id}/ai/v1",
+        true,
+        false,
+    ),
     p("openrouter", "https://openrouter.ai/api/v1", true, false),
     p("mistral", "https://api.mistral.ai/v1", true, false),
     p("github-models", "https://models.github.ai/inference", true, false),
     p("nvidia", "https://integrate.api.nvidia.com/v1", true, false),
     p("sambanova", "https://api.sambanova.ai/v1", true, false),
     p("huggingface", "https://router.huggingface.co/v1", true, false),
-    Preset { premium: true, ..p("openai", "https://api.openai.com/v1", true, false) },
+    Preset {
+        premium: true,
+        ..p("openai", "https://api.openai.com/v1", true, false)
+    },
     Preset {
         premium: true,
         unsupported: Some("the native Anthropic provider is not in this build yet"),

@@ -86,7 +86,13 @@ pub struct UpstreamError {
 
 impl UpstreamError {
     pub fn transport(class: ErrorClass, message: impl Into<String>) -> Self {
-        UpstreamError { class, status: None, message: message.into(), code: None, retry_after: None }
+        UpstreamError {
+            class,
+            status: None,
+            message: message.into(),
+            code: None,
+            retry_after: None,
+        }
     }
 }
 
@@ -122,11 +128,23 @@ const OVERFLOW_SIGNS: &[&str] = &[
 pub fn classify_status(status: u16, headers: &HeaderMap, body: &[u8]) -> UpstreamError {
     let (message, code) = upstream_error_message(body).unwrap_or_else(|| {
         let text = String::from_utf8_lossy(&body[..body.len().min(300)]).trim().to_owned();
-        (if text.is_empty() { format!("HTTP {status}") } else { text }, None)
+        (
+            if text.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                text
+            },
+            None,
+        )
     });
-    let lower = format!("{} {}", message.to_ascii_lowercase(), code.as_deref().unwrap_or("").to_ascii_lowercase());
+    let lower = format!(
+        "{} {}",
+        message.to_ascii_lowercase(),
+        code.as_deref().unwrap_or("").to_ascii_lowercase()
+    );
     let has = |signs: &[&str]| signs.iter().any(|s| lower.contains(s));
-    let rate_words = lower.contains("per min") || lower.contains("(tpm)") || lower.contains("(rpm)") || lower.contains("rate limit");
+    let rate_words =
+        lower.contains("per min") || lower.contains("(tpm)") || lower.contains("(rpm)") || lower.contains("rate limit");
     let class = match status {
         402 => ErrorClass::QuotaExhausted,
         429 if has(QUOTA_SIGNS) => ErrorClass::QuotaExhausted,
@@ -148,7 +166,13 @@ pub fn classify_status(status: u16, headers: &HeaderMap, body: &[u8]) -> Upstrea
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(|s| Duration::from_secs_f64(s.min(86_400.0)));
-    UpstreamError { class, status: Some(status), message, code, retry_after }
+    UpstreamError {
+        class,
+        status: Some(status),
+        message,
+        code,
+        retry_after,
+    }
 }
 
 #[cfg(test)]
@@ -162,15 +186,63 @@ mod tests {
     #[test]
     fn real_provider_bodies() {
         // Groq TPD vs TPM (research/providers.md §4).
-        assert_eq!(c(429, r#"{"error":{"message":"Rate limit reached for model `x` in organization `org_1` service tier `on_demand` on tokens per day (TPD): Limit 200000, Used 197494, Requested 4035.","type":"tokens","code":"rate_limit_exceeded"}}"#), ErrorClass::QuotaExhausted);
-        assert_eq!(c(429, r#"{"error":{"message":"Rate limit reached ... on tokens per minute (TPM): Limit 6000","type":"tokens","code":"rate_limit_exceeded"}}"#), ErrorClass::RateLimited);
-        assert_eq!(c(429, r#"[{"error":{"code":429,"message":"Quota exceeded for metric: generate_requests_per_model_per_day, quotaId GenerateRequestsPerDayPerProjectPerModel-FreeTier","status":"RESOURCE_EXHAUSTED"}}]"#), ErrorClass::QuotaExhausted);
-        assert_eq!(c(429, r#"{"error":{"message":"Rate limit exceeded: free-models-per-day. Add 10 credits","code":429}}"#), ErrorClass::QuotaExhausted);
+        assert_eq!(
+            c(
+                429,
+                r#"{"error":{"message":"Rate limit reached for model `x` in organization `org_1` service tier `on_demand` on tokens per day (TPD): Limit 200000, Used 197494, Requested 4035.","type":"tokens","code":"rate_limit_exceeded"}}"#
+            ),
+            ErrorClass::QuotaExhausted
+        );
+        assert_eq!(
+            c(
+                429,
+                r#"{"error":{"message":"Rate limit reached ... on tokens per minute (TPM): Limit 6000","type":"tokens","code":"rate_limit_exceeded"}}"#
+            ),
+            ErrorClass::RateLimited
+        );
+        assert_eq!(
+            c(
+                429,
+                r#"[{"error":{"code":429,"message":"Quota exceeded for metric: generate_requests_per_model_per_day, quotaId GenerateRequestsPerDayPerProjectPerModel-FreeTier","status":"RESOURCE_EXHAUSTED"}}]"#
+            ),
+            ErrorClass::QuotaExhausted
+        );
+        assert_eq!(
+            c(
+                429,
+                r#"{"error":{"message":"Rate limit exceeded: free-models-per-day. Add 10 credits","code":429}}"#
+            ),
+            ErrorClass::QuotaExhausted
+        );
         assert_eq!(c(402, "{}"), ErrorClass::QuotaExhausted);
-        assert_eq!(c(529, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#), ErrorClass::Overloaded);
-        assert_eq!(c(400, r#"{"error":{"code":400,"message":"request (13392 tokens) exceeds the available context size (8192 tokens), try increasing it","type":"exceed_context_size_error"}}"#), ErrorClass::ContextOverflow);
-        assert_eq!(c(400, r#"{"object":"error","message":"This model's maximum context length is 32768 tokens. However, you requested 54692 tokens","type":"BadRequestError","param":null,"code":400}"#), ErrorClass::ContextOverflow);
-        assert_eq!(c(400, r#"{"error":{"message":"'messages' must contain at least one message","type":"invalid_request_error"}}"#), ErrorClass::BadRequest);
+        assert_eq!(
+            c(
+                529,
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+            ),
+            ErrorClass::Overloaded
+        );
+        assert_eq!(
+            c(
+                400,
+                r#"{"error":{"code":400,"message":"request (13392 tokens) exceeds the available context size (8192 tokens), try increasing it","type":"exceed_context_size_error"}}"#
+            ),
+            ErrorClass::ContextOverflow
+        );
+        assert_eq!(
+            c(
+                400,
+                r#"{"object":"error","message":"This model's maximum context length is 32768 tokens. However, you requested 54692 tokens","type":"BadRequestError","param":null,"code":400}"#
+            ),
+            ErrorClass::ContextOverflow
+        );
+        assert_eq!(
+            c(
+                400,
+                r#"{"error":{"message":"'messages' must contain at least one message","type":"invalid_request_error"}}"#
+            ),
+            ErrorClass::BadRequest
+        );
         assert_eq!(c(401, r#"{"error":"bad key"}"#), ErrorClass::Auth);
         assert_eq!(c(502, "<html>bad gateway</html>"), ErrorClass::Unavailable);
         assert_eq!(c(404, r#"{"error":"model 'x' not found"}"#), ErrorClass::NotFound);
@@ -180,7 +252,11 @@ mod tests {
     fn retry_after_and_messages() {
         let mut h = HeaderMap::new();
         h.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("7"));
-        let e = classify_status(429, &h, br#"{"error":{"message":"slow down","code":"rate_limit_exceeded"}}"#);
+        let e = classify_status(
+            429,
+            &h,
+            br#"{"error":{"message":"slow down","code":"rate_limit_exceeded"}}"#,
+        );
         assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
         assert_eq!(e.message, "slow down");
         assert_eq!(e.code.as_deref(), Some("rate_limit_exceeded"));

@@ -4,21 +4,36 @@
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
     #[error("model `{model}` is not a route, lane or alias here; routes are: {routes}; lanes are: {lanes}")]
-    UnknownModel { model: String, routes: String, lanes: String },
+    UnknownModel {
+        model: String,
+        routes: String,
+        lanes: String,
+    },
     #[error("task `{task}` (from x-switchyard-task) is not a route; routes are: {routes}")]
     UnknownTask { task: String, routes: String },
     #[error("the request names no route and there is no `default` route; routes are: {routes}")]
     NoDefaultRoute { routes: String },
     #[error("no lane could answer route `{route}`: {summary}")]
-    NoLaneAvailable { route: String, summary: String, rate_limited: bool },
+    NoLaneAvailable {
+        route: String,
+        summary: String,
+        rate_limited: bool,
+    },
     #[error("lane `{lane}` refused the request: {message}")]
-    UpstreamRejected { lane: String, status: u16, message: String, code: Option<String> },
+    UpstreamRejected {
+        lane: String,
+        status: u16,
+        message: String,
+        code: Option<String>,
+    },
 }
 
 impl GatewayError {
     pub fn status(&self) -> u16 {
         match self {
-            GatewayError::UnknownModel { .. } | GatewayError::UnknownTask { .. } | GatewayError::NoDefaultRoute { .. } => 404,
+            GatewayError::UnknownModel { .. }
+            | GatewayError::UnknownTask { .. }
+            | GatewayError::NoDefaultRoute { .. } => 404,
             GatewayError::NoLaneAvailable { rate_limited: true, .. } => 429,
             GatewayError::NoLaneAvailable { .. } => 503,
             GatewayError::UpstreamRejected { status, .. } => *status,

@@ -71,7 +71,10 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn shorten(s: &str, max: usize) -> String {
@@ -86,7 +89,11 @@ fn shorten(s: &str, max: usize) -> String {
 }
 
 fn attempts_header(attempts: &[AttemptRecord]) -> String {
-    attempts.iter().map(|a| format!("{}:{}", a.lane, a.outcome)).collect::<Vec<_>>().join(",")
+    attempts
+        .iter()
+        .map(|a| format!("{}:{}", a.lane, a.outcome))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl Gateway {
@@ -98,7 +105,12 @@ impl Gateway {
         }
         let health = Arc::new(Health::new(config.health, config.lanes.keys()));
         let ledger = Ledger::open(&config.storage.ledger).await?;
-        let gw = Arc::new(Gateway { config: Arc::new(config), upstreams, health, ledger });
+        let gw = Arc::new(Gateway {
+            config: Arc::new(config),
+            upstreams,
+            health,
+            ledger,
+        });
         spawn_prober(Arc::downgrade(&gw));
         Ok(gw)
     }
@@ -142,31 +154,49 @@ impl Gateway {
                 rec.http_status = error.status();
                 rec.duration_ms = ms(started.elapsed());
                 self.ledger.record(rec);
-                return Err(Refusal { route: None, attempts: String::new(), error });
+                return Err(Refusal {
+                    route: None,
+                    attempts: String::new(),
+                    error,
+                });
             }
         };
         rec.route = Some(plan.route.clone());
         if stream {
             // Always ask for usage so the ledger has it; the relay drops the usage chunk again
             // when the client did not ask for it.
-            req.stream_options.get_or_insert_with(StreamOptions::default).include_usage = Some(true);
+            req.stream_options
+                .get_or_insert_with(StreamOptions::default)
+                .include_usage = Some(true);
         }
 
         let mut summary = Vec::new();
         let mut tried_any = false;
         let mut only_rate_limits = true;
         for lane_name in &plan.lanes {
-            let (Some(lane), Some(provider)) =
-                (self.config.lanes.get(lane_name), self.config.lanes.get(lane_name).and_then(|l| self.config.providers.get(&l.provider)))
-            else {
+            let (Some(lane), Some(provider)) = (
+                self.config.lanes.get(lane_name),
+                self.config
+                    .lanes
+                    .get(lane_name)
+                    .and_then(|l| self.config.providers.get(&l.provider)),
+            ) else {
                 continue; // validated config: cannot happen
             };
             let skip = if let Some(why) = &provider.disabled {
                 Some(("disabled", format!("provider `{}` is disabled ({why})", provider.name)))
             } else if lane.premium && !plan.premium {
-                Some(("premium_not_allowed", format!("premium lane `{lane_name}` skipped: not requested (send x-switchyard-premium: allow)")))
+                Some((
+                    "premium_not_allowed",
+                    format!("premium lane `{lane_name}` skipped: not requested (send x-switchyard-premium: allow)"),
+                ))
             } else {
-                self.health.check(lane_name).map(|s| (s.as_str(), format!("lane `{lane_name}` skipped: {}", s.as_str().replace('_', " "))))
+                self.health.check(lane_name).map(|s| {
+                    (
+                        s.as_str(),
+                        format!("lane `{lane_name}` skipped: {}", s.as_str().replace('_', " ")),
+                    )
+                })
             };
             if let Some((outcome, why)) = skip {
                 if outcome != "cooling_down" {
@@ -182,7 +212,9 @@ impl Gateway {
                 summary.push(why);
                 continue;
             }
-            let Some(up) = self.upstreams.get(&provider.name) else { continue };
+            let Some(up) = self.upstreams.get(&provider.name) else {
+                continue;
+            };
             tried_any = true;
             req.model.clone_from(&lane.model);
             let body = match serde_json::to_vec(&req) {
@@ -238,7 +270,12 @@ impl Gateway {
                             done_sent: false,
                         })),
                     };
-                    return Ok(Answer { route: plan.route, lane: lane_name.clone(), attempts, body });
+                    return Ok(Answer {
+                        route: plan.route,
+                        lane: lane_name.clone(),
+                        attempts,
+                        body,
+                    });
                 }
                 Err(e) => {
                     self.note_failure(lane_name, &e);
@@ -261,23 +298,48 @@ impl Gateway {
                             message: e.message,
                             code: e.code,
                         };
-                        return Err(self.refuse(rec, started, Some(plan.route), error, ErrorClass::BadRequest.as_str()));
+                        return Err(self.refuse(
+                            rec,
+                            started,
+                            Some(plan.route),
+                            error,
+                            ErrorClass::BadRequest.as_str(),
+                        ));
                     }
                     let status = e.status.map(|s| format!("HTTP {s}, ")).unwrap_or_default();
-                    summary.push(format!("{lane_name}: {} ({status}{})", e.class.as_str(), shorten(&e.message, 200)));
+                    summary.push(format!(
+                        "{lane_name}: {} ({status}{})",
+                        e.class.as_str(),
+                        shorten(&e.message, 200)
+                    ));
                     tracing::info!(route = %plan.route, lane = %lane_name, class = e.class.as_str(), "lane failed, trying the next");
                 }
             }
         }
-        let mut text = if summary.is_empty() { "the route has no lanes".to_owned() } else { summary.join("; ") };
+        let mut text = if summary.is_empty() {
+            "the route has no lanes".to_owned()
+        } else {
+            summary.join("; ")
+        };
         if !tried_any {
             text.push_str(". Every lane was skipped before trying it");
         }
-        let error = GatewayError::NoLaneAvailable { route: plan.route.clone(), summary: text, rate_limited: tried_any && only_rate_limits };
+        let error = GatewayError::NoLaneAvailable {
+            route: plan.route.clone(),
+            summary: text,
+            rate_limited: tried_any && only_rate_limits,
+        };
         Err(self.refuse(rec, started, Some(plan.route), error, "no_lane_available"))
     }
 
-    fn refuse(&self, mut rec: RequestRecord, started: Instant, route: Option<String>, error: GatewayError, class: &str) -> Refusal {
+    fn refuse(
+        &self,
+        mut rec: RequestRecord,
+        started: Instant,
+        route: Option<String>,
+        error: GatewayError,
+        class: &str,
+    ) -> Refusal {
         rec.status = "error".into();
         rec.error_class = Some(class.to_owned());
         rec.http_status = error.status();
@@ -289,7 +351,11 @@ impl Gateway {
 
     fn note_failure(&self, lane: &str, e: &UpstreamError) {
         if e.class.counts_against_health() && self.health.failure(lane) == Some(Transition::Down) {
-            tracing::warn!(lane, class = e.class.as_str(), "lane is down: its breaker is open; probing it in the background");
+            tracing::warn!(
+                lane,
+                class = e.class.as_str(),
+                "lane is down: its breaker is open; probing it in the background"
+            );
         }
         if matches!(e.class, ErrorClass::RateLimited | ErrorClass::QuotaExhausted)
             && let Some(wait) = e.retry_after
@@ -315,7 +381,13 @@ fn spawn_prober(gw: Weak<Gateway>) {
             tick.tick().await;
             let Some(gw) = gw.upgrade() else { return };
             for lane in gw.health.due_for_probe() {
-                let Some(up) = gw.config.lanes.get(&lane).and_then(|l| gw.upstreams.get(&l.provider)).cloned() else {
+                let Some(up) = gw
+                    .config
+                    .lanes
+                    .get(&lane)
+                    .and_then(|l| gw.upstreams.get(&l.provider))
+                    .cloned()
+                else {
                     continue;
                 };
                 // Mark it as probed now so the next tick does not start a second probe.
@@ -381,7 +453,11 @@ impl Relay {
         match tokio::time::timeout(self.idle, self.upstream.rest.next()).await {
             Ok(Some(Ok(chunk))) => self.upstream.decoder.push(&chunk, &mut events),
             Ok(Some(Err(e))) => {
-                self.fail(ErrorClass::StreamInterrupted, &format!("the upstream stream broke: {e}"), &mut buf);
+                self.fail(
+                    ErrorClass::StreamInterrupted,
+                    &format!("the upstream stream broke: {e}"),
+                    &mut buf,
+                );
             }
             Ok(None) => {
                 self.upstream.decoder.finish(&mut events);
@@ -434,7 +510,12 @@ impl Relay {
     }
 
     fn fail(&mut self, class: ErrorClass, message: &str, buf: &mut Vec<u8>) {
-        let body = ErrorBody::new("server_error", class.as_str(), format!("{message}; the answer is incomplete"), None);
+        let body = ErrorBody::new(
+            "server_error",
+            class.as_str(),
+            format!("{message}; the answer is incomplete"),
+            None,
+        );
         encode_data(buf, None, &body.to_json());
         self.failure = Some(class);
         self.done = true;

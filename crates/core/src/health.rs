@@ -60,7 +60,13 @@ pub struct Health {
 
 impl Health {
     pub fn new<'a>(cfg: HealthConfig, lanes: impl IntoIterator<Item = &'a String>) -> Self {
-        Health { cfg, lanes: lanes.into_iter().map(|l| (l.clone(), Mutex::new(LaneState::default()))).collect() }
+        Health {
+            cfg,
+            lanes: lanes
+                .into_iter()
+                .map(|l| (l.clone(), Mutex::new(LaneState::default())))
+                .collect(),
+        }
     }
 
     fn with<R>(&self, lane: &str, f: impl FnOnce(&mut LaneState) -> R) -> Option<R> {
@@ -101,7 +107,10 @@ impl Health {
         self.with(lane, |s| {
             s.consecutive_failures = s.consecutive_failures.saturating_add(1);
             if s.open.is_none() && s.consecutive_failures >= cfg.failures {
-                s.open = Some(Open { next_probe: Instant::now() + cfg.cooldown, cooldown: cfg.cooldown });
+                s.open = Some(Open {
+                    next_probe: Instant::now() + cfg.cooldown,
+                    cooldown: cfg.cooldown,
+                });
                 Some(Transition::Down)
             } else {
                 None
@@ -113,7 +122,9 @@ impl Health {
     /// The provider asked us to wait (Retry-After).
     pub fn cool_down(&self, lane: &str, wait: Duration) {
         let until = Instant::now() + wait.min(Duration::from_secs(3600));
-        self.with(lane, |s| s.cooling_until = Some(s.cooling_until.map_or(until, |t| t.max(until))));
+        self.with(lane, |s| {
+            s.cooling_until = Some(s.cooling_until.map_or(until, |t| t.max(until)))
+        });
     }
 
     /// Lanes whose breaker is open and whose next probe is due.
@@ -154,7 +165,11 @@ mod tests {
     use super::*;
 
     fn health() -> Health {
-        let cfg = HealthConfig { failures: 2, cooldown: Duration::from_secs(5), max_cooldown: Duration::from_secs(20) };
+        let cfg = HealthConfig {
+            failures: 2,
+            cooldown: Duration::from_secs(5),
+            max_cooldown: Duration::from_secs(20),
+        };
         Health::new(cfg, &["a".to_owned()])
     }
 

@@ -112,10 +112,15 @@ impl Ledger {
             .connect_with(opts)
             .await
             .map_err(|e| format!("ledger: cannot open {}: {e}", path.display()))?;
-        pool.execute(SCHEMA).await.map_err(|e| format!("ledger: cannot create tables in {}: {e}", path.display()))?;
+        pool.execute(SCHEMA)
+            .await
+            .map_err(|e| format!("ledger: cannot create tables in {}: {e}", path.display()))?;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(writer(pool, rx));
-        Ok(Ledger { tx, path: path.to_owned() })
+        Ok(Ledger {
+            tx,
+            path: path.to_owned(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -232,7 +237,10 @@ pub async fn recent(path: &Path, limit: i64) -> Result<Vec<RequestRecord>, sqlx:
         .max_connections(1)
         .connect_with(SqliteConnectOptions::new().filename(path).read_only(true))
         .await?;
-    let rows = sqlx::query("SELECT * FROM requests ORDER BY ts_ms DESC, id DESC LIMIT ?").bind(limit).fetch_all(&pool).await?;
+    let rows = sqlx::query("SELECT * FROM requests ORDER BY ts_ms DESC, id DESC LIMIT ?")
+        .bind(limit)
+        .fetch_all(&pool)
+        .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let id: String = row.try_get("id")?;
@@ -299,8 +307,21 @@ mod tests {
                 tokens_in: Some(3),
                 duration_ms: 1.5,
                 attempts: vec![
-                    AttemptRecord { lane: "b".into(), provider: "p".into(), outcome: "connect".into(), duration_ms: 0.2, ..Default::default() },
-                    AttemptRecord { lane: "a".into(), provider: "p".into(), outcome: "ok".into(), http_status: Some(200), duration_ms: 1.0, ..Default::default() },
+                    AttemptRecord {
+                        lane: "b".into(),
+                        provider: "p".into(),
+                        outcome: "connect".into(),
+                        duration_ms: 0.2,
+                        ..Default::default()
+                    },
+                    AttemptRecord {
+                        lane: "a".into(),
+                        provider: "p".into(),
+                        outcome: "ok".into(),
+                        http_status: Some(200),
+                        duration_ms: 1.0,
+                        ..Default::default()
+                    },
                 ],
                 ..Default::default()
             });

@@ -5,8 +5,8 @@
 //! [`gateway::Gateway`] and encodes what comes back.
 
 pub mod catalog;
-pub mod config;
 pub mod classify;
+pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod health;

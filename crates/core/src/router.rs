@@ -32,7 +32,10 @@ pub fn plan(config: &Config, req: &ChatRequest, hints: &Hints) -> Result<Plan, G
     if let Some(task) = &hints.task {
         return match config.routes.get(task) {
             Some(_) => Ok(route_plan(config, task, hints)),
-            None => Err(GatewayError::UnknownTask { task: task.clone(), routes: routes() }),
+            None => Err(GatewayError::UnknownTask {
+                task: task.clone(),
+                routes: routes(),
+            }),
         };
     }
     let model = req.model.as_str();
@@ -57,14 +60,22 @@ pub fn plan(config: &Config, req: &ChatRequest, hints: &Hints) -> Result<Plan, G
             {
                 lanes.extend(d.chain.iter().filter(|l| **l != lane).cloned());
             }
-            Ok(Plan { route: lane, lanes, premium: true })
+            Ok(Plan {
+                route: lane,
+                lanes,
+                premium: true,
+            })
         }
         Target::Route(r) if r == "default" => {
             let by_rule = config
                 .routes
                 .values()
                 .find(|route| route.name != "default" && route.when.as_ref().is_some_and(|w| matches(w, req)));
-            Ok(route_plan(config, by_rule.map_or("default", |r| r.name.as_str()), hints))
+            Ok(route_plan(
+                config,
+                by_rule.map_or("default", |r| r.name.as_str()),
+                hints,
+            ))
         }
         Target::Route(r) => Ok(route_plan(config, &r, hints)),
     }
@@ -72,7 +83,11 @@ pub fn plan(config: &Config, req: &ChatRequest, hints: &Hints) -> Result<Plan, G
 
 fn route_plan(config: &Config, name: &str, hints: &Hints) -> Plan {
     let route = &config.routes[name];
-    Plan { route: name.to_owned(), lanes: route.chain.clone(), premium: route.premium || hints.premium }
+    Plan {
+        route: name.to_owned(),
+        lanes: route.chain.clone(),
+        premium: route.premium || hints.premium,
+    }
 }
 
 /// Do all of the rule's conditions hold for this request?
@@ -128,25 +143,60 @@ aliases:
 
     #[test]
     fn header_then_model_then_alias() {
-        let h = Hints { task: Some("long".into()), ..Default::default() };
+        let h = Hints {
+            task: Some("long".into()),
+            ..Default::default()
+        };
         assert_eq!(p("a", none(), h).unwrap().route, "long");
-        assert_eq!(p("paid", none(), Hints::default()).unwrap(), Plan { route: "paid".into(), lanes: vec!["c".into()], premium: true });
+        assert_eq!(
+            p("paid", none(), Hints::default()).unwrap(),
+            Plan {
+                route: "paid".into(),
+                lanes: vec!["c".into()],
+                premium: true
+            }
+        );
         assert_eq!(p("b", none(), Hints::default()).unwrap().lanes, ["b"]);
-        let h = Hints { fallback: true, ..Default::default() };
+        let h = Hints {
+            fallback: true,
+            ..Default::default()
+        };
         assert_eq!(p("b", none(), h).unwrap().lanes, ["b", "a"]);
         assert_eq!(p("claude-haiku-4-5", none(), Hints::default()).unwrap().route, "paid");
         assert_eq!(p("claude-opus-5", none(), Hints::default()).unwrap().route, "default");
         assert_eq!(p("just-c", none(), Hints::default()).unwrap().route, "c");
         assert!(!p("default", none(), Hints::default()).unwrap().premium);
-        assert!(p("default", none(), Hints { premium: true, ..Default::default() }).unwrap().premium);
+        assert!(
+            p(
+                "default",
+                none(),
+                Hints {
+                    premium: true,
+                    ..Default::default()
+                }
+            )
+            .unwrap()
+            .premium
+        );
     }
 
     #[test]
     fn unknown_names_list_what_exists() {
         let e = p("gpt-9", none(), Hints::default()).unwrap_err();
         assert_eq!(e.status(), 404);
-        assert!(e.to_string().contains("routes are: default, vision, long, tools, paid"), "{e}");
-        let e = p("a", none(), Hints { task: Some("nope".into()), ..Default::default() }).unwrap_err();
+        assert!(
+            e.to_string().contains("routes are: default, vision, long, tools, paid"),
+            "{e}"
+        );
+        let e = p(
+            "a",
+            none(),
+            Hints {
+                task: Some("nope".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert_eq!(e.code(), "task_not_found");
     }
 
@@ -157,7 +207,10 @@ aliases:
         let long = serde_json::json!({"messages": [{"role": "user", "content": "x".repeat(400)}]});
         assert_eq!(p("claude-opus-5", long, Hints::default()).unwrap().route, "long");
         let tools = serde_json::json!({"tools": [{"type": "function", "function": {"name": "f"}}]});
-        assert_eq!(p("claude-opus-5", tools.clone(), Hints::default()).unwrap().route, "tools");
+        assert_eq!(
+            p("claude-opus-5", tools.clone(), Hints::default()).unwrap().route,
+            "tools"
+        );
         // model_glob does not match "default", so the tools rule does not apply.
         assert_eq!(p("default", tools, Hints::default()).unwrap().route, "default");
         // Naming a route other than default skips the rules.

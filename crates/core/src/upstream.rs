@@ -67,8 +67,12 @@ impl Upstream {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(key) = &config.api_key {
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
-                .map_err(|_| format!("provider `{}`: api_key contains characters not allowed in a header", config.name))?;
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())).map_err(|_| {
+                format!(
+                    "provider `{}`: api_key contains characters not allowed in a header",
+                    config.name
+                )
+            })?;
             v.set_sensitive(true);
             headers.insert(header::AUTHORIZATION, v);
         }
@@ -85,7 +89,12 @@ impl Upstream {
     pub async fn send(&self, body: Vec<u8>, stream: bool) -> Result<Started, UpstreamError> {
         let t = self.config.timeouts;
         let deadline = Instant::now() + t.first_byte;
-        let req = self.client.post(&self.chat_url).headers(self.headers.clone()).body(body).send();
+        let req = self
+            .client
+            .post(&self.chat_url)
+            .headers(self.headers.clone())
+            .body(body)
+            .send();
         let resp = match timeout_at(deadline, req).await {
             Err(_) => return Err(self.timed_out(t.first_byte)),
             Ok(Err(e)) => return Err(transport_error(&e)),
@@ -108,9 +117,15 @@ impl Upstream {
             let probe: ResponseProbe = serde_json::from_slice(&body).map_err(|e| {
                 UpstreamError::transport(ErrorClass::BadResponse, format!("answer is not valid JSON: {e}"))
             })?;
-            return Ok(Started::Complete { body, usage: probe.usage });
+            return Ok(Started::Complete {
+                body,
+                usage: probe.usage,
+            });
         }
-        let mut rest = resp.bytes_stream().map_err(|e| std::io::Error::other(describe(&e))).boxed();
+        let mut rest = resp
+            .bytes_stream()
+            .map_err(|e| std::io::Error::other(describe(&e)))
+            .boxed();
         let mut decoder = SseDecoder::new();
         let mut first = Vec::new();
         while first.is_empty() {
@@ -118,20 +133,34 @@ impl Upstream {
                 Err(_) => return Err(self.timed_out(t.first_byte)),
                 Ok(Some(Ok(chunk))) => decoder.push(&chunk, &mut first),
                 Ok(Some(Err(e))) => {
-                    return Err(UpstreamError::transport(ErrorClass::StreamInterrupted, format!("stream broke before its first event: {e}")));
+                    return Err(UpstreamError::transport(
+                        ErrorClass::StreamInterrupted,
+                        format!("stream broke before its first event: {e}"),
+                    ));
                 }
                 Ok(None) => {
                     decoder.finish(&mut first);
                     if first.is_empty() {
-                        return Err(UpstreamError::transport(ErrorClass::BadResponse, "stream ended without any event"));
+                        return Err(UpstreamError::transport(
+                            ErrorClass::BadResponse,
+                            "stream ended without any event",
+                        ));
                     }
                 }
             }
         }
         // Some providers (OpenRouter among them) report a failure as a 200 whose first event is
         // an error. Before the first byte reaches the client that is still a fallback case.
-        if let Some(err) = first.first().and_then(|e| serde_json::from_str::<ChunkProbe>(&e.data).ok()).and_then(|p| p.error) {
-            let status = err.get("code").and_then(serde_json::Value::as_u64).and_then(|c| u16::try_from(c).ok()).unwrap_or(502);
+        if let Some(err) = first
+            .first()
+            .and_then(|e| serde_json::from_str::<ChunkProbe>(&e.data).ok())
+            .and_then(|p| p.error)
+        {
+            let status = err
+                .get("code")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|c| u16::try_from(c).ok())
+                .unwrap_or(502);
             let body = serde_json::to_vec(&serde_json::json!({ "error": err })).unwrap_or_default();
             let mut e = classify_status(status, &HeaderMap::new(), &body);
             if e.class == ErrorClass::BadRequest {
@@ -156,7 +185,10 @@ impl Upstream {
     }
 
     fn timed_out(&self, after: Duration) -> UpstreamError {
-        UpstreamError::transport(ErrorClass::Timeout, format!("no answer within {:?} (first_byte timeout)", after))
+        UpstreamError::transport(
+            ErrorClass::Timeout,
+            format!("no answer within {:?} (first_byte timeout)", after),
+        )
     }
 }
 

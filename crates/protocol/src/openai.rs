@@ -205,7 +205,10 @@ impl ChatRequest {
                 // but its message ("invalid unicode code point") does not say so plainly.
                 if let Err(u) = std::str::from_utf8(body) {
                     return Err(InvalidRequest {
-                        message: format!("request body is not valid UTF-8 (first bad byte at offset {})", u.valid_up_to()),
+                        message: format!(
+                            "request body is not valid UTF-8 (first bad byte at offset {})",
+                            u.valid_up_to()
+                        ),
                         param: None,
                     });
                 }
@@ -218,7 +221,10 @@ impl ChatRequest {
                 } else {
                     format!("invalid value at `{path}`: {inner}")
                 };
-                return Err(InvalidRequest { message, param: (path != ".").then_some(path) });
+                return Err(InvalidRequest {
+                    message,
+                    param: (path != ".").then_some(path),
+                });
             }
         };
         if let Err(e) = de.end() {
@@ -232,9 +238,17 @@ impl ChatRequest {
     }
 
     fn validate(&self) -> Result<(), InvalidRequest> {
-        let bad = |param: String, message: String| Err(InvalidRequest { message, param: Some(param) });
+        let bad = |param: String, message: String| {
+            Err(InvalidRequest {
+                message,
+                param: Some(param),
+            })
+        };
         if self.model.is_empty() {
-            return bad("model".into(), "`model` must not be empty; GET /v1/models lists the routes and lanes".into());
+            return bad(
+                "model".into(),
+                "`model` must not be empty; GET /v1/models lists the routes and lanes".into(),
+            );
         }
         if self.messages.is_empty() {
             return bad("messages".into(), "`messages` must contain at least one message".into());
@@ -247,14 +261,13 @@ impl ChatRequest {
                         format!("messages[{i}] has role `tool` but no `tool_call_id`"),
                     );
                 }
-                Role::Assistant => {
-                    if m.content.is_none() && m.tool_calls.is_none() {
-                        return bad(
-                            format!("messages[{i}].content"),
-                            format!("messages[{i}] (assistant) needs `content` or `tool_calls`"),
-                        );
-                    }
+                Role::Assistant if m.content.is_none() && m.tool_calls.is_none() => {
+                    return bad(
+                        format!("messages[{i}].content"),
+                        format!("messages[{i}] (assistant) needs `content` or `tool_calls`"),
+                    );
                 }
+                Role::Assistant => {}
                 _ if m.content.is_none() => {
                     return bad(
                         format!("messages[{i}].content"),
@@ -290,7 +303,9 @@ impl ChatRequest {
     /// A reasoning request: OpenAI's `reasoning_effort`, or a `thinking` object as some
     /// OpenAI-compatible servers accept.
     pub fn wants_thinking(&self) -> bool {
-        self.extra.get("reasoning_effort").is_some_and(|v| !v.is_null() && v != "none")
+        self.extra
+            .get("reasoning_effort")
+            .is_some_and(|v| !v.is_null() && v != "none")
             || self.extra.get("thinking").is_some_and(|v| !v.is_null())
     }
 
@@ -373,7 +388,12 @@ pub struct ErrorObject {
 impl ErrorBody {
     pub fn new(kind: &str, code: &str, message: impl Into<String>, param: Option<String>) -> Self {
         ErrorBody {
-            error: ErrorObject { message: message.into(), kind: kind.to_owned(), param, code: Some(code.to_owned()) },
+            error: ErrorObject {
+                message: message.into(),
+                kind: kind.to_owned(),
+                param,
+                code: Some(code.to_owned()),
+            },
         }
     }
 
@@ -452,7 +472,10 @@ mod tests {
     #[test]
     fn errors_name_the_place() {
         let e = parse(json!({"model": "m", "messages": [{"role": "robot", "content": "hi"}]})).unwrap_err();
-        assert!(e.message.contains("messages[0].role") && e.message.contains("unknown variant `robot`"), "{e}");
+        assert!(
+            e.message.contains("messages[0].role") && e.message.contains("unknown variant `robot`"),
+            "{e}"
+        );
         let e = parse(json!({"model": "m", "messages": [{"role": "user", "content": 5}]})).unwrap_err();
         assert!(e.message.contains("a string or an array of content parts"), "{e}");
         let e = parse(json!({"model": 3, "messages": []})).unwrap_err();
@@ -461,7 +484,8 @@ mod tests {
         assert!(e.message.contains("at least one"), "{e}");
         let e = parse(json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]})).unwrap_err();
         assert!(e.message.contains("tool_call_id"), "{e}");
-        let e = parse(json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "hologram"}]}]})).unwrap_err();
+        let e = parse(json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "hologram"}]}]}))
+            .unwrap_err();
         assert!(e.message.contains("hologram"), "{e}");
     }
 
@@ -469,17 +493,30 @@ mod tests {
     fn hostile_bodies_are_refused_not_crashed() {
         let deep = "[".repeat(100_000);
         let body = format!("{{\"model\":\"m\",\"messages\":[{{\"role\":\"user\",\"content\":\"x\",\"x\":{deep}");
-        assert!(ChatRequest::from_slice(body.as_bytes()).unwrap_err().message.contains("recursion limit"));
+        assert!(
+            ChatRequest::from_slice(body.as_bytes())
+                .unwrap_err()
+                .message
+                .contains("recursion limit")
+        );
         let e = ChatRequest::from_slice(b"{\"model\":\"\xff\xfe\",\"messages\":[]}").unwrap_err();
         assert!(e.message.contains("UTF-8") || e.message.contains("utf-8"), "{e}");
-        assert!(ChatRequest::from_slice(b"{\"model\":").unwrap_err().message.contains("not valid JSON"));
+        assert!(
+            ChatRequest::from_slice(b"{\"model\":")
+                .unwrap_err()
+                .message
+                .contains("not valid JSON")
+        );
         assert!(ChatRequest::from_slice(b"{} trailing").is_err());
         assert!(ChatRequest::from_slice(b"").is_err());
     }
 
     #[test]
     fn route_rule_inputs() {
-        let r = parse(json!({"model": "m", "messages": [{"role": "user", "content": "abcdefgh"}], "reasoning_effort": "high"})).unwrap();
+        let r = parse(
+            json!({"model": "m", "messages": [{"role": "user", "content": "abcdefgh"}], "reasoning_effort": "high"}),
+        )
+        .unwrap();
         assert!(r.wants_thinking() && !r.has_tools() && !r.has_images());
         assert_eq!(r.estimate_input_tokens(), 2 + 4);
     }
@@ -487,11 +524,27 @@ mod tests {
     #[test]
     fn upstream_error_envelopes() {
         let cases: [(&[u8], &str, Option<&str>); 5] = [
-            (br#"{"error":{"message":"m1","type":"t","code":"rate_limit_exceeded"}}"#, "m1", Some("rate_limit_exceeded")),
+            (
+                br#"{"error":{"message":"m1","type":"t","code":"rate_limit_exceeded"}}"#,
+                "m1",
+                Some("rate_limit_exceeded"),
+            ),
             (br#"{"error":"model not found"}"#, "model not found", None),
-            (br#"[{"error":{"code":429,"message":"m3","status":"RESOURCE_EXHAUSTED"}}]"#, "m3", Some("429")),
-            (br#"{"object":"error","message":"m4","type":"BadRequestError","code":400}"#, "m4", Some("400")),
-            (br#"{"type":"error","error":{"type":"overloaded_error","message":"m5"}}"#, "m5", Some("overloaded_error")),
+            (
+                br#"[{"error":{"code":429,"message":"m3","status":"RESOURCE_EXHAUSTED"}}]"#,
+                "m3",
+                Some("429"),
+            ),
+            (
+                br#"{"object":"error","message":"m4","type":"BadRequestError","code":400}"#,
+                "m4",
+                Some("400"),
+            ),
+            (
+                br#"{"type":"error","error":{"type":"overloaded_error","message":"m5"}}"#,
+                "m5",
+                Some("overloaded_error"),
+            ),
         ];
         for (body, msg, code) in cases {
             let (m, c) = upstream_error_message(body).unwrap();
@@ -502,7 +555,10 @@ mod tests {
 
     #[test]
     fn chunk_probe_sees_usage_only_chunk() {
-        let p: ChunkProbe = serde_json::from_str(r#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}"#).unwrap();
+        let p: ChunkProbe = serde_json::from_str(
+            r#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}"#,
+        )
+        .unwrap();
         assert_eq!(p.choices.map(|c| c.len()), Some(0));
         assert_eq!(p.usage.unwrap().completion_tokens, 5);
     }

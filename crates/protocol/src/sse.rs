@@ -104,7 +104,10 @@ impl SseDecoder {
 
     fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
         if self.has_data {
-            out.push(SseEvent { event: self.event.take(), data: std::mem::take(&mut self.data) });
+            out.push(SseEvent {
+                event: self.event.take(),
+                data: std::mem::take(&mut self.data),
+            });
         }
         self.has_data = false;
         self.event = None;
@@ -155,7 +158,13 @@ mod tests {
     fn named_events_comments_crlf_and_multiline() {
         let s = b": ping\r\nevent: message_start\r\ndata: x\r\ndata:y\r\n\r\nid: 3\nretry: 10\n\n";
         let ev = decode_all(&[s]);
-        assert_eq!(ev, vec![SseEvent { event: Some("message_start".into()), data: "x\ny".into() }]);
+        assert_eq!(
+            ev,
+            vec![SseEvent {
+                event: Some("message_start".into()),
+                data: "x\ny".into()
+            }]
+        );
     }
 
     #[test]

@@ -1,1 +1,234 @@
+//! Fake OpenAI-compatible upstreams for tests: a small axum server whose behaviour a test sets
+//! and changes while it runs (answer, stream slowly, stall, break the connection, 429, 5xx),
+//! and which records every request it got so a test can check what the gateway forwarded.
+//!
+//! Answers use OpenAI's documented shapes: `chat.completion` objects, `chat.completion.chunk`
+//! events ending in `data: [DONE]`, the usage-only chunk when `stream_options.include_usage`
+//! is set, and `tool_calls` when the request offers tools.
 
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "test support")]
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub enum Behavior {
+    /// Answer normally (streamed when asked).
+    Answer,
+    /// Answer with this status, body and headers.
+    Status {
+        status: u16,
+        body: String,
+        headers: Vec<(String, String)>,
+    },
+    /// Accept the request and never answer.
+    Stall,
+    /// Streams: send the headers, then nothing.
+    StallAfterHeaders,
+    /// Stream with this pause before every chunk.
+    Slow(Duration),
+    /// Streams: send this many chunks, then break the connection.
+    BreakAfter(usize),
+}
+
+impl Behavior {
+    pub fn status(status: u16, body: &str) -> Self {
+        Behavior::Status {
+            status,
+            body: body.to_owned(),
+            headers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+struct Inner {
+    name: String,
+    behavior: Mutex<Behavior>,
+    requests: Mutex<Vec<Recorded>>,
+    chat_hits: AtomicUsize,
+}
+
+#[derive(Clone)]
+pub struct FakeUpstream {
+    pub addr: SocketAddr,
+    inner: Arc<Inner>,
+}
+
+impl FakeUpstream {
+    /// Starts a fake on a free loopback port. `name` appears in its answers
+    /// ("hello from NAME") so tests can tell who answered.
+    pub async fn start(name: &str) -> FakeUpstream {
+        let inner = Arc::new(Inner {
+            name: name.to_owned(),
+            behavior: Mutex::new(Behavior::Answer),
+            requests: Mutex::new(Vec::new()),
+            chat_hits: AtomicUsize::new(0),
+        });
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/models", get(models))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeUpstream { addr, inner }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn set(&self, b: Behavior) {
+        *self.inner.behavior.lock().unwrap() = b;
+    }
+
+    /// Chat requests received so far.
+    pub fn hits(&self) -> usize {
+        self.inner.chat_hits.load(Ordering::SeqCst)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.inner.requests.lock().unwrap().clone()
+    }
+
+    pub fn last_chat(&self) -> Recorded {
+        self.requests()
+            .into_iter()
+            .rev()
+            .find(|r| r.path.ends_with("/chat/completions"))
+            .expect("no chat request yet")
+    }
+}
+
+/// A loopback address where nothing listens: connecting to it is refused.
+pub fn refused_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+fn record(inner: &Inner, path: &str, headers: &HeaderMap, body: &[u8]) -> Value {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    inner.requests.lock().unwrap().push(Recorded {
+        path: path.to_owned(),
+        headers: headers.clone(),
+        body: v.clone(),
+    });
+    v
+}
+
+async fn models(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    record(&inner, "/v1/models", &headers, b"");
+    let b = inner.behavior.lock().unwrap().clone();
+    match b {
+        Behavior::Stall => std::future::pending().await,
+        Behavior::Status { status, .. } if status >= 500 || status == 401 || status == 403 => {
+            StatusCode::from_u16(status).unwrap().into_response()
+        }
+        _ => axum::Json(json!({"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": inner.name}]}))
+            .into_response(),
+    }
+}
+
+async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    let req = record(&inner, "/v1/chat/completions", &headers, &body);
+    inner.chat_hits.fetch_add(1, Ordering::SeqCst);
+    let behavior = inner.behavior.lock().unwrap().clone();
+    let stream = req["stream"] == json!(true);
+    match behavior {
+        Behavior::Status { status, body, headers } => {
+            let mut r = Response::builder()
+                .status(status)
+                .header("content-type", "application/json");
+            for (k, v) in headers {
+                r = r.header(k, v);
+            }
+            return r.body(Body::from(body)).unwrap();
+        }
+        Behavior::Stall => return std::future::pending().await,
+        _ => {}
+    }
+    let model = req["model"].as_str().unwrap_or("?").to_owned();
+    let text = format!("hello from {}", inner.name);
+    let tool = req["tools"][0]["function"]["name"].as_str().map(str::to_owned);
+    let prompt_tokens = 7;
+    let words: Vec<String> = text
+        .split(' ')
+        .enumerate()
+        .map(|(i, w)| if i == 0 { w.to_owned() } else { format!(" {w}") })
+        .collect();
+    let completion_tokens = words.len() as u64;
+    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens});
+    if !stream {
+        let message = match &tool {
+            Some(name) => json!({"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": name, "arguments": "{\"city\":\"Paris\"}"}}]}),
+            None => json!({"role": "assistant", "content": text}),
+        };
+        let finish = if tool.is_some() { "tool_calls" } else { "stop" };
+        return axum::Json(json!({
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000, "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": usage,
+        }))
+        .into_response();
+    }
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let mut events: Vec<String> = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null).to_string()];
+    match &tool {
+        Some(name) => events.push(
+            chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": name, "arguments": "{\"city\":\"Paris\"}"}}]}), Value::Null)
+                .to_string(),
+        ),
+        None => events.extend(words.iter().map(|w| chunk(json!({"content": w}), Value::Null).to_string())),
+    }
+    events.push(chunk(json!({}), json!(if tool.is_some() { "tool_calls" } else { "stop" })).to_string());
+    if req["stream_options"]["include_usage"] == json!(true) {
+        events.push(json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model, "choices": [], "usage": usage}).to_string());
+    }
+    events.push("[DONE]".to_owned());
+
+    let (delay, break_after, stall_after_headers) = match behavior {
+        Behavior::Slow(d) => (Some(d), None, false),
+        Behavior::BreakAfter(n) => (None, Some(n), false),
+        Behavior::StallAfterHeaders => (None, None, true),
+        _ => (None, None, false),
+    };
+    let body = futures_util::stream::iter(events.into_iter().enumerate()).then(move |(i, e)| async move {
+        if stall_after_headers {
+            std::future::pending::<()>().await;
+        }
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        if break_after.is_some_and(|n| i >= n) {
+            // Let what was sent so far reach the wire before the connection dies.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return Err(std::io::Error::other("fake upstream breaks the connection"));
+        }
+        Ok::<_, std::io::Error>(Bytes::from(format!("data: {e}\n\n")))
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(body))
+        .unwrap()
+}

@@ -60,7 +60,11 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { connect: Duration::from_secs(5), first_byte: Duration::from_secs(120), idle: Duration::from_secs(120) }
+        Timeouts {
+            connect: Duration::from_secs(5),
+            first_byte: Duration::from_secs(120),
+            idle: Duration::from_secs(120),
+        }
     }
 }
 
@@ -128,7 +132,11 @@ pub struct HealthConfig {
 
 impl Default for HealthConfig {
     fn default() -> Self {
-        HealthConfig { failures: 3, cooldown: Duration::from_secs(5), max_cooldown: Duration::from_secs(300) }
+        HealthConfig {
+            failures: 3,
+            cooldown: Duration::from_secs(5),
+            max_cooldown: Duration::from_secs(300),
+        }
     }
 }
 
@@ -186,16 +194,26 @@ pub fn find(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
         }
     }
     let looked: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
-    Err(ConfigError::NotFound(format!("$SWITCHYARD_CONFIG, {}", looked.join(", "))))
+    Err(ConfigError::NotFound(format!(
+        "$SWITCHYARD_CONFIG, {}",
+        looked.join(", ")
+    )))
 }
 
 /// Reads, checks and resolves a config file, with `${VAR}` from the environment and the
 /// `.env` beside the file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     let env = Env::for_config_dir(path.parent()).map_err(|message| {
-        ConfigError::Invalid(vec![Diagnostic { file: path.display().to_string(), line: 0, column: 0, message }])
+        ConfigError::Invalid(vec![Diagnostic {
+            file: path.display().to_string(),
+            line: 0,
+            column: 0,
+            message,
+        }])
     })?;
     let mut config = from_str(&text, &path.display().to_string(), &env)?;
     config.source = Some(path.to_owned());
@@ -209,16 +227,36 @@ pub fn from_str(text: &str, file: &str, env: &Env) -> Result<Config, ConfigError
         Err(e) => {
             let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
             let message = first_line_without_location(&e.to_string());
-            return Err(ConfigError::Invalid(vec![Diagnostic { file: file.to_owned(), line, column, message }]));
+            return Err(ConfigError::Invalid(vec![Diagnostic {
+                file: file.to_owned(),
+                line,
+                column,
+                message,
+            }]));
         }
     };
-    Resolver { file, env, errors: Vec::new(), warnings: Vec::new() }.resolve(raw)
+    Resolver {
+        file,
+        env,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    }
+    .resolve(raw)
 }
 
 /// serde-saphyr renders a snippet under the message; the diagnostic keeps only the sentence.
 fn first_line_without_location(rendered: &str) -> String {
-    let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or(rendered).trim();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(rendered)
+        .trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
+    // "line 3 column 3: message" — the place is already in the diagnostic.
+    let first = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((place, msg)) if place.contains(" column ") => msg,
+        _ => first,
+    };
     match first.rfind(" at line ") {
         Some(i) => first[..i].to_owned(),
         None => first.to_owned(),
@@ -234,11 +272,17 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn error(&mut self, at: Location, message: String) {
-        self.errors.push(Diagnostic { file: self.file.to_owned(), line: at.line(), column: at.column(), message });
+        self.errors.push(Diagnostic {
+            file: self.file.to_owned(),
+            line: at.line(),
+            column: at.column(),
+            message,
+        });
     }
 
     fn warn(&mut self, at: Location, message: String) {
-        self.warnings.push(format!("{}:{}:{}: {message}", self.file, at.line(), at.column()));
+        self.warnings
+            .push(format!("{}:{}:{}: {message}", self.file, at.line(), at.column()));
     }
 
     fn resolve(mut self, raw: RawConfig) -> Result<Config, ConfigError> {
@@ -272,20 +316,32 @@ impl Resolver<'_> {
             let model = match &l.value.model {
                 Some(m) if !m.value.is_empty() => m.value.clone(),
                 _ => {
-                    self.error(l.referenced, format!("lane `{name}` needs a `model` (the name the provider knows it by)"));
+                    self.error(
+                        l.referenced,
+                        format!("lane `{name}` needs a `model` (the name the provider knows it by)"),
+                    );
                     continue;
                 }
             };
             lanes.insert(
                 name.clone(),
-                LaneConfig { name: name.clone(), provider: p.name.clone(), model, local: p.local, premium: p.premium },
+                LaneConfig {
+                    name: name.clone(),
+                    provider: p.name.clone(),
+                    model,
+                    local: p.local,
+                    premium: p.premium,
+                },
             );
         }
 
         let mut routes = IndexMap::new();
         for (name, r) in &raw.routes {
             if raw.lanes.contains_key(name) {
-                self.error(r.referenced, format!("`{name}` is both a route and a lane; a model name must mean one thing"));
+                self.error(
+                    r.referenced,
+                    format!("`{name}` is both a route and a lane; a model name must mean one thing"),
+                );
             }
             let table = &r.value.0;
             if table.chain.is_empty() {
@@ -320,7 +376,10 @@ impl Resolver<'_> {
             }
             let when = table.when.as_ref().map(|w| {
                 if name == "default" {
-                    self.warn(w.referenced, "route `default` is the fallback of all rules; its `when` is never used".into());
+                    self.warn(
+                        w.referenced,
+                        "route `default` is the fallback of all rules; its `when` is never used".into(),
+                    );
                 }
                 When {
                     min_input_tokens: w.value.min_input_tokens,
@@ -332,7 +391,13 @@ impl Resolver<'_> {
             });
             routes.insert(
                 name.clone(),
-                RouteConfig { name: name.clone(), chain, premium: table.premium, local_only: table.local_only, when },
+                RouteConfig {
+                    name: name.clone(),
+                    chain,
+                    premium: table.premium,
+                    local_only: table.local_only,
+                    when,
+                },
             );
         }
         if !raw.routes.contains_key("default") {
@@ -341,7 +406,8 @@ impl Resolver<'_> {
                     file: self.file.to_owned(),
                     line: 0,
                     column: 0,
-                    message: "no lanes are configured; add `providers`, `lanes` and a `default` route (see examples/)".into(),
+                    message: "no lanes are configured; add `providers`, `lanes` and a `default` route (see examples/)"
+                        .into(),
                 });
             } else {
                 self.warnings.push(format!(
@@ -370,20 +436,32 @@ impl Resolver<'_> {
                 );
                 continue;
             };
-            aliases.push(Alias { pattern: pattern.clone(), target });
+            aliases.push(Alias {
+                pattern: pattern.clone(),
+                target,
+            });
         }
 
         if let Some(l) = &raw.limits {
-            self.warn(l.referenced, "`limits` is read but not enforced by this version; free-tier quotas are not tracked yet".into());
+            self.warn(
+                l.referenced,
+                "`limits` is read but not enforced by this version; free-tier quotas are not tracked yet".into(),
+            );
         }
         if let Some(n) = &raw.notify {
             self.warn(n.referenced, "`notify` is read but not sent by this version".into());
         }
         if let Some(s) = &raw.storage.shared {
-            self.warn(s.referenced, "`storage.shared` (Redis) is not used by this version; state stays in this process".into());
+            self.warn(
+                s.referenced,
+                "`storage.shared` (Redis) is not used by this version; state stays in this process".into(),
+            );
         }
         if raw.storage.keep_prompts == Some(true) {
-            self.warnings.push(format!("{}: `storage.keep_prompts` is not supported yet; prompts are not stored", self.file));
+            self.warnings.push(format!(
+                "{}: `storage.keep_prompts` is not supported yet; prompts are not stored",
+                self.file
+            ));
         }
         let storage = self.storage(&raw);
 
@@ -414,7 +492,10 @@ impl Resolver<'_> {
                     SocketAddr::from((Ipv4Addr::LOCALHOST, 4000))
                 }
                 Err(missing) => {
-                    self.error(l.referenced, format!("`server.listen` uses unset variable(s) {}", missing.join(", ")));
+                    self.error(
+                        l.referenced,
+                        format!("`server.listen` uses unset variable(s) {}", missing.join(", ")),
+                    );
                     SocketAddr::from((Ipv4Addr::LOCALHOST, 4000))
                 }
             },
@@ -426,7 +507,10 @@ impl Resolver<'_> {
                 Ok(_) => self.warn(k.referenced, "an empty key in `server.keys` is ignored".into()),
                 Err(missing) => self.warn(
                     k.referenced,
-                    format!("a key in `server.keys` uses unset variable(s) {}; that key is ignored", missing.join(", ")),
+                    format!(
+                        "a key in `server.keys` uses unset variable(s) {}; that key is ignored",
+                        missing.join(", ")
+                    ),
                 ),
             }
         }
@@ -444,7 +528,11 @@ impl Resolver<'_> {
                 }
             },
         };
-        ServerConfig { listen, keys, max_body_bytes }
+        ServerConfig {
+            listen,
+            keys,
+            max_body_bytes,
+        }
     }
 
     fn duration(&mut self, v: Option<&S<raw::Scalar>>, default: Duration) -> Duration {
@@ -453,7 +541,10 @@ impl Resolver<'_> {
             Some(s) => match parse_duration(&s.value.0) {
                 Ok(d) if !d.is_zero() => d,
                 Ok(_) => {
-                    self.error(s.referenced, "a duration of zero would fail every request; give a positive one".into());
+                    self.error(
+                        s.referenced,
+                        "a duration of zero would fail every request; give a positive one".into(),
+                    );
                     default
                 }
                 Err(e) => {
@@ -477,7 +568,11 @@ impl Resolver<'_> {
         let d = HealthConfig::default();
         let cooldown = self.duration(raw.cooldown.as_ref(), d.cooldown);
         let max_cooldown = self.duration(raw.max_cooldown.as_ref(), d.max_cooldown.max(cooldown));
-        HealthConfig { failures: raw.failures.unwrap_or(d.failures).max(1), cooldown, max_cooldown: max_cooldown.max(cooldown) }
+        HealthConfig {
+            failures: raw.failures.unwrap_or(d.failures).max(1),
+            cooldown,
+            max_cooldown: max_cooldown.max(cooldown),
+        }
     }
 
     fn provider(&mut self, name: &str, p: &S<raw::RawProvider>, default_timeouts: Timeouts) -> Option<ProviderConfig> {
@@ -488,7 +583,11 @@ impl Resolver<'_> {
                 None => {
                     self.error(
                         ps.referenced,
-                        format!("provider `{name}`: unknown preset `{}`; presets are: {}", ps.value, catalog::preset_names()),
+                        format!(
+                            "provider `{name}`: unknown preset `{}`; presets are: {}",
+                            ps.value,
+                            catalog::preset_names()
+                        ),
                     );
                     return None;
                 }
@@ -500,16 +599,28 @@ impl Resolver<'_> {
         match kind {
             None | Some("openai") => {}
             Some("embedded") | Some("anthropic") => {
-                disabled = Some(format!("provider kind `{}` is not in this build yet", kind.unwrap_or_default()));
+                disabled = Some(format!(
+                    "provider kind `{}` is not in this build yet",
+                    kind.unwrap_or_default()
+                ));
             }
             Some(other) => {
                 let at = raw.kind.as_ref().map(|k| k.referenced).unwrap_or(p.referenced);
-                self.error(at, format!("provider `{name}`: unknown kind `{other}`; kinds are: openai, anthropic, embedded"));
+                self.error(
+                    at,
+                    format!("provider `{name}`: unknown kind `{other}`; kinds are: openai, anthropic, embedded"),
+                );
                 return None;
             }
         }
         if kind.is_none() && preset.is_none() {
-            self.error(p.referenced, format!("provider `{name}` needs `preset` (one of: {}) or `kind`", catalog::preset_names()));
+            self.error(
+                p.referenced,
+                format!(
+                    "provider `{name}` needs `preset` (one of: {}) or `kind`",
+                    catalog::preset_names()
+                ),
+            );
             return None;
         }
 
@@ -532,7 +643,10 @@ impl Resolver<'_> {
             (None, Some(ps)) => ps.base_url.to_owned(),
             (None, None) if disabled.is_some() || !missing_vars.is_empty() => String::new(),
             (None, None) => {
-                self.error(p.referenced, format!("provider `{name}` needs a `base_url` such as http://127.0.0.1:8080/v1"));
+                self.error(
+                    p.referenced,
+                    format!("provider `{name}` needs a `base_url` such as http://127.0.0.1:8080/v1"),
+                );
                 return None;
             }
         };
@@ -540,7 +654,10 @@ impl Resolver<'_> {
             match &account_id {
                 Some(id) => base_url.replace("{account_id}", id),
                 None if missing_vars.is_empty() => {
-                    self.error(p.referenced, format!("provider `{name}` needs `account_id` for its base URL"));
+                    self.error(
+                        p.referenced,
+                        format!("provider `{name}` needs `account_id` for its base URL"),
+                    );
                     return None;
                 }
                 None => base_url,
@@ -555,16 +672,24 @@ impl Resolver<'_> {
         }
         if disabled.is_none() && !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             let at = raw.base_url.as_ref().map(|b| b.referenced).unwrap_or(p.referenced);
-            self.error(at, format!("provider `{name}`: base_url `{base_url}` must start with http:// or https://"));
+            self.error(
+                at,
+                format!("provider `{name}`: base_url `{base_url}` must start with http:// or https://"),
+            );
             return None;
         }
         if disabled.is_none() && api_key.is_none() && preset.is_some_and(|p| p.needs_key) {
             disabled = Some("no `api_key` set".into());
         }
         if let Some(why) = &disabled {
-            self.warn(p.referenced, format!("provider `{name}` is disabled: {why}; its lanes will be skipped"));
+            self.warn(
+                p.referenced,
+                format!("provider `{name}` is disabled: {why}; its lanes will be skipped"),
+            );
         }
-        let local = raw.local.unwrap_or(preset.map(|p| p.local).unwrap_or(kind == Some("embedded")));
+        let local = raw
+            .local
+            .unwrap_or(preset.map(|p| p.local).unwrap_or(kind == Some("embedded")));
         let premium = raw.premium.unwrap_or(preset.is_some_and(|p| p.premium));
         Some(ProviderConfig {
             name: name.to_owned(),
@@ -578,19 +703,33 @@ impl Resolver<'_> {
     }
 
     fn storage(&mut self, raw: &RawConfig) -> StorageConfig {
-        let default = || dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("switchyard").join("ledger.db");
+        let default = || {
+            dirs::data_dir()
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("switchyard")
+                .join("ledger.db")
+        };
         let ledger = match &raw.storage.ledger {
             None => default(),
             Some(l) => match self.env.expand(&l.value) {
                 Ok(s) => {
-                    let path = s.strip_prefix("sqlite://").or_else(|| s.strip_prefix("sqlite:")).unwrap_or(&s);
+                    let path = s
+                        .strip_prefix("sqlite://")
+                        .or_else(|| s.strip_prefix("sqlite:"))
+                        .unwrap_or(&s);
                     if s.starts_with("postgres") {
-                        self.error(l.referenced, "a PostgreSQL ledger is not in this version yet; use a sqlite:// path".into());
+                        self.error(
+                            l.referenced,
+                            "a PostgreSQL ledger is not in this version yet; use a sqlite:// path".into(),
+                        );
                     }
                     expand_home(path)
                 }
                 Err(m) => {
-                    self.error(l.referenced, format!("`storage.ledger` uses unset variable(s) {}", m.join(", ")));
+                    self.error(
+                        l.referenced,
+                        format!("`storage.ledger` uses unset variable(s) {}", m.join(", ")),
+                    );
                     default()
                 }
             },
@@ -615,7 +754,9 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     {
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
     }
-    Err(format!("`{s}` is not an address to listen on; write e.g. `127.0.0.1:4000` or `0.0.0.0:4000`"))
+    Err(format!(
+        "`{s}` is not an address to listen on; write e.g. `127.0.0.1:4000` or `0.0.0.0:4000`"
+    ))
 }
 
 /// Parses `--listen` the same way as `server.listen`.
@@ -633,7 +774,13 @@ impl Config {
     pub fn describe(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
-        let _ = writeln!(s, "listen: {}  (keys: {}, max body: {} bytes)", self.server.listen, self.server.keys.len(), self.server.max_body_bytes);
+        let _ = writeln!(
+            s,
+            "listen: {}  (keys: {}, max body: {} bytes)",
+            self.server.listen,
+            self.server.keys.len(),
+            self.server.max_body_bytes
+        );
         let _ = writeln!(s, "ledger: {}", self.storage.ledger.display());
         let _ = writeln!(s, "providers:");
         for p in self.providers.values() {
@@ -641,7 +788,11 @@ impl Config {
             if p.premium {
                 tags.push("premium");
             }
-            let state = p.disabled.as_ref().map(|d| format!("  DISABLED: {d}")).unwrap_or_default();
+            let state = p
+                .disabled
+                .as_ref()
+                .map(|d| format!("  DISABLED: {d}"))
+                .unwrap_or_default();
             let _ = writeln!(s, "  {:<14} {} [{}]{state}", p.name, p.base_url, tags.join(", "));
         }
         let _ = writeln!(s, "routes:");
@@ -673,7 +824,11 @@ impl Config {
             if let Some(w) = &r.when {
                 flags.push(format!("when {}", describe_when(w)));
             }
-            let flags = if flags.is_empty() { String::new() } else { format!("  ({})", flags.join("; ")) };
+            let flags = if flags.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", flags.join("; "))
+            };
             let _ = writeln!(s, "  {:<14} {}{flags}", r.name, chain.join(" -> "));
         }
         if !self.aliases.is_empty() {
@@ -695,7 +850,11 @@ fn describe_when(w: &When) -> String {
     if let Some(n) = w.min_input_tokens {
         parts.push(format!("input >= {n} tokens"));
     }
-    for (name, v) in [("images", w.has_images), ("tools", w.has_tools), ("thinking", w.thinking)] {
+    for (name, v) in [
+        ("images", w.has_images),
+        ("tools", w.has_tools),
+        ("thinking", w.thinking),
+    ] {
         if let Some(v) = v {
             parts.push(format!("{}{name}", if v { "has " } else { "no " }));
         }

@@ -3,8 +3,8 @@
 //! turns them into the validated [`super::Config`].
 
 use indexmap::IndexMap;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 use std::fmt;
 
@@ -105,7 +105,10 @@ impl<'de> Deserialize<'de> for RawRoute {
                 while let Some(lane) = seq.next_element()? {
                     chain.push(lane);
                 }
-                Ok(RawRoute(RawRouteTable { chain, ..Default::default() }))
+                Ok(RawRoute(RawRouteTable {
+                    chain,
+                    ..Default::default()
+                }))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawRoute, A::Error> {
                 RawRouteTable::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawRoute)

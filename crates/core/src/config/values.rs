@@ -29,7 +29,10 @@ impl Env {
 
     /// A fixed set of variables, nothing from the process.
     pub fn fixed(vars: impl IntoIterator<Item = (String, String)>) -> Self {
-        Env { dotenv: HashMap::new(), fixed: Some(vars.into_iter().collect()) }
+        Env {
+            dotenv: HashMap::new(),
+            fixed: Some(vars.into_iter().collect()),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<String> {
@@ -84,7 +87,9 @@ fn parse_dotenv(text: &str) -> Result<HashMap<String, String>, String> {
             return Err(format!("{}:1: expected KEY=value", i + 1));
         };
         let v = v.trim();
-        let v = if v.len() >= 2 && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\''))) {
+        let v = if v.len() >= 2
+            && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\'')))
+        {
             &v[1..v.len() - 1]
         } else {
             v.split(" #").next().unwrap_or(v).trim_end()
@@ -99,7 +104,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let err = || format!("`{s}` is not a duration; write e.g. `500ms`, `30s`, `2m` or `1h`");
     if let Ok(secs) = s.parse::<f64>() {
-        return if secs.is_finite() && secs >= 0.0 { Ok(Duration::from_secs_f64(secs)) } else { Err(err()) };
+        return if secs.is_finite() && secs >= 0.0 {
+            Ok(Duration::from_secs_f64(secs))
+        } else {
+            Err(err())
+        };
     }
     let mut total = Duration::ZERO;
     let mut rest = s;
@@ -110,7 +119,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         let n_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(err)?;
         let n: f64 = rest[..n_end].parse().map_err(|_| err())?;
         rest = &rest[n_end..];
-        let u_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = match &rest[..u_end] {
             "ms" => 0.001,
             "s" => 1.0,
@@ -176,8 +187,14 @@ mod tests {
         let env = Env::fixed([("A".into(), "1".into()), ("E".into(), String::new())]);
         assert_eq!(env.expand("x${A}y${ A }").unwrap(), "x1y1");
         assert_eq!(env.expand("${B:-dflt}").unwrap(), "dflt");
-        assert_eq!(env.expand("${B}-${E}").unwrap_err(), vec!["B".to_owned(), "E".to_owned()]);
-        assert_eq!(env.expand("no vars, ${unterminated").unwrap(), "no vars, ${unterminated");
+        assert_eq!(
+            env.expand("${B}-${E}").unwrap_err(),
+            vec!["B".to_owned(), "E".to_owned()]
+        );
+        assert_eq!(
+            env.expand("no vars, ${unterminated").unwrap(),
+            "no vars, ${unterminated"
+        );
     }
 
     #[test]

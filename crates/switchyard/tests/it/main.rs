@@ -1,1 +1,11 @@
+//! End-to-end tests: the real `switchyard` binary on port 0, fake upstreams in this process,
+//! real HTTP in between. One test binary for the crate (links once on a 2-core CI).
+#![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
+mod support;
+
+mod chat;
+mod config_cli;
+mod fallback;
+mod input;
+mod ledger;

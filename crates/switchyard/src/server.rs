@@ -1,0 +1,286 @@
+//! The HTTP surface: axum routes, key checks, body limits, and rendering the core's answers
+//! and errors in the caller's dialect. No routing or provider logic lives here.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use std::sync::Arc;
+use switchyard_core::gateway::{AnswerBody, Call, Gateway};
+use switchyard_core::router::Hints;
+use switchyard_protocol::openai::{ChatRequest, ErrorBody};
+use tokio::net::TcpListener;
+
+pub struct AppState {
+    pub gateway: Arc<Gateway>,
+    /// Accepted keys with the short id the ledger records instead of the key.
+    keys: Vec<(SecretString, String)>,
+    max_body: usize,
+}
+
+impl AppState {
+    pub fn new(gateway: Arc<Gateway>) -> Arc<Self> {
+        let cfg = gateway.config();
+        let keys = cfg
+            .server
+            .keys
+            .iter()
+            .map(|k| (k.clone(), key_id(k.expose_secret())))
+            .collect();
+        let max_body = cfg.server.max_body_bytes;
+        Arc::new(AppState {
+            gateway,
+            keys,
+            max_body,
+        })
+    }
+}
+
+/// `key:` and the first 8 hex digits of the key's SHA-256: enough to tell callers apart in
+/// the ledger, useless for recovering the key.
+fn key_id(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!("key:{hex}")
+}
+
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(models))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        // The limit is enforced in `read_body` so the 413 comes in the caller's dialect.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then lets in-flight requests finish.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}
+
+fn openai_error(status: u16, kind: &str, code: &str, message: impl Into<String>, param: Option<String>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let body = ErrorBody::new(kind, code, message, param).to_json();
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
+}
+
+/// Constant-time comparison, so response timing says nothing about how much of a key matched.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks the caller's key. `Ok(None)` when no keys are configured.
+#[expect(clippy::result_large_err, reason = "the error is the response to send")]
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, Response> {
+    if state.keys.is_empty() {
+        return Ok(None);
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim);
+    let Some(presented) = presented else {
+        return Err(openai_error(
+            401,
+            "invalid_request_error",
+            "missing_api_key",
+            "this gateway needs a key: send `Authorization: Bearer KEY` or `x-api-key: KEY` (one of `server.keys`)",
+            None,
+        ));
+    };
+    match state
+        .keys
+        .iter()
+        .find(|(k, _)| same(k.expose_secret().as_bytes(), presented.as_bytes()))
+    {
+        Some((_, id)) => Ok(Some(id.clone())),
+        None => Err(openai_error(
+            401,
+            "invalid_request_error",
+            "invalid_api_key",
+            "the key sent is not one of this gateway's `server.keys`",
+            None,
+        )),
+    }
+}
+
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let too_large = || {
+        openai_error(
+            413,
+            "invalid_request_error",
+            "request_too_large",
+            format!(
+                "request body is larger than this gateway accepts ({} bytes; see `server.max_body`)",
+                state.max_body
+            ),
+            None,
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > state.max_body as u64) {
+        return Err(too_large());
+    }
+    match axum::body::to_bytes(body, state.max_body).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let e = e.into_inner();
+            if e.is::<http_body_util::LengthLimitError>() {
+                Err(too_large())
+            } else {
+                Err(openai_error(
+                    400,
+                    "invalid_request_error",
+                    "body_read_failed",
+                    format!("the request body could not be read: {e}"),
+                    None,
+                ))
+            }
+        }
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+fn hints(headers: &HeaderMap) -> Hints {
+    Hints {
+        task: header_str(headers, "x-switchyard-task").map(str::to_owned),
+        premium: header_str(headers, "x-switchyard-premium").is_some_and(|v| v.eq_ignore_ascii_case("allow")),
+        fallback: header_str(headers, "x-switchyard-fallback").is_some_and(|v| v.eq_ignore_ascii_case("on")),
+    }
+}
+
+fn set_header(h: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(HeaderName::from_static(name), v);
+    }
+}
+
+async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let caller = match authorize(&state, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let bytes = match read_body(&state, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let req = match ChatRequest::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => return openai_error(400, "invalid_request_error", "invalid_request", e.message, e.param),
+    };
+    let call = Call {
+        hints: hints(&headers),
+        caller,
+        dialect: "openai",
+    };
+    match state.gateway.chat(req, call).await {
+        Ok(answer) => {
+            let mut resp = match answer.body {
+                AnswerBody::Json(b) => (
+                    [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                    b,
+                )
+                    .into_response(),
+                AnswerBody::Stream(s) => {
+                    let mut r = Body::from_stream(s).into_response();
+                    let h = r.headers_mut();
+                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+                    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                    h.insert(
+                        HeaderName::from_static("x-accel-buffering"),
+                        HeaderValue::from_static("no"),
+                    );
+                    r
+                }
+            };
+            let h = resp.headers_mut();
+            set_header(h, "x-switchyard-route", &answer.route);
+            set_header(h, "x-switchyard-lane", &answer.lane);
+            set_header(h, "x-switchyard-attempts", &answer.attempts);
+            resp
+        }
+        Err(refusal) => {
+            let e = &refusal.error;
+            let mut resp = openai_error(e.status(), e.openai_type(), &e.code(), e.to_string(), None);
+            let h = resp.headers_mut();
+            if let Some(route) = &refusal.route {
+                set_header(h, "x-switchyard-route", route);
+            }
+            if !refusal.attempts.is_empty() {
+                set_header(h, "x-switchyard-attempts", &refusal.attempts);
+            }
+            resp
+        }
+    }
+}
+
+async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let cfg = state.gateway.config();
+    let mut data = Vec::new();
+    for r in cfg.routes.values() {
+        data.push(serde_json::json!({
+            "id": r.name, "object": "model", "created": 0, "owned_by": "switchyard",
+            "switchyard": {"kind": "route", "chain": r.chain, "premium": r.premium, "local_only": r.local_only},
+        }));
+    }
+    for l in cfg.lanes.values() {
+        let health = if state.gateway.health().is_open(&l.name) {
+            "down"
+        } else {
+            "up"
+        };
+        data.push(serde_json::json!({
+            "id": l.name, "object": "model", "created": 0, "owned_by": l.provider,
+            "switchyard": {"kind": "lane", "provider": l.provider, "model": l.model, "local": l.local, "premium": l.premium, "health": health},
+        }));
+    }
+    axum::Json(serde_json::json!({"object": "list", "data": data})).into_response()
+}
+
+async fn healthz() -> Response {
+    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    openai_error(
+        404,
+        "invalid_request_error",
+        "not_found",
+        format!(
+            "no such endpoint `{}`; this gateway serves POST /v1/chat/completions, GET /v1/models and GET /healthz",
+            uri.path()
+        ),
+        None,
+    )
+}
