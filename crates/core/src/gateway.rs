@@ -529,6 +529,18 @@ impl Relay {
     /// Records the request. Runs at the normal end, or from `Drop` when the client went away.
     fn finish(&mut self) {
         let Some(mut rec) = self.rec.take() else { return };
+        if self.done_sent
+            && self.failure.is_none()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            // After `[DONE]` the upstream normally just closes its body. Read that end off the
+            // client's path, so the connection goes back to the pool instead of being dropped.
+            let mut rest = std::mem::replace(&mut self.upstream.rest, futures_util::stream::empty().boxed());
+            rt.spawn(async move {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), async { while rest.next().await.is_some() {} }).await;
+            });
+        }
         if let Some(class) = self.failure {
             rec.status = "error".into();
             rec.error_class = Some(class.as_str().to_owned());

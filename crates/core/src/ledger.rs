@@ -1,12 +1,11 @@
 //! The ledger: one row per request and one per attempt, in SQLite (WAL).
 //!
-//! Writes never happen on the request path: records go into a channel and one writer task
+//! Writes never happen on the request path: records go into a channel and one writer thread
 //! stores them in batches, one transaction per batch. [`Ledger::close`] waits until every
 //! record sent before it is on disk, which is how a clean shutdown keeps every answered
 //! request. Prompts and keys are never stored: the caller is a short hash of its key.
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Executor, Row};
+use rusqlite::{Connection, params};
 use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot};
 
@@ -96,27 +95,16 @@ PRAGMA user_version = 1;
 const BATCH: usize = 512;
 
 impl Ledger {
-    /// Opens (creating if needed) the database and starts the writer task.
+    /// Opens (creating if needed) the database and starts the writer thread.
     pub async fn open(path: &Path) -> Result<Ledger, String> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("ledger: cannot create {}: {e}", dir.display()))?;
-        }
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await
-            .map_err(|e| format!("ledger: cannot open {}: {e}", path.display()))?;
-        pool.execute(SCHEMA)
-            .await
-            .map_err(|e| format!("ledger: cannot create tables in {}: {e}", path.display()))?;
+        let conn = open_db(path)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(pool, rx));
+        // A plain thread, not a tokio task: SQLite calls block, and one owner of the
+        // connection needs no locking and keeps its prepared statements warm.
+        std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer(conn, rx))
+            .map_err(|e| format!("ledger: cannot start its writer: {e}"))?;
         Ok(Ledger {
             tx,
             path: path.to_owned(),
@@ -143,10 +131,23 @@ impl Ledger {
     }
 }
 
-async fn writer(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+fn open_db(path: &Path) -> Result<Connection, String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("ledger: cannot create {}: {e}", dir.display()))?;
+    }
+    let conn = Connection::open(path).map_err(|e| format!("ledger: cannot open {}: {e}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .and_then(|()| conn.pragma_update(None, "journal_mode", "WAL"))
+        .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
+        .and_then(|()| conn.execute_batch(SCHEMA))
+        .map_err(|e| format!("ledger: cannot prepare {}: {e}", path.display()))?;
+    Ok(conn)
+}
+
+fn writer(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Cmd>) {
     let mut batch: Vec<Box<RequestRecord>> = Vec::with_capacity(BATCH);
     let mut waiters = Vec::new();
-    while let Some(cmd) = rx.recv().await {
+    while let Some(cmd) = rx.blocking_recv() {
         let mut next = Some(cmd);
         while let Some(cmd) = next.take() {
             match cmd {
@@ -162,12 +163,12 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Cmd>) {
             // reader); records are only dropped, loudly, if the disk keeps refusing them.
             let mut tries = 0;
             loop {
-                match write_batch(&pool, &batch).await {
+                match write_batch(&mut conn, &batch) {
                     Ok(()) => break,
                     Err(e) if tries < 3 => {
                         tries += 1;
                         tracing::warn!("ledger write failed (try {tries}): {e}");
-                        tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
+                        std::thread::sleep(std::time::Duration::from_millis(100 * tries));
                     }
                     Err(e) => {
                         tracing::error!("ledger: {} request records could not be stored: {e}", batch.len());
@@ -180,107 +181,108 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Cmd>) {
         for w in waiters.drain(..) {
             let _ = w.send(());
         }
+        // Let records gather for a moment: waking once per record under load costs more CPU
+        // (in context switches) than the writes themselves. `flush` still returns promptly.
+        std::thread::sleep(COLLECT);
     }
-    pool.close().await;
 }
 
-async fn write_batch(pool: &SqlitePool, batch: &[Box<RequestRecord>]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    for r in batch {
-        sqlx::query(
+/// How long the writer waits between batches.
+const COLLECT: std::time::Duration = std::time::Duration::from_millis(5);
+
+fn write_batch(conn: &mut Connection, batch: &[Box<RequestRecord>]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut req = tx.prepare_cached(
             "INSERT OR REPLACE INTO requests (id, ts_ms, caller, dialect, model, route, lane, status, error_class, \
              http_status, stream, tokens_in, tokens_out, ttft_ms, duration_ms, attempt_count) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&r.id)
-        .bind(r.ts_ms)
-        .bind(&r.caller)
-        .bind(&r.dialect)
-        .bind(&r.model)
-        .bind(&r.route)
-        .bind(&r.lane)
-        .bind(&r.status)
-        .bind(&r.error_class)
-        .bind(i64::from(r.http_status))
-        .bind(r.stream)
-        .bind(r.tokens_in.map(|t| t as i64))
-        .bind(r.tokens_out.map(|t| t as i64))
-        .bind(r.ttft_ms)
-        .bind(r.duration_ms)
-        .bind(r.attempts.len() as i64)
-        .execute(&mut *tx)
-        .await?;
-        for (seq, a) in r.attempts.iter().enumerate() {
-            sqlx::query(
-                "INSERT OR REPLACE INTO attempts (request_id, seq, lane, provider, outcome, http_status, ttft_ms, duration_ms, detail) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&r.id)
-            .bind(seq as i64)
-            .bind(&a.lane)
-            .bind(&a.provider)
-            .bind(&a.outcome)
-            .bind(a.http_status.map(i64::from))
-            .bind(a.ttft_ms)
-            .bind(a.duration_ms)
-            .bind(&a.detail)
-            .execute(&mut *tx)
-            .await?;
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        )?;
+        let mut att = tx.prepare_cached(
+            "INSERT OR REPLACE INTO attempts (request_id, seq, lane, provider, outcome, http_status, ttft_ms, duration_ms, detail) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for r in batch {
+            req.execute(params![
+                r.id,
+                r.ts_ms,
+                r.caller,
+                r.dialect,
+                r.model,
+                r.route,
+                r.lane,
+                r.status,
+                r.error_class,
+                r.http_status,
+                r.stream,
+                r.tokens_in.map(|t| t as i64),
+                r.tokens_out.map(|t| t as i64),
+                r.ttft_ms,
+                r.duration_ms,
+                r.attempts.len() as i64,
+            ])?;
+            for (seq, a) in r.attempts.iter().enumerate() {
+                att.execute(params![
+                    r.id,
+                    seq as i64,
+                    a.lane,
+                    a.provider,
+                    a.outcome,
+                    a.http_status,
+                    a.ttft_ms,
+                    a.duration_ms,
+                    a.detail
+                ])?;
+            }
         }
     }
-    tx.commit().await
+    tx.commit()
 }
 
 /// Reads the newest requests back (for tests and, later, reports).
-pub async fn recent(path: &Path, limit: i64) -> Result<Vec<RequestRecord>, sqlx::Error> {
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(SqliteConnectOptions::new().filename(path).read_only(true))
-        .await?;
-    let rows = sqlx::query("SELECT * FROM requests ORDER BY ts_ms DESC, id DESC LIMIT ?")
-        .bind(limit)
-        .fetch_all(&pool)
-        .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id: String = row.try_get("id")?;
-        let attempts = sqlx::query("SELECT * FROM attempts WHERE request_id = ? ORDER BY seq")
-            .bind(&id)
-            .fetch_all(&pool)
-            .await?
-            .into_iter()
-            .map(|a| {
+pub fn recent(path: &Path, limit: i64) -> rusqlite::Result<Vec<RequestRecord>> {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut attempts = conn.prepare("SELECT lane, provider, outcome, http_status, ttft_ms, duration_ms, detail FROM attempts WHERE request_id = ?1 ORDER BY seq")?;
+    let mut stmt = conn.prepare(
+        "SELECT id, ts_ms, caller, dialect, model, route, lane, status, error_class, http_status, stream, tokens_in, tokens_out, ttft_ms, duration_ms \
+         FROM requests ORDER BY ts_ms DESC, id DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit], |row| {
+        Ok(RequestRecord {
+            id: row.get(0)?,
+            ts_ms: row.get(1)?,
+            caller: row.get(2)?,
+            dialect: row.get(3)?,
+            model: row.get(4)?,
+            route: row.get(5)?,
+            lane: row.get(6)?,
+            status: row.get(7)?,
+            error_class: row.get(8)?,
+            http_status: row.get(9)?,
+            stream: row.get(10)?,
+            tokens_in: row.get::<_, Option<i64>>(11)?.map(|t| t as u64),
+            tokens_out: row.get::<_, Option<i64>>(12)?.map(|t| t as u64),
+            ttft_ms: row.get(13)?,
+            duration_ms: row.get(14)?,
+            attempts: Vec::new(),
+        })
+    })?;
+    let mut out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    for r in &mut out {
+        r.attempts = attempts
+            .query_map([&r.id], |a| {
                 Ok(AttemptRecord {
-                    lane: a.try_get("lane")?,
-                    provider: a.try_get("provider")?,
-                    outcome: a.try_get("outcome")?,
-                    http_status: a.try_get::<Option<i64>, _>("http_status")?.map(|s| s as u16),
-                    ttft_ms: a.try_get("ttft_ms")?,
-                    duration_ms: a.try_get("duration_ms")?,
-                    detail: a.try_get("detail")?,
+                    lane: a.get(0)?,
+                    provider: a.get(1)?,
+                    outcome: a.get(2)?,
+                    http_status: a.get(3)?,
+                    ttft_ms: a.get(4)?,
+                    duration_ms: a.get(5)?,
+                    detail: a.get(6)?,
                 })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        out.push(RequestRecord {
-            id,
-            ts_ms: row.try_get("ts_ms")?,
-            caller: row.try_get("caller")?,
-            dialect: row.try_get("dialect")?,
-            model: row.try_get("model")?,
-            route: row.try_get("route")?,
-            lane: row.try_get("lane")?,
-            status: row.try_get("status")?,
-            error_class: row.try_get("error_class")?,
-            http_status: row.try_get::<i64, _>("http_status")? as u16,
-            stream: row.try_get("stream")?,
-            tokens_in: row.try_get::<Option<i64>, _>("tokens_in")?.map(|t| t as u64),
-            tokens_out: row.try_get::<Option<i64>, _>("tokens_out")?.map(|t| t as u64),
-            ttft_ms: row.try_get("ttft_ms")?,
-            duration_ms: row.try_get("duration_ms")?,
-            attempts,
-        });
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
     }
-    pool.close().await;
     Ok(out)
 }
 
@@ -327,7 +329,7 @@ mod tests {
             });
         }
         ledger.flush().await;
-        let rows = recent(&path, 5000).await.unwrap();
+        let rows = recent(&path, 5000).unwrap();
         assert_eq!(rows.len(), 1200);
         assert_eq!(rows[0].id, "r01199");
         assert_eq!(rows[0].attempts.len(), 2);

@@ -25,8 +25,9 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 pub struct Upstream {
     pub config: ProviderConfig,
     client: reqwest::Client,
-    chat_url: String,
-    models_url: String,
+    // Parsed once: reqwest would otherwise parse the URL string on every request.
+    chat_url: reqwest::Url,
+    models_url: reqwest::Url,
     headers: HeaderMap,
 }
 
@@ -76,9 +77,13 @@ impl Upstream {
             v.set_sensitive(true);
             headers.insert(header::AUTHORIZATION, v);
         }
+        let url = |path: &str| {
+            reqwest::Url::parse(&format!("{}/{path}", config.base_url))
+                .map_err(|e| format!("provider `{}`: base_url is not a valid URL: {e}", config.name))
+        };
         Ok(Upstream {
-            chat_url: format!("{}/chat/completions", config.base_url),
-            models_url: format!("{}/models", config.base_url),
+            chat_url: url("chat/completions")?,
+            models_url: url("models")?,
             config,
             client,
             headers,
@@ -91,7 +96,7 @@ impl Upstream {
         let deadline = Instant::now() + t.first_byte;
         let req = self
             .client
-            .post(&self.chat_url)
+            .post(self.chat_url.clone())
             .headers(self.headers.clone())
             .body(body)
             .send();
@@ -174,7 +179,11 @@ impl Upstream {
     /// Is the provider answering? Any HTTP answer below 500 except an auth refusal counts:
     /// a server that says 404 to `/models` is up.
     pub async fn probe(&self) -> bool {
-        let req = self.client.get(&self.models_url).headers(self.headers.clone()).send();
+        let req = self
+            .client
+            .get(self.models_url.clone())
+            .headers(self.headers.clone())
+            .send();
         match tokio::time::timeout(self.config.timeouts.connect + Duration::from_secs(5), req).await {
             Ok(Ok(r)) => {
                 let s = r.status().as_u16();

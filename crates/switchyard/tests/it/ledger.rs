@@ -32,7 +32,7 @@ async fn requests_and_attempts_are_recorded_and_sigterm_drains() {
 
     let status = gw.stop();
     assert!(status.success(), "{status:?}\n{}", gw.stderr());
-    let rows = recent(&gw.ledger_path(), 100).await.unwrap();
+    let rows = recent(&gw.ledger_path(), 100).unwrap();
     assert_eq!(rows.len(), 4, "{rows:#?}");
     let by_status = |s: &str| rows.iter().filter(|r| r.status == s).count();
     assert_eq!(
