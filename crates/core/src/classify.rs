@@ -32,6 +32,8 @@ pub enum ErrorClass {
     BadResponse,
     /// The upstream stream broke after the answer had started.
     StreamInterrupted,
+    /// The lane cannot take this kind of request (images or tools for a text-only model).
+    Unsupported,
 }
 
 impl ErrorClass {
@@ -49,6 +51,7 @@ impl ErrorClass {
             ErrorClass::NotFound => "not_found",
             ErrorClass::BadResponse => "bad_response",
             ErrorClass::StreamInterrupted => "stream_interrupted",
+            ErrorClass::Unsupported => "unsupported",
         }
     }
 

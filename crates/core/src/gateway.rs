@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::GatewayError;
 use crate::health::{Health, Transition};
 use crate::ledger::{AttemptRecord, Ledger, RequestRecord};
+use crate::local::{self, EngineFactory, LocalEngine};
 use crate::router::{self, Hints};
 use crate::upstream::{Started, Upstream, UpstreamStream};
 use bytes::Bytes;
@@ -61,9 +62,27 @@ pub struct Refusal {
 
 pub struct Gateway {
     config: Arc<Config>,
-    upstreams: HashMap<String, Arc<Upstream>>,
+    backends: HashMap<String, Backend>,
     health: Arc<Health>,
     ledger: Ledger,
+}
+
+/// How a provider is reached.
+#[derive(Clone)]
+enum Backend {
+    Http(Arc<Upstream>),
+    Local(Arc<dyn LocalEngine>),
+}
+
+impl Backend {
+    async fn probe(&self) -> bool {
+        match self {
+            Backend::Http(up) => up.probe().await,
+            // An in-process engine that failed is retried by the next request after the
+            // cool-down; there is nothing to probe over a network.
+            Backend::Local(_) => true,
+        }
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -97,17 +116,33 @@ fn attempts_header(attempts: &[AttemptRecord]) -> String {
 }
 
 impl Gateway {
-    /// Builds the HTTP clients and opens the ledger.
-    pub async fn new(config: Config) -> Result<Arc<Gateway>, String> {
-        let mut upstreams = HashMap::new();
-        for p in config.providers.values().filter(|p| p.disabled.is_none()) {
-            upstreams.insert(p.name.clone(), Arc::new(Upstream::new(p.clone())?));
+    /// Builds the HTTP clients and local engines, and opens the ledger. Without an engine
+    /// factory, `embedded` providers are disabled (their lanes are skipped, saying why).
+    pub async fn new(mut config: Config, engines: Option<EngineFactory>) -> Result<Arc<Gateway>, String> {
+        let mut backends = HashMap::new();
+        for p in config.providers.values_mut().filter(|p| p.disabled.is_none()) {
+            let backend = match (&p.embedded, &engines) {
+                (None, _) => Backend::Http(Arc::new(Upstream::new(p.clone())?)),
+                (Some(_), Some(factory)) => match factory(p) {
+                    Ok(engine) => Backend::Local(engine),
+                    Err(e) => {
+                        tracing::warn!(provider = %p.name, "embedded engine unavailable: {e}");
+                        p.disabled = Some(e);
+                        continue;
+                    }
+                },
+                (Some(_), None) => {
+                    p.disabled = Some("this build has no embedded engine".into());
+                    continue;
+                }
+            };
+            backends.insert(p.name.clone(), backend);
         }
         let health = Arc::new(Health::new(config.health, config.lanes.keys()));
         let ledger = Ledger::open(&config.storage.ledger).await?;
         let gw = Arc::new(Gateway {
             config: Arc::new(config),
-            upstreams,
+            backends,
             health,
             ledger,
         });
@@ -212,20 +247,25 @@ impl Gateway {
                 summary.push(why);
                 continue;
             }
-            let Some(up) = self.upstreams.get(&provider.name) else {
+            let Some(backend) = self.backends.get(&provider.name) else {
                 continue;
             };
             tried_any = true;
             req.model.clone_from(&lane.model);
-            let body = match serde_json::to_vec(&req) {
-                Ok(b) => b,
-                Err(e) => {
-                    summary.push(format!("{lane_name}: request could not be encoded: {e}"));
-                    continue;
+            let t0 = Instant::now();
+            let sent = match backend {
+                Backend::Http(up) => match serde_json::to_vec(&req) {
+                    Ok(body) => up.send(body, stream).await,
+                    Err(e) => Err(UpstreamError::transport(
+                        ErrorClass::BadResponse,
+                        format!("request could not be encoded: {e}"),
+                    )),
+                },
+                Backend::Local(engine) => {
+                    local::send(engine.as_ref(), &req, stream, provider.timeouts.first_byte).await
                 }
             };
-            let t0 = Instant::now();
-            match up.send(body, stream).await {
+            match sent {
                 Ok(answer) => {
                     if self.health.success(lane_name) == Some(Transition::Up) {
                         tracing::info!(lane = %lane_name, "lane is up again");
@@ -385,7 +425,7 @@ fn spawn_prober(gw: Weak<Gateway>) {
                     .config
                     .lanes
                     .get(&lane)
-                    .and_then(|l| gw.upstreams.get(&l.provider))
+                    .and_then(|l| gw.backends.get(&l.provider))
                     .cloned()
                 else {
                     continue;

@@ -11,5 +11,6 @@ pub mod error;
 pub mod gateway;
 pub mod health;
 pub mod ledger;
+pub mod local;
 pub mod router;
 pub mod upstream;

@@ -563,3 +563,68 @@ mod tests {
         assert_eq!(p.usage.unwrap().completion_tokens, 5);
     }
 }
+
+/// Builders for answers the gateway produces itself (the embedded engine), in the exact
+/// shapes OpenAI documents, so they pass through the same relay as upstream answers.
+pub mod build {
+    use super::Usage;
+    use serde_json::json;
+
+    /// One `chat.completion.chunk` with a content delta (and the role on the first one).
+    pub fn chunk(
+        id: &str,
+        model: &str,
+        created: u64,
+        content: Option<&str>,
+        first: bool,
+        finish: Option<&str>,
+    ) -> String {
+        let mut delta = serde_json::Map::new();
+        if first {
+            delta.insert("role".into(), json!("assistant"));
+        }
+        if let Some(c) = content {
+            delta.insert("content".into(), json!(c));
+        }
+        json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        })
+        .to_string()
+    }
+
+    /// The usage-only chunk that ends a stream when `stream_options.include_usage` is set.
+    pub fn usage_chunk(id: &str, model: &str, created: u64, usage: Usage) -> String {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": usage})
+            .to_string()
+    }
+
+    /// A whole `chat.completion`.
+    pub fn completion(id: &str, model: &str, created: u64, content: &str, finish: &str, usage: Usage) -> String {
+        json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "logprobs": null, "finish_reason": finish}],
+            "usage": usage,
+        })
+        .to_string()
+    }
+}
+
+impl Content {
+    /// The text of the content; `None` if it holds anything but text parts.
+    pub fn text_only(&self) -> Option<String> {
+        match self {
+            Content::Text(t) => Some(t.clone()),
+            Content::Parts(parts) => {
+                let mut s = String::new();
+                for p in parts {
+                    match p {
+                        ContentPart::Text { text } => s.push_str(text),
+                        _ => return None,
+                    }
+                }
+                Some(s)
+            }
+        }
+    }
+}

@@ -115,7 +115,7 @@ fn serve(path: Option<PathBuf>, listen: Option<String>) -> Result<ExitCode> {
         .context("starting the runtime")?;
     rt.block_on(async move {
         let ledger = cfg.storage.ledger.clone();
-        let gateway = Gateway::new(cfg).await.map_err(anyhow::Error::msg)?;
+        let gateway = Gateway::new(cfg, None).await.map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;

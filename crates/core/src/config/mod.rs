@@ -80,7 +80,23 @@ pub struct ProviderConfig {
     /// Why this provider cannot be used (a missing key, a kind this build lacks). Its lanes
     /// stay in their routes and are skipped with this reason.
     pub disabled: Option<String>,
+    /// Set for `kind: embedded`: the model runs in this process.
+    pub embedded: Option<EmbeddedConfig>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedConfig {
+    /// A model-store name (`gemma3-270m`) or a path to a GGUF file.
+    pub model: String,
+    /// CPU threads; `None`: all available cores.
+    pub threads: Option<u32>,
+    /// Context window per sequence, in tokens.
+    pub context_size: u32,
+    /// Requests generated together in one batch.
+    pub slots: u32,
+}
+
+pub const DEFAULT_EMBEDDED_MODEL: &str = "gemma3-270m";
 
 #[derive(Debug, Clone)]
 pub struct LaneConfig {
@@ -313,8 +329,9 @@ impl Resolver<'_> {
                 }
                 continue;
             };
-            let model = match &l.value.model {
-                Some(m) if !m.value.is_empty() => m.value.clone(),
+            let model = match (&l.value.model, &p.embedded) {
+                (Some(m), _) if !m.value.is_empty() => m.value.clone(),
+                (None, Some(e)) => e.model.clone(),
                 _ => {
                     self.error(
                         l.referenced,
@@ -598,12 +615,8 @@ impl Resolver<'_> {
         let mut disabled = preset.and_then(|p| p.unsupported).map(str::to_owned);
         match kind {
             None | Some("openai") => {}
-            Some("embedded") | Some("anthropic") => {
-                disabled = Some(format!(
-                    "provider kind `{}` is not in this build yet",
-                    kind.unwrap_or_default()
-                ));
-            }
+            Some("embedded") => return self.embedded_provider(name, p, default_timeouts),
+            Some("anthropic") => disabled = Some("provider kind `anthropic` is not in this build yet".into()),
             Some(other) => {
                 let at = raw.kind.as_ref().map(|k| k.referenced).unwrap_or(p.referenced);
                 self.error(
@@ -687,9 +700,19 @@ impl Resolver<'_> {
                 format!("provider `{name}` is disabled: {why}; its lanes will be skipped"),
             );
         }
-        let local = raw
-            .local
-            .unwrap_or(preset.map(|p| p.local).unwrap_or(kind == Some("embedded")));
+        for (key, v) in [
+            ("threads", &raw.threads),
+            ("context_size", &raw.context_size),
+            ("slots", &raw.slots),
+        ] {
+            if let Some(v) = v {
+                self.error(
+                    v.referenced,
+                    format!("provider `{name}`: `{key}` is only for `kind: embedded`"),
+                );
+            }
+        }
+        let local = raw.local.unwrap_or(preset.is_some_and(|p| p.local));
         let premium = raw.premium.unwrap_or(preset.is_some_and(|p| p.premium));
         Some(ProviderConfig {
             name: name.to_owned(),
@@ -699,6 +722,71 @@ impl Resolver<'_> {
             premium,
             timeouts: self.timeouts(raw.timeouts.as_ref(), default_timeouts),
             disabled,
+            embedded: None,
+        })
+    }
+
+    fn embedded_provider(
+        &mut self,
+        name: &str,
+        p: &S<raw::RawProvider>,
+        default_timeouts: Timeouts,
+    ) -> Option<ProviderConfig> {
+        let raw = &p.value;
+        for (key, present) in [
+            ("preset", raw.preset.is_some()),
+            ("base_url", raw.base_url.is_some()),
+            ("api_key", raw.api_key.is_some()),
+        ] {
+            if present {
+                self.error(
+                    p.referenced,
+                    format!("provider `{name}` is `kind: embedded`: it has no `{key}`"),
+                );
+            }
+        }
+        let model = match &raw.model {
+            Some(m) => match self.env.expand(&m.value) {
+                Ok(v) => v,
+                Err(missing) => {
+                    self.error(
+                        m.referenced,
+                        format!("`model` uses unset variable(s) {}", missing.join(", ")),
+                    );
+                    return None;
+                }
+            },
+            None => DEFAULT_EMBEDDED_MODEL.to_owned(),
+        };
+        let positive = |this: &mut Self, v: &Option<S<u32>>, key: &str| -> Option<u32> {
+            let v = v.as_ref()?;
+            if v.value == 0 {
+                this.error(v.referenced, format!("provider `{name}`: `{key}` must be at least 1"));
+            }
+            Some(v.value.max(1))
+        };
+        let threads = positive(self, &raw.threads, "threads");
+        let context_size = positive(self, &raw.context_size, "context_size").unwrap_or(4096);
+        let slots = positive(self, &raw.slots, "slots").unwrap_or(4);
+        // A local model may need to be fetched and loaded before its first token.
+        let base = Timeouts {
+            first_byte: Duration::from_secs(600),
+            ..default_timeouts
+        };
+        Some(ProviderConfig {
+            name: name.to_owned(),
+            base_url: String::new(),
+            api_key: None,
+            local: raw.local.unwrap_or(true),
+            premium: raw.premium.unwrap_or(false),
+            timeouts: self.timeouts(raw.timeouts.as_ref(), base),
+            disabled: None,
+            embedded: Some(EmbeddedConfig {
+                model,
+                threads,
+                context_size,
+                slots,
+            }),
         })
     }
 

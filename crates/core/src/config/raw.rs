@@ -63,8 +63,13 @@ pub struct RawProvider {
     pub account_id: Option<S<String>>,
     pub local: Option<bool>,
     pub premium: Option<bool>,
-    /// The model of an `embedded` provider.
+    /// The model of an `embedded` provider: a name from the model store or a GGUF path.
     pub model: Option<S<String>>,
+    /// Embedded only: CPU threads (default: all cores), context size in tokens per sequence,
+    /// and how many requests are generated at once in one batch.
+    pub threads: Option<S<u32>>,
+    pub context_size: Option<S<u32>>,
+    pub slots: Option<S<u32>>,
     pub timeouts: Option<RawTimeouts>,
 }
 

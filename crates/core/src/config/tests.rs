@@ -79,7 +79,8 @@ fn design_example_loads() {
             .unwrap()
             .contains("CF_ACCOUNT_ID")
     );
-    assert!(c.providers["local"].disabled.is_some() && c.providers["local"].local);
+    let local = &c.providers["local"];
+    assert!(local.disabled.is_none() && local.local && local.embedded.as_ref().unwrap().model == "gemma3-270m");
     assert!(c.lanes["claude"].premium && !c.routes["code"].premium && c.routes["premium"].premium);
     assert_eq!(
         c.routes["long_context"].when.as_ref().unwrap().min_input_tokens,
