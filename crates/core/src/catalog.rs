@@ -16,6 +16,10 @@ pub struct Preset {
     pub premium: bool,
     /// `None`: speaks the OpenAI dialect. `Some(why)`: this build cannot talk to it yet.
     pub unsupported: Option<&'static str>,
+    /// The environment variable its key is usually in (for the zero-config default).
+    pub key_env: Option<&'static str>,
+    /// A sensible free-tier model for the zero-config default.
+    pub default_model: Option<&'static str>,
 }
 
 const fn p(name: &'static str, base_url: &'static str, needs_key: bool, local: bool) -> Preset {
@@ -26,6 +30,16 @@ const fn p(name: &'static str, base_url: &'static str, needs_key: bool, local: b
         local,
         premium: false,
         unsupported: None,
+        key_env: None,
+        default_model: None,
+    }
+}
+
+const fn cloud(name: &'static str, base_url: &'static str, key_env: &'static str, model: &'static str) -> Preset {
+    Preset {
+        key_env: Some(key_env),
+        default_model: Some(model),
+        ..p(name, base_url, true, false)
     }
 }
 
@@ -34,26 +48,68 @@ pub const PRESETS: &[Preset] = &[
     p("llamacpp", "http://127.0.0.1:8080/v1", false, true),
     p("vllm", "http://127.0.0.1:8000/v1", false, true),
     p("lmstudio", "http://127.0.0.1:1234/v1", false, true),
-    p("cerebras", "https://api.cerebras.ai/v1", true, false),
-    p("groq", "https://api.groq.com/openai/v1", true, false),
-    p(
+    cloud(
+        "cerebras",
+        "https://api.cerebras.ai/v1",
+        "CEREBRAS_API_KEY",
+        "gpt-oss-120b",
+    ),
+    cloud(
+        "groq",
+        "https://api.groq.com/openai/v1",
+        "GROQ_API_KEY",
+        "llama-3.3-70b-versatile",
+    ),
+    cloud(
         "gemini",
         "https://generativelanguage.googleapis.com/v1beta/openai",
-        true,
-        false,
+        "GEMINI_API_KEY",
+        "gemini-2.5-flash-lite",
     ),
-    p(
+    // Also needs CF_ACCOUNT_ID for its URL.
+    cloud(
         "cloudflare",
         "https://api.cloudflare.com/client/v4/accounts/{account_id}/ai/v1",
-        true,
-        false,
+        "CF_API_TOKEN",
+        "@cf/meta/llama-3.3-70b-instruct-fp8-fast",
     ),
-    p("openrouter", "https://openrouter.ai/api/v1", true, false),
-    p("mistral", "https://api.mistral.ai/v1", true, false),
-    p("github-models", "https://models.github.ai/inference", true, false),
-    p("nvidia", "https://integrate.api.nvidia.com/v1", true, false),
-    p("sambanova", "https://api.sambanova.ai/v1", true, false),
-    p("huggingface", "https://router.huggingface.co/v1", true, false),
+    cloud(
+        "openrouter",
+        "https://openrouter.ai/api/v1",
+        "OPENROUTER_API_KEY",
+        "meta-llama/llama-3.3-70b-instruct:free",
+    ),
+    cloud(
+        "mistral",
+        "https://api.mistral.ai/v1",
+        "MISTRAL_API_KEY",
+        "mistral-small-latest",
+    ),
+    cloud(
+        "github-models",
+        "https://models.github.ai/inference",
+        "GITHUB_TOKEN",
+        "openai/gpt-4.1-mini",
+    ),
+    cloud(
+        "nvidia",
+        "https://integrate.api.nvidia.com/v1",
+        "NVIDIA_API_KEY",
+        "meta/llama-3.3-70b-instruct",
+    ),
+    cloud(
+        "sambanova",
+        "https://api.sambanova.ai/v1",
+        "SAMBANOVA_API_KEY",
+        "Meta-Llama-3.3-70B-Instruct",
+    ),
+    cloud(
+        "huggingface",
+        "https://router.huggingface.co/v1",
+        "HF_TOKEN",
+        "meta-llama/Llama-3.3-70B-Instruct",
+    ),
+    // Paid: never in the zero-config default, used only when a request allows premium.
     Preset {
         premium: true,
         ..p("openai", "https://api.openai.com/v1", true, false)

@@ -220,6 +220,11 @@ impl Gateway {
             };
             let skip = if let Some(why) = &provider.disabled {
                 Some(("disabled", format!("provider `{}` is disabled ({why})", provider.name)))
+            } else if plan.local_only && !lane.local {
+                Some((
+                    "not_local",
+                    format!("lane `{lane_name}` skipped: not local, and only local lanes were allowed"),
+                ))
             } else if lane.premium && !plan.premium {
                 Some((
                     "premium_not_allowed",

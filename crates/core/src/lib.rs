@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod classify;
 pub mod config;
+pub mod discover;
 pub mod error;
 pub mod gateway;
 pub mod health;

@@ -33,6 +33,9 @@ pub struct LocalRequest {
     pub top_p: Option<f32>,
     pub seed: Option<u32>,
     pub stop: Vec<String>,
+    /// Generate through end-of-generation tokens and the prompt format's own stops, until
+    /// `max_tokens` or a caller's stop (llama-server's and vLLM's `ignore_eos`; for benchmarks).
+    pub ignore_eos: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +128,7 @@ pub fn to_local(req: &ChatRequest) -> Result<LocalRequest, UpstreamError> {
         top_p: num("top_p").map(|t| t as f32),
         seed: req.extra.get("seed").and_then(Value::as_u64).map(|s| s as u32),
         stop,
+        ignore_eos: req.extra.get("ignore_eos").and_then(Value::as_bool).unwrap_or(false),
     })
 }
 
@@ -367,6 +371,9 @@ mod tests {
             (l.max_tokens, l.temperature, l.seed, l.stop.clone()),
             (Some(5), Some(0.0), Some(7), vec!["\n".to_owned()])
         );
+        assert!(!l.ignore_eos);
+        let r = req(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "ignore_eos": true}));
+        assert!(to_local(&r).unwrap().ignore_eos);
     }
 
     #[tokio::test]

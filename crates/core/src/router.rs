@@ -16,6 +16,8 @@ pub struct Hints {
     pub premium: bool,
     /// `x-switchyard-fallback: on`: a request for one lane may fall back to the default route.
     pub fallback: bool,
+    /// `x-switchyard-local: only` / `brain --local`: never send a byte off this machine.
+    pub local_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +27,8 @@ pub struct Plan {
     pub lanes: Vec<String>,
     /// Premium lanes may be used.
     pub premium: bool,
+    /// Only local lanes may be used.
+    pub local_only: bool,
 }
 
 pub fn plan(config: &Config, req: &ChatRequest, hints: &Hints) -> Result<Plan, GatewayError> {
@@ -64,6 +68,7 @@ pub fn plan(config: &Config, req: &ChatRequest, hints: &Hints) -> Result<Plan, G
                 route: lane,
                 lanes,
                 premium: true,
+                local_only: hints.local_only,
             })
         }
         Target::Route(r) if r == "default" => {
@@ -87,6 +92,7 @@ fn route_plan(config: &Config, name: &str, hints: &Hints) -> Plan {
         route: name.to_owned(),
         lanes: route.chain.clone(),
         premium: route.premium || hints.premium,
+        local_only: route.local_only || hints.local_only,
     }
 }
 
@@ -153,7 +159,8 @@ aliases:
             Plan {
                 route: "paid".into(),
                 lanes: vec!["c".into()],
-                premium: true
+                premium: true,
+                local_only: false
             }
         );
         assert_eq!(p("b", none(), Hints::default()).unwrap().lanes, ["b"]);

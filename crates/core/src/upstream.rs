@@ -45,7 +45,8 @@ pub struct UpstreamStream {
     pub rest: BoxStream<'static, Result<Bytes, std::io::Error>>,
 }
 
-fn install_crypto() {
+/// Installs the TLS crypto provider (ring) once per process. Every HTTP client needs it.
+pub fn install_crypto() {
     static ONCE: Once = Once::new();
     // Another component may have installed a provider first; either is fine.
     ONCE.call_once(|| {
