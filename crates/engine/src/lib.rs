@@ -1,5 +1,12 @@
-//! The embedded llama.cpp engine and its model store.
+//! The embedded engine and its model store.
 //!
-//! Empty on purpose: the gateway core does not depend on it yet. The engine (feature
-//! `embedded`, llama.cpp through `llama-cpp-2`) and `switchyard models pull|list` land here,
-//! and it stays the only crate of the workspace that builds C++.
+//! - [`store`]: finding, fetching and verifying GGUF files (no C++; always built).
+//! - [`llama`] (feature `embedded`, on by default): llama.cpp in-process through
+//!   `llama-cpp-2`. This is the only crate in the workspace that builds C++.
+
+pub mod store;
+#[cfg(any(feature = "embedded", test))]
+mod text;
+
+#[cfg(feature = "embedded")]
+pub mod llama;
