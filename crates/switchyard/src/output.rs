@@ -16,3 +16,9 @@ pub fn warn(s: &str) {
 pub fn error(s: &str) {
     eprintln!("error: {s}");
 }
+
+/// Text as it streams: no newline added, flushed at once.
+pub fn text(s: &str) {
+    print!("{s}");
+    let _ = std::io::stdout().flush();
+}

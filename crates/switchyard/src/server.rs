@@ -174,6 +174,7 @@ fn hints(headers: &HeaderMap) -> Hints {
         task: header_str(headers, "x-switchyard-task").map(str::to_owned),
         premium: header_str(headers, "x-switchyard-premium").is_some_and(|v| v.eq_ignore_ascii_case("allow")),
         fallback: header_str(headers, "x-switchyard-fallback").is_some_and(|v| v.eq_ignore_ascii_case("on")),
+        local_only: header_str(headers, "x-switchyard-local").is_some_and(|v| v.eq_ignore_ascii_case("only")),
     }
 }
 

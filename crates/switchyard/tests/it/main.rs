@@ -4,8 +4,10 @@
 
 mod support;
 
+mod brain;
 mod chat;
 mod config_cli;
 mod fallback;
 mod input;
 mod ledger;
+mod real_model;

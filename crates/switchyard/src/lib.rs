@@ -1,0 +1,8 @@
+//! The `switchyard` and `brain` binaries: CLI, HTTP server, and the wiring of the crates.
+//! `main.rs` and `brain.rs` are thin entry points over this library.
+
+pub mod app;
+pub mod ask;
+pub mod models;
+pub mod output;
+pub mod server;

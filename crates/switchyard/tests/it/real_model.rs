@@ -1,0 +1,191 @@
+//! The real embedded model (Gemma 3 270M through llama.cpp). Slow, so kept to one test.
+//!
+//! It needs the model in the store (`switchyard models pull gemma3-270m`). Where it is absent
+//! the test says so and passes only if `SWITCHYARD_REQUIRE_MODEL` is unset; CI sets it (after
+//! pulling the model), so there this test always runs.
+
+use crate::support::*;
+use std::process::{Command, Stdio};
+
+#[tokio::test]
+async fn gemma_answers_streams_counts_usage_and_batches_concurrent_requests() {
+    let found = Command::new(bin())
+        .args(["models", "path", "gemma3-270m"])
+        .output()
+        .unwrap();
+    if !found.status.success() {
+        assert!(
+            std::env::var_os("SWITCHYARD_REQUIRE_MODEL").is_none(),
+            "SWITCHYARD_REQUIRE_MODEL is set but the model is not in the store: {}",
+            String::from_utf8_lossy(&found.stderr)
+        );
+        eprintln!("skipped: gemma3-270m is not in the model store (switchyard models pull gemma3-270m)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "providers:\n  local: {{ kind: embedded, model: gemma3-270m, slots: 4, context_size: 2048 }}\nlanes:\n  local: {{ provider: local }}\nroutes:\n  default: [local]\nstorage:\n  ledger: \"{}\"\n",
+            dir.path().join("l.db").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let url = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("switchyard listening on ")
+        .unwrap()
+        .to_owned();
+    let ask = |q: &str, stream: bool| {
+        serde_json::json!({"model": "default", "messages": [{"role": "user", "content": q}],
+                           "temperature": 0, "max_tokens": 24, "stream": stream, "stream_options": {"include_usage": true}})
+    };
+    let http = client();
+
+    // Greedy, plain.
+    let r = http
+        .post(format!("{url}/v1/chat/completions"))
+        .json(&ask("What is the capital of France?", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let answer = v["choices"][0]["message"]["content"].as_str().unwrap().to_owned();
+    assert!(answer.contains("Paris"), "{v}");
+    let (pt, ct) = (
+        v["usage"]["prompt_tokens"].as_u64().unwrap(),
+        v["usage"]["completion_tokens"].as_u64().unwrap(),
+    );
+    assert!(pt > 5 && ct > 0 && ct <= 24, "{v}");
+
+    // Streamed, greedy: the same text, in several chunks, with the same usage.
+    let r = http
+        .post(format!("{url}/v1/chat/completions"))
+        .json(&ask("What is the capital of France?", true))
+        .send()
+        .await
+        .unwrap();
+    let events = sse_data(r).await;
+    assert_eq!(stream_text(&events), answer);
+    assert!(events.len() > 4, "{events:?}");
+    let usage: serde_json::Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(
+        (
+            usage["usage"]["prompt_tokens"].as_u64(),
+            usage["usage"]["completion_tokens"].as_u64()
+        ),
+        (Some(pt), Some(ct))
+    );
+
+    // max_tokens is a hard limit; the finish reason says so.
+    let mut long = ask("Write a long story about a dragon.", false);
+    long["max_tokens"] = 5.into();
+    let v: serde_json::Value = http
+        .post(format!("{url}/v1/chat/completions"))
+        .json(&long)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            v["usage"]["completion_tokens"].as_u64(),
+            v["choices"][0]["finish_reason"].as_str()
+        ),
+        (Some(5), Some("length"))
+    );
+
+    // ignore_eos generates through end-of-turn and the prompt format's stops, to max_tokens.
+    let mut through = ask("What is 2+2?", false);
+    through["max_tokens"] = 40.into();
+    through["ignore_eos"] = true.into();
+    let v: serde_json::Value = http
+        .post(format!("{url}/v1/chat/completions"))
+        .json(&through)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            v["usage"]["completion_tokens"].as_u64(),
+            v["choices"][0]["finish_reason"].as_str()
+        ),
+        (Some(40), Some("length")),
+        "{v}"
+    );
+
+    // Sampling with a seed repeats itself.
+    let mut seeded = ask("Tell me about the sea.", false);
+    seeded["temperature"] = 1.0.into();
+    seeded["seed"] = 42.into();
+    let mut texts = Vec::new();
+    for _ in 0..2 {
+        let v: serde_json::Value = http
+            .post(format!("{url}/v1/chat/completions"))
+            .json(&seeded)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        texts.push(v["choices"][0]["message"]["content"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(texts[0], texts[1]);
+
+    // Four at once are all answered (batched in one context), each with its own answer.
+    let questions = [
+        "What is the capital of France?",
+        "What is 2+2?",
+        "Name a color.",
+        "What is the capital of Italy?",
+    ];
+    let futs = questions.iter().map(|q| {
+        let http = http.clone();
+        let url = url.clone();
+        let body = ask(q, false);
+        async move {
+            http.post(format!("{url}/v1/chat/completions"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    });
+    let answers = futures_util::future::join_all(futs).await;
+    assert_eq!(
+        answers[0]["choices"][0]["message"]["content"].as_str(),
+        Some(answer.as_str()),
+        "batching must not change a greedy answer"
+    );
+    assert!(
+        answers[3]["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Rome"),
+        "{:?}",
+        answers[3]
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
