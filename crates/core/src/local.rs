@@ -57,7 +57,7 @@ impl Finish {
 pub enum LocalEvent {
     Text(String),
     Done { finish: Finish, usage: Usage },
-    Failed(String),
+    Failed(LocalError),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +68,24 @@ pub enum LocalError {
     Unavailable(String),
     /// The prompt does not fit the context.
     ContextOverflow(String),
+}
+
+impl LocalError {
+    fn into_upstream(self) -> UpstreamError {
+        match self {
+            LocalError::Overloaded(m) => UpstreamError::transport(ErrorClass::Overloaded, m),
+            LocalError::Unavailable(m) => UpstreamError::transport(ErrorClass::Unavailable, m),
+            LocalError::ContextOverflow(m) => UpstreamError::transport(ErrorClass::ContextOverflow, m),
+        }
+    }
+}
+
+impl std::fmt::Display for LocalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LocalError::Overloaded(m) | LocalError::Unavailable(m) | LocalError::ContextOverflow(m) => f.write_str(m),
+        }
+    }
 }
 
 /// An in-process model. Dropping the receiver cancels the generation.
@@ -147,11 +165,7 @@ pub async fn send(
     first_byte: Duration,
 ) -> Result<Started, UpstreamError> {
     let lreq = to_local(req)?;
-    let mut rx = engine.generate(lreq).map_err(|e| match e {
-        LocalError::Overloaded(m) => UpstreamError::transport(ErrorClass::Overloaded, m),
-        LocalError::Unavailable(m) => UpstreamError::transport(ErrorClass::Unavailable, m),
-        LocalError::ContextOverflow(m) => UpstreamError::transport(ErrorClass::ContextOverflow, m),
-    })?;
+    let mut rx = engine.generate(lreq).map_err(LocalError::into_upstream)?;
     let first = match tokio::time::timeout(first_byte, rx.recv()).await {
         Err(_) => {
             return Err(UpstreamError::transport(
@@ -165,7 +179,7 @@ pub async fn send(
                 "the engine stopped without answering",
             ));
         }
-        Ok(Some(LocalEvent::Failed(m))) => return Err(classify_failure(m)),
+        Ok(Some(LocalEvent::Failed(e))) => return Err(e.into_upstream()),
         Ok(Some(ev)) => ev,
     };
     let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
@@ -184,7 +198,7 @@ pub async fn send(
                         usage: Some(usage),
                     });
                 }
-                Some(LocalEvent::Failed(m)) => return Err(classify_failure(m)),
+                Some(LocalEvent::Failed(e)) => return Err(e.into_upstream()),
                 None => {
                     return Err(UpstreamError::transport(
                         ErrorClass::Unavailable,
@@ -222,15 +236,6 @@ pub async fn send(
     }))
 }
 
-fn classify_failure(m: String) -> UpstreamError {
-    let class = if m.contains("context") {
-        ErrorClass::ContextOverflow
-    } else {
-        ErrorClass::Unavailable
-    };
-    UpstreamError::transport(class, m)
-}
-
 struct ChunkEncoder {
     id: String,
     model: String,
@@ -251,8 +256,9 @@ impl ChunkEncoder {
                     "[DONE]".to_owned(),
                 ]
             }
-            LocalEvent::Failed(m) => {
-                let body = switchyard_protocol::openai::ErrorBody::new("server_error", "engine_failed", m, None);
+            LocalEvent::Failed(e) => {
+                let body =
+                    switchyard_protocol::openai::ErrorBody::new("server_error", "engine_failed", e.to_string(), None);
                 vec![body.to_json()]
             }
         }

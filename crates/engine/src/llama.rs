@@ -120,7 +120,9 @@ fn fail_all(mut rx: mpsc::Receiver<Job>, state: &Mutex<State>, e: String) {
     set_state(state, State::Failed(e.clone()));
     rx.close();
     while let Ok(job) = rx.try_recv() {
-        let _ = job.events.try_send(LocalEvent::Failed(e.clone()));
+        let _ = job
+            .events
+            .try_send(LocalEvent::Failed(LocalError::Unavailable(e.clone())));
     }
 }
 
@@ -161,7 +163,8 @@ fn backend() -> Result<&'static LlamaBackend, String> {
 struct Slot {
     seq: i32,
     events: mpsc::Sender<LocalEvent>,
-    sampler: LlamaSampler,
+    /// `None`: greedy, taken straight from the logits.
+    sampler: Option<LlamaSampler>,
     /// Prompt tokens not yet decoded.
     prompt: Vec<LlamaToken>,
     prompt_tokens: u64,
@@ -283,9 +286,9 @@ fn worker(path: PathBuf, cfg: EmbeddedConfig, mut rx: mpsc::Receiver<Job>, state
         if let Err(e) = ctx.decode(&mut batch) {
             for s in slots.iter_mut() {
                 if let Some(slot) = s.take() {
-                    let _ = slot
-                        .events
-                        .try_send(LocalEvent::Failed(format!("llama.cpp decode failed: {e}")));
+                    let _ = slot.events.try_send(LocalEvent::Failed(LocalError::Unavailable(format!(
+                        "llama.cpp decode failed: {e}"
+                    ))));
                     let _ = ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
                 }
             }
@@ -296,7 +299,10 @@ fn worker(path: PathBuf, cfg: EmbeddedConfig, mut rx: mpsc::Receiver<Job>, state
         for s in slots.iter_mut() {
             let Some(slot) = s.as_mut() else { continue };
             let Some(at) = slot.logits_at else { continue };
-            let tok = slot.sampler.sample(&ctx, at);
+            let tok = match slot.sampler.as_mut() {
+                Some(sampler) => sampler.sample(&ctx, at),
+                None => argmax(ctx.get_logits_ith(at)),
+            };
             let finish = step(slot, tok, &model, cfg.context_size);
             if flush(slot).is_err() {
                 // Client gone: cancelled below on the next round.
@@ -320,13 +326,13 @@ fn admit(
     cfg: &EmbeddedConfig,
     ctx: &mut LlamaContext,
 ) -> Option<Slot> {
-    let fail = |m: String| {
-        let _ = job.events.try_send(LocalEvent::Failed(m));
+    let fail = |e: LocalError| {
+        let _ = job.events.try_send(LocalEvent::Failed(e));
         None
     };
     let (prompt, format_stops) = match render(model, template, &job.req) {
         Ok(p) => p,
-        Err(e) => return fail(e),
+        Err(e) => return fail(LocalError::Unavailable(e)),
     };
     let vocab = model.vocab();
     // The rendered template may already start with BOS; adding another confuses the model.
@@ -340,22 +346,22 @@ fn admit(
     tracing::debug!(seq, tokens = tokens.len(), add_bos, prompt = %prompt, "prompt");
     let window = cfg.context_size as usize;
     if tokens.len() + 1 >= window {
-        return fail(format!(
+        return fail(LocalError::ContextOverflow(format!(
             "the prompt is {} tokens, longer than the embedded model's context of {window} tokens (set `context_size` on the provider)",
             tokens.len()
-        ));
+        )));
     }
     let _ = ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
     let room = (window - tokens.len()) as u64;
     let r = &job.req;
     let sampler = match r.temperature {
-        Some(t) if t <= 0.0 => LlamaSampler::greedy(),
-        t => LlamaSampler::chain_simple([
+        Some(t) if t <= 0.0 => None,
+        t => Some(LlamaSampler::chain_simple([
             LlamaSampler::top_k(64),
             LlamaSampler::top_p(r.top_p.unwrap_or(0.95), 1),
             LlamaSampler::temp(t.unwrap_or(DEFAULT_TEMPERATURE)),
             LlamaSampler::dist(r.seed.unwrap_or_else(rand_seed)),
-        ]),
+        ])),
     };
     Some(Slot {
         seq,
@@ -388,6 +394,19 @@ fn chat_template(model: &LlamaModel) -> Option<llama_cpp_2::model::LlamaChatTemp
         tracing::info!("the model file has no chat template: prompting it as a base model, with a transcript");
     }
     t
+}
+
+/// Greedy choice: the first token with the highest logit (as llama.cpp's greedy sampler picks).
+/// Done here rather than through a sampler, which would first copy the whole vocabulary
+/// (262,144 entries for Gemma 3) into a candidate array for every token.
+fn argmax(logits: &[f32]) -> LlamaToken {
+    let mut best = (0, f32::NEG_INFINITY);
+    for (i, &l) in logits.iter().enumerate() {
+        if l > best.1 {
+            best = (i, l);
+        }
+    }
+    LlamaToken::new(best.0 as i32)
 }
 
 fn rand_seed() -> u32 {
@@ -512,4 +531,15 @@ fn finish_slot(mut slot: Slot, finish: Finish, ctx: &mut LlamaContext) {
         }
         let _ = events.blocking_send(LocalEvent::Done { finish, usage });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_takes_the_first_highest_logit() {
+        assert_eq!(argmax(&[0.1, 3.0, -1.0, 3.0]), LlamaToken::new(1));
+        assert_eq!(argmax(&[-5.0]), LlamaToken::new(0));
+    }
 }

@@ -1,4 +1,4 @@
-//! The real embedded model (Gemma 3 270M through llama.cpp). Slow, so kept to one test.
+//! The real embedded model (Gemma 3 270M through llama.cpp). Slow, so kept to two tests.
 //!
 //! It needs the model in the store (`switchyard models pull gemma3-270m`). Where it is absent
 //! the test says so and passes only if `SWITCHYARD_REQUIRE_MODEL` is unset; CI sets it (after
@@ -7,8 +7,8 @@
 use crate::support::*;
 use std::process::{Command, Stdio};
 
-#[tokio::test]
-async fn gemma_answers_streams_counts_usage_and_batches_concurrent_requests() {
+/// Whether the model is in the store; panics if it must be and is not.
+fn model_present() -> bool {
     let found = Command::new(bin())
         .args(["models", "path", "gemma3-270m"])
         .output()
@@ -20,6 +20,14 @@ async fn gemma_answers_streams_counts_usage_and_batches_concurrent_requests() {
             String::from_utf8_lossy(&found.stderr)
         );
         eprintln!("skipped: gemma3-270m is not in the model store (switchyard models pull gemma3-270m)");
+        return false;
+    }
+    true
+}
+
+#[tokio::test]
+async fn gemma_answers_streams_counts_usage_and_batches_concurrent_requests() {
+    if !model_present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -131,6 +139,19 @@ async fn gemma_answers_streams_counts_usage_and_batches_concurrent_requests() {
         "{v}"
     );
 
+    // A prompt longer than the context is a context_overflow (which would fall back).
+    let r = http
+        .post(format!("{url}/v1/chat/completions"))
+        .json(&ask(&"word ".repeat(3000), false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["x-switchyard-attempts"].to_str().unwrap(),
+        "local:context_overflow"
+    );
+    assert!(!r.status().is_success());
+
     // Sampling with a seed repeats itself.
     let mut seeded = ask("Tell me about the sea.", false);
     seeded["temperature"] = 1.0.into();
@@ -188,4 +209,51 @@ async fn gemma_answers_streams_counts_usage_and_batches_concurrent_requests() {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// With one slot, a long generation whose client leaves must free the slot at once: the next
+/// request is answered long before the abandoned one could have finished (4,000 tokens, about
+/// a minute on 2 cores).
+#[tokio::test]
+async fn a_client_that_leaves_cancels_its_generation() {
+    if !model_present() {
+        return;
+    }
+    let gw = Running::start(
+        "providers:\n  local: { kind: embedded, model: gemma3-270m, slots: 1, context_size: 4200 }\nlanes:\n  local: { provider: local }\nroutes:\n  default: [local]\n",
+    );
+    let http = client();
+    // No overall timeout on this one: only its cancellation may end it early.
+    let mut long = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .json(
+            &serde_json::json!({"model": "default", "stream": true, "max_tokens": 4000, "ignore_eos": true,
+                                  "messages": [{"role": "user", "content": "Tell me a very long story."}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(long.status(), 200);
+    // Generation has started; then the client goes away.
+    let first = long.chunk().await.unwrap();
+    assert!(first.is_some());
+    drop(long);
+
+    let started = std::time::Instant::now();
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(25),
+        http.post(format!("{}/v1/chat/completions", gw.url))
+            .json(
+                &serde_json::json!({"model": "default", "max_tokens": 8, "temperature": 0,
+                                      "messages": [{"role": "user", "content": "What is the capital of France?"}]}),
+            )
+            .send(),
+    )
+    .await
+    .expect("the slot was still held by the abandoned generation")
+    .unwrap();
+    assert_eq!(r.status(), 200, "{}", gw.stderr());
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["usage"]["completion_tokens"].as_u64().unwrap() > 0, "{v}");
+    eprintln!("answered {:?} after the first client left", started.elapsed());
 }
