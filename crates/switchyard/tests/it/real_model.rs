@@ -5,7 +5,7 @@
 //! pulling the model), so there this test always runs.
 
 use crate::support::*;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// Whether the model is in the store; panics if it must be and is not.
 fn model_present() -> bool {
@@ -30,46 +30,24 @@ async fn gemma_answers_streams_counts_usage_and_batches_concurrent_requests() {
     if !model_present() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "providers:\n  local: {{ kind: embedded, model: gemma3-270m, slots: 4, context_size: 2048 }}\nlanes:\n  local: {{ provider: local }}\nroutes:\n  default: [local]\nstorage:\n  ledger: \"{}\"\n",
-            dir.path().join("l.db").display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
-    let url = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("switchyard listening on ")
-        .unwrap()
-        .to_owned();
+    let gw = Running::start(
+        "providers:\n  local: { kind: embedded, model: gemma3-270m, slots: 4, context_size: 2048 }\nlanes:\n  local: { provider: local }\nroutes:\n  default: [local]\n",
+    );
     let ask = |q: &str, stream: bool| {
         serde_json::json!({"model": "default", "messages": [{"role": "user", "content": q}],
                            "temperature": 0, "max_tokens": 24, "stream": stream, "stream_options": {"include_usage": true}})
     };
-    let http = client();
+    let answer_of = |body: serde_json::Value| {
+        let gw = &gw;
+        async move {
+            let r = gw.post(body, &[]).await;
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
 
     // Greedy, plain.
-    let r = http
-        .post(format!("{url}/v1/chat/completions"))
-        .json(&ask("What is the capital of France?", false))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: serde_json::Value = r.json().await.unwrap();
+    let v = answer_of(ask("What is the capital of France?", false)).await;
     let answer = v["choices"][0]["message"]["content"].as_str().unwrap().to_owned();
     assert!(answer.contains("Paris"), "{v}");
     let (pt, ct) = (
@@ -79,13 +57,7 @@ async fn gemma_answers_streams_counts_usage_and_batches_concurrent_requests() {
     assert!(pt > 5 && ct > 0 && ct <= 24, "{v}");
 
     // Streamed, greedy: the same text, in several chunks, with the same usage.
-    let r = http
-        .post(format!("{url}/v1/chat/completions"))
-        .json(&ask("What is the capital of France?", true))
-        .send()
-        .await
-        .unwrap();
-    let events = sse_data(r).await;
+    let events = sse_data(gw.post(ask("What is the capital of France?", true), &[]).await).await;
     assert_eq!(stream_text(&events), answer);
     assert!(events.len() > 4, "{events:?}");
     let usage: serde_json::Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
@@ -98,78 +70,34 @@ async fn gemma_answers_streams_counts_usage_and_batches_concurrent_requests() {
     );
 
     // max_tokens is a hard limit; the finish reason says so.
-    let mut long = ask("Write a long story about a dragon.", false);
-    long["max_tokens"] = 5.into();
-    let v: serde_json::Value = http
-        .post(format!("{url}/v1/chat/completions"))
-        .json(&long)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
+    let finish = |v: &serde_json::Value| {
         (
             v["usage"]["completion_tokens"].as_u64(),
-            v["choices"][0]["finish_reason"].as_str()
-        ),
-        (Some(5), Some("length"))
-    );
+            v["choices"][0]["finish_reason"].as_str().map(str::to_owned),
+        )
+    };
+    let mut long = ask("Write a long story about a dragon.", false);
+    long["max_tokens"] = 5.into();
+    assert_eq!(finish(&answer_of(long).await), (Some(5), Some("length".into())));
 
     // ignore_eos generates through end-of-turn and the prompt format's stops, to max_tokens.
     let mut through = ask("What is 2+2?", false);
     through["max_tokens"] = 40.into();
     through["ignore_eos"] = true.into();
-    let v: serde_json::Value = http
-        .post(format!("{url}/v1/chat/completions"))
-        .json(&through)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        (
-            v["usage"]["completion_tokens"].as_u64(),
-            v["choices"][0]["finish_reason"].as_str()
-        ),
-        (Some(40), Some("length")),
-        "{v}"
-    );
+    assert_eq!(finish(&answer_of(through).await), (Some(40), Some("length".into())));
 
     // A prompt longer than the context is a context_overflow (which would fall back).
-    let r = http
-        .post(format!("{url}/v1/chat/completions"))
-        .json(&ask(&"word ".repeat(3000), false))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.headers()["x-switchyard-attempts"].to_str().unwrap(),
-        "local:context_overflow"
-    );
+    let r = gw.post(ask(&"word ".repeat(3000), false), &[]).await;
+    assert_eq!(header(&r, "x-switchyard-attempts"), "local:context_overflow");
     assert!(!r.status().is_success());
 
     // Sampling with a seed repeats itself.
     let mut seeded = ask("Tell me about the sea.", false);
     seeded["temperature"] = 1.0.into();
     seeded["seed"] = 42.into();
-    let mut texts = Vec::new();
-    for _ in 0..2 {
-        let v: serde_json::Value = http
-            .post(format!("{url}/v1/chat/completions"))
-            .json(&seeded)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        texts.push(v["choices"][0]["message"]["content"].as_str().unwrap().to_owned());
-    }
-    assert_eq!(texts[0], texts[1]);
+    let a = answer_of(seeded.clone()).await;
+    let b = answer_of(seeded).await;
+    assert_eq!(a["choices"][0]["message"], b["choices"][0]["message"]);
 
     // Four at once are all answered (batched in one context), each with its own answer.
     let questions = [
@@ -178,22 +106,7 @@ async fn gemma_answers_streams_counts_usage_and_batches_concurrent_requests() {
         "Name a color.",
         "What is the capital of Italy?",
     ];
-    let futs = questions.iter().map(|q| {
-        let http = http.clone();
-        let url = url.clone();
-        let body = ask(q, false);
-        async move {
-            http.post(format!("{url}/v1/chat/completions"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json::<serde_json::Value>()
-                .await
-                .unwrap()
-        }
-    });
-    let answers = futures_util::future::join_all(futs).await;
+    let answers = futures_util::future::join_all(questions.iter().map(|q| answer_of(ask(q, false)))).await;
     assert_eq!(
         answers[0]["choices"][0]["message"]["content"].as_str(),
         Some(answer.as_str()),
@@ -207,8 +120,6 @@ async fn gemma_answers_streams_counts_usage_and_batches_concurrent_requests() {
         "{:?}",
         answers[3]
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// With one slot, a long generation whose client leaves must free the slot at once: the next
@@ -222,8 +133,8 @@ async fn a_client_that_leaves_cancels_its_generation() {
     let gw = Running::start(
         "providers:\n  local: { kind: embedded, model: gemma3-270m, slots: 1, context_size: 4200 }\nlanes:\n  local: { provider: local }\nroutes:\n  default: [local]\n",
     );
-    let http = client();
     // No overall timeout on this one: only its cancellation may end it early.
+    let _ = client(); // installs the TLS provider reqwest needs
     let mut long = reqwest::Client::new()
         .post(format!("{}/v1/chat/completions", gw.url))
         .json(
@@ -242,16 +153,14 @@ async fn a_client_that_leaves_cancels_its_generation() {
     let started = std::time::Instant::now();
     let r = tokio::time::timeout(
         std::time::Duration::from_secs(25),
-        http.post(format!("{}/v1/chat/completions", gw.url))
-            .json(
-                &serde_json::json!({"model": "default", "max_tokens": 8, "temperature": 0,
-                                      "messages": [{"role": "user", "content": "What is the capital of France?"}]}),
-            )
-            .send(),
+        gw.post(
+            serde_json::json!({"model": "default", "max_tokens": 8, "temperature": 0,
+                               "messages": [{"role": "user", "content": "What is the capital of France?"}]}),
+            &[],
+        ),
     )
     .await
-    .expect("the slot was still held by the abandoned generation")
-    .unwrap();
+    .expect("the slot was still held by the abandoned generation");
     assert_eq!(r.status(), 200, "{}", gw.stderr());
     let v: serde_json::Value = r.json().await.unwrap();
     assert!(v["usage"]["completion_tokens"].as_u64().unwrap() > 0, "{v}");
