@@ -82,8 +82,12 @@ impl LlamaEngine {
                     }
                 }
                 Err(e) => {
+                    // The whole story (every source and why it failed) goes to the log; the
+                    // requests get its first line.
                     tracing::error!("embedded model unavailable: {e}");
-                    fail_all(rx, &state, e);
+                    let first = e.lines().next().unwrap_or_default().trim_end_matches(':');
+                    let short = format!("{first} (`switchyard models pull {}` shows why)", cfg.model);
+                    fail_all(rx, &state, short);
                 }
             }
         });

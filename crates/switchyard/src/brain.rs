@@ -17,7 +17,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    app::init_logging("warn");
+    app::init_logging(app::QUIET);
     match ask::run(cli.ask) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -58,7 +58,7 @@ enum ModelsCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Command::Ask(_));
-    app::init_logging(if quiet { "warn" } else { "info" });
+    app::init_logging(if quiet { app::QUIET } else { "info" });
     let result = match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
         Command::Check { config } => check(config),
