@@ -32,6 +32,20 @@ pub struct ChatRequest {
     /// Everything else, passed through as sent.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// A reasoning request that arrived in another dialect (Anthropic's `thinking`). It is
+    /// never sent as is: the gateway maps it for lanes that can think (`reasoning_effort`,
+    /// Anthropic `thinking`) and drops it for the others.
+    #[serde(skip)]
+    pub reasoning: Option<Reasoning>,
+}
+
+/// How hard a model should think, in the terms both dialects can express.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reasoning {
+    /// `low`, `medium` or `high` (OpenAI's `reasoning_effort`).
+    pub effort: String,
+    /// Anthropic's `budget_tokens`, when the caller gave one.
+    pub budget_tokens: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -194,45 +208,61 @@ impl fmt::Display for InvalidRequest {
     }
 }
 
+/// Deserializes a JSON body into `T`. Every failure says where in the body it is, and a body
+/// that is not UTF-8 or not JSON says so plainly.
+pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, InvalidRequest> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = match serde_path_to_error::deserialize(&mut de) {
+        Ok(r) => r,
+        Err(e) => {
+            // Checked only on the error path: serde_json already refuses invalid UTF-8,
+            // but its message ("invalid unicode code point") does not say so plainly.
+            if let Err(u) = std::str::from_utf8(body) {
+                return Err(InvalidRequest {
+                    message: format!(
+                        "request body is not valid UTF-8 (first bad byte at offset {})",
+                        u.valid_up_to()
+                    ),
+                    param: None,
+                });
+            }
+            return Err(path_error(e));
+        }
+    };
+    if let Err(e) = de.end() {
+        return Err(InvalidRequest {
+            message: format!("request body is not valid JSON: {e}"),
+            param: None,
+        });
+    }
+    Ok(value)
+}
+
+/// Deserializes an already parsed JSON value into `T`, naming the place of any failure.
+pub fn decode_value<'de, T: Deserialize<'de>>(v: &'de Value) -> Result<T, InvalidRequest> {
+    serde_path_to_error::deserialize(v).map_err(path_error)
+}
+
+fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> InvalidRequest {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let message = if inner.is_syntax() || inner.is_eof() {
+        format!("request body is not valid JSON: {inner}")
+    } else if path == "." {
+        format!("invalid request body: {inner}")
+    } else {
+        format!("invalid value at `{path}`: {inner}")
+    };
+    InvalidRequest {
+        message,
+        param: (path != ".").then_some(path),
+    }
+}
+
 impl ChatRequest {
     /// Parses and validates a request body. Every failure names where in the body it is.
     pub fn from_slice(body: &[u8]) -> Result<Self, InvalidRequest> {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let req: ChatRequest = match serde_path_to_error::deserialize(&mut de) {
-            Ok(r) => r,
-            Err(e) => {
-                // Checked only on the error path: serde_json already refuses invalid UTF-8,
-                // but its message ("invalid unicode code point") does not say so plainly.
-                if let Err(u) = std::str::from_utf8(body) {
-                    return Err(InvalidRequest {
-                        message: format!(
-                            "request body is not valid UTF-8 (first bad byte at offset {})",
-                            u.valid_up_to()
-                        ),
-                        param: None,
-                    });
-                }
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                let message = if inner.is_syntax() || inner.is_eof() {
-                    format!("request body is not valid JSON: {inner}")
-                } else if path == "." {
-                    format!("invalid request body: {inner}")
-                } else {
-                    format!("invalid value at `{path}`: {inner}")
-                };
-                return Err(InvalidRequest {
-                    message,
-                    param: (path != ".").then_some(path),
-                });
-            }
-        };
-        if let Err(e) = de.end() {
-            return Err(InvalidRequest {
-                message: format!("request body is not valid JSON: {e}"),
-                param: None,
-            });
-        }
+        let req: ChatRequest = decode(body)?;
         req.validate()?;
         Ok(req)
     }
@@ -307,6 +337,7 @@ impl ChatRequest {
             .get("reasoning_effort")
             .is_some_and(|v| !v.is_null() && v != "none")
             || self.extra.get("thinking").is_some_and(|v| !v.is_null())
+            || self.reasoning.is_some()
     }
 
     /// Characters of text in the prompt; the cheap base of the input-token estimate.
@@ -326,6 +357,13 @@ impl ChatRequest {
             }
             for c in m.tool_calls.iter().flatten() {
                 n += c.function.arguments.len();
+            }
+        }
+        // Tool definitions are part of the prompt too, and agents (Claude Code) send dozens.
+        for t in self.tools.iter().flatten() {
+            if let Some(f) = &t.function {
+                n += f.name.len() + f.description.as_ref().map_or(0, String::len);
+                n += f.parameters.as_ref().map_or(0, |p| p.to_string().len());
             }
         }
         n
