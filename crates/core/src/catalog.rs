@@ -4,6 +4,8 @@
 //! Facts from shared/research/providers.md §1 and §5, checked on the date below. Free-tier
 //! limits are not here yet: quota accounting will add them as data with their own dates.
 
+use crate::config::ProviderKind;
+
 pub const VERIFIED_ON: &str = "2026-11-24";
 
 #[derive(Debug, Clone, Copy)]
@@ -14,8 +16,14 @@ pub struct Preset {
     pub needs_key: bool,
     pub local: bool,
     pub premium: bool,
-    /// `None`: speaks the OpenAI dialect. `Some(why)`: this build cannot talk to it yet.
+    /// `Some(why)`: this build cannot talk to it yet.
     pub unsupported: Option<&'static str>,
+    pub kind: ProviderKind,
+    /// Output tokens a request may ask of its lanes. Hosted OpenAI-compatible APIs refuse a
+    /// `max_tokens` above their model's limit (Claude Code asks for 32k–128k), so their lanes
+    /// are clamped to a value every current free-tier model accepts; raise it per lane with
+    /// `max_output_tokens`. Local servers stop at their context instead of refusing.
+    pub max_output_tokens: Option<u64>,
     /// The environment variable its key is usually in (for the zero-config default).
     pub key_env: Option<&'static str>,
     /// A sensible free-tier model for the zero-config default.
@@ -30,15 +38,21 @@ const fn p(name: &'static str, base_url: &'static str, needs_key: bool, local: b
         local,
         premium: false,
         unsupported: None,
+        kind: ProviderKind::OpenAi,
+        max_output_tokens: None,
         key_env: None,
         default_model: None,
     }
 }
 
+/// Output limit of the hosted cloud presets (see `Preset::max_output_tokens`).
+const CLOUD_MAX_OUTPUT: Option<u64> = Some(8192);
+
 const fn cloud(name: &'static str, base_url: &'static str, key_env: &'static str, model: &'static str) -> Preset {
     Preset {
         key_env: Some(key_env),
         default_model: Some(model),
+        max_output_tokens: CLOUD_MAX_OUTPUT,
         ..p(name, base_url, true, false)
     }
 }
@@ -46,7 +60,11 @@ const fn cloud(name: &'static str, base_url: &'static str, key_env: &'static str
 pub const PRESETS: &[Preset] = &[
     p("ollama", "http://127.0.0.1:11434/v1", false, true),
     p("llamacpp", "http://127.0.0.1:8080/v1", false, true),
-    p("vllm", "http://127.0.0.1:8000/v1", false, true),
+    // vLLM refuses prompt + max_tokens beyond the model's length rather than stopping there.
+    Preset {
+        max_output_tokens: Some(8192),
+        ..p("vllm", "http://127.0.0.1:8000/v1", false, true)
+    },
     p("lmstudio", "http://127.0.0.1:1234/v1", false, true),
     cloud(
         "cerebras",
@@ -116,10 +134,34 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         premium: true,
-        unsupported: Some("the native Anthropic provider is not in this build yet"),
+        kind: ProviderKind::Anthropic,
+        key_env: Some("ANTHROPIC_API_KEY"),
         ..p("anthropic", "https://api.anthropic.com/v1", true, false)
     },
 ];
+
+/// The output limit of a Claude model, from its name (Anthropic's models overview, checked on
+/// `VERIFIED_ON`). Unknown names: `None`, the request's own `max_tokens` is sent.
+pub fn anthropic_max_output(model: &str) -> Option<u64> {
+    let m = model.to_ascii_lowercase();
+    if !m.starts_with("claude") {
+        return None;
+    }
+    Some(if m.starts_with("claude-3-haiku") || m.starts_with("claude-3-opus") {
+        4096
+    } else if m.starts_with("claude-3-5") {
+        8192
+    } else if m.starts_with("claude-opus-4-0")
+        || m.starts_with("claude-opus-4-1")
+        || m.starts_with("claude-opus-4-2025")
+        || m == "claude-opus-4"
+    {
+        32000
+    } else {
+        // Sonnet 3.7 and 4.x, Haiku 4.5, Opus 4.5 and later.
+        64000
+    })
+}
 
 pub fn preset(name: &str) -> Option<&'static Preset> {
     PRESETS.iter().find(|p| p.name == name)

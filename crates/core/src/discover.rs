@@ -98,8 +98,20 @@ pub fn zero_config_yaml(env: &Env, ollama: &[String]) -> String {
     lanes.push_str("  local: { provider: local }\n");
     chain.push("local".into());
     local_chain.push("local".into());
+    // A paid key makes a premium lane: last in `default`, where it is skipped unless a
+    // request allows premium, and alone in the `premium` route, which is asking for it.
+    let mut premium = String::new();
+    if env.get("ANTHROPIC_API_KEY").is_some_and(|v| !v.is_empty()) {
+        providers.push_str("  anthropic: { preset: anthropic, api_key: \"${ANTHROPIC_API_KEY}\" }\n");
+        lanes.push_str("  claude: { provider: anthropic, model: claude-sonnet-4-5 }\n");
+        chain.push("claude".into());
+        premium.push_str("  premium: { chain: [claude], premium: true }\n");
+    }
+    // Claude Code names Claude models: its background requests (haiku) stay on this machine,
+    // the rest take the default route.
     format!(
-        "# Zero-config default: no config file was found.\nproviders:\n{providers}lanes:\n{lanes}routes:\n  default: [{}]\n  private: {{ chain: [{}], local_only: true }}\n",
+        "# Zero-config default: no config file was found.\nproviders:\n{providers}lanes:\n{lanes}routes:\n  default: [{}]\n  private: {{ chain: [{}], local_only: true }}\n{premium}\
+         aliases:\n  \"claude-haiku-*\": private\n  \"claude-*\": default\n",
         chain.join(", "),
         local_chain.join(", ")
     )
@@ -150,6 +162,26 @@ mod tests {
 
         let bare = config::from_str(&zero_config_yaml(&Env::fixed([]), &[]), "z", &Env::fixed([])).unwrap();
         assert_eq!(bare.routes["default"].chain, ["local"]);
+        assert!(!bare.routes.contains_key("premium"));
+        let aliases: Vec<_> = bare
+            .aliases
+            .iter()
+            .map(|a| (a.pattern.as_str(), a.target.clone()))
+            .collect();
+        assert_eq!(
+            aliases,
+            [
+                ("claude-haiku-*", config::Target::Route("private".into())),
+                ("claude-*", config::Target::Route("default".into()))
+            ]
+        );
+
+        let paid_env = Env::fixed([("ANTHROPIC_API_KEY".to_owned(), "sk-ant".to_owned())]);
+        let paid = config::from_str(&zero_config_yaml(&paid_env, &[]), "z", &paid_env).unwrap();
+        assert_eq!(paid.routes["default"].chain, ["local", "claude"]);
+        assert!(paid.lanes["claude"].premium && paid.routes["premium"].premium);
+        assert_eq!(paid.providers["anthropic"].kind, config::ProviderKind::Anthropic);
+        assert_eq!(paid.lanes["claude"].max_output_tokens, Some(64000));
         assert_eq!(
             ollama_base(&Env::fixed([("OLLAMA_HOST".into(), "10.0.0.2".into())])),
             "http://10.0.0.2:11434"

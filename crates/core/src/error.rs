@@ -18,6 +18,9 @@ pub enum GatewayError {
         route: String,
         summary: String,
         rate_limited: bool,
+        /// No lane may or can take this request as it is (premium not allowed, tools or a
+        /// prompt too long for every lane): a 400, so clients do not retry it.
+        permanent: bool,
     },
     #[error("lane `{lane}` refused the request: {message}")]
     UpstreamRejected {
@@ -35,6 +38,7 @@ impl GatewayError {
             | GatewayError::UnknownTask { .. }
             | GatewayError::NoDefaultRoute { .. } => 404,
             GatewayError::NoLaneAvailable { rate_limited: true, .. } => 429,
+            GatewayError::NoLaneAvailable { permanent: true, .. } => 400,
             GatewayError::NoLaneAvailable { .. } => 503,
             GatewayError::UpstreamRejected { status, .. } => *status,
         }
@@ -47,6 +51,7 @@ impl GatewayError {
             GatewayError::UnknownTask { .. } => "task_not_found".into(),
             GatewayError::NoDefaultRoute { .. } => "no_default_route".into(),
             GatewayError::NoLaneAvailable { rate_limited: true, .. } => "rate_limited".into(),
+            GatewayError::NoLaneAvailable { permanent: true, .. } => "no_capable_lane".into(),
             GatewayError::NoLaneAvailable { .. } => "no_lane_available".into(),
             GatewayError::UpstreamRejected { code, .. } => code.clone().unwrap_or_else(|| "upstream_rejected".into()),
         }

@@ -9,7 +9,7 @@
 //! - A caller's mistake (`bad_request`) is returned as is and never tried elsewhere.
 
 use crate::classify::{ErrorClass, UpstreamError};
-use crate::config::Config;
+use crate::config::{Config, LaneConfig, ProviderConfig};
 use crate::error::GatewayError;
 use crate::health::{Health, Transition};
 use crate::ledger::{AttemptRecord, Ledger, RequestRecord};
@@ -19,10 +19,14 @@ use crate::upstream::{Started, Upstream, UpstreamStream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use http::HeaderMap;
+use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use switchyard_protocol::Dialect;
+use switchyard_protocol::anthropic::{self, PassthroughProbe, StreamFromChat, StreamToChat};
 use switchyard_protocol::openai::{ChatRequest, ChunkProbe, ErrorBody, StreamOptions, Usage};
 use switchyard_protocol::sse::{SseEvent, encode_data};
 use tokio::time::Instant;
@@ -33,8 +37,27 @@ pub struct Call {
     pub hints: Hints,
     /// Short hash of the caller's key.
     pub caller: Option<String>,
-    /// `openai` (later `anthropic`), for the ledger.
-    pub dialect: &'static str,
+    /// The dialect the client speaks: its answer (and errors in a stream) come in it.
+    pub dialect: Dialect,
+    /// The client's own body, when it spoke Anthropic. An Anthropic lane gets this body (with
+    /// its model name and limits) instead of a translation, so nothing is lost on the way:
+    /// signed thinking, cache_control, context_management, server tools.
+    pub native: Option<Arc<Value>>,
+    /// Headers passed on with the native body (`anthropic-beta`).
+    pub passthrough_headers: HeaderMap,
+    /// Recorded in the ledger instead of the dialect (`cli` for `brain` in-process).
+    pub origin: Option<&'static str>,
+}
+
+/// What `count_tokens` found.
+#[derive(Debug, Clone)]
+pub struct Counted {
+    pub route: String,
+    /// The lane that would answer first, and whether it counted exactly (an Anthropic lane
+    /// asked with the caller's own body) or this is the gateway's estimate.
+    pub lane: Option<String>,
+    pub exact: bool,
+    pub input_tokens: u64,
 }
 
 pub struct Answer {
@@ -46,9 +69,10 @@ pub struct Answer {
 }
 
 pub enum AnswerBody {
-    /// A plain answer, exactly as the upstream sent it.
+    /// A plain answer in the client's dialect (as the upstream sent it when the dialects
+    /// match).
     Json(Bytes),
-    /// OpenAI SSE bytes, ready to send.
+    /// SSE bytes in the client's dialect, ready to send.
     Stream(BoxStream<'static, Result<Bytes, Infallible>>),
 }
 
@@ -175,8 +199,8 @@ impl Gateway {
         let mut rec = RequestRecord {
             id: uuid::Uuid::now_v7().to_string(),
             ts_ms: now_ms(),
-            caller: call.caller,
-            dialect: call.dialect.to_owned(),
+            caller: call.caller.clone(),
+            dialect: call.origin.unwrap_or(call.dialect.as_str()).to_owned(),
             model: shorten(&req.model, 200),
             stream,
             ..Default::default()
@@ -205,9 +229,18 @@ impl Gateway {
                 .include_usage = Some(true);
         }
 
+        let orig = Orig {
+            max_tokens: req.max_tokens,
+            max_completion_tokens: req.max_completion_tokens,
+            reasoning: req.reasoning.clone(),
+            had_effort: req.extra.contains_key("reasoning_effort"),
+        };
         let mut summary = Vec::new();
         let mut tried_any = false;
         let mut only_rate_limits = true;
+        // Every lane was ruled out for good (not allowed, or unable to take this request):
+        // asking again will not help, so the refusal must not invite retries.
+        let mut permanent = true;
         for lane_name in &plan.lanes {
             let (Some(lane), Some(provider)) = (
                 self.config.lanes.get(lane_name),
@@ -218,29 +251,13 @@ impl Gateway {
             ) else {
                 continue; // validated config: cannot happen
             };
-            let skip = if let Some(why) = &provider.disabled {
-                Some(("disabled", format!("provider `{}` is disabled ({why})", provider.name)))
-            } else if plan.local_only && !lane.local {
-                Some((
-                    "not_local",
-                    format!("lane `{lane_name}` skipped: not local, and only local lanes were allowed"),
-                ))
-            } else if lane.premium && !plan.premium {
-                Some((
-                    "premium_not_allowed",
-                    format!("premium lane `{lane_name}` skipped: not requested (send x-switchyard-premium: allow)"),
-                ))
-            } else {
-                self.health.check(lane_name).map(|s| {
-                    (
-                        s.as_str(),
-                        format!("lane `{lane_name}` skipped: {}", s.as_str().replace('_', " ")),
-                    )
-                })
-            };
+            let skip = self.skip_reason(&plan, lane, provider);
             if let Some((outcome, why)) = skip {
                 if outcome != "cooling_down" {
                     only_rate_limits = false;
+                }
+                if !matches!(outcome, "disabled" | "not_local" | "premium_not_allowed") {
+                    permanent = false;
                 }
                 rec.attempts.push(AttemptRecord {
                     lane: lane_name.clone(),
@@ -256,20 +273,22 @@ impl Gateway {
                 continue;
             };
             tried_any = true;
-            req.model.clone_from(&lane.model);
+            let up_dialect = match backend {
+                Backend::Http(up) => up.dialect(),
+                Backend::Local(_) => Dialect::OpenAi,
+            };
+            shape_for_lane(&mut req, &orig, lane, up_dialect);
             let t0 = Instant::now();
             let sent = match backend {
-                Backend::Http(up) => match serde_json::to_vec(&req) {
-                    Ok(body) => up.send(body, stream).await,
-                    Err(e) => Err(UpstreamError::transport(
-                        ErrorClass::BadResponse,
-                        format!("request could not be encoded: {e}"),
-                    )),
+                Backend::Http(up) => match lane_body(&req, lane, up_dialect, &call) {
+                    Ok((body, headers)) => up.send(body, stream, &headers).await,
+                    Err(e) => Err(e),
                 },
                 Backend::Local(engine) => {
                     local::send(engine.as_ref(), &req, stream, provider.timeouts.first_byte).await
                 }
             };
+            let sent = sent.and_then(|a| translate_complete(a, up_dialect, call.dialect));
             match sent {
                 Ok(answer) => {
                     if self.health.success(lane_name) == Some(Transition::Up) {
@@ -301,6 +320,7 @@ impl Gateway {
                             AnswerBody::Json(body)
                         }
                         Started::Stream(s) => AnswerBody::Stream(relay(Relay {
+                            pipe: Pipe::new(up_dialect, call.dialect, &lane.model),
                             upstream: s,
                             rec: Some(rec),
                             ledger: self.ledger.clone(),
@@ -335,6 +355,12 @@ impl Gateway {
                     });
                     if !matches!(e.class, ErrorClass::RateLimited | ErrorClass::QuotaExhausted) {
                         only_rate_limits = false;
+                    }
+                    if !matches!(
+                        e.class,
+                        ErrorClass::Unsupported | ErrorClass::ContextOverflow | ErrorClass::NotFound | ErrorClass::Auth
+                    ) {
+                        permanent = false;
                     }
                     if !e.class.falls_back() {
                         let error = GatewayError::UpstreamRejected {
@@ -373,8 +399,102 @@ impl Gateway {
             route: plan.route.clone(),
             summary: text,
             rate_limited: tried_any && only_rate_limits,
+            permanent: permanent && !plan.lanes.is_empty(),
         };
         Err(self.refuse(rec, started, Some(plan.route), error, "no_lane_available"))
+    }
+
+    /// Why a lane of the plan is not tried, if it is not: `(outcome, sentence)`.
+    fn skip_reason(
+        &self,
+        plan: &router::Plan,
+        lane: &LaneConfig,
+        provider: &ProviderConfig,
+    ) -> Option<(&'static str, String)> {
+        let lane_name = &lane.name;
+        if let Some(why) = &provider.disabled {
+            Some(("disabled", format!("provider `{}` is disabled ({why})", provider.name)))
+        } else if plan.local_only && !lane.local {
+            Some((
+                "not_local",
+                format!("lane `{lane_name}` skipped: not local, and only local lanes were allowed"),
+            ))
+        } else if lane.premium && !plan.premium {
+            Some((
+                "premium_not_allowed",
+                format!("premium lane `{lane_name}` skipped: not requested (send x-switchyard-premium: allow)"),
+            ))
+        } else {
+            self.health.check(lane_name).map(|s| {
+                (
+                    s.as_str(),
+                    format!("lane `{lane_name}` skipped: {}", s.as_str().replace('_', " ")),
+                )
+            })
+        }
+    }
+
+    /// Counts the input tokens of a request as its route would send it: exactly, by asking
+    /// the Anthropic lane that would answer first (with the caller's own body), or else by the
+    /// gateway's estimate (about four characters a token).
+    pub async fn count_tokens(&self, req: &ChatRequest, call: &Call) -> Result<Counted, GatewayError> {
+        let plan = router::plan(&self.config, req, &call.hints)?;
+        let estimate = req.estimate_input_tokens();
+        for lane_name in &plan.lanes {
+            let Some(lane) = self.config.lanes.get(lane_name) else {
+                continue;
+            };
+            let Some(provider) = self.config.providers.get(&lane.provider) else {
+                continue;
+            };
+            if self.skip_reason(&plan, lane, provider).is_some() {
+                continue;
+            }
+            let mut counted = Counted {
+                route: plan.route.clone(),
+                lane: Some(lane_name.clone()),
+                exact: false,
+                input_tokens: estimate,
+            };
+            if let (Some(Backend::Http(up)), Some(native)) = (self.backends.get(&provider.name), &call.native)
+                && up.dialect() == Dialect::Anthropic
+            {
+                let mut body = (**native).clone();
+                if let Some(o) = body.as_object_mut() {
+                    o.insert("model".into(), Value::String(lane.model.clone()));
+                    for k in [
+                        "max_tokens",
+                        "stream",
+                        "stop_sequences",
+                        "temperature",
+                        "top_p",
+                        "top_k",
+                        "metadata",
+                    ] {
+                        o.remove(k);
+                    }
+                }
+                match up
+                    .count_tokens(body.to_string().into_bytes(), &call.passthrough_headers)
+                    .await
+                {
+                    Ok(n) => {
+                        counted.exact = true;
+                        counted.input_tokens = n;
+                    }
+                    Err(e) => {
+                        tracing::info!(lane = %lane_name, class = e.class.as_str(), "count_tokens failed upstream; estimating");
+                    }
+                }
+            }
+            return Ok(counted);
+        }
+        Ok(Counted {
+            route: plan.route,
+            lane: None,
+            exact: false,
+            input_tokens: estimate,
+        })
     }
 
     fn refuse(
@@ -407,6 +527,115 @@ impl Gateway {
         {
             self.health.cool_down(lane, wait);
         }
+    }
+}
+
+/// The request's own values, before a lane shaped it.
+struct Orig {
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+    reasoning: Option<switchyard_protocol::openai::Reasoning>,
+    had_effort: bool,
+}
+
+/// Shapes the canonical request for one lane: its model name, `max_tokens` within what the
+/// lane can write, and the reasoning ask kept only for lanes that can think (as
+/// `reasoning_effort` for OpenAI-compatible ones). Always starts from the request's own values,
+/// so one lane's limits never leak into the next lane's attempt.
+fn shape_for_lane(req: &mut ChatRequest, orig: &Orig, lane: &LaneConfig, up: Dialect) {
+    req.model.clone_from(&lane.model);
+    let clamp = |n: Option<u64>| match (n, lane.max_output_tokens) {
+        (Some(n), Some(max)) => Some(n.min(max)),
+        (n, _) => n,
+    };
+    req.max_tokens = clamp(orig.max_tokens);
+    req.max_completion_tokens = clamp(orig.max_completion_tokens);
+    req.reasoning = if lane.thinking { orig.reasoning.clone() } else { None };
+    if !orig.had_effort {
+        req.extra.remove("reasoning_effort");
+        if up == Dialect::OpenAi
+            && let Some(r) = &req.reasoning
+        {
+            req.extra
+                .insert("reasoning_effort".into(), Value::String(r.effort.clone()));
+        }
+    }
+}
+
+/// The body (in the lane's dialect) and extra headers for an HTTP lane. An Anthropic client
+/// reaching an Anthropic lane sends its own body: only the model, `max_tokens` (clamped) and a
+/// thinking budget that no longer fits are changed.
+fn lane_body(
+    req: &ChatRequest,
+    lane: &LaneConfig,
+    up: Dialect,
+    call: &Call,
+) -> Result<(Vec<u8>, HeaderMap), UpstreamError> {
+    let encode_err = |e: serde_json::Error| {
+        UpstreamError::transport(ErrorClass::BadResponse, format!("request could not be encoded: {e}"))
+    };
+    match (up, &call.native) {
+        (Dialect::OpenAi, _) => Ok((serde_json::to_vec(req).map_err(encode_err)?, HeaderMap::new())),
+        (Dialect::Anthropic, Some(native)) => {
+            let mut body = (**native).clone();
+            if let Some(o) = body.as_object_mut() {
+                o.insert("model".into(), Value::String(lane.model.clone()));
+                let asked = o.get("max_tokens").and_then(Value::as_u64);
+                let max = match (asked, lane.max_output_tokens) {
+                    (Some(a), Some(m)) => Some(a.min(m)),
+                    (a, _) => a,
+                };
+                if let Some(m) = max {
+                    o.insert("max_tokens".into(), m.into());
+                }
+                if !lane.thinking {
+                    o.remove("thinking");
+                } else if let (Some(m), Some(budget)) = (
+                    max,
+                    o.get("thinking")
+                        .and_then(|t| t.get("budget_tokens"))
+                        .and_then(Value::as_u64),
+                ) && budget >= m
+                {
+                    if m > 1024 {
+                        o.insert(
+                            "thinking".into(),
+                            serde_json::json!({"type": "enabled", "budget_tokens": m - 1}),
+                        );
+                    } else {
+                        o.remove("thinking");
+                    }
+                }
+            }
+            Ok((
+                serde_json::to_vec(&body).map_err(encode_err)?,
+                call.passthrough_headers.clone(),
+            ))
+        }
+        (Dialect::Anthropic, None) => {
+            let body = anthropic::from_chat(req, lane.max_output_tokens.unwrap_or(4096))
+                .map_err(|e| UpstreamError::transport(ErrorClass::Unsupported, e))?;
+            Ok((serde_json::to_vec(&body).map_err(encode_err)?, HeaderMap::new()))
+        }
+    }
+}
+
+/// A whole answer in the client's dialect. A body that cannot be translated is not a valid
+/// answer: the lane failed, and the next one may be tried.
+fn translate_complete(a: Started, up: Dialect, client: Dialect) -> Result<Started, UpstreamError> {
+    match a {
+        Started::Complete { body, usage } if up != client => {
+            let out = match client {
+                Dialect::Anthropic => anthropic::response_from_chat(&body),
+                Dialect::OpenAi => anthropic::response_to_chat(&body, (now_ms() / 1000) as u64),
+            }
+            .map_err(|e| UpstreamError::transport(ErrorClass::BadResponse, e))?;
+            Ok(Started::Complete {
+                body: Bytes::from(out.to_string()),
+                usage,
+            })
+        }
+        a => Ok(a),
     }
 }
 
@@ -448,8 +677,41 @@ fn spawn_prober(gw: Weak<Gateway>) {
     });
 }
 
-/// Relays an upstream stream to the client as OpenAI SSE, and records it when it ends.
+/// How a stream's events become the client's: unchanged, or translated between dialects.
+enum Pipe {
+    /// OpenAI in, OpenAI out.
+    Same,
+    /// OpenAI in (a local or OpenAI-compatible lane), Anthropic out.
+    ToAnthropic(Box<StreamFromChat>),
+    /// Anthropic in (an Anthropic lane), OpenAI out.
+    ToOpenAi(Box<StreamToChat>),
+    /// Anthropic in and out: passed through, read only for usage and errors.
+    Passthrough(PassthroughProbe),
+}
+
+impl Pipe {
+    fn new(up: Dialect, client: Dialect, model: &str) -> Pipe {
+        match (up, client) {
+            (Dialect::OpenAi, Dialect::OpenAi) => Pipe::Same,
+            (Dialect::OpenAi, Dialect::Anthropic) => Pipe::ToAnthropic(Box::new(StreamFromChat::new(model))),
+            (Dialect::Anthropic, Dialect::OpenAi) => {
+                Pipe::ToOpenAi(Box::new(StreamToChat::new((now_ms() / 1000) as u64)))
+            }
+            (Dialect::Anthropic, Dialect::Anthropic) => Pipe::Passthrough(PassthroughProbe::default()),
+        }
+    }
+
+    fn client(&self) -> Dialect {
+        match self {
+            Pipe::Same | Pipe::ToOpenAi(_) => Dialect::OpenAi,
+            Pipe::ToAnthropic(_) | Pipe::Passthrough(_) => Dialect::Anthropic,
+        }
+    }
+}
+
+/// Relays an upstream stream to the client in its dialect, and records it when it ends.
 struct Relay {
+    pipe: Pipe,
     upstream: UpstreamStream,
     rec: Option<RequestRecord>,
     ledger: Ledger,
@@ -462,7 +724,7 @@ struct Relay {
     out: VecDeque<Bytes>,
     /// The upstream is finished (or failed): nothing more will be read.
     done: bool,
-    /// `data: [DONE]` has been queued for the client.
+    /// The client has been sent the stream's proper end (`[DONE]`, `message_stop`).
     done_sent: bool,
 }
 
@@ -495,6 +757,7 @@ impl Relay {
     async fn pull(&mut self) {
         let mut buf = Vec::new();
         let mut events = Vec::new();
+        let mut ended = false;
         match tokio::time::timeout(self.idle, self.upstream.rest.next()).await {
             Ok(Some(Ok(chunk))) => self.upstream.decoder.push(&chunk, &mut events),
             Ok(Some(Err(e))) => {
@@ -506,7 +769,7 @@ impl Relay {
             }
             Ok(None) => {
                 self.upstream.decoder.finish(&mut events);
-                self.done = true;
+                ended = true;
             }
             Err(_) => {
                 let msg = format!("the upstream sent nothing for {:?} (idle timeout)", self.idle);
@@ -514,18 +777,47 @@ impl Relay {
             }
         }
         for ev in &events {
-            if self.failure.is_some() && self.done {
+            if self.done {
                 break;
             }
             self.on_event(ev, &mut buf);
         }
-        if self.done && self.failure.is_none() && !self.done_sent {
-            // The upstream ended cleanly without the terminator; clients still need it.
-            buf.extend_from_slice(b"data: [DONE]\n\n");
-            self.done_sent = true;
+        if ended {
+            self.done = true;
+            if self.failure.is_none() && !self.done_sent {
+                self.ended_without_terminator(&mut buf);
+            }
         }
         if !buf.is_empty() {
             self.out.push_back(Bytes::from(buf));
+        }
+    }
+
+    /// The upstream closed cleanly but never sent its stream's end marker.
+    fn ended_without_terminator(&mut self, buf: &mut Vec<u8>) {
+        match &mut self.pipe {
+            // Some OpenAI-compatible servers omit `[DONE]`; clients still need it.
+            Pipe::Same => {
+                buf.extend_from_slice(b"data: [DONE]\n\n");
+                self.done_sent = true;
+            }
+            Pipe::ToAnthropic(t) => {
+                let mut evs = Vec::new();
+                t.finish(&mut evs);
+                for e in &evs {
+                    e.encode(buf);
+                }
+                self.done_sent = true;
+            }
+            // Anthropic always ends with `message_stop`: without it the answer was cut short.
+            Pipe::ToOpenAi(_) | Pipe::Passthrough(_) => {
+                self.done = false;
+                self.fail(
+                    ErrorClass::StreamInterrupted,
+                    "the upstream stream ended before `message_stop`",
+                    buf,
+                );
+            }
         }
     }
 
@@ -533,13 +825,64 @@ impl Relay {
         if self.done_sent {
             return;
         }
-        if ev.data.trim() == "[DONE]" {
+        match &mut self.pipe {
+            Pipe::Same => self.openai_out(&ev.data, ev.event.as_deref(), buf),
+            Pipe::ToOpenAi(t) => {
+                let mut chunks = Vec::new();
+                t.push(&ev.data, &mut chunks);
+                for c in &chunks {
+                    self.openai_out(c, None, buf);
+                }
+            }
+            Pipe::ToAnthropic(t) => {
+                let mut evs = Vec::new();
+                if ev.data.trim() == "[DONE]" {
+                    t.finish(&mut evs);
+                    self.done_sent = true;
+                    self.done = true;
+                } else {
+                    if let Ok(p) = serde_json::from_str::<ChunkProbe>(&ev.data) {
+                        if p.usage.is_some() {
+                            self.usage = p.usage;
+                        }
+                        if p.error.is_some() {
+                            self.failure = Some(ErrorClass::BadResponse);
+                            self.done = true;
+                        }
+                    }
+                    t.push(&ev.data, &mut evs);
+                }
+                for e in &evs {
+                    e.encode(buf);
+                }
+            }
+            Pipe::Passthrough(p) => {
+                p.observe(&ev.data);
+                encode_data(buf, ev.event.as_deref(), &ev.data);
+                if p.error.is_some() {
+                    self.failure = Some(ErrorClass::BadResponse);
+                    self.done = true;
+                } else if p.stopped {
+                    self.done_sent = true;
+                    self.done = true;
+                }
+            }
+        }
+    }
+
+    /// One OpenAI event for an OpenAI client: reads its usage, drops the usage-only chunk the
+    /// client did not ask for, and notes the end.
+    fn openai_out(&mut self, data: &str, event: Option<&str>, buf: &mut Vec<u8>) {
+        if self.done_sent {
+            return;
+        }
+        if data.trim() == "[DONE]" {
             buf.extend_from_slice(b"data: [DONE]\n\n");
             self.done_sent = true;
             self.done = true;
             return;
         }
-        if let Ok(p) = serde_json::from_str::<ChunkProbe>(&ev.data) {
+        if let Ok(p) = serde_json::from_str::<ChunkProbe>(data) {
             if p.usage.is_some() {
                 self.usage = p.usage;
             }
@@ -551,17 +894,40 @@ impl Relay {
                 return;
             }
         }
-        encode_data(buf, ev.event.as_deref(), &ev.data);
+        encode_data(buf, event, data);
     }
 
     fn fail(&mut self, class: ErrorClass, message: &str, buf: &mut Vec<u8>) {
-        let body = ErrorBody::new(
-            "server_error",
-            class.as_str(),
-            format!("{message}; the answer is incomplete"),
-            None,
-        );
-        encode_data(buf, None, &body.to_json());
+        if self.done {
+            return;
+        }
+        let message = format!("{message}; the answer is incomplete");
+        match self.pipe.client() {
+            Dialect::OpenAi => {
+                let body = ErrorBody::new("server_error", class.as_str(), message, None);
+                encode_data(buf, None, &body.to_json());
+            }
+            Dialect::Anthropic => {
+                let kind = match class {
+                    ErrorClass::Timeout => "timeout_error",
+                    ErrorClass::Overloaded => "overloaded_error",
+                    _ => "api_error",
+                };
+                if let Pipe::ToAnthropic(t) = &mut self.pipe {
+                    let mut evs = Vec::new();
+                    t.fail(kind, &message, &mut evs);
+                    for e in &evs {
+                        e.encode(buf);
+                    }
+                } else {
+                    encode_data(
+                        buf,
+                        Some("error"),
+                        &anthropic::error_body(kind, &message, Some(class.as_str())),
+                    );
+                }
+            }
+        }
         self.failure = Some(class);
         self.done = true;
         if let Some(lane) = self.rec.as_ref().and_then(|r| r.lane.clone())
@@ -574,6 +940,9 @@ impl Relay {
     /// Records the request. Runs at the normal end, or from `Drop` when the client went away.
     fn finish(&mut self) {
         let Some(mut rec) = self.rec.take() else { return };
+        if let Pipe::Passthrough(p) = &self.pipe {
+            self.usage = p.usage();
+        }
         if self.done_sent
             && self.failure.is_none()
             && let Ok(rt) = tokio::runtime::Handle::try_current()

@@ -1,12 +1,14 @@
-//! The OpenAI-compatible upstream: one pooled HTTP client per provider, the request, the
-//! time-to-first-byte bound, and the classification of whatever comes back.
+//! An HTTP upstream (OpenAI-compatible or native Anthropic): one pooled HTTP client per
+//! provider, the request, the time-to-first-byte bound, and the classification of whatever
+//! comes back. Bodies arrive here already in the provider's dialect; answers leave in it too
+//! (the gateway translates).
 //!
 //! "First byte" means the answer has begun in a form the client can be given: for a plain
 //! request the whole (2xx) body, for a stream its first complete event. Until then every
 //! failure can still fall back to the next lane.
 
 use crate::classify::{ErrorClass, UpstreamError, classify_status};
-use crate::config::ProviderConfig;
+use crate::config::{ProviderConfig, ProviderKind};
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
@@ -15,6 +17,8 @@ use secrecy::ExposeSecret;
 use std::error::Error as _;
 use std::sync::Once;
 use std::time::Duration;
+use switchyard_protocol::Dialect;
+use switchyard_protocol::anthropic;
 use switchyard_protocol::openai::{ChunkProbe, ResponseProbe, Usage};
 use switchyard_protocol::sse::{SseDecoder, SseEvent};
 use tokio::time::{Instant, timeout_at};
@@ -28,6 +32,7 @@ pub struct Upstream {
     // Parsed once: reqwest would otherwise parse the URL string on every request.
     chat_url: reqwest::Url,
     models_url: reqwest::Url,
+    count_url: reqwest::Url,
     headers: HeaderMap,
 }
 
@@ -68,39 +73,93 @@ impl Upstream {
             .map_err(|e| format!("provider `{}`: cannot build its HTTP client: {e}", config.name))?;
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let bad_key = || {
+            format!(
+                "provider `{}`: api_key contains characters not allowed in a header",
+                config.name
+            )
+        };
+        if config.kind == ProviderKind::Anthropic {
+            headers.insert("anthropic-version", HeaderValue::from_static(anthropic::VERSION));
+        }
         if let Some(key) = &config.api_key {
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())).map_err(|_| {
-                format!(
-                    "provider `{}`: api_key contains characters not allowed in a header",
-                    config.name
-                )
-            })?;
+            let (name, mut v) = match config.kind {
+                ProviderKind::OpenAi => (
+                    header::AUTHORIZATION,
+                    HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())).map_err(|_| bad_key())?,
+                ),
+                ProviderKind::Anthropic => (
+                    http::HeaderName::from_static("x-api-key"),
+                    HeaderValue::from_str(key.expose_secret()).map_err(|_| bad_key())?,
+                ),
+            };
             v.set_sensitive(true);
-            headers.insert(header::AUTHORIZATION, v);
+            headers.insert(name, v);
         }
         let url = |path: &str| {
             reqwest::Url::parse(&format!("{}/{path}", config.base_url))
                 .map_err(|e| format!("provider `{}`: base_url is not a valid URL: {e}", config.name))
         };
+        let (chat, count) = match config.kind {
+            ProviderKind::OpenAi => ("chat/completions", "chat/completions/input_tokens"),
+            ProviderKind::Anthropic => ("messages", "messages/count_tokens"),
+        };
         Ok(Upstream {
-            chat_url: url("chat/completions")?,
+            chat_url: url(chat)?,
             models_url: url("models")?,
+            count_url: url(count)?,
             config,
             client,
             headers,
         })
     }
 
-    /// Sends one chat request (already in this provider's shape) and waits for its first byte.
-    pub async fn send(&self, body: Vec<u8>, stream: bool) -> Result<Started, UpstreamError> {
-        let t = self.config.timeouts;
-        let deadline = Instant::now() + t.first_byte;
+    /// The dialect its answers come in.
+    pub fn dialect(&self) -> Dialect {
+        match self.config.kind {
+            ProviderKind::OpenAi => Dialect::OpenAi,
+            ProviderKind::Anthropic => Dialect::Anthropic,
+        }
+    }
+
+    /// Anthropic's `count_tokens`: the exact input tokens of a Messages body.
+    pub async fn count_tokens(&self, body: Vec<u8>, extra: &HeaderMap) -> Result<u64, UpstreamError> {
         let req = self
             .client
-            .post(self.chat_url.clone())
+            .post(self.count_url.clone())
             .headers(self.headers.clone())
+            .headers(extra.clone())
             .body(body)
             .send();
+        let resp = match tokio::time::timeout(self.config.timeouts.first_byte, req).await {
+            Err(_) => return Err(self.timed_out(self.config.timeouts.first_byte)),
+            Ok(Err(e)) => return Err(transport_error(&e)),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status().as_u16();
+        let deadline = Instant::now() + self.config.timeouts.idle;
+        let body = read_limited(resp, deadline, MAX_ERROR_BODY).await.unwrap_or_default();
+        if !(200..300).contains(&status) {
+            return Err(classify_status(status, &HeaderMap::new(), &body));
+        }
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("input_tokens").and_then(serde_json::Value::as_u64))
+            .ok_or_else(|| {
+                UpstreamError::transport(ErrorClass::BadResponse, "count_tokens answer has no `input_tokens`")
+            })
+    }
+
+    /// Sends one chat request (already in this provider's dialect) and waits for its first
+    /// byte. `extra` headers go with it (a client's `anthropic-beta` on a passthrough).
+    pub async fn send(&self, body: Vec<u8>, stream: bool, extra: &HeaderMap) -> Result<Started, UpstreamError> {
+        let t = self.config.timeouts;
+        let deadline = Instant::now() + t.first_byte;
+        let mut req = self.client.post(self.chat_url.clone()).headers(self.headers.clone());
+        if !extra.is_empty() {
+            req = req.headers(extra.clone());
+        }
+        let req = req.body(body).send();
         let resp = match timeout_at(deadline, req).await {
             Err(_) => return Err(self.timed_out(t.first_byte)),
             Ok(Err(e)) => return Err(transport_error(&e)),
@@ -120,13 +179,17 @@ impl Upstream {
                 Ok(Err(e)) => return Err(transport_error(&e)),
                 Ok(Ok(b)) => b,
             };
-            let probe: ResponseProbe = serde_json::from_slice(&body).map_err(|e| {
-                UpstreamError::transport(ErrorClass::BadResponse, format!("answer is not valid JSON: {e}"))
-            })?;
-            return Ok(Started::Complete {
-                body,
-                usage: probe.usage,
-            });
+            let usage = match self.config.kind {
+                ProviderKind::OpenAi => {
+                    serde_json::from_slice::<ResponseProbe>(&body)
+                        .map_err(|e| {
+                            UpstreamError::transport(ErrorClass::BadResponse, format!("answer is not valid JSON: {e}"))
+                        })?
+                        .usage
+                }
+                ProviderKind::Anthropic => anthropic::response_usage(&body),
+            };
+            return Ok(Started::Complete { body, usage });
         }
         let mut rest = resp
             .bytes_stream()

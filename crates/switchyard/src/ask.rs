@@ -112,7 +112,8 @@ async fn in_process(args: &AskArgs, req: ChatRequest) -> Result<u8> {
     let call = Call {
         hints: hints(args),
         caller: None,
-        dialect: "cli",
+        origin: Some("cli"),
+        ..Default::default()
     };
     let answer = match gateway.chat(req, call).await {
         Ok(a) => a,

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod ask;
+pub mod claude;
 pub mod models;
 pub mod output;
 pub mod server;

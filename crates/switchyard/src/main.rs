@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use switchyard::{app, ask, models, output, server};
+use switchyard::{app, ask, claude, models, output, server};
 use switchyard_core::config::{self, ConfigError};
 use switchyard_core::gateway::Gateway;
 
@@ -38,6 +38,8 @@ enum Command {
     },
     /// Ask one question (the same as `brain`).
     Ask(ask::AskArgs),
+    /// Run Claude Code (`claude`) through this gateway; arguments after it go to `claude`.
+    Claude(claude::ClaudeArgs),
     /// Models for the embedded engine.
     Models {
         #[command(subcommand)]
@@ -57,12 +59,13 @@ enum ModelsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Ask(_));
+    let quiet = matches!(cli.command, Command::Ask(_) | Command::Claude(_));
     app::init_logging(if quiet { app::QUIET } else { "info" });
     let result = match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
         Command::Check { config } => check(config),
         Command::Ask(args) => ask::run(args).map(ExitCode::from),
+        Command::Claude(args) => claude::run(args),
         Command::Models { command } => models_cmd(command),
     };
     match result {

@@ -11,9 +11,11 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::sync::Arc;
-use switchyard_core::gateway::{AnswerBody, Call, Gateway};
+use switchyard_core::gateway::{Answer, AnswerBody, Call, Gateway, Refusal};
 use switchyard_core::router::Hints;
-use switchyard_protocol::openai::{ChatRequest, ErrorBody};
+use switchyard_protocol::Dialect;
+use switchyard_protocol::anthropic::{self, Endpoint, MessagesRequest};
+use switchyard_protocol::openai::{self, ChatRequest, ErrorBody};
 use tokio::net::TcpListener;
 
 pub struct AppState {
@@ -52,6 +54,8 @@ fn key_id(key: &str) -> String {
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models))
         .route("/healthz", get(healthz))
         .fallback(not_found)
@@ -69,9 +73,27 @@ pub async fn run(
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
 }
 
-fn openai_error(status: u16, kind: &str, code: &str, message: impl Into<String>, param: Option<String>) -> Response {
+/// An error in the caller's dialect: OpenAI's `{"error":{message,type,param,code}}` or
+/// Anthropic's `{"type":"error","error":{type,message}}` (with the same stable `code`).
+fn error_response(
+    dialect: Dialect,
+    status: u16,
+    code: &str,
+    message: impl Into<String>,
+    param: Option<String>,
+) -> Response {
+    let body = match dialect {
+        Dialect::OpenAi => {
+            let kind = match status {
+                429 => "rate_limit_error",
+                400..=499 => "invalid_request_error",
+                _ => "server_error",
+            };
+            ErrorBody::new(kind, code, message, param).to_json()
+        }
+        Dialect::Anthropic => anthropic::error_body(anthropic::error_type(status), &message.into(), Some(code)),
+    };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let body = ErrorBody::new(kind, code, message, param).to_json();
     (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
@@ -87,7 +109,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 /// Checks the caller's key. `Ok(None)` when no keys are configured.
 #[expect(clippy::result_large_err, reason = "the error is the response to send")]
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, Response> {
+fn authorize(state: &AppState, headers: &HeaderMap, dialect: Dialect) -> Result<Option<String>, Response> {
     if state.keys.is_empty() {
         return Ok(None);
     }
@@ -98,9 +120,9 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, Re
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim);
     let Some(presented) = presented else {
-        return Err(openai_error(
+        return Err(error_response(
+            dialect,
             401,
-            "invalid_request_error",
             "missing_api_key",
             "this gateway needs a key: send `Authorization: Bearer KEY` or `x-api-key: KEY` (one of `server.keys`)",
             None,
@@ -112,9 +134,9 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, Re
         .find(|(k, _)| same(k.expose_secret().as_bytes(), presented.as_bytes()))
     {
         Some((_, id)) => Ok(Some(id.clone())),
-        None => Err(openai_error(
+        None => Err(error_response(
+            dialect,
             401,
-            "invalid_request_error",
             "invalid_api_key",
             "the key sent is not one of this gateway's `server.keys`",
             None,
@@ -122,11 +144,11 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, Re
     }
 }
 
-async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body, dialect: Dialect) -> Result<Bytes, Response> {
     let too_large = || {
-        openai_error(
+        error_response(
+            dialect,
             413,
-            "invalid_request_error",
             "request_too_large",
             format!(
                 "request body is larger than this gateway accepts ({} bytes; see `server.max_body`)",
@@ -149,9 +171,9 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
             if e.is::<http_body_util::LengthLimitError>() {
                 Err(too_large())
             } else {
-                Err(openai_error(
+                Err(error_response(
+                    dialect,
                     400,
-                    "invalid_request_error",
                     "body_read_failed",
                     format!("the request body could not be read: {e}"),
                     None,
@@ -185,24 +207,114 @@ fn set_header(h: &mut HeaderMap, name: &'static str, value: &str) {
 }
 
 async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    let caller = match authorize(&state, &headers) {
+    let d = Dialect::OpenAi;
+    let caller = match authorize(&state, &headers, d) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let bytes = match read_body(&state, &headers, body).await {
+    let bytes = match read_body(&state, &headers, body, d).await {
         Ok(b) => b,
         Err(r) => return r,
     };
     let req = match ChatRequest::from_slice(&bytes) {
         Ok(r) => r,
-        Err(e) => return openai_error(400, "invalid_request_error", "invalid_request", e.message, e.param),
+        Err(e) => return error_response(d, 400, "invalid_request", e.message, e.param),
     };
     let call = Call {
         hints: hints(&headers),
         caller,
-        dialect: "openai",
+        dialect: d,
+        ..Default::default()
     };
-    match state.gateway.chat(req, call).await {
+    render(d, state.gateway.chat(req, call).await)
+}
+
+/// Headers of an Anthropic client that an Anthropic lane needs to see too.
+fn anthropic_passthrough_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    if let Some(v) = headers.get("anthropic-beta") {
+        out.insert(HeaderName::from_static("anthropic-beta"), v.clone());
+    }
+    out
+}
+
+/// Reads and checks an Anthropic body: the parsed JSON (kept for passthrough) and its typed
+/// form.
+#[expect(clippy::result_large_err, reason = "the error is the response to send")]
+fn anthropic_request(bytes: &[u8], endpoint: Endpoint) -> Result<(serde_json::Value, MessagesRequest), Response> {
+    let bad =
+        |e: openai::InvalidRequest| error_response(Dialect::Anthropic, 400, "invalid_request", e.message, e.param);
+    let value: serde_json::Value = openai::decode(bytes).map_err(bad)?;
+    let req = MessagesRequest::from_value(&value, endpoint).map_err(bad)?;
+    Ok((value, req))
+}
+
+async fn messages(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let d = Dialect::Anthropic;
+    let caller = match authorize(&state, &headers, d) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let bytes = match read_body(&state, &headers, body, d).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (value, req) = match anthropic_request(&bytes, Endpoint::Messages) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let chat = anthropic::to_chat(&req);
+    let call = Call {
+        hints: hints(&headers),
+        caller,
+        dialect: d,
+        native: Some(Arc::new(value)),
+        passthrough_headers: anthropic_passthrough_headers(&headers),
+        origin: None,
+    };
+    render(d, state.gateway.chat(chat, call).await)
+}
+
+async fn count_tokens(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let d = Dialect::Anthropic;
+    let caller = match authorize(&state, &headers, d) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let bytes = match read_body(&state, &headers, body, d).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (value, req) = match anthropic_request(&bytes, Endpoint::CountTokens) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let call = Call {
+        hints: hints(&headers),
+        caller,
+        dialect: d,
+        native: Some(Arc::new(value)),
+        passthrough_headers: anthropic_passthrough_headers(&headers),
+        origin: None,
+    };
+    match state.gateway.count_tokens(&anthropic::to_chat(&req), &call).await {
+        Ok(c) => {
+            let mut resp = axum::Json(serde_json::json!({"input_tokens": c.input_tokens})).into_response();
+            let h = resp.headers_mut();
+            set_header(h, "x-switchyard-route", &c.route);
+            if let Some(lane) = &c.lane {
+                set_header(h, "x-switchyard-lane", lane);
+            }
+            set_header(h, "x-switchyard-count", if c.exact { "exact" } else { "estimate" });
+            resp
+        }
+        Err(e) => error_response(d, e.status(), &e.code(), e.to_string(), None),
+    }
+}
+
+/// The gateway's answer, or its refusal, in the caller's dialect, with the routing headers.
+fn render(dialect: Dialect, result: Result<Answer, Refusal>) -> Response {
+    match result {
         Ok(answer) => {
             let mut resp = match answer.body {
                 AnswerBody::Json(b) => (
@@ -230,7 +342,7 @@ async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap
         }
         Err(refusal) => {
             let e = &refusal.error;
-            let mut resp = openai_error(e.status(), e.openai_type(), &e.code(), e.to_string(), None);
+            let mut resp = error_response(dialect, e.status(), &e.code(), e.to_string(), None);
             let h = resp.headers_mut();
             if let Some(route) = &refusal.route {
                 set_header(h, "x-switchyard-route", route);
@@ -244,7 +356,13 @@ async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap
 }
 
 async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
+    // Anthropic's SDKs list models too; they send `anthropic-version`.
+    let d = if headers.contains_key("anthropic-version") {
+        Dialect::Anthropic
+    } else {
+        Dialect::OpenAi
+    };
+    if let Err(r) = authorize(&state, &headers, d) {
         return r;
     }
     let cfg = state.gateway.config();
@@ -270,16 +388,23 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
 }
 
 async fn healthz() -> Response {
-    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+    // `service` lets `switchyard claude` tell this gateway from anything else on the port.
+    axum::Json(serde_json::json!({"status": "ok", "service": "switchyard"})).into_response()
 }
 
-async fn not_found(uri: axum::http::Uri) -> Response {
-    openai_error(
+async fn not_found(uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    let d = if headers.contains_key("anthropic-version") {
+        Dialect::Anthropic
+    } else {
+        Dialect::OpenAi
+    };
+    error_response(
+        d,
         404,
-        "invalid_request_error",
         "not_found",
         format!(
-            "no such endpoint `{}`; this gateway serves POST /v1/chat/completions, GET /v1/models and GET /healthz",
+            "no such endpoint `{}`; this gateway serves POST /v1/chat/completions, POST /v1/messages, \
+             POST /v1/messages/count_tokens, GET /v1/models and GET /healthz",
             uri.path()
         ),
         None,

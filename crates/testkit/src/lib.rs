@@ -39,6 +39,9 @@ pub enum Behavior {
     Slow(Duration),
     /// Streams: send this many chunks, then break the connection.
     BreakAfter(usize),
+    /// An agent's turn: call `tool` with `arguments` when it is offered, and once the
+    /// conversation ends in that tool's result, answer "hello from NAME; the tool said: RESULT".
+    UseTool { tool: String, arguments: String },
 }
 
 impl Behavior {
@@ -83,6 +86,8 @@ impl FakeUpstream {
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/messages", post(messages))
+            .route("/v1/messages/count_tokens", post(count_tokens))
             .route("/v1/models", get(models))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -112,7 +117,7 @@ impl FakeUpstream {
         self.requests()
             .into_iter()
             .rev()
-            .find(|r| r.path.ends_with("/chat/completions"))
+            .find(|r| r.path.ends_with("/chat/completions") || r.path.ends_with("/messages"))
             .expect("no chat request yet")
     }
 }
@@ -165,8 +170,36 @@ async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
         _ => {}
     }
     let model = req["model"].as_str().unwrap_or("?").to_owned();
-    let text = format!("hello from {}", inner.name);
-    let tool = req["tools"][0]["function"]["name"].as_str().map(str::to_owned);
+    let mut text = format!("hello from {}", inner.name);
+    let mut tool = req["tools"][0]["function"]["name"].as_str().map(str::to_owned);
+    let mut arguments = "{\"city\":\"Paris\"}".to_owned();
+    if let Behavior::UseTool {
+        tool: wanted,
+        arguments: args,
+    } = &behavior
+    {
+        let last = req["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .cloned()
+            .unwrap_or_default();
+        let offered = req["tools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["function"]["name"] == json!(wanted));
+        tool = None;
+        if last["role"] == "tool" {
+            text = format!(
+                "hello from {}; the tool said: {}",
+                inner.name,
+                last["content"].as_str().unwrap_or("").trim()
+            );
+        } else if offered {
+            tool = Some(wanted.clone());
+            arguments.clone_from(args);
+        }
+    }
     let prompt_tokens = 7;
     let words: Vec<String> = text
         .split(' ')
@@ -178,7 +211,7 @@ async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
     if !stream {
         let message = match &tool {
             Some(name) => json!({"role": "assistant", "content": null, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": name, "arguments": "{\"city\":\"Paris\"}"}}]}),
+                {"id": "call_1", "type": "function", "function": {"name": name, "arguments": arguments}}]}),
             None => json!({"role": "assistant", "content": text}),
         };
         let finish = if tool.is_some() { "tool_calls" } else { "stop" };
@@ -196,7 +229,7 @@ async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
     let mut events: Vec<String> = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null).to_string()];
     match &tool {
         Some(name) => events.push(
-            chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": name, "arguments": "{\"city\":\"Paris\"}"}}]}), Value::Null)
+            chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": name, "arguments": arguments}}]}), Value::Null)
                 .to_string(),
         ),
         None => events.extend(words.iter().map(|w| chunk(json!({"content": w}), Value::Null).to_string())),
@@ -231,4 +264,71 @@ async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(body))
         .unwrap()
+}
+
+/// `POST /v1/messages`: a fake Anthropic. Answers "hello from NAME" as a Messages answer, or as
+/// the full event sequence when streaming; the error behaviours as for chat.
+async fn messages(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    let req = record(&inner, "/v1/messages", &headers, &body);
+    inner.chat_hits.fetch_add(1, Ordering::SeqCst);
+    let behavior = inner.behavior.lock().unwrap().clone();
+    match behavior {
+        Behavior::Status { status, body, headers } => {
+            let mut r = Response::builder()
+                .status(status)
+                .header("content-type", "application/json");
+            for (k, v) in headers {
+                r = r.header(k, v);
+            }
+            return r.body(Body::from(body)).unwrap();
+        }
+        Behavior::Stall => return std::future::pending().await,
+        _ => {}
+    }
+    let model = req["model"].as_str().unwrap_or("?").to_owned();
+    let text = format!("hello from {}", inner.name);
+    let usage = json!({"input_tokens": 9, "cache_read_input_tokens": 3, "output_tokens": 3});
+    if req["stream"] != json!(true) {
+        return axum::Json(json!({
+            "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn", "stop_sequence": null, "usage": usage,
+        }))
+        .into_response();
+    }
+    let mut events = vec![
+        json!({"type": "message_start", "message": {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+            "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 9, "cache_read_input_tokens": 3, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "ping"}),
+    ];
+    for (i, w) in text.split(' ').enumerate() {
+        let w = if i == 0 { w.to_owned() } else { format!(" {w}") };
+        events.push(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}));
+    }
+    events.push(json!({"type": "content_block_stop", "index": 0}));
+    events.push(json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 3}}));
+    events.push(json!({"type": "message_stop"}));
+    let break_after = match behavior {
+        Behavior::BreakAfter(n) => Some(n),
+        _ => None,
+    };
+    let body = futures_util::stream::iter(events.into_iter().enumerate()).then(move |(i, e)| async move {
+        if break_after.is_some_and(|n| i >= n) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return Err(std::io::Error::other("fake upstream breaks the connection"));
+        }
+        let name = e["type"].as_str().unwrap_or("x").to_owned();
+        Ok::<_, std::io::Error>(Bytes::from(format!("event: {name}\ndata: {e}\n\n")))
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(body))
+        .unwrap()
+}
+
+/// `POST /v1/messages/count_tokens`: always 42.
+async fn count_tokens(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    record(&inner, "/v1/messages/count_tokens", &headers, &body);
+    axum::Json(json!({"input_tokens": 42})).into_response()
 }

@@ -68,9 +68,20 @@ impl Default for Timeouts {
     }
 }
 
+/// The wire dialect of an HTTP provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProviderKind {
+    /// OpenAI chat completions (`{base_url}/chat/completions`, `Authorization: Bearer`).
+    #[default]
+    OpenAi,
+    /// Anthropic Messages (`{base_url}/messages`, `x-api-key`, `anthropic-version`).
+    Anthropic,
+}
+
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
     pub name: String,
+    pub kind: ProviderKind,
     /// OpenAI-compatible base URL, without a trailing slash (`…/v1`).
     pub base_url: String,
     pub api_key: Option<SecretString>,
@@ -82,6 +93,8 @@ pub struct ProviderConfig {
     pub disabled: Option<String>,
     /// Set for `kind: embedded`: the model runs in this process.
     pub embedded: Option<EmbeddedConfig>,
+    /// The preset's output limit for its lanes (a lane's own `max_output_tokens` wins).
+    pub max_output_tokens: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +118,10 @@ pub struct LaneConfig {
     pub model: String,
     pub local: bool,
     pub premium: bool,
+    /// Requests asking for more output are clamped to this (`None`: passed as asked).
+    pub max_output_tokens: Option<u64>,
+    /// Reasoning requests are mapped for this lane (else the reasoning ask is dropped).
+    pub thinking: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -340,6 +357,19 @@ impl Resolver<'_> {
                     continue;
                 }
             };
+            let anthropic = p.kind == ProviderKind::Anthropic && p.embedded.is_none();
+            let max_output_tokens = match &l.value.max_output_tokens {
+                Some(n) if n.value == 0 => {
+                    self.error(
+                        n.referenced,
+                        format!("lane `{name}`: `max_output_tokens` must be at least 1"),
+                    );
+                    None
+                }
+                Some(n) => Some(n.value),
+                None if anthropic => catalog::anthropic_max_output(&model),
+                None => p.max_output_tokens,
+            };
             lanes.insert(
                 name.clone(),
                 LaneConfig {
@@ -348,6 +378,8 @@ impl Resolver<'_> {
                     model,
                     local: p.local,
                     premium: p.premium,
+                    max_output_tokens,
+                    thinking: l.value.thinking.unwrap_or(anthropic),
                 },
             );
         }
@@ -613,10 +645,11 @@ impl Resolver<'_> {
         };
         let kind = raw.kind.as_ref().map(|k| k.value.as_str());
         let mut disabled = preset.and_then(|p| p.unsupported).map(str::to_owned);
-        match kind {
-            None | Some("openai") => {}
+        let wire = match kind {
+            None => preset.map_or(ProviderKind::OpenAi, |p| p.kind),
+            Some("openai") => ProviderKind::OpenAi,
+            Some("anthropic") => ProviderKind::Anthropic,
             Some("embedded") => return self.embedded_provider(name, p, default_timeouts),
-            Some("anthropic") => disabled = Some("provider kind `anthropic` is not in this build yet".into()),
             Some(other) => {
                 let at = raw.kind.as_ref().map(|k| k.referenced).unwrap_or(p.referenced);
                 self.error(
@@ -625,7 +658,7 @@ impl Resolver<'_> {
                 );
                 return None;
             }
-        }
+        };
         if kind.is_none() && preset.is_none() {
             self.error(
                 p.referenced,
@@ -716,6 +749,8 @@ impl Resolver<'_> {
         let premium = raw.premium.unwrap_or(preset.is_some_and(|p| p.premium));
         Some(ProviderConfig {
             name: name.to_owned(),
+            kind: wire,
+            max_output_tokens: preset.and_then(|p| p.max_output_tokens),
             base_url,
             api_key: api_key.filter(|k| !k.is_empty()).map(SecretString::from),
             local,
@@ -775,6 +810,8 @@ impl Resolver<'_> {
         };
         Some(ProviderConfig {
             name: name.to_owned(),
+            kind: ProviderKind::OpenAi,
+            max_output_tokens: None,
             base_url: String::new(),
             api_key: None,
             local: raw.local.unwrap_or(true),

@@ -78,6 +78,11 @@ pub struct RawProvider {
 pub struct RawLane {
     pub provider: S<String>,
     pub model: Option<S<String>>,
+    /// The most tokens this lane may be asked to write; a request asking for more is clamped.
+    pub max_output_tokens: Option<S<u64>>,
+    /// The model can reason (Anthropic `thinking`, OpenAI `reasoning_effort`); requests that
+    /// ask for it are mapped for this lane, and stripped for lanes without it.
+    pub thinking: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod anthropic;
 mod brain;
 mod chat;
 mod config_cli;
