@@ -1569,5 +1569,45 @@ impl PassthroughProbe {
     }
 }
 
+/// Everything a hostile peer can reach, for the fuzz target (`fuzz/`) and its stable twin in
+/// the tests: must never panic, whatever `data` is.
+pub fn fuzz_entry(data: &[u8]) {
+    use crate::sse::SseDecoder;
+    let _ = response_from_chat(data);
+    let _ = response_to_chat(data, 0);
+    let _ = response_usage(data);
+    if let Ok(v) = serde_json::from_slice::<Value>(data) {
+        for endpoint in [Endpoint::Messages, Endpoint::CountTokens] {
+            if let Ok(req) = MessagesRequest::from_value(&v, endpoint) {
+                let chat = to_chat(&req);
+                let _ = from_chat(&chat, 1024);
+            }
+        }
+        if let Ok(chat) = serde_json::from_value::<ChatRequest>(v) {
+            let _ = from_chat(&chat, 1024);
+        }
+    }
+    let mut decoder = SseDecoder::new();
+    let mut events = Vec::new();
+    decoder.push(data, &mut events);
+    decoder.finish(&mut events);
+    let mut from = StreamFromChat::new("m");
+    let mut to = StreamToChat::new(0);
+    let mut probe = PassthroughProbe::default();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for e in &events {
+        from.push(&e.data, &mut a);
+        to.push(&e.data, &mut b);
+        probe.observe(&e.data);
+    }
+    from.finish(&mut a);
+    to.finish(&mut b);
+    let _ = probe.usage();
+    let mut buf = Vec::new();
+    for e in &a {
+        e.encode(&mut buf);
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -366,6 +366,22 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
         return r;
     }
     let cfg = state.gateway.config();
+    if d == Dialect::Anthropic {
+        // Anthropic's list shape: what its SDKs' `models.list()` and Claude Code's model
+        // picker read. Routes first: they are what a client should name.
+        let data: Vec<serde_json::Value> = cfg
+            .routes
+            .keys()
+            .chain(cfg.lanes.keys())
+            .map(|id| {
+                serde_json::json!({"type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"})
+            })
+            .collect();
+        let first = data.first().map(|m| m["id"].clone());
+        let last = data.last().map(|m| m["id"].clone());
+        return axum::Json(serde_json::json!({"data": data, "has_more": false, "first_id": first, "last_id": last}))
+            .into_response();
+    }
     let mut data = Vec::new();
     for r in cfg.routes.values() {
         data.push(serde_json::json!({

@@ -913,6 +913,9 @@ impl Config {
             if p.premium {
                 tags.push("premium");
             }
+            if p.kind == ProviderKind::Anthropic && p.embedded.is_none() {
+                tags.push("anthropic");
+            }
             let state = p
                 .disabled
                 .as_ref()

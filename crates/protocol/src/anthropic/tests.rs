@@ -725,6 +725,19 @@ proptest! {
         prop_assert_eq!(events.last().map(|e| e.name), Some("message_stop"));
     }
 
+    /// The fuzz target's entry point, on stable: random bytes, and random edits of valid
+    /// requests and streams.
+    #[test]
+    fn fuzz_entry_accepts_any_bytes(raw in proptest::collection::vec(any::<u8>(), 0..600), cut in 0usize..4000, byte in any::<u8>()) {
+        fuzz_entry(&raw);
+        for mut seed in [claude_code_like().to_string().into_bytes(), openai_sse(&openai_stream_with_tools()), anthropic_sse()] {
+            let at = cut % seed.len();
+            seed[at] = byte;
+            fuzz_entry(&seed);
+            fuzz_entry(&seed[..at]);
+        }
+    }
+
     /// No input makes the translators panic.
     #[test]
     fn arbitrary_input_never_panics(data in ".{0,200}", raw in proptest::collection::vec(any::<u8>(), 0..300)) {

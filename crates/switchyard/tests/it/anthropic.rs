@@ -412,6 +412,7 @@ with c.messages.stream(model="claude-sonnet-4-5", max_tokens=100, tools=tools,
                        messages=[{"role": "user", "content": "Weather in Paris?"}]) as s:
     f = s.get_final_message()
 out["tools_stream"] = [f.stop_reason, f.content[-1].name, f.content[-1].input]
+out["models"] = [m.id for m in c.models.list()]
 out["count"] = c.messages.count_tokens(model="claude-sonnet-4-5", messages=[{"role": "user", "content": "hi"}]).input_tokens
 try:
     c.messages.create(model="gpt-9", max_tokens=5, messages=[{"role": "user", "content": "x"}])
@@ -448,6 +449,7 @@ async fn the_anthropic_python_sdk_works_against_an_openai_lane() {
             "stream": ["hello from sdk", "end_turn", 3],
             "tools": ["tool_use", "tool_use", "get_weather", {"city": "Paris"}],
             "tools_stream": ["tool_use", "get_weather", {"city": "Paris"}],
+            "models": ["default", "l0"],
             "count": 5,
             "error": [404, "not_found_error"]
         })

@@ -99,3 +99,33 @@ async fn a_provider_with_a_missing_key_is_skipped_with_its_reason() {
     assert_eq!(header(&r, "x-switchyard-attempts"), "fast:disabled,l0:ok");
     assert!(gw.stderr().contains("UNSET_GROQ_KEY_FOR_TEST"));
 }
+
+/// Every example config is valid as shipped, with no keys in the environment (their providers
+/// are then disabled, not errors).
+#[test]
+fn every_example_config_checks() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        seen += 1;
+        let out = Command::new(bin())
+            .args(["check", "--config"])
+            .arg(&path)
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("GEMINI_API_KEY")
+            .env_remove("CEREBRAS_API_KEY")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(seen >= 3, "examples found: {seen}");
+}
