@@ -38,17 +38,28 @@ pub struct LocalRequest {
     pub ignore_eos: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finish {
     Stop,
+    /// One of the caller's stop sequences (this one) ended the answer.
+    StopSequence(String),
     Length,
 }
 
 impl Finish {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
-            Finish::Stop => "stop",
+            Finish::Stop | Finish::StopSequence(_) => "stop",
             Finish::Length => "length",
+        }
+    }
+
+    /// The matched stop sequence, reported beside `finish_reason` as vLLM does (`stop_reason`),
+    /// so an Anthropic client gets `stop_reason: stop_sequence` and which one.
+    pub fn stop_sequence(&self) -> Option<&str> {
+        match self {
+            Finish::StopSequence(s) => Some(s),
+            _ => None,
         }
     }
 }
@@ -192,7 +203,10 @@ pub async fn send(
             match ev {
                 Some(LocalEvent::Text(t)) => text.push_str(&t),
                 Some(LocalEvent::Done { finish, usage }) => {
-                    let body = build::completion(&id, &model, created, &text, finish.as_str(), usage);
+                    let mut body = build::completion(&id, &model, created, &text, finish.as_str(), usage);
+                    if let Some(stop) = finish.stop_sequence() {
+                        body = build::with_stop_reason(&body, stop);
+                    }
                     return Ok(Started::Complete {
                         body: Bytes::from(body),
                         usage: Some(usage),
@@ -251,7 +265,13 @@ impl ChunkEncoder {
             LocalEvent::Text(t) => vec![build::chunk(&self.id, &self.model, self.created, Some(&t), first, None)],
             LocalEvent::Done { finish, usage } => {
                 vec![
-                    build::chunk(&self.id, &self.model, self.created, None, first, Some(finish.as_str())),
+                    {
+                        let c = build::chunk(&self.id, &self.model, self.created, None, first, Some(finish.as_str()));
+                        match finish.stop_sequence() {
+                            Some(stop) => build::with_stop_reason(&c, stop),
+                            None => c,
+                        }
+                    },
                     build::usage_chunk(&self.id, &self.model, self.created, usage),
                     "[DONE]".to_owned(),
                 ]
@@ -318,7 +338,8 @@ impl LocalEngine for FakeEngine {
                 let piece = if i == 0 { w.to_owned() } else { format!(" {w}") };
                 produced.push_str(&piece);
                 n += 1;
-                if req.stop.iter().any(|s| produced.contains(s.as_str())) {
+                if let Some(s) = req.stop.iter().find(|s| produced.contains(s.as_str())) {
+                    finish = Finish::StopSequence(s.clone());
                     break;
                 }
                 tokio::time::sleep(delay).await;

@@ -179,6 +179,9 @@ struct Slot {
     generated: u64,
     max_tokens: u64,
     stops: Vec<String>,
+    /// The first `caller_stops` of `stops` are the caller's own; the rest are the prompt
+    /// format's (a caller's stop ends the answer as `stop_sequence`).
+    caller_stops: usize,
     ignore_eos: bool,
     text: TextOut,
     /// Text produced but not yet accepted by the client's channel.
@@ -382,6 +385,7 @@ fn admit(
         } else {
             r.stop.iter().cloned().chain(format_stops).collect()
         },
+        caller_stops: r.stop.len(),
         ignore_eos: r.ignore_eos,
         text: TextOut::default(),
         unsent: String::new(),
@@ -482,16 +486,19 @@ fn step(slot: &mut Slot, tok: LlamaToken, model: &LlamaModel, window: u32) -> Op
         vocab.token_to_piece(tok, false, None)
     };
     let (text, stopped) = match slot.text.feed(&piece, &slot.stops) {
-        Fed::Text(t) => (t, false),
-        Fed::Stop(t) => (t, true),
+        Fed::Text(t) => (t, None),
+        Fed::Stop(t, which) => (t, Some(which)),
     };
     // The answer starts at its first visible character (a transcript prompt ends in
     // "Assistant:", so the model's first piece begins with a space).
     let text = if slot.started { text.as_str() } else { text.trim_start() };
     slot.started |= !text.is_empty();
     slot.unsent.push_str(text);
-    if stopped {
-        return Some(Finish::Stop);
+    if let Some(which) = stopped {
+        return Some(match slot.stops.get(which) {
+            Some(s) if which < slot.caller_stops => Finish::StopSequence(s.clone()),
+            _ => Finish::Stop,
+        });
     }
     if slot.generated >= slot.max_tokens || slot.n_past as u64 + 1 >= u64::from(window) {
         return Some(Finish::Length);

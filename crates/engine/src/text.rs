@@ -15,8 +15,9 @@ pub struct TextOut {
 pub enum Fed {
     /// Text to send now (may be empty).
     Text(String),
-    /// A stop sequence was hit: send this text, then end the answer.
-    Stop(String),
+    /// A stop sequence was hit: send this text, then end the answer. The index is the stop's
+    /// place in the list given (the earliest match in the text wins).
+    Stop(String, usize),
 }
 
 impl TextOut {
@@ -41,10 +42,15 @@ impl TextOut {
     }
 
     fn release(&mut self, stops: &[String]) -> Fed {
-        if let Some(at) = stops.iter().filter_map(|s| self.held.find(s.as_str())).min() {
+        if let Some((at, which)) = stops
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| self.held.find(s.as_str()).map(|at| (at, i)))
+            .min()
+        {
             let text = self.held[..at].to_owned();
             self.held.clear();
-            return Fed::Stop(text);
+            return Fed::Stop(text, which);
         }
         // Hold back the longest tail that is a prefix of some stop sequence.
         let mut keep_from = self.held.len();
@@ -82,7 +88,7 @@ mod tests {
         for p in pieces {
             match t.feed(p, &stops) {
                 Fed::Text(s) => out.push_str(&s),
-                Fed::Stop(s) => {
+                Fed::Stop(s, _) => {
                     out.push_str(&s);
                     return (out, true);
                 }
@@ -108,6 +114,9 @@ mod tests {
             ("Hello world".into(), true)
         );
         assert_eq!(run(&[b"a END", b"ING b"], &["ENDING"]), ("a ".into(), true));
+        // Which stop matched: the one earliest in the text.
+        let stops = ["zz".to_owned(), "b".to_owned(), "a".to_owned()];
+        assert_eq!(TextOut::default().feed(b"xbya", &stops), Fed::Stop("x".into(), 1));
         // A near miss is released at the end.
         assert_eq!(run(&[b"a END", b"IN"], &["ENDING"]), ("a ENDIN".into(), false));
         let mut t = TextOut::default();

@@ -990,6 +990,10 @@ pub fn response_from_chat(body: &[u8]) -> Result<Value, String> {
     if tool_calls > 0 && stop == "end_turn" {
         stop = "tool_use";
     }
+    let matched = matched_stop(choice).filter(|_| stop == "end_turn");
+    if matched.is_some() {
+        stop = "stop_sequence";
+    }
     let u = v.get("usage").cloned().unwrap_or_default();
     let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
     let cached = u
@@ -1011,9 +1015,22 @@ pub fn response_from_chat(body: &[u8]) -> Result<Value, String> {
         "model": v.get("model").and_then(Value::as_str).unwrap_or_default(),
         "content": content,
         "stop_reason": stop,
-        "stop_sequence": null,
+        "stop_sequence": matched,
         "usage": usage,
     }))
+}
+
+/// The stop sequence that ended an OpenAI answer, where the server says (vLLM's and
+/// Switchyard's engine's `stop_reason` string beside `finish_reason`).
+fn matched_stop(choice: &Value) -> Option<String> {
+    if choice.get("finish_reason").and_then(Value::as_str) != Some("stop") {
+        return None;
+    }
+    choice
+        .get("stop_reason")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 /// An Anthropic `message` → an OpenAI `chat.completion`. Thinking text becomes
@@ -1134,6 +1151,7 @@ pub struct StreamFromChat {
     next_index: usize,
     tools: BTreeMap<u64, PendingTool>,
     finish: Option<String>,
+    stop_sequence: Option<String>,
     usage: Option<Value>,
     quiet_chunks: u32,
 }
@@ -1150,6 +1168,7 @@ impl StreamFromChat {
             next_index: 0,
             tools: BTreeMap::new(),
             finish: None,
+            stop_sequence: None,
             usage: None,
             quiet_chunks: 0,
         }
@@ -1258,6 +1277,7 @@ impl StreamFromChat {
         }
         if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
             self.finish = Some(f.to_owned());
+            self.stop_sequence = matched_stop(choice);
         }
         if out.len() == before {
             self.quiet_chunks += 1;
@@ -1310,6 +1330,10 @@ impl StreamFromChat {
         if !had_tools && stop == "tool_use" {
             stop = "end_turn";
         }
+        let matched = self.stop_sequence.take().filter(|_| stop == "end_turn");
+        if matched.is_some() {
+            stop = "stop_sequence";
+        }
         let u = self.usage.take().unwrap_or_default();
         let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
         let cached = u
@@ -1324,7 +1348,7 @@ impl StreamFromChat {
         }
         out.push(Event::new(
             "message_delta",
-            json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": usage}),
+            json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": matched}, "usage": usage}),
         ));
         out.push(Event::new("message_stop", json!({"type": "message_stop"})));
         self.finished = true;

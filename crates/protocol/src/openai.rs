@@ -637,6 +637,18 @@ pub mod build {
             .to_string()
     }
 
+    /// Adds vLLM's `stop_reason` (the stop sequence that ended the answer) to the first choice
+    /// of a built completion or chunk.
+    pub fn with_stop_reason(json: &str, stop: &str) -> String {
+        match serde_json::from_str::<serde_json::Value>(json) {
+            Ok(mut v) => {
+                v["choices"][0]["stop_reason"] = json!(stop);
+                v.to_string()
+            }
+            Err(_) => json.to_owned(),
+        }
+    }
+
     /// A whole `chat.completion`.
     pub fn completion(id: &str, model: &str, created: u64, content: &str, finish: &str, usage: Usage) -> String {
         json!({

@@ -401,6 +401,30 @@ fn whole_answers_both_ways() {
 }
 
 #[test]
+fn a_matched_stop_sequence_is_reported_as_such() {
+    let openai = json!({"id": "x", "model": "m", "choices": [{"index": 0, "finish_reason": "stop", "stop_reason": "END",
+        "message": {"role": "assistant", "content": "abc"}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}});
+    let m = response_from_chat(openai.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        (m["stop_reason"].clone(), m["stop_sequence"].clone()),
+        (json!("stop_sequence"), json!("END"))
+    );
+    // vLLM reports a stop *token* id as a number: that is not a stop sequence.
+    let mut eos = openai.clone();
+    eos["choices"][0]["stop_reason"] = json!(106);
+    let m = response_from_chat(eos.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        (m["stop_reason"].clone(), m["stop_sequence"].clone()),
+        (json!("end_turn"), Value::Null)
+    );
+    let mut last = chunk(json!({}), Some("stop"));
+    last["choices"][0]["stop_reason"] = json!("END");
+    let events = translate_from_chat(&[&openai_sse(&[chunk(json!({"content": "abc"}), None), last])]);
+    let delta = &events.iter().find(|e| e.name == "message_delta").unwrap().data["delta"];
+    assert_eq!(delta, &json!({"stop_reason": "stop_sequence", "stop_sequence": "END"}));
+}
+
+#[test]
 fn stop_reason_tables() {
     for (finish, stop) in [
         ("stop", "end_turn"),

@@ -382,6 +382,33 @@ async fn a_request_no_lane_can_take_is_a_400_not_a_retryable_503() {
     assert_eq!(up.hits(), 0);
 }
 
+#[tokio::test]
+async fn the_embedded_engine_answers_messages_and_names_the_stop_sequence() {
+    // The deterministic stand-in for llama.cpp (it echoes the question word by word).
+    let gw = Running::start_with(
+        "providers:\n  local: { kind: embedded }\nlanes:\n  tiny: { provider: local }\nroutes:\n  default: [tiny]\n",
+        &[("SWITCHYARD_ENGINE", "fake")],
+    );
+    let body = |stream: bool| {
+        json!({"model": "default", "max_tokens": 50, "stream": stream, "stop_sequences": ["gamma"],
+               "messages": [{"role": "user", "content": "alpha beta gamma delta"}]})
+    };
+    let v: Value = post_messages(&gw, body(false), &[]).await.json().await.unwrap();
+    assert_eq!(v["content"], json!([{"type": "text", "text": "echo: alpha beta"}]));
+    assert_eq!(
+        (v["stop_reason"].clone(), v["stop_sequence"].clone()),
+        (json!("stop_sequence"), json!("gamma"))
+    );
+    let events = sse_events(post_messages(&gw, body(true), &[]).await).await;
+    let delta = &events.iter().find(|(n, _)| n == "message_delta").unwrap().1;
+    assert_eq!(
+        delta["delta"],
+        json!({"stop_reason": "stop_sequence", "stop_sequence": "gamma"})
+    );
+    let text: String = events.iter().filter_map(|(_, d)| d["delta"]["text"].as_str()).collect();
+    assert_eq!(text, "echo: alpha beta");
+}
+
 /// A client program is required (CI installs them) or, on a developer's machine without it,
 /// the test says so and skips.
 fn required(what: &str) -> bool {

@@ -69,6 +69,38 @@ async fn gemma_answers_streams_counts_usage_and_batches_concurrent_requests() {
         (Some(pt), Some(ct))
     );
 
+    // The same model answers the Anthropic dialect; a caller's stop sequence is reported as
+    // `stop_sequence`, naming it.
+    let messages = |stop: Option<&str>| {
+        let mut b = serde_json::json!({"model": "default", "max_tokens": 24, "temperature": 0,
+                                       "messages": [{"role": "user", "content": "What is the capital of France?"}]});
+        if let Some(s) = stop {
+            b["stop_sequences"] = serde_json::json!([s]);
+        }
+        let url = format!("{}/v1/messages", gw.url);
+        async move {
+            let r = client().post(url).json(&b).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let m = messages(None).await;
+    assert_eq!(m["content"][0]["text"].as_str(), Some(answer.as_str()), "{m}");
+    assert_eq!(
+        (m["stop_reason"].as_str(), m["usage"]["output_tokens"].as_u64()),
+        (Some("end_turn"), Some(ct))
+    );
+    let m = messages(Some("Paris")).await;
+    assert_eq!(
+        (m["stop_reason"].as_str(), m["stop_sequence"].as_str()),
+        (Some("stop_sequence"), Some("Paris")),
+        "{m}"
+    );
+    assert!(
+        !m["content"][0]["text"].as_str().unwrap_or_default().contains("Paris"),
+        "{m}"
+    );
+
     // max_tokens is a hard limit; the finish reason says so.
     let finish = |v: &serde_json::Value| {
         (
