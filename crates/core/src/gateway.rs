@@ -356,10 +356,9 @@ impl Gateway {
                     if !matches!(e.class, ErrorClass::RateLimited | ErrorClass::QuotaExhausted) {
                         only_rate_limits = false;
                     }
-                    if !matches!(
-                        e.class,
-                        ErrorClass::Unsupported | ErrorClass::ContextOverflow | ErrorClass::NotFound | ErrorClass::Auth
-                    ) {
+                    // Only the request's own shape: a provider's bad key or missing model is the
+                    // operator's problem, not the caller's, and stays a 503.
+                    if !matches!(e.class, ErrorClass::Unsupported | ErrorClass::ContextOverflow) {
                         permanent = false;
                     }
                     if !e.class.falls_back() {
@@ -579,33 +578,7 @@ fn lane_body(
         (Dialect::Anthropic, Some(native)) => {
             let mut body = (**native).clone();
             if let Some(o) = body.as_object_mut() {
-                o.insert("model".into(), Value::String(lane.model.clone()));
-                let asked = o.get("max_tokens").and_then(Value::as_u64);
-                let max = match (asked, lane.max_output_tokens) {
-                    (Some(a), Some(m)) => Some(a.min(m)),
-                    (a, _) => a,
-                };
-                if let Some(m) = max {
-                    o.insert("max_tokens".into(), m.into());
-                }
-                if !lane.thinking {
-                    o.remove("thinking");
-                } else if let (Some(m), Some(budget)) = (
-                    max,
-                    o.get("thinking")
-                        .and_then(|t| t.get("budget_tokens"))
-                        .and_then(Value::as_u64),
-                ) && budget >= m
-                {
-                    if m > 1024 {
-                        o.insert(
-                            "thinking".into(),
-                            serde_json::json!({"type": "enabled", "budget_tokens": m - 1}),
-                        );
-                    } else {
-                        o.remove("thinking");
-                    }
-                }
+                fit_native_body(o, lane);
             }
             Ok((
                 serde_json::to_vec(&body).map_err(encode_err)?,
@@ -613,9 +586,81 @@ fn lane_body(
             ))
         }
         (Dialect::Anthropic, None) => {
-            let body = anthropic::from_chat(req, lane.max_output_tokens.unwrap_or(4096))
+            let style = lane.thinking.then(|| anthropic::thinking_style(&lane.model));
+            let body = anthropic::from_chat(req, lane.max_output_tokens.unwrap_or(4096), style)
                 .map_err(|e| UpstreamError::transport(ErrorClass::Unsupported, e))?;
             Ok((serde_json::to_vec(&body).map_err(encode_err)?, HeaderMap::new()))
+        }
+    }
+}
+
+/// Fits an Anthropic client's own body to the lane it is passed to: the lane's model name,
+/// `max_tokens` within the model's limit, and thinking as that model takes it. The caller
+/// built the body for the model *it* named (Claude Code asks `claude-opus-4-8` for adaptive
+/// thinking); an older model gets a budget instead, a lane without thinking gets none, and a
+/// tool loop begun without thinking (by another lane) may not turn it on.
+fn fit_native_body(o: &mut serde_json::Map<String, Value>, lane: &LaneConfig) {
+    o.insert("model".into(), Value::String(lane.model.clone()));
+    let asked = o.get("max_tokens").and_then(Value::as_u64);
+    let max = match (asked, lane.max_output_tokens) {
+        (Some(a), Some(m)) => Some(a.min(m)),
+        (a, _) => a,
+    };
+    if let Some(m) = max {
+        o.insert("max_tokens".into(), m.into());
+    }
+    let Some(thinking) = o.get("thinking").cloned() else {
+        return;
+    };
+    let kind = thinking
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let loop_ok = o
+        .get("messages")
+        .and_then(Value::as_array)
+        .is_none_or(|m| anthropic::thinking_allowed(m));
+    let mut keep = lane.thinking && loop_ok && kind != "disabled";
+    if keep && anthropic::thinking_style(&lane.model) == anthropic::ThinkingStyle::Budget {
+        let effort = o
+            .get("output_config")
+            .and_then(|c| c.get("effort"))
+            .and_then(Value::as_str)
+            .unwrap_or("medium")
+            .to_owned();
+        let wanted = thinking
+            .get("budget_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or_else(|| {
+                anthropic::budget_for(&switchyard_protocol::openai::Reasoning {
+                    effort: effort.clone(),
+                    budget_tokens: None,
+                })
+            });
+        let budget = wanted.min(max.unwrap_or(u64::MAX).saturating_sub(1)).max(1024);
+        if max.is_some_and(|m| budget >= m) {
+            keep = false;
+        } else {
+            o.insert(
+                "thinking".into(),
+                serde_json::json!({"type": "enabled", "budget_tokens": budget}),
+            );
+        }
+    }
+    if !keep {
+        o.remove("thinking");
+        // Edits that clear thinking blocks are refused without thinking.
+        if let Some(edits) = o
+            .get_mut("context_management")
+            .and_then(|c| c.get_mut("edits"))
+            .and_then(Value::as_array_mut)
+        {
+            edits.retain(|e| {
+                !e.get("type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.starts_with("clear_thinking"))
+            });
         }
     }
 }
@@ -830,8 +875,13 @@ impl Relay {
             Pipe::ToOpenAi(t) => {
                 let mut chunks = Vec::new();
                 t.push(&ev.data, &mut chunks);
+                let ended = t.is_done();
                 for c in &chunks {
                     self.openai_out(c, None, buf);
+                }
+                // An `error` event ends the answer: stop reading (its chunk set `failure`).
+                if ended {
+                    self.done = true;
                 }
             }
             Pipe::ToAnthropic(t) => {
@@ -851,6 +901,11 @@ impl Relay {
                         }
                     }
                     t.push(&ev.data, &mut evs);
+                    if t.is_finished() && !self.done {
+                        // The translator saw an error the probe did not: end it as failed.
+                        self.failure.get_or_insert(ErrorClass::BadResponse);
+                        self.done = true;
+                    }
                 }
                 for e in &evs {
                     e.encode(buf);
@@ -972,5 +1027,70 @@ impl Relay {
 impl Drop for Relay {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn lane(model: &str, thinking: bool, max: Option<u64>) -> LaneConfig {
+        LaneConfig {
+            name: "l".into(),
+            provider: "p".into(),
+            model: model.into(),
+            local: false,
+            premium: true,
+            max_output_tokens: max,
+            thinking,
+        }
+    }
+
+    fn fit(body: Value, lane: &LaneConfig) -> Value {
+        let mut body = body;
+        fit_native_body(body.as_object_mut().unwrap(), lane);
+        body
+    }
+
+    #[test]
+    fn a_native_body_is_fitted_to_its_lane() {
+        let cc = json!({"model": "claude-opus-4-8", "max_tokens": 128000, "thinking": {"type": "adaptive"},
+                        "output_config": {"effort": "low"},
+                        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}, {"type": "clear_tool_uses_20250919"}]},
+                        "messages": [{"role": "user", "content": "hi"}]});
+        // A newer model keeps the caller's adaptive thinking.
+        let b = fit(cc.clone(), &lane("claude-opus-4-8", true, Some(64000)));
+        assert_eq!(
+            (b["max_tokens"].clone(), b["thinking"].clone()),
+            (json!(64000), json!({"type": "adaptive"}))
+        );
+        // An older one gets a budget for the effort asked.
+        let b = fit(cc.clone(), &lane("claude-sonnet-4-5", true, Some(64000)));
+        assert_eq!(b["thinking"], json!({"type": "enabled", "budget_tokens": 2048}));
+        // A lane without thinking: no thinking, and no edits that need it.
+        let b = fit(cc.clone(), &lane("claude-sonnet-4-5", false, None));
+        assert!(b.get("thinking").is_none());
+        assert_eq!(
+            b["context_management"]["edits"],
+            json!([{"type": "clear_tool_uses_20250919"}])
+        );
+        // A budget that no longer fits under max_tokens shrinks, or thinking goes.
+        let mut e = cc.clone();
+        e["thinking"] = json!({"type": "enabled", "budget_tokens": 10000});
+        e["max_tokens"] = json!(5000);
+        assert_eq!(
+            fit(e.clone(), &lane("claude-sonnet-4-5", true, None))["thinking"]["budget_tokens"],
+            4999
+        );
+        e["max_tokens"] = json!(1000);
+        assert!(fit(e, &lane("claude-sonnet-4-5", true, None)).get("thinking").is_none());
+        // A tool loop another lane began without thinking may not turn it on.
+        let mut l = cc;
+        l["messages"] = json!([{"role": "user", "content": "x"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "r"}]}]);
+        assert!(fit(l, &lane("claude-opus-4-8", true, None)).get("thinking").is_none());
     }
 }

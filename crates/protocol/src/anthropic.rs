@@ -404,7 +404,12 @@ fn image_part(source: &Source) -> ContentPart {
             source.media_type.as_deref().unwrap_or("image/png")
         ),
         (_, Some(u), None) => u.clone(),
-        _ => String::new(),
+        // A `file_id` lives in Anthropic's Files API: no other model can fetch it.
+        _ => {
+            return ContentPart::Text {
+                text: format!("[a `{}` image was omitted: this model cannot fetch it]", source.kind),
+            };
+        }
     };
     ContentPart::ImageUrl {
         image_url: ImageUrl { url, detail: None },
@@ -483,10 +488,23 @@ fn effort_for_budget(budget: u64) -> &'static str {
     }
 }
 
+/// Anthropic's effort levels (`low` … `max`) in OpenAI's three.
+fn normalize_effort(e: &str) -> &'static str {
+    match e {
+        "minimal" | "low" => "low",
+        "high" | "max" | "xhigh" => "high",
+        _ => "medium",
+    }
+}
+
 /// The reasoning a Messages request asks for, if any.
 pub fn reasoning_of(req: &MessagesRequest) -> Option<Reasoning> {
     let t = req.thinking.as_ref()?;
-    let effort = req.output_config.as_ref().and_then(|o| o.effort.clone());
+    let effort = req
+        .output_config
+        .as_ref()
+        .and_then(|o| o.effort.as_deref())
+        .map(|e| normalize_effort(e).to_owned());
     match t.kind.as_str() {
         "enabled" => Some(Reasoning {
             effort: effort.unwrap_or_else(|| effort_for_budget(t.budget_tokens.unwrap_or(8192)).to_owned()),
@@ -549,7 +567,16 @@ pub fn to_chat(req: &MessagesRequest) -> ChatRequest {
                         Block::ToolUse { .. } | Block::Thinking { .. } | Block::RedactedThinking => {}
                     }
                 }
-                messages.extend(results);
+                // Right after the assistant turn that made the calls (and its earlier results),
+                // even if a system note was merged into a user turn in between.
+                let mut at = messages
+                    .iter()
+                    .rposition(|m| m.role == Role::Assistant)
+                    .map_or(messages.len(), |i| i + 1);
+                while messages.get(at).is_some_and(|m| m.role == Role::Tool) {
+                    at += 1;
+                }
+                messages.splice(at..at, results);
                 push_user(&mut messages, parts);
             }
             InRole::Assistant => {
@@ -557,7 +584,12 @@ pub fn to_chat(req: &MessagesRequest) -> ChatRequest {
                 let mut calls = Vec::new();
                 for b in blocks {
                     match b {
-                        Block::Text { text: t } => text.push_str(&t),
+                        Block::Text { text: t } => {
+                            if !text.is_empty() && !t.is_empty() {
+                                text.push('\n');
+                            }
+                            text.push_str(&t);
+                        }
                         Block::ToolUse { id, name, input } => calls.push(ToolCall {
                             id,
                             kind: "function".into(),
@@ -740,10 +772,60 @@ fn push_turn(turns: &mut Vec<Value>, role: &str, mut blocks: Vec<Value>) {
     turns.push(json!({"role": role, "content": blocks}));
 }
 
+/// How a Claude model takes a thinking request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThinkingStyle {
+    /// `{"type":"enabled","budget_tokens":N}` (Claude 3.7 to 4.5).
+    Budget,
+    /// `{"type":"adaptive"}` with `output_config.effort` (later models).
+    Adaptive,
+}
+
+/// The thinking style of a Claude model, from its name. Models this table does not know are
+/// taken to be newer ones, which think adaptively.
+pub fn thinking_style(model: &str) -> ThinkingStyle {
+    let m = model.to_ascii_lowercase();
+    let budget = [
+        "claude-3",
+        "claude-opus-4-0",
+        "claude-opus-4-1",
+        "claude-opus-4-2025",
+        "claude-opus-4-5",
+        "claude-sonnet-4-0",
+        "claude-sonnet-4-2025",
+        "claude-sonnet-4-5",
+        "claude-haiku-4-5",
+    ];
+    if budget.iter().any(|p| m.starts_with(p)) || m == "claude-opus-4" || m == "claude-sonnet-4" {
+        ThinkingStyle::Budget
+    } else {
+        ThinkingStyle::Adaptive
+    }
+}
+
+/// Whether a Messages conversation may have thinking turned on: Claude refuses it when the
+/// last assistant turn called tools without a thinking block first (a tool loop begun without
+/// thinking, e.g. by another model).
+pub fn thinking_allowed(messages: &[Value]) -> bool {
+    let Some(last) = messages.iter().rev().find(|m| m["role"] == "assistant") else {
+        return true;
+    };
+    let Some(blocks) = last["content"].as_array() else {
+        return true;
+    };
+    let calls_tools = blocks.iter().any(|b| b["type"] == "tool_use");
+    let thinks_first = blocks
+        .first()
+        .is_some_and(|b| b["type"] == "thinking" || b["type"] == "redacted_thinking");
+    !calls_tools || thinks_first
+}
+
 /// Translates a canonical request into a Messages body. `default_max_tokens` fills the
-/// `max_tokens` Anthropic requires when the caller gave none. Fails only for content Anthropic
-/// cannot take (audio), which the gateway treats as "this lane is unsuitable".
-pub fn from_chat(req: &ChatRequest, default_max_tokens: u64) -> Result<Value, String> {
+/// `max_tokens` Anthropic requires when the caller gave none. `thinking` is how the lane's
+/// model thinks, or `None` when it should not (the reasoning ask is then dropped). Fails only
+/// for content Anthropic cannot take (audio), which the gateway treats as "this lane is
+/// unsuitable".
+pub fn from_chat(req: &ChatRequest, default_max_tokens: u64, thinking: Option<ThinkingStyle>) -> Result<Value, String> {
     let mut system = Vec::new();
     let mut turns: Vec<Value> = Vec::new();
     for m in &req.messages {
@@ -844,28 +926,52 @@ pub fn from_chat(req: &ChatRequest, default_max_tokens: u64) -> Result<Value, St
             .and_then(Value::as_str)
             .filter(|e| *e != "none" && *e != "minimal")
             .map(|e| Reasoning {
-                effort: e.to_owned(),
+                effort: normalize_effort(e).to_owned(),
                 budget_tokens: None,
             })
     });
-    if let Some(r) = reasoning {
-        let wanted = r.budget_tokens.unwrap_or(match r.effort.as_str() {
-            "low" => 2048,
-            "high" => 24576,
-            _ => 8192,
-        });
-        // The budget must be at least 1024 and below max_tokens; with no room, no thinking.
-        let budget = wanted.max(1024).min(max_tokens.saturating_sub(1));
-        if budget >= 1024 {
-            body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
-            // Thinking requires the default temperature and no top_k.
-            if let Some(o) = body.as_object_mut() {
-                o.remove("temperature");
-                o.remove("top_k");
+    // Claude refuses thinking with a forced tool choice, and in a tool loop whose last call
+    // was made without thinking (which an OpenAI client's history always is).
+    let forced_tool = body["tool_choice"]["type"] == "any" || body["tool_choice"]["type"] == "tool";
+    let loop_ok = body["messages"].as_array().is_none_or(|m| thinking_allowed(m));
+    if let (Some(r), Some(style)) = (reasoning, thinking)
+        && !forced_tool
+        && loop_ok
+    {
+        let on = match style {
+            ThinkingStyle::Adaptive => {
+                body["thinking"] = json!({"type": "adaptive"});
+                body["output_config"] = json!({"effort": normalize_effort(&r.effort)});
+                true
+            }
+            ThinkingStyle::Budget => {
+                // The budget must be at least 1024 and below max_tokens; with no room, none.
+                let budget = budget_for(&r).max(1024).min(max_tokens.saturating_sub(1));
+                if budget >= 1024 {
+                    body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
+                }
+                budget >= 1024
+            }
+        };
+        if on && let Some(o) = body.as_object_mut() {
+            // Thinking takes the default sampling: no temperature, top_k, or top_p below 0.95.
+            o.remove("temperature");
+            o.remove("top_k");
+            if o.get("top_p").and_then(Value::as_f64).is_some_and(|p| p < 0.95) {
+                o.remove("top_p");
             }
         }
     }
     Ok(body)
+}
+
+/// A thinking budget for a reasoning ask: the caller's own, or one for its effort.
+pub fn budget_for(r: &Reasoning) -> u64 {
+    r.budget_tokens.unwrap_or(match r.effort.as_str() {
+        "low" => 2048,
+        "high" => 24576,
+        _ => 8192,
+    })
 }
 
 fn text_of(c: &Content) -> String {
@@ -1046,7 +1152,13 @@ pub fn response_to_chat(body: &[u8], created: u64) -> Result<Value, String> {
     let mut calls = Vec::new();
     for b in blocks {
         match b.get("type").and_then(Value::as_str) {
-            Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or_default()),
+            Some("text") => {
+                let t = b.get("text").and_then(Value::as_str).unwrap_or_default();
+                if !text.is_empty() && !t.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(t);
+            }
             Some("thinking") => reasoning.push_str(b.get("thinking").and_then(Value::as_str).unwrap_or_default()),
             Some("tool_use") => calls.push(json!({
                 "id": b.get("id").and_then(Value::as_str).unwrap_or_default(),
@@ -1129,6 +1241,8 @@ impl Event {
 
 #[derive(Debug, Default)]
 struct PendingTool {
+    /// The OpenAI `index` its fragments carry.
+    key: u64,
     id: String,
     name: String,
     arguments: String,
@@ -1149,7 +1263,9 @@ pub struct StreamFromChat {
     /// Index of the open text block.
     text_open: Option<usize>,
     next_index: usize,
-    tools: BTreeMap<u64, PendingTool>,
+    /// In the order they began. Ollama gives every parallel call `index: 0`, so a fragment
+    /// with a new `id` starts a new call even when its index is taken.
+    tools: Vec<PendingTool>,
     finish: Option<String>,
     stop_sequence: Option<String>,
     usage: Option<Value>,
@@ -1166,7 +1282,7 @@ impl StreamFromChat {
             finished: false,
             text_open: None,
             next_index: 0,
-            tools: BTreeMap::new(),
+            tools: Vec::new(),
             finish: None,
             stop_sequence: None,
             usage: None,
@@ -1207,7 +1323,7 @@ impl StreamFromChat {
         let Ok(chunk) = serde_json::from_str::<Value>(data) else {
             return;
         };
-        if let Some(err) = chunk.get("error") {
+        if let Some(err) = chunk.get("error").filter(|e| !e.is_null()) {
             let message = err
                 .get("message")
                 .and_then(Value::as_str)
@@ -1262,8 +1378,22 @@ impl StreamFromChat {
             .enumerate()
         {
             let key = call.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
-            let t = self.tools.entry(key).or_default();
-            if let Some(id) = call.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            let id = call.get("id").and_then(Value::as_str).filter(|s| !s.is_empty());
+            let existing = self.tools.iter().rposition(|t| t.key == key);
+            let at = match (existing, id) {
+                (Some(i), Some(id)) if !self.tools[i].id.is_empty() && self.tools[i].id != id => None,
+                (Some(i), _) => Some(i),
+                (None, _) => None,
+            };
+            let at = at.unwrap_or_else(|| {
+                self.tools.push(PendingTool {
+                    key,
+                    ..Default::default()
+                });
+                self.tools.len() - 1
+            });
+            let t = &mut self.tools[at];
+            if let Some(id) = id {
                 id.clone_into(&mut t.id);
             }
             if let Some(f) = call.get("function") {
@@ -1299,7 +1429,8 @@ impl StreamFromChat {
         self.close_text(out);
         let tools = std::mem::take(&mut self.tools);
         let had_tools = !tools.is_empty();
-        for (k, t) in tools {
+        for (n, t) in tools.into_iter().enumerate() {
+            let k = n;
             let i = self.next_index;
             self.next_index += 1;
             let id = if t.id.is_empty() {
@@ -1427,7 +1558,7 @@ impl StreamToChat {
                 if let Some(model) = m.get("model").and_then(Value::as_str) {
                     model.clone_into(&mut self.model);
                 }
-                if let Some(u) = m.get("usage") {
+                if let Some(u) = m.get("usage").filter(|u| u.is_object()) {
                     self.input = u.clone();
                     self.output_tokens = u.get("output_tokens").and_then(Value::as_u64).unwrap_or(0);
                 }
@@ -1488,11 +1619,7 @@ impl StreamToChat {
                     if let Some(o) = u.get("output_tokens").and_then(Value::as_u64) {
                         self.output_tokens = o;
                     }
-                    for k in ["input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"] {
-                        if let Some(v) = u.get(k).filter(|v| v.is_u64()) {
-                            self.input[k] = v.clone();
-                        }
-                    }
+                    merge_input_usage(&mut self.input, u);
                 }
             }
             "message_stop" => self.finish(out),
@@ -1535,6 +1662,20 @@ impl StreamToChat {
     }
 }
 
+/// `message_delta` usage updates the input counts given at `message_start`.
+fn merge_input_usage(input: &mut Value, delta: &Value) {
+    if !input.is_object() {
+        *input = json!({});
+    }
+    if let Some(o) = input.as_object_mut() {
+        for k in ["input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"] {
+            if let Some(v) = delta.get(k).filter(|v| v.is_u64()) {
+                o.insert(k.to_owned(), v.clone());
+            }
+        }
+    }
+}
+
 /// What the gateway reads of an Anthropic stream it passes through untouched: usage, whether
 /// it failed, whether it ended.
 #[derive(Debug, Default)]
@@ -1552,7 +1693,7 @@ impl PassthroughProbe {
         };
         match ev.get("type").and_then(Value::as_str).unwrap_or_default() {
             "message_start" => {
-                if let Some(u) = ev.get("message").and_then(|m| m.get("usage")) {
+                if let Some(u) = ev.get("message").and_then(|m| m.get("usage")).filter(|u| u.is_object()) {
                     self.input = u.clone();
                     self.output_tokens = u.get("output_tokens").and_then(Value::as_u64).unwrap_or(0);
                 }
@@ -1562,11 +1703,7 @@ impl PassthroughProbe {
                     if let Some(o) = u.get("output_tokens").and_then(Value::as_u64) {
                         self.output_tokens = o;
                     }
-                    for k in ["input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"] {
-                        if let Some(v) = u.get(k).filter(|v| v.is_u64()) {
-                            self.input[k] = v.clone();
-                        }
-                    }
+                    merge_input_usage(&mut self.input, u);
                 }
             }
             "message_stop" => self.stopped = true,
@@ -1604,11 +1741,11 @@ pub fn fuzz_entry(data: &[u8]) {
         for endpoint in [Endpoint::Messages, Endpoint::CountTokens] {
             if let Ok(req) = MessagesRequest::from_value(&v, endpoint) {
                 let chat = to_chat(&req);
-                let _ = from_chat(&chat, 1024);
+                let _ = from_chat(&chat, 1024, Some(ThinkingStyle::Budget));
             }
         }
         if let Ok(chat) = serde_json::from_value::<ChatRequest>(v) {
-            let _ = from_chat(&chat, 1024);
+            let _ = from_chat(&chat, 1024, Some(ThinkingStyle::Adaptive));
         }
     }
     let mut decoder = SseDecoder::new();

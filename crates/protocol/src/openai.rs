@@ -640,12 +640,19 @@ pub mod build {
     /// Adds vLLM's `stop_reason` (the stop sequence that ended the answer) to the first choice
     /// of a built completion or chunk.
     pub fn with_stop_reason(json: &str, stop: &str) -> String {
-        match serde_json::from_str::<serde_json::Value>(json) {
-            Ok(mut v) => {
-                v["choices"][0]["stop_reason"] = json!(stop);
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(json) else {
+            return json.to_owned();
+        };
+        match v
+            .get_mut("choices")
+            .and_then(|c| c.get_mut(0))
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            Some(choice) => {
+                choice.insert("stop_reason".into(), json!(stop));
                 v.to_string()
             }
-            Err(_) => json.to_owned(),
+            None => json.to_owned(),
         }
     }
 

@@ -262,7 +262,7 @@ fn every_outbound_field() {
         "response_format": {"type": "json_object"}
     }))
     .unwrap();
-    let body = from_chat(&chat, 4096).unwrap();
+    let body = from_chat(&chat, 4096, Some(ThinkingStyle::Budget)).unwrap();
     assert_eq!(
         body,
         json!({
@@ -309,20 +309,35 @@ fn outbound_thinking_and_limits() {
         }
         serde_json::from_value::<ChatRequest>(v).unwrap()
     };
-    let b = from_chat(&mk(json!({"reasoning_effort": "high", "max_tokens": 32000})), 4096).unwrap();
+    let b = from_chat(
+        &mk(json!({"reasoning_effort": "high", "max_tokens": 32000})),
+        4096,
+        Some(ThinkingStyle::Budget),
+    )
+    .unwrap();
     assert_eq!(b["thinking"], json!({"type": "enabled", "budget_tokens": 24576}));
     assert!(b.get("temperature").is_none() && b.get("top_k").is_none());
     // The budget stays below max_tokens; without room for the minimum (1024), no thinking.
-    let b = from_chat(&mk(json!({"reasoning_effort": "high", "max_tokens": 3000})), 4096).unwrap();
+    let b = from_chat(
+        &mk(json!({"reasoning_effort": "high", "max_tokens": 3000})),
+        4096,
+        Some(ThinkingStyle::Budget),
+    )
+    .unwrap();
     assert_eq!(b["thinking"]["budget_tokens"], 2999);
-    let b = from_chat(&mk(json!({"reasoning_effort": "low", "max_tokens": 800})), 4096).unwrap();
+    let b = from_chat(
+        &mk(json!({"reasoning_effort": "low", "max_tokens": 800})),
+        4096,
+        Some(ThinkingStyle::Budget),
+    )
+    .unwrap();
     assert!(b.get("thinking").is_none() && b["temperature"] == 0.2);
     let mut r = mk(json!({}));
     r.reasoning = Some(Reasoning {
         effort: "medium".into(),
         budget_tokens: Some(5000),
     });
-    let b = from_chat(&r, 4096).unwrap();
+    let b = from_chat(&r, 4096, Some(ThinkingStyle::Budget)).unwrap();
     assert_eq!(
         (b["max_tokens"].clone(), b["thinking"]["budget_tokens"].clone()),
         (json!(4096), json!(4095))
@@ -330,7 +345,120 @@ fn outbound_thinking_and_limits() {
     let audio: ChatRequest = serde_json::from_value(json!({"model": "m", "messages": [{"role": "user", "content": [
         {"type": "input_audio", "input_audio": {"data": "x", "format": "wav"}}]}]}))
     .unwrap();
-    assert!(from_chat(&audio, 10).unwrap_err().contains("audio"));
+    assert!(
+        from_chat(&audio, 10, Some(ThinkingStyle::Budget))
+            .unwrap_err()
+            .contains("audio")
+    );
+}
+
+#[test]
+fn thinking_is_only_sent_where_claude_accepts_it() {
+    let tools = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+    let mk = |extra: Value| {
+        let mut v = json!({"model": "m", "max_tokens": 30000, "reasoning_effort": "high", "top_p": 0.5,
+                           "messages": [{"role": "user", "content": "x"}]});
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        serde_json::from_value::<ChatRequest>(v).unwrap()
+    };
+    // Newer models think adaptively, with the effort beside it; top_p below 0.95 is dropped.
+    let b = from_chat(&mk(json!({})), 1, Some(ThinkingStyle::Adaptive)).unwrap();
+    assert_eq!(
+        (b["thinking"].clone(), b["output_config"].clone()),
+        (json!({"type": "adaptive"}), json!({"effort": "high"}))
+    );
+    assert!(b.get("top_p").is_none());
+    // A lane that does not think gets no thinking, whatever the caller asked.
+    let b = from_chat(&mk(json!({})), 1, None).unwrap();
+    assert!(b.get("thinking").is_none() && b["top_p"] == 0.5);
+    // A forced tool choice and thinking cannot go together.
+    let b = from_chat(
+        &mk(json!({"tools": tools, "tool_choice": "required"})),
+        1,
+        Some(ThinkingStyle::Budget),
+    )
+    .unwrap();
+    assert!(b.get("thinking").is_none() && b["tool_choice"]["type"] == "any");
+    // Nor can a tool loop whose last call was made without thinking.
+    let looped = mk(json!({"tools": tools, "messages": [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c", "content": "r"}]}));
+    assert!(
+        from_chat(&looped, 1, Some(ThinkingStyle::Budget))
+            .unwrap()
+            .get("thinking")
+            .is_none()
+    );
+    assert!(from_chat(&mk(json!({"tools": tools})), 1, Some(ThinkingStyle::Budget)).unwrap()["thinking"].is_object());
+    assert_eq!(thinking_style("claude-sonnet-4-5-20250929"), ThinkingStyle::Budget);
+    assert_eq!(thinking_style("claude-opus-4-8"), ThinkingStyle::Adaptive);
+    // Anthropic's effort levels become OpenAI's three.
+    let req = parse(
+        json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+                          "thinking": {"type": "adaptive"}, "output_config": {"effort": "max"}}),
+    )
+    .unwrap();
+    assert_eq!(to_chat(&req).reasoning.unwrap().effort, "high");
+}
+
+#[test]
+fn awkward_inbound_shapes() {
+    // A system note between a tool call and its result does not separate them.
+    let req = parse(json!({"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "tool_use", "id": "t1", "name": "f", "input": {}}, {"type": "text", "text": "b"}]},
+        {"role": "system", "content": "reminder"},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"},
+                                     {"type": "image", "source": {"type": "file", "file_id": "file_1"}}]}
+    ]}))
+    .unwrap();
+    let msgs = chat_json(&to_chat(&req))["messages"].clone();
+    assert_eq!(
+        msgs,
+        json!([
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": "a\nb", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "t1", "content": "ok"},
+            {"role": "user", "content": "reminder\n[a `file` image was omitted: this model cannot fetch it]"}
+        ])
+    );
+}
+
+#[test]
+fn parallel_calls_sharing_an_index_stay_apart() {
+    // Ollama sends every parallel call with index 0; only the id tells them apart.
+    let chunks = [
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "Read", "arguments": "{\"p\":1}"}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": "b", "function": {"name": "Write", "arguments": "{\"q\":2}"}}]}),
+            None,
+        ),
+        chunk(json!({}), Some("tool_calls")),
+    ];
+    let events = translate_from_chat(&[&openai_sse(&chunks)]);
+    let calls: Vec<Value> = events
+        .iter()
+        .filter(|e| e.name == "content_block_start")
+        .map(|e| json!([e.data["content_block"]["id"], e.data["content_block"]["name"]]))
+        .collect();
+    assert_eq!(calls, [json!(["a", "Read"]), json!(["b", "Write"])]);
+    let args: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.data["delta"]["partial_json"].as_str())
+        .collect();
+    assert_eq!(args, ["{\"p\":1}", "{\"q\":2}"]);
+    // `"error": null` is no error.
+    let mut ok = chunk(json!({"content": "hi"}), None);
+    ok["error"] = Value::Null;
+    let events = translate_from_chat(&[&openai_sse(&[ok])]);
+    assert!(events.iter().all(|e| e.name != "error"), "{events:?}");
+    assert_eq!(events.last().unwrap().name, "message_stop");
 }
 
 #[test]
@@ -353,7 +481,7 @@ fn conversation_survives_a_round_trip() {
         "stop_sequences": ["###"], "top_k": 7
     });
     let chat = to_chat(&parse(original.clone()).unwrap());
-    let mut back = from_chat(&chat, 1).unwrap();
+    let mut back = from_chat(&chat, 1, Some(ThinkingStyle::Budget)).unwrap();
     // Strings come back as blocks; otherwise the body is the same.
     back["messages"][0]["content"] = json!("what is 2+2?");
     assert_eq!(back, original);
@@ -754,7 +882,9 @@ proptest! {
     #[test]
     fn fuzz_entry_accepts_any_bytes(raw in proptest::collection::vec(any::<u8>(), 0..600), cut in 0usize..4000, byte in any::<u8>()) {
         fuzz_entry(&raw);
-        for mut seed in [claude_code_like().to_string().into_bytes(), openai_sse(&openai_stream_with_tools()), anthropic_sse()] {
+        let odd_usage = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":5}}\n\ndata: {\"type\":\"message_delta\",\"usage\":{\"input_tokens\":3}}\n\n".to_vec();
+        fuzz_entry(&odd_usage);
+        for mut seed in [claude_code_like().to_string().into_bytes(), openai_sse(&openai_stream_with_tools()), anthropic_sse(), odd_usage] {
             let at = cut % seed.len();
             seed[at] = byte;
             fuzz_entry(&seed);
@@ -777,7 +907,7 @@ proptest! {
         if let Ok(v) = serde_json::from_slice::<Value>(&raw)
             && let Ok(req) = MessagesRequest::from_value(&v, Endpoint::CountTokens)
         {
-            let _ = from_chat(&to_chat(&req), 16);
+            let _ = from_chat(&to_chat(&req), 16, Some(ThinkingStyle::Adaptive));
         }
     }
 }

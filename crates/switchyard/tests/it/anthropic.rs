@@ -210,10 +210,13 @@ async fn an_anthropic_lane_gets_the_callers_own_body_and_headers() {
     assert_eq!(v["content"][0]["text"], "hello from claude");
     let got = up.last_chat();
     assert_eq!(got.path, "/v1/messages");
-    // Everything but the model and max_tokens (64000 for Sonnet 4.5) is the caller's own.
+    // Everything but the model, max_tokens (64000 for Sonnet 4.5) and thinking is the
+    // caller's own. Claude Code asked Opus 4.8 for adaptive thinking at effort "high";
+    // Sonnet 4.5 takes a budget instead.
     let mut expected = body;
     expected["model"] = json!("claude-sonnet-4-5");
     expected["max_tokens"] = json!(64000);
+    expected["thinking"] = json!({"type": "enabled", "budget_tokens": 24576});
     assert_eq!(got.body, expected);
     assert_eq!(got.headers["anthropic-beta"], beta);
     assert_eq!(got.headers["anthropic-version"], "2023-06-01");
