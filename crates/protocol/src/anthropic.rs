@@ -1512,9 +1512,8 @@ pub struct StreamToChat {
     /// Anthropic block index → OpenAI tool-call index.
     tool_index: BTreeMap<u64, usize>,
     next_tool: usize,
-    input: Value,
+    usage: StreamUsage,
     finish: Option<&'static str>,
-    output_tokens: u64,
     done: bool,
 }
 
@@ -1526,9 +1525,8 @@ impl StreamToChat {
             created,
             tool_index: BTreeMap::new(),
             next_tool: 0,
-            input: json!({}),
+            usage: StreamUsage::default(),
             finish: None,
-            output_tokens: 0,
             done: false,
         }
     }
@@ -1549,6 +1547,7 @@ impl StreamToChat {
         let Ok(ev) = serde_json::from_str::<Value>(data) else {
             return;
         };
+        self.usage.observe(&ev);
         match ev.get("type").and_then(Value::as_str).unwrap_or_default() {
             "message_start" => {
                 let m = ev.get("message").cloned().unwrap_or_default();
@@ -1557,10 +1556,6 @@ impl StreamToChat {
                 }
                 if let Some(model) = m.get("model").and_then(Value::as_str) {
                     model.clone_into(&mut self.model);
-                }
-                if let Some(u) = m.get("usage").filter(|u| u.is_object()) {
-                    self.input = u.clone();
-                    self.output_tokens = u.get("output_tokens").and_then(Value::as_u64).unwrap_or(0);
                 }
                 out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
             }
@@ -1615,12 +1610,6 @@ impl StreamToChat {
                 {
                     self.finish = Some(finish_from_stop_reason(s));
                 }
-                if let Some(u) = ev.get("usage") {
-                    if let Some(o) = u.get("output_tokens").and_then(Value::as_u64) {
-                        self.output_tokens = o;
-                    }
-                    merge_input_usage(&mut self.input, u);
-                }
             }
             "message_stop" => self.finish(out),
             "error" => {
@@ -1646,9 +1635,7 @@ impl StreamToChat {
         }
         self.done = true;
         out.push(self.chunk(json!({}), Some(self.finish.unwrap_or("stop"))));
-        let mut usage = usage_to_chat(&self.input);
-        usage.completion_tokens = self.output_tokens;
-        usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+        let usage = self.usage.usage().unwrap_or_default();
         out.push(
             json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                    "choices": [], "usage": usage})
@@ -1662,17 +1649,44 @@ impl StreamToChat {
     }
 }
 
-/// `message_delta` usage updates the input counts given at `message_start`.
-fn merge_input_usage(input: &mut Value, delta: &Value) {
-    if !input.is_object() {
-        *input = json!({});
-    }
-    if let Some(o) = input.as_object_mut() {
+/// The usage of an Anthropic stream: input counts from `message_start`, updated by
+/// `message_delta` (which also carries the output count so far).
+#[derive(Debug, Default)]
+struct StreamUsage {
+    input: Map<String, Value>,
+    output_tokens: u64,
+    seen: bool,
+}
+
+impl StreamUsage {
+    fn observe(&mut self, ev: &Value) {
+        let u = match ev.get("type").and_then(Value::as_str) {
+            Some("message_start") => ev.get("message").and_then(|m| m.get("usage")),
+            Some("message_delta") => ev.get("usage"),
+            _ => None,
+        };
+        let Some(u) = u.and_then(Value::as_object) else {
+            return;
+        };
+        self.seen = true;
+        if let Some(o) = u.get("output_tokens").and_then(Value::as_u64) {
+            self.output_tokens = o;
+        }
         for k in ["input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"] {
-            if let Some(v) = delta.get(k).filter(|v| v.is_u64()) {
-                o.insert(k.to_owned(), v.clone());
+            if let Some(v) = u.get(k).filter(|v| v.is_u64()) {
+                self.input.insert(k.to_owned(), v.clone());
             }
         }
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        if !self.seen {
+            return None;
+        }
+        let mut u = usage_to_chat(&Value::Object(self.input.clone()));
+        u.completion_tokens = self.output_tokens;
+        u.total_tokens = u.prompt_tokens + u.completion_tokens;
+        Some(u)
     }
 }
 
@@ -1680,8 +1694,7 @@ fn merge_input_usage(input: &mut Value, delta: &Value) {
 /// it failed, whether it ended.
 #[derive(Debug, Default)]
 pub struct PassthroughProbe {
-    input: Value,
-    output_tokens: u64,
+    usage: StreamUsage,
     pub error: Option<String>,
     pub stopped: bool,
 }
@@ -1691,21 +1704,8 @@ impl PassthroughProbe {
         let Ok(ev) = serde_json::from_str::<Value>(data) else {
             return;
         };
+        self.usage.observe(&ev);
         match ev.get("type").and_then(Value::as_str).unwrap_or_default() {
-            "message_start" => {
-                if let Some(u) = ev.get("message").and_then(|m| m.get("usage")).filter(|u| u.is_object()) {
-                    self.input = u.clone();
-                    self.output_tokens = u.get("output_tokens").and_then(Value::as_u64).unwrap_or(0);
-                }
-            }
-            "message_delta" => {
-                if let Some(u) = ev.get("usage") {
-                    if let Some(o) = u.get("output_tokens").and_then(Value::as_u64) {
-                        self.output_tokens = o;
-                    }
-                    merge_input_usage(&mut self.input, u);
-                }
-            }
             "message_stop" => self.stopped = true,
             "error" => {
                 let msg = ev
@@ -1720,13 +1720,7 @@ impl PassthroughProbe {
     }
 
     pub fn usage(&self) -> Option<Usage> {
-        if self.input.as_object().is_none_or(Map::is_empty) && self.output_tokens == 0 {
-            return None;
-        }
-        let mut u = usage_to_chat(&self.input);
-        u.completion_tokens = self.output_tokens;
-        u.total_tokens = u.prompt_tokens + u.completion_tokens;
-        Some(u)
+        self.usage.usage()
     }
 }
 

@@ -238,66 +238,45 @@ fn anthropic_passthrough_headers(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// Reads and checks an Anthropic body: the parsed JSON (kept for passthrough) and its typed
-/// form.
-#[expect(clippy::result_large_err, reason = "the error is the response to send")]
-fn anthropic_request(bytes: &[u8], endpoint: Endpoint) -> Result<(serde_json::Value, MessagesRequest), Response> {
-    let bad =
-        |e: openai::InvalidRequest| error_response(Dialect::Anthropic, 400, "invalid_request", e.message, e.param);
-    let value: serde_json::Value = openai::decode(bytes).map_err(bad)?;
-    let req = MessagesRequest::from_value(&value, endpoint).map_err(bad)?;
-    Ok((value, req))
-}
-
-async fn messages(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+/// An Anthropic request, checked: the key, the body (kept as parsed JSON for passthrough) and
+/// its canonical form. Every refusal is in Anthropic's shape.
+async fn anthropic_call(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    endpoint: Endpoint,
+) -> Result<(ChatRequest, Call), Response> {
     let d = Dialect::Anthropic;
-    let caller = match authorize(&state, &headers, d) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let bytes = match read_body(&state, &headers, body, d).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let (value, req) = match anthropic_request(&bytes, Endpoint::Messages) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let chat = anthropic::to_chat(&req);
+    let caller = authorize(state, headers, d)?;
+    let bytes = read_body(state, headers, body, d).await?;
+    let bad = |e: openai::InvalidRequest| error_response(d, 400, "invalid_request", e.message, e.param);
+    let value: serde_json::Value = openai::decode(&bytes).map_err(bad)?;
+    let req = MessagesRequest::from_value(&value, endpoint).map_err(bad)?;
     let call = Call {
-        hints: hints(&headers),
+        hints: hints(headers),
         caller,
         dialect: d,
         native: Some(Arc::new(value)),
-        passthrough_headers: anthropic_passthrough_headers(&headers),
+        passthrough_headers: anthropic_passthrough_headers(headers),
         origin: None,
     };
-    render(d, state.gateway.chat(chat, call).await)
+    Ok((anthropic::to_chat(&req), call))
+}
+
+async fn messages(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    match anthropic_call(&state, &headers, body, Endpoint::Messages).await {
+        Ok((chat, call)) => render(Dialect::Anthropic, state.gateway.chat(chat, call).await),
+        Err(r) => r,
+    }
 }
 
 async fn count_tokens(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let d = Dialect::Anthropic;
-    let caller = match authorize(&state, &headers, d) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let bytes = match read_body(&state, &headers, body, d).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let (value, req) = match anthropic_request(&bytes, Endpoint::CountTokens) {
+    let (chat, call) = match anthropic_call(&state, &headers, body, Endpoint::CountTokens).await {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let call = Call {
-        hints: hints(&headers),
-        caller,
-        dialect: d,
-        native: Some(Arc::new(value)),
-        passthrough_headers: anthropic_passthrough_headers(&headers),
-        origin: None,
-    };
-    match state.gateway.count_tokens(&anthropic::to_chat(&req), &call).await {
+    match state.gateway.count_tokens(&chat, &call).await {
         Ok(c) => {
             let mut resp = axum::Json(serde_json::json!({"input_tokens": c.input_tokens})).into_response();
             let h = resp.headers_mut();

@@ -157,15 +157,7 @@ async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
     let behavior = inner.behavior.lock().unwrap().clone();
     let stream = req["stream"] == json!(true);
     match behavior {
-        Behavior::Status { status, body, headers } => {
-            let mut r = Response::builder()
-                .status(status)
-                .header("content-type", "application/json");
-            for (k, v) in headers {
-                r = r.header(k, v);
-            }
-            return r.body(Body::from(body)).unwrap();
-        }
+        Behavior::Status { status, body, headers } => return status_response(status, body, headers),
         Behavior::Stall => return std::future::pending().await,
         _ => {}
     }
@@ -266,6 +258,16 @@ async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
         .unwrap()
 }
 
+fn status_response(status: u16, body: String, headers: Vec<(String, String)>) -> Response {
+    let mut r = Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        r = r.header(k, v);
+    }
+    r.body(Body::from(body)).unwrap()
+}
+
 /// `POST /v1/messages`: a fake Anthropic. Answers "hello from NAME" as a Messages answer, or as
 /// the full event sequence when streaming; the error behaviours as for chat.
 async fn messages(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -273,15 +275,7 @@ async fn messages(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byt
     inner.chat_hits.fetch_add(1, Ordering::SeqCst);
     let behavior = inner.behavior.lock().unwrap().clone();
     match behavior {
-        Behavior::Status { status, body, headers } => {
-            let mut r = Response::builder()
-                .status(status)
-                .header("content-type", "application/json");
-            for (k, v) in headers {
-                r = r.header(k, v);
-            }
-            return r.body(Body::from(body)).unwrap();
-        }
+        Behavior::Status { status, body, headers } => return status_response(status, body, headers),
         Behavior::Stall => return std::future::pending().await,
         _ => {}
     }
