@@ -2,9 +2,13 @@
 //! the provider runs on the user's own hardware, whether it costs money).
 //!
 //! Facts from shared/research/providers.md §1 and §5, checked on the date below. Free-tier
-//! limits are not here yet: quota accounting will add them as data with their own dates.
+//! limits, their reset clocks and paid prices are data, not code: `data/catalog.yaml`, each
+//! provider with the date it was checked (a config's `limits:` overrides or adds).
 
-use crate::config::ProviderKind;
+use crate::config::{ProviderKind, glob_match};
+use indexmap::IndexMap;
+use serde::Deserialize;
+use std::sync::OnceLock;
 
 pub const VERIFIED_ON: &str = "2026-11-24";
 
@@ -169,4 +173,210 @@ pub fn preset(name: &str) -> Option<&'static Preset> {
 
 pub fn preset_names() -> String {
     PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+}
+
+/// Budgets of a free tier (or of a config's `limits:` entry). Every field is optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub rps: Option<u64>,
+    pub rpm: Option<u64>,
+    pub rph: Option<u64>,
+    pub rpd: Option<u64>,
+    pub tpm: Option<u64>,
+    pub tph: Option<u64>,
+    pub tpd: Option<u64>,
+    pub tokens_per_month: Option<u64>,
+    /// Cloudflare's unit; not counted here (it depends on the model), enforced through the
+    /// provider's own 429.
+    pub neurons_per_day: Option<u64>,
+    /// The model's context window (tokens) on this tier.
+    pub context: Option<u64>,
+}
+
+impl Limits {
+    /// `over`'s values where it has them, else `self`'s.
+    pub fn merged(self, over: Limits) -> Limits {
+        Limits {
+            rps: over.rps.or(self.rps),
+            rpm: over.rpm.or(self.rpm),
+            rph: over.rph.or(self.rph),
+            rpd: over.rpd.or(self.rpd),
+            tpm: over.tpm.or(self.tpm),
+            tph: over.tph.or(self.tph),
+            tpd: over.tpd.or(self.tpd),
+            tokens_per_month: over.tokens_per_month.or(self.tokens_per_month),
+            neurons_per_day: over.neurons_per_day.or(self.neurons_per_day),
+            context: over.context.or(self.context),
+        }
+    }
+
+    /// The counted budgets, as `(short name, value)`.
+    pub fn budgets(&self) -> Vec<(&'static str, u64)> {
+        [
+            ("rps", self.rps),
+            ("rpm", self.rpm),
+            ("rph", self.rph),
+            ("rpd", self.rpd),
+            ("tpm", self.tpm),
+            ("tph", self.tph),
+            ("tpd", self.tpd),
+            ("tokens_per_month", self.tokens_per_month),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+    }
+}
+
+/// When a provider's daily (or monthly) budget starts again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reset {
+    UtcMidnight,
+    PacificMidnight,
+    /// A sliding window (or a continuously refilled bucket): what was spent comes back 24 h
+    /// (a month) after it was spent.
+    Rolling,
+    /// The calendar month (UTC).
+    Monthly,
+}
+
+impl Reset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reset::UtcMidnight => "utc_midnight",
+            Reset::PacificMidnight => "pacific_midnight",
+            Reset::Rolling => "rolling",
+            Reset::Monthly => "monthly",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Reset> {
+        Some(match s {
+            "utc_midnight" => Reset::UtcMidnight,
+            "pacific_midnight" => Reset::PacificMidnight,
+            "rolling" => Reset::Rolling,
+            "monthly" => Reset::Monthly,
+            _ => return None,
+        })
+    }
+}
+
+/// What a provider's numbers count: each model separately, or the whole account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Per {
+    Model,
+    Provider,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderFacts {
+    pub verified_on: String,
+    pub source: String,
+    pub per: Per,
+    pub reset: Reset,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Model names or globs, first match wins; merged over `limits`.
+    #[serde(default)]
+    pub models: IndexMap<String, Limits>,
+    pub note: Option<String>,
+}
+
+impl ProviderFacts {
+    /// The free-tier limits of one model.
+    pub fn limits_for(&self, model: &str) -> Limits {
+        match self.models.iter().find(|(glob, _)| glob_match(glob, model)) {
+            Some((_, l)) => self.limits.merged(*l),
+            None => self.limits,
+        }
+    }
+}
+
+/// US dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+}
+
+impl Price {
+    pub fn cost(&self, tokens_in: u64, tokens_out: u64) -> f64 {
+        (tokens_in as f64 * self.input + tokens_out as f64 * self.output) / 1e6
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceTable {
+    pub verified_on: String,
+    pub source: String,
+    pub models: IndexMap<String, Price>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogData {
+    providers: IndexMap<String, ProviderFacts>,
+    prices: IndexMap<String, PriceTable>,
+}
+
+const CATALOG_YAML: &str = include_str!("../data/catalog.yaml");
+
+fn data() -> &'static CatalogData {
+    static DATA: OnceLock<CatalogData> = OnceLock::new();
+    DATA.get_or_init(|| match serde_saphyr::from_str(CATALOG_YAML) {
+        Ok(d) => d,
+        // A test parses the file, so this cannot ship broken; if it ever did, quotas would
+        // only be what the config states.
+        Err(e) => {
+            tracing::error!("the built-in provider catalog does not parse: {e}");
+            CatalogData::default()
+        }
+    })
+}
+
+/// Free-tier facts of a preset, when it has a free tier on record.
+pub fn facts(preset: &str) -> Option<&'static ProviderFacts> {
+    data().providers.get(preset)
+}
+
+/// The price of a paid model, from the preset's price table.
+pub fn price(preset: &str, model: &str) -> Option<(Price, &'static str)> {
+    let table = data().prices.get(preset)?;
+    table
+        .models
+        .iter()
+        .find(|(glob, _)| glob_match(glob, model))
+        .map(|(_, p)| (*p, table.verified_on.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_catalog_parses_and_covers_the_free_presets() {
+        let d: CatalogData = serde_saphyr::from_str(CATALOG_YAML).unwrap();
+        for p in PRESETS.iter().filter(|p| !p.local) {
+            assert!(d.providers.contains_key(p.name), "no catalog entry for `{}`", p.name);
+        }
+        for (name, f) in &d.providers {
+            assert!(preset(name).is_some(), "catalog entry `{name}` is not a preset");
+            assert_eq!(f.verified_on.len(), 10, "{name}: verified_on must be YYYY-MM-DD");
+        }
+        let groq = facts("groq").unwrap();
+        assert_eq!(groq.per, Per::Model);
+        assert_eq!(groq.limits_for("llama-3.1-8b-instant").rpd, Some(14_400));
+        assert_eq!(facts("cloudflare").unwrap().reset, Reset::UtcMidnight);
+        assert_eq!(facts("gemini").unwrap().reset, Reset::PacificMidnight);
+        assert_eq!(facts("openrouter").unwrap().per, Per::Provider);
+        let (p, _) = price("anthropic", "claude-sonnet-4-5").unwrap();
+        assert!((p.cost(1_000_000, 1_000_000) - 18.0).abs() < 1e-9);
+    }
 }

@@ -2,6 +2,7 @@
 //! guessed"; the rules are research/providers.md §4 and §6). The class alone decides what
 //! happens next: fall back or not, count against the lane's breaker or not, cool down or not.
 
+use crate::ratelimit::{self, Observed};
 use http::HeaderMap;
 use std::time::Duration;
 use switchyard_protocol::openai::upstream_error_message;
@@ -84,7 +85,10 @@ pub struct UpstreamError {
     /// The upstream's own message (or ours for transport failures). Never contains a key.
     pub message: String,
     pub code: Option<String>,
+    /// How long the provider asked us to wait (Retry-After, a reset time, a delay in the body).
     pub retry_after: Option<Duration>,
+    /// Budgets the provider reported in its headers.
+    pub observed: Vec<Observed>,
 }
 
 impl UpstreamError {
@@ -95,6 +99,7 @@ impl UpstreamError {
             message: message.into(),
             code: None,
             retry_after: None,
+            observed: Vec::new(),
         }
     }
 }
@@ -163,18 +168,14 @@ pub fn classify_status(status: u16, headers: &HeaderMap, body: &[u8]) -> Upstrea
         500..=599 => ErrorClass::Unavailable,
         _ => ErrorClass::BadResponse,
     };
-    let retry_after = headers
-        .get(http::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| Duration::from_secs_f64(s.min(86_400.0)));
+    let now = crate::clock::wall_now_ms();
     UpstreamError {
         class,
         status: Some(status),
         message,
         code,
-        retry_after,
+        retry_after: ratelimit::retry_hint(headers, body, now),
+        observed: ratelimit::observe(headers, now),
     }
 }
 

@@ -21,6 +21,8 @@ pub enum GatewayError {
         /// No lane may or can take this request as it is (premium not allowed, tools or a
         /// prompt too long for every lane): a 400, so clients do not retry it.
         permanent: bool,
+        /// When a lane skipped for its quota frees up again, in seconds (for `Retry-After`).
+        retry_after_secs: Option<u64>,
     },
     #[error("lane `{lane}` refused the request: {message}")]
     UpstreamRejected {
@@ -54,6 +56,14 @@ impl GatewayError {
             GatewayError::NoLaneAvailable { permanent: true, .. } => "no_capable_lane".into(),
             GatewayError::NoLaneAvailable { .. } => "no_lane_available".into(),
             GatewayError::UpstreamRejected { code, .. } => code.clone().unwrap_or_else(|| "upstream_rejected".into()),
+        }
+    }
+
+    /// Seconds the caller should wait before asking again, when known.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            GatewayError::NoLaneAvailable { retry_after_secs, .. } => *retry_after_secs,
+            _ => None,
         }
     }
 

@@ -8,12 +8,15 @@
 //!   client (the relay's `Drop` records what was streamed so far).
 //! - A caller's mistake (`bad_request`) is returned as is and never tried elsewhere.
 
+use crate::catalog::Price;
 use crate::classify::{ErrorClass, UpstreamError};
+use crate::clock::{self, Clock};
 use crate::config::{Config, LaneConfig, ProviderConfig};
 use crate::error::GatewayError;
 use crate::health::{Health, Transition};
 use crate::ledger::{AttemptRecord, Ledger, RequestRecord};
 use crate::local::{self, EngineFactory, LocalEngine};
+use crate::quota::{self, BudgetStatus, Quota, Reservation};
 use crate::router::{self, Hints};
 use crate::upstream::{Started, Upstream, UpstreamStream};
 use bytes::Bytes;
@@ -24,7 +27,7 @@ use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use switchyard_protocol::Dialect;
 use switchyard_protocol::anthropic::{self, PassthroughProbe, StreamFromChat, StreamToChat};
 use switchyard_protocol::openai::{ChatRequest, ChunkProbe, ErrorBody, StreamOptions, Usage};
@@ -88,7 +91,61 @@ pub struct Gateway {
     config: Arc<Config>,
     backends: HashMap<String, Backend>,
     health: Arc<Health>,
+    quota: Arc<Quota>,
     ledger: Ledger,
+}
+
+/// One lane as `switchyard status` and `/api/status` show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LaneStatus {
+    pub lane: String,
+    pub provider: String,
+    pub model: String,
+    pub local: bool,
+    pub premium: bool,
+    /// `up`, `down` (breaker open), `disabled`, or `limited` (a budget is spent or cooling).
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    pub budgets: Vec<BudgetStatus>,
+}
+
+/// Every lane of `config` with its budgets; with `health`, whether its breaker is open (without
+/// it, as read from the ledger while no gateway runs, health is not known).
+pub fn lane_status(config: &Config, quota: &Quota, health: Option<&Health>) -> Vec<LaneStatus> {
+    config
+        .lanes
+        .values()
+        .map(|l| {
+            let provider = config.providers.get(&l.provider);
+            let budgets = quota.status(&l.name);
+            let blocked = budgets.iter().find_map(|b| b.blocked.clone());
+            let (state, why) = if let Some(d) = provider.and_then(|p| p.disabled.clone()) {
+                ("disabled", Some(d))
+            } else if health.is_some_and(|h| h.is_open(&l.name)) {
+                (
+                    "down",
+                    Some("breaker open: failing; probed in the background".to_owned()),
+                )
+            } else if let Some(b) = blocked {
+                ("limited", Some(b.reason))
+            } else if health.is_none() {
+                ("unknown", None)
+            } else {
+                ("up", None)
+            };
+            LaneStatus {
+                lane: l.name.clone(),
+                provider: l.provider.clone(),
+                model: l.model.clone(),
+                local: l.local,
+                premium: l.premium,
+                state,
+                why,
+                budgets,
+            }
+        })
+        .collect()
 }
 
 /// How a provider is reached.
@@ -114,10 +171,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    clock::wall_now_ms()
 }
 
 fn shorten(s: &str, max: usize) -> String {
@@ -164,10 +218,12 @@ impl Gateway {
         }
         let health = Arc::new(Health::new(config.health, config.lanes.keys()));
         let ledger = Ledger::open(&config.storage.ledger).await?;
+        let quota = Arc::new(Quota::from_ledger(&config, Clock::system()).await?);
         let gw = Arc::new(Gateway {
             config: Arc::new(config),
             backends,
             health,
+            quota,
             ledger,
         });
         spawn_prober(Arc::downgrade(&gw));
@@ -184,6 +240,15 @@ impl Gateway {
 
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    pub fn quota(&self) -> &Quota {
+        &self.quota
+    }
+
+    /// Every lane: healthy or not, its budgets, what is used and left, and when they reset.
+    pub fn status(&self) -> Vec<LaneStatus> {
+        lane_status(&self.config, &self.quota, Some(&self.health))
     }
 
     /// Waits until every request recorded so far is in the ledger.
@@ -238,6 +303,9 @@ impl Gateway {
         let mut summary = Vec::new();
         let mut tried_any = false;
         let mut only_rate_limits = true;
+        // The earliest moment a lane skipped for its quota frees up (for Retry-After).
+        let mut frees_at: Option<i64> = None;
+        let input_estimate = req.estimate_input_tokens();
         // Every lane was ruled out for good (not allowed, or unable to take this request):
         // asking again will not help, so the refusal must not invite retries.
         let mut permanent = true;
@@ -251,12 +319,49 @@ impl Gateway {
             ) else {
                 continue; // validated config: cannot happen
             };
-            let skip = self.skip_reason(&plan, lane, provider);
+            let mut skip = self.skip_reason(&plan, lane, provider);
+            if skip.is_none()
+                && let Some(window) = lane.context_window
+                && input_estimate > window
+            {
+                skip = Some((
+                    "context_too_small",
+                    format!(
+                        "lane `{lane_name}` skipped: the prompt (~{input_estimate} tokens) does not fit its {window}-token context window"
+                    ),
+                ));
+            }
+            let up_dialect = match self.backends.get(&provider.name) {
+                Some(Backend::Http(up)) => up.dialect(),
+                _ => Dialect::OpenAi,
+            };
+            let mut reservation = None;
+            if skip.is_none() {
+                shape_for_lane(&mut req, &orig, lane, up_dialect);
+                let output = req
+                    .max_tokens
+                    .or(req.max_completion_tokens)
+                    .or(lane.max_output_tokens)
+                    .unwrap_or(DEFAULT_OUTPUT_ESTIMATE);
+                match self
+                    .quota
+                    .reserve(lane_name, input_estimate.saturating_add(output), input_estimate)
+                {
+                    Ok(r) => reservation = Some(r),
+                    Err((outcome, why, until)) => {
+                        frees_at = Some(frees_at.map_or(until, |f| f.min(until)));
+                        skip = Some((outcome, format!("lane `{lane_name}` skipped: {why}")));
+                    }
+                }
+            }
             if let Some((outcome, why)) = skip {
-                if outcome != "cooling_down" {
+                if !matches!(outcome, "cooling_down" | "quota" | "spend_cap") {
                     only_rate_limits = false;
                 }
-                if !matches!(outcome, "disabled" | "not_local" | "premium_not_allowed") {
+                if !matches!(
+                    outcome,
+                    "disabled" | "not_local" | "premium_not_allowed" | "context_too_small"
+                ) {
                     permanent = false;
                 }
                 rec.attempts.push(AttemptRecord {
@@ -269,15 +374,10 @@ impl Gateway {
                 summary.push(why);
                 continue;
             }
-            let Some(backend) = self.backends.get(&provider.name) else {
+            let (Some(backend), Some(reservation)) = (self.backends.get(&provider.name), reservation) else {
                 continue;
             };
             tried_any = true;
-            let up_dialect = match backend {
-                Backend::Http(up) => up.dialect(),
-                Backend::Local(_) => Dialect::OpenAi,
-            };
-            shape_for_lane(&mut req, &orig, lane, up_dialect);
             let t0 = Instant::now();
             let sent = match backend {
                 Backend::Http(up) => match lane_body(&req, lane, up_dialect, &call) {
@@ -288,7 +388,13 @@ impl Gateway {
                     local::send(engine.as_ref(), &req, stream, provider.timeouts.first_byte).await
                 }
             };
-            let sent = sent.and_then(|a| translate_complete(a, up_dialect, call.dialect));
+            let sent = match sent {
+                Ok(mut a) => {
+                    self.learn(lane_name, &std::mem::take(a.observed_mut()));
+                    translate_complete(a, up_dialect, call.dialect)
+                }
+                Err(e) => Err(e),
+            };
             match sent {
                 Ok(answer) => {
                     if self.health.success(lane_name) == Some(Transition::Up) {
@@ -312,9 +418,16 @@ impl Gateway {
                         tracing::info!(route = %plan.route, lane = %lane_name, %attempts, "answered after fallback");
                     }
                     let body = match answer {
-                        Started::Complete { body, usage } => {
+                        Started::Complete { body, usage, .. } => {
                             rec.status = "ok".into();
                             set_usage(&mut rec, usage);
+                            rec.cost_usd = cost(lane.price, usage);
+                            self.quota.settle(
+                                reservation,
+                                true,
+                                usage.map(|u| u.prompt_tokens + u.completion_tokens),
+                                rec.cost_usd.unwrap_or(0.0),
+                            );
                             rec.duration_ms = ms(started.elapsed());
                             self.ledger.record(rec);
                             AnswerBody::Json(body)
@@ -325,6 +438,9 @@ impl Gateway {
                             rec: Some(rec),
                             ledger: self.ledger.clone(),
                             health: self.health.clone(),
+                            quota: self.quota.clone(),
+                            reservation: Some(reservation),
+                            price: lane.price,
                             started,
                             idle: provider.timeouts.idle,
                             client_wants_usage,
@@ -342,7 +458,10 @@ impl Gateway {
                         body,
                     });
                 }
-                Err(e) => {
+                Err(mut e) => {
+                    self.learn(lane_name, &std::mem::take(&mut e.observed));
+                    self.quota
+                        .settle(reservation, e.class != ErrorClass::Connect, Some(0), 0.0);
                     self.note_failure(lane_name, &e);
                     rec.attempts.push(AttemptRecord {
                         lane: lane_name.clone(),
@@ -394,11 +513,13 @@ impl Gateway {
         if !tried_any {
             text.push_str(". Every lane was skipped before trying it");
         }
+        let retry_after_secs = frees_at.map(|t| ((t - self.quota.now_ms()).max(0) as u64).div_ceil(1000).max(1));
         let error = GatewayError::NoLaneAvailable {
             route: plan.route.clone(),
             summary: text,
-            rate_limited: tried_any && only_rate_limits,
+            rate_limited: !plan.lanes.is_empty() && only_rate_limits && (tried_any || frees_at.is_some()),
             permanent: permanent && !plan.lanes.is_empty(),
+            retry_after_secs,
         };
         Err(self.refuse(rec, started, Some(plan.route), error, "no_lane_available"))
     }
@@ -521,10 +642,46 @@ impl Gateway {
                 "lane is down: its breaker is open; probing it in the background"
             );
         }
-        if matches!(e.class, ErrorClass::RateLimited | ErrorClass::QuotaExhausted)
-            && let Some(wait) = e.retry_after
-        {
-            self.health.cool_down(lane, wait);
+        let now = self.quota.now_ms();
+        let wait_ms = e.retry_after.map(|d| d.as_millis() as i64);
+        let status = e.status.map(|s| format!("HTTP {s}: ")).unwrap_or_default();
+        let parked = match e.class {
+            // A short window: wait what the provider asked, then try again.
+            ErrorClass::RateLimited => self.quota.park(
+                lane,
+                now + wait_ms.unwrap_or(quota::DEFAULT_COOLDOWN_MS),
+                "cooling_down",
+                format!("rate limited ({status}{})", shorten(&e.message, 160)),
+            ),
+            // A daily or monthly budget: parked until it resets.
+            ErrorClass::QuotaExhausted => {
+                let until = wait_ms
+                    .filter(|w| *w > 0)
+                    .map_or_else(|| self.quota.next_reset(lane), |w| now + w);
+                tracing::warn!(lane, until = %clock::format_utc(until), "free quota spent: the lane is parked until it resets");
+                self.quota.park(
+                    lane,
+                    until,
+                    "quota",
+                    format!("quota spent ({status}{})", shorten(&e.message, 160)),
+                )
+            }
+            _ => None,
+        };
+        // Only parks that outlast a restart are worth a write.
+        if let Some(p) = parked.filter(|p| p.park.until_ms - now > 60_000) {
+            self.ledger.park(p);
+        }
+    }
+
+    /// Takes in the budgets a provider reported in its headers.
+    fn learn(&self, lane: &str, observed: &[crate::ratelimit::Observed]) {
+        if observed.is_empty() {
+            return;
+        }
+        for p in self.quota.learn(lane, observed) {
+            tracing::info!(lane, budget = %p.budget, until = %clock::format_utc(p.park.until_ms), "the provider reports a spent budget: parked");
+            self.ledger.park(p);
         }
     }
 }
@@ -669,7 +826,7 @@ fn fit_native_body(o: &mut serde_json::Map<String, Value>, lane: &LaneConfig) {
 /// answer: the lane failed, and the next one may be tried.
 fn translate_complete(a: Started, up: Dialect, client: Dialect) -> Result<Started, UpstreamError> {
     match a {
-        Started::Complete { body, usage } if up != client => {
+        Started::Complete { body, usage, observed } if up != client => {
             let out = match client {
                 Dialect::Anthropic => anthropic::response_from_chat(&body),
                 Dialect::OpenAi => anthropic::response_to_chat(&body, (now_ms() / 1000) as u64),
@@ -678,10 +835,20 @@ fn translate_complete(a: Started, up: Dialect, client: Dialect) -> Result<Starte
             Ok(Started::Complete {
                 body: Bytes::from(out.to_string()),
                 usage,
+                observed,
             })
         }
         a => Ok(a),
     }
+}
+
+/// Output tokens assumed for a request that sets no `max_tokens`, for its quota reservation.
+const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;
+
+/// What an answer cost on a paid lane; `None` when the lane has no price or no usage came.
+fn cost(price: Option<Price>, usage: Option<Usage>) -> Option<f64> {
+    let (p, u) = (price?, usage?);
+    Some(p.cost(u.prompt_tokens, u.completion_tokens))
 }
 
 fn set_usage(rec: &mut RequestRecord, usage: Option<Usage>) {
@@ -761,6 +928,9 @@ struct Relay {
     rec: Option<RequestRecord>,
     ledger: Ledger,
     health: Arc<Health>,
+    quota: Arc<Quota>,
+    reservation: Option<Reservation>,
+    price: Option<Price>,
     started: Instant,
     idle: Duration,
     client_wants_usage: bool,
@@ -1019,6 +1189,12 @@ impl Relay {
             rec.status = "client_disconnected".into();
         }
         set_usage(&mut rec, self.usage);
+        rec.cost_usd = cost(self.price, self.usage);
+        if let Some(r) = self.reservation.take() {
+            // The provider saw this request. Without usage (a broken stream) the estimate stands.
+            let tokens = self.usage.map(|u| u.prompt_tokens + u.completion_tokens);
+            self.quota.settle(r, true, tokens, rec.cost_usd.unwrap_or(0.0));
+        }
         rec.duration_ms = ms(self.started.elapsed());
         self.ledger.record(rec);
     }
@@ -1045,6 +1221,9 @@ mod tests {
             premium: true,
             max_output_tokens: max,
             thinking,
+            context_window: None,
+            price: None,
+            budgets: Vec::new(),
         }
     }
 

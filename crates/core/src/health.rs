@@ -1,4 +1,5 @@
-//! Per-lane health: a consecutive-failure circuit breaker and rate-limit cool-downs.
+//! Per-lane health: a consecutive-failure circuit breaker. (Rate limits are not a health
+//! matter: a 429 parks the lane's quota budget, see [`crate::quota`].)
 //!
 //! A lane whose breaker is open is skipped at once, without a connection attempt. It is not
 //! retried by live traffic: the gateway's prober (see [`crate::gateway`]) checks it in the
@@ -18,15 +19,12 @@ use tokio::time::Instant;
 pub enum Skip {
     /// The breaker is open.
     BreakerOpen,
-    /// A 429 asked us to wait.
-    CoolingDown,
 }
 
 impl Skip {
     pub fn as_str(self) -> &'static str {
         match self {
             Skip::BreakerOpen => "breaker_open",
-            Skip::CoolingDown => "cooling_down",
         }
     }
 }
@@ -36,7 +34,6 @@ struct LaneState {
     consecutive_failures: u32,
     /// Set while the breaker is open.
     open: Option<Open>,
-    cooling_until: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -79,23 +76,13 @@ impl Health {
 
     /// Should this lane be skipped right now?
     pub fn check(&self, lane: &str) -> Option<Skip> {
-        let now = Instant::now();
-        self.with(lane, |s| {
-            if s.open.is_some() {
-                Some(Skip::BreakerOpen)
-            } else if s.cooling_until.is_some_and(|t| t > now) {
-                Some(Skip::CoolingDown)
-            } else {
-                None
-            }
-        })
-        .flatten()
+        self.with(lane, |s| s.open.is_some().then_some(Skip::BreakerOpen))
+            .flatten()
     }
 
     pub fn success(&self, lane: &str) -> Option<Transition> {
         self.with(lane, |s| {
             s.consecutive_failures = 0;
-            s.cooling_until = None;
             s.open.take().map(|_| Transition::Up)
         })
         .flatten()
@@ -117,14 +104,6 @@ impl Health {
             }
         })
         .flatten()
-    }
-
-    /// The provider asked us to wait (Retry-After).
-    pub fn cool_down(&self, lane: &str, wait: Duration) {
-        let until = Instant::now() + wait.min(Duration::from_secs(3600));
-        self.with(lane, |s| {
-            s.cooling_until = Some(s.cooling_until.map_or(until, |t| t.max(until)))
-        });
     }
 
     /// Lanes whose breaker is open and whose next probe is due.
@@ -198,14 +177,11 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn success_resets_the_count_and_cooldowns_expire() {
+    async fn success_resets_the_count() {
         let h = health();
         h.failure("a");
         h.success("a");
         assert_eq!(h.failure("a"), None);
-        h.cool_down("a", Duration::from_secs(3));
-        assert_eq!(h.check("a"), Some(Skip::CoolingDown));
-        tokio::time::advance(Duration::from_secs(3)).await;
         assert_eq!(h.check("a"), None);
         assert_eq!(h.check("unknown-lane"), None);
     }

@@ -5,6 +5,7 @@
 //! record sent before it is on disk, which is how a clean shutdown keeps every answered
 //! request. Prompts and keys are never stored: the caller is a short hash of its key.
 
+use crate::quota::{self, Park, ParkRecord, PastAttempt};
 use rusqlite::{Connection, params};
 use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot};
@@ -41,11 +42,14 @@ pub struct RequestRecord {
     pub tokens_out: Option<u64>,
     pub ttft_ms: Option<f64>,
     pub duration_ms: f64,
+    /// What the answer cost, in US dollars (paid lanes with a price; free lanes cost 0).
+    pub cost_usd: Option<f64>,
     pub attempts: Vec<AttemptRecord>,
 }
 
 enum Cmd {
     Record(Box<RequestRecord>),
+    Park(ParkRecord),
     Flush(oneshot::Sender<()>),
 }
 
@@ -88,8 +92,19 @@ CREATE TABLE IF NOT EXISTS attempts (
     detail TEXT,
     PRIMARY KEY (request_id, seq)
 );
-PRAGMA user_version = 1;
 ";
+
+/// Changes since the first schema, applied in order; `user_version` says how many are in.
+const MIGRATIONS: &[&str] = &[
+    "PRAGMA user_version = 1;",
+    "ALTER TABLE requests ADD COLUMN cost_usd REAL;
+     CREATE TABLE IF NOT EXISTS quota_parks (
+         budget TEXT PRIMARY KEY,
+         until_ms INTEGER NOT NULL,
+         outcome TEXT NOT NULL,
+         reason TEXT NOT NULL
+     );",
+];
 
 /// Records taken from the channel per transaction, at most.
 const BATCH: usize = 512;
@@ -122,6 +137,13 @@ impl Ledger {
         }
     }
 
+    /// Queues a quota park to persist, so a restart still knows the budget is spent.
+    pub fn park(&self, p: ParkRecord) {
+        if self.tx.send(Cmd::Park(p)).is_err() {
+            tracing::error!("ledger writer has stopped; a quota park was not stored");
+        }
+    }
+
     /// Waits until everything recorded before this call is stored.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
@@ -140,18 +162,36 @@ fn open_db(path: &Path) -> Result<Connection, String> {
         .and_then(|()| conn.pragma_update(None, "journal_mode", "WAL"))
         .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
         .and_then(|()| conn.execute_batch(SCHEMA))
+        .and_then(|()| migrate(&conn))
         .map_err(|e| format!("ledger: cannot prepare {}: {e}", path.display()))?;
     Ok(conn)
 }
 
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, m) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(m)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 fn writer(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Cmd>) {
     let mut batch: Vec<Box<RequestRecord>> = Vec::with_capacity(BATCH);
+    let mut parks: Vec<ParkRecord> = Vec::new();
     let mut waiters = Vec::new();
     while let Some(cmd) = rx.blocking_recv() {
         let mut next = Some(cmd);
         while let Some(cmd) = next.take() {
             match cmd {
                 Cmd::Record(r) => batch.push(r),
+                Cmd::Park(p) => parks.push(p),
                 Cmd::Flush(w) => waiters.push(w),
             }
             if batch.len() < BATCH {
@@ -178,6 +218,14 @@ fn writer(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Cmd>) {
             }
             batch.clear();
         }
+        for p in parks.drain(..) {
+            if let Err(e) = conn.execute(
+                "INSERT OR REPLACE INTO quota_parks (budget, until_ms, outcome, reason) VALUES (?1, ?2, ?3, ?4)",
+                params![p.budget, p.park.until_ms, p.park.outcome, p.park.reason],
+            ) {
+                tracing::error!(budget = %p.budget, "ledger: a quota park could not be stored: {e}");
+            }
+        }
         for w in waiters.drain(..) {
             let _ = w.send(());
         }
@@ -195,8 +243,8 @@ fn write_batch(conn: &mut Connection, batch: &[Box<RequestRecord>]) -> rusqlite:
     {
         let mut req = tx.prepare_cached(
             "INSERT OR REPLACE INTO requests (id, ts_ms, caller, dialect, model, route, lane, status, error_class, \
-             http_status, stream, tokens_in, tokens_out, ttft_ms, duration_ms, attempt_count) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             http_status, stream, tokens_in, tokens_out, ttft_ms, duration_ms, attempt_count, cost_usd) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )?;
         let mut att = tx.prepare_cached(
             "INSERT OR REPLACE INTO attempts (request_id, seq, lane, provider, outcome, http_status, ttft_ms, duration_ms, detail) \
@@ -220,6 +268,7 @@ fn write_batch(conn: &mut Connection, batch: &[Box<RequestRecord>]) -> rusqlite:
                 r.ttft_ms,
                 r.duration_ms,
                 r.attempts.len() as i64,
+                r.cost_usd,
             ])?;
             for (seq, a) in r.attempts.iter().enumerate() {
                 att.execute(params![
@@ -244,7 +293,7 @@ pub fn recent(path: &Path, limit: i64) -> rusqlite::Result<Vec<RequestRecord>> {
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let mut attempts = conn.prepare("SELECT lane, provider, outcome, http_status, ttft_ms, duration_ms, detail FROM attempts WHERE request_id = ?1 ORDER BY seq")?;
     let mut stmt = conn.prepare(
-        "SELECT id, ts_ms, caller, dialect, model, route, lane, status, error_class, http_status, stream, tokens_in, tokens_out, ttft_ms, duration_ms \
+        "SELECT id, ts_ms, caller, dialect, model, route, lane, status, error_class, http_status, stream, tokens_in, tokens_out, ttft_ms, duration_ms, cost_usd \
          FROM requests ORDER BY ts_ms DESC, id DESC LIMIT ?1",
     )?;
     let rows = stmt.query_map([limit], |row| {
@@ -264,6 +313,7 @@ pub fn recent(path: &Path, limit: i64) -> rusqlite::Result<Vec<RequestRecord>> {
             tokens_out: row.get::<_, Option<i64>>(12)?.map(|t| t as u64),
             ttft_ms: row.get(13)?,
             duration_ms: row.get(14)?,
+            cost_usd: row.get(15)?,
             attempts: Vec::new(),
         })
     })?;
@@ -284,6 +334,81 @@ pub fn recent(path: &Path, limit: i64) -> rusqlite::Result<Vec<RequestRecord>> {
             .collect::<rusqlite::Result<Vec<_>>>()?;
     }
     Ok(out)
+}
+
+/// What quota accounting needs back after a restart: the parks still in force and every
+/// attempt since `since_ms` that reached its provider, oldest first, with the tokens and cost
+/// of the answering one. A missing database is an empty history.
+pub fn quota_history(path: &Path, since_ms: i64, now_ms: i64) -> rusqlite::Result<(Vec<ParkRecord>, Vec<PastAttempt>)> {
+    if !path.exists() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let has_parks: bool = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'quota_parks'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    let mut parks = Vec::new();
+    if has_parks {
+        let mut stmt = conn.prepare("SELECT budget, until_ms, outcome, reason FROM quota_parks WHERE until_ms > ?1")?;
+        let rows = stmt.query_map([now_ms], |r| {
+            let outcome: String = r.get(2)?;
+            Ok(ParkRecord {
+                budget: r.get(0)?,
+                park: Park {
+                    until_ms: r.get(1)?,
+                    outcome: if outcome == "cooling_down" {
+                        "cooling_down"
+                    } else {
+                        "quota"
+                    },
+                    reason: r.get(3)?,
+                },
+            })
+        })?;
+        parks = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    }
+    // A ledger written before costs were recorded (read here without migrating it) has no
+    // `cost_usd` column.
+    let has_cost: bool = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('requests') WHERE name = 'cost_usd'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT r.ts_ms, a.lane, a.outcome, r.lane, r.tokens_in, r.tokens_out, {} \
+         FROM attempts a JOIN requests r ON r.id = a.request_id WHERE r.ts_ms >= ?1 ORDER BY r.ts_ms, a.seq",
+        if has_cost { "r.cost_usd" } else { "NULL" }
+    ))?;
+    let rows = stmt.query_map([since_ms], |r| {
+        let lane: String = r.get(1)?;
+        let outcome: String = r.get(2)?;
+        let answered = outcome == "ok" && r.get::<_, Option<String>>(3)?.as_deref() == Some(lane.as_str());
+        let tokens = if answered {
+            r.get::<_, Option<i64>>(4)?.unwrap_or(0) + r.get::<_, Option<i64>>(5)?.unwrap_or(0)
+        } else {
+            0
+        };
+        let cost: Option<f64> = if answered { r.get(6)? } else { None };
+        Ok((
+            quota::reached_provider(&outcome),
+            PastAttempt {
+                ts_ms: r.get(0)?,
+                lane,
+                tokens: tokens.max(0) as u64,
+                cost_usd: cost.unwrap_or(0.0),
+            },
+        ))
+    })?;
+    let mut past = Vec::new();
+    for row in rows {
+        let (reached, a) = row?;
+        if reached {
+            past.push(a);
+        }
+    }
+    Ok((parks, past))
 }
 
 #[cfg(test)]
@@ -335,5 +460,39 @@ mod tests {
         assert_eq!(rows[0].attempts.len(), 2);
         assert_eq!(rows[0].attempts[0].outcome, "connect");
         assert_eq!(rows[0].tokens_in, Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_ledger_of_the_first_schema_is_read_and_then_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.execute_batch(
+                "INSERT INTO requests VALUES ('r1', 1000, NULL, 'openai', 'default', 'default', 'a', 'ok', NULL, 200, 0, 5, 7, 1.0, 2.0, 1);
+                 INSERT INTO attempts VALUES ('r1', 0, 'a', 'p', 'ok', 200, 1.0, 2.0, NULL);",
+            )
+            .unwrap();
+        }
+        // Read as it is (`switchyard status` with no gateway running).
+        let (parks, past) = quota_history(&path, 0, 2000).unwrap();
+        assert!(parks.is_empty());
+        assert_eq!((past.len(), past[0].tokens, past[0].cost_usd), (1, 12, 0.0));
+        // Opened by a gateway: migrated, and the old rows are still there.
+        let ledger = Ledger::open(&path).await.unwrap();
+        ledger.park(ParkRecord {
+            budget: "p".into(),
+            park: Park {
+                until_ms: 5000,
+                outcome: "quota",
+                reason: "spent".into(),
+            },
+        });
+        ledger.flush().await;
+        let (parks, past) = quota_history(&path, 0, 2000).unwrap();
+        assert_eq!((parks.len(), past.len()), (1, 1));
+        assert_eq!(recent(&path, 10).unwrap()[0].cost_usd, None);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod classify;
+pub mod clock;
 pub mod config;
 pub mod discover;
 pub mod error;
@@ -13,5 +14,7 @@ pub mod gateway;
 pub mod health;
 pub mod ledger;
 pub mod local;
+pub mod quota;
+pub mod ratelimit;
 pub mod router;
 pub mod upstream;

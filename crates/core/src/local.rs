@@ -210,6 +210,7 @@ pub async fn send(
                     return Ok(Started::Complete {
                         body: Bytes::from(body),
                         usage: Some(usage),
+                        observed: Vec::new(),
                     });
                 }
                 Some(LocalEvent::Failed(e)) => return Err(e.into_upstream()),
@@ -247,6 +248,7 @@ pub async fn send(
         first: first_events,
         decoder: SseDecoder::new(),
         rest,
+        observed: Vec::new(),
     }))
 }
 
@@ -407,7 +409,8 @@ mod tests {
     async fn engine_output_becomes_openai_answers() {
         let engine = FakeEngine::new(Duration::ZERO, 4);
         let r = req(json!({"model": "m", "messages": [{"role": "user", "content": "one two three"}], "max_tokens": 3}));
-        let Started::Complete { body, usage } = send(&engine, &r, false, Duration::from_secs(5)).await.unwrap() else {
+        let Started::Complete { body, usage, .. } = send(&engine, &r, false, Duration::from_secs(5)).await.unwrap()
+        else {
             panic!("expected a complete answer")
         };
         let v: Value = serde_json::from_slice(&body).unwrap();

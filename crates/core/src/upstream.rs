@@ -9,6 +9,7 @@
 
 use crate::classify::{ErrorClass, UpstreamError, classify_status};
 use crate::config::{ProviderConfig, ProviderKind};
+use crate::ratelimit::{self, Observed};
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
@@ -38,8 +39,23 @@ pub struct Upstream {
 
 /// A started answer.
 pub enum Started {
-    Complete { body: Bytes, usage: Option<Usage> },
+    Complete {
+        body: Bytes,
+        usage: Option<Usage>,
+        /// Budgets the provider reported in its headers.
+        observed: Vec<Observed>,
+    },
     Stream(UpstreamStream),
+}
+
+impl Started {
+    /// Budgets the provider reported in its headers.
+    pub fn observed_mut(&mut self) -> &mut Vec<Observed> {
+        match self {
+            Started::Complete { observed, .. } => observed,
+            Started::Stream(s) => &mut s.observed,
+        }
+    }
 }
 
 /// A stream whose first event has arrived.
@@ -48,6 +64,8 @@ pub struct UpstreamStream {
     pub first: Vec<SseEvent>,
     pub decoder: SseDecoder,
     pub rest: BoxStream<'static, Result<Bytes, std::io::Error>>,
+    /// Budgets the provider reported in its headers.
+    pub observed: Vec<Observed>,
 }
 
 /// Installs the TLS crypto provider (ring) once per process. Every HTTP client needs it.
@@ -171,6 +189,7 @@ impl Upstream {
             let body = read_limited(resp, deadline, MAX_ERROR_BODY).await.unwrap_or_default();
             return Err(classify_status(status, &headers, &body));
         }
+        let observed = ratelimit::observe(resp.headers(), crate::clock::wall_now_ms());
         if !stream {
             // The body of a plain answer arrives all at once when generation ends; give it the
             // idle allowance on top of what is left of the first-byte one.
@@ -189,7 +208,7 @@ impl Upstream {
                 }
                 ProviderKind::Anthropic => anthropic::response_usage(&body),
             };
-            return Ok(Started::Complete { body, usage });
+            return Ok(Started::Complete { body, usage, observed });
         }
         let mut rest = resp
             .bytes_stream()
@@ -237,7 +256,12 @@ impl Upstream {
             }
             return Err(e);
         }
-        Ok(Started::Stream(UpstreamStream { first, decoder, rest }))
+        Ok(Started::Stream(UpstreamStream {
+            first,
+            decoder,
+            rest,
+            observed,
+        }))
     }
 
     /// Is the provider answering? Any HTTP answer below 500 except an auth refusal counts:

@@ -7,3 +7,4 @@ pub mod claude;
 pub mod models;
 pub mod output;
 pub mod server;
+pub mod status;

@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use switchyard::{app, ask, claude, models, output, server};
+use switchyard::{app, ask, claude, models, output, server, status};
 use switchyard_core::config::{self, ConfigError};
 use switchyard_core::gateway::Gateway;
 
@@ -36,6 +36,8 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Every lane: healthy or not, quota used and left, and when it resets.
+    Status(status::StatusArgs),
     /// Ask one question (the same as `brain`).
     Ask(ask::AskArgs),
     /// Run Claude Code (`claude`) through this gateway; arguments after it go to `claude`.
@@ -59,11 +61,12 @@ enum ModelsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Ask(_) | Command::Claude(_));
+    let quiet = matches!(cli.command, Command::Ask(_) | Command::Claude(_) | Command::Status(_));
     app::init_logging(if quiet { app::QUIET } else { "info" });
     let result = match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
         Command::Check { config } => check(config),
+        Command::Status(args) => runtime().and_then(|rt| rt.block_on(status::run(args))),
         Command::Ask(args) => ask::run(args).map(ExitCode::from),
         Command::Claude(args) => claude::run(args),
         Command::Models { command } => models_cmd(command),

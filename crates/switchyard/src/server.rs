@@ -58,6 +58,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models))
         .route("/healthz", get(healthz))
+        .route("/api/status", get(api_status))
         .fallback(not_found)
         // The limit is enforced in `read_body` so the 413 comes in the caller's dialect.
         .layer(DefaultBodyLimit::disable())
@@ -329,6 +330,9 @@ fn render(dialect: Dialect, result: Result<Answer, Refusal>) -> Response {
             if !refusal.attempts.is_empty() {
                 set_header(h, "x-switchyard-attempts", &refusal.attempts);
             }
+            if let Some(secs) = e.retry_after_secs() {
+                set_header(h, "retry-after", &secs.to_string());
+            }
             resp
         }
     }
@@ -380,6 +384,20 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
         }));
     }
     axum::Json(serde_json::json!({"object": "list", "data": data})).into_response()
+}
+
+/// Every lane's health and quota (`switchyard status` reads this).
+async fn api_status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&state, &headers, Dialect::OpenAi) {
+        return r;
+    }
+    let gw = &state.gateway;
+    axum::Json(serde_json::json!({
+        "service": "switchyard",
+        "now_ms": gw.quota().now_ms(),
+        "lanes": gw.status(),
+    }))
+    .into_response()
 }
 
 async fn healthz() -> Response {

@@ -61,9 +61,24 @@ pub struct Recorded {
     pub body: Value,
 }
 
+/// A free tier the fake enforces, as a provider would: past `max` chat requests it answers
+/// `status` with `body` and `headers`.
+#[derive(Debug, Clone)]
+pub struct Quota {
+    pub max: usize,
+    pub status: u16,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+}
+
 struct Inner {
     name: String,
     behavior: Mutex<Behavior>,
+    quota: Mutex<Option<Quota>>,
+    /// Sent with every successful chat answer (a provider's rate-limit headers).
+    answer_headers: Mutex<Vec<(String, String)>>,
+    /// Chat requests refused by the quota.
+    refused: AtomicUsize,
     requests: Mutex<Vec<Recorded>>,
     chat_hits: AtomicUsize,
 }
@@ -81,6 +96,9 @@ impl FakeUpstream {
         let inner = Arc::new(Inner {
             name: name.to_owned(),
             behavior: Mutex::new(Behavior::Answer),
+            quota: Mutex::new(None),
+            answer_headers: Mutex::new(Vec::new()),
+            refused: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
             chat_hits: AtomicUsize::new(0),
         });
@@ -102,6 +120,24 @@ impl FakeUpstream {
 
     pub fn set(&self, b: Behavior) {
         *self.inner.behavior.lock().unwrap() = b;
+    }
+
+    /// Enforces a free tier: past `q.max` chat requests, every one is refused.
+    pub fn enforce(&self, q: Quota) {
+        *self.inner.quota.lock().unwrap() = Some(q);
+    }
+
+    /// Headers sent with every successful chat answer.
+    pub fn answer_headers(&self, headers: &[(&str, &str)]) {
+        *self.inner.answer_headers.lock().unwrap() = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+    }
+
+    /// Chat requests answered (not refused by an enforced quota).
+    pub fn served(&self) -> usize {
+        self.hits() - self.inner.refused.load(Ordering::SeqCst)
     }
 
     /// Chat requests received so far.
@@ -153,7 +189,24 @@ async fn models(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response
 
 async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
     let req = record(&inner, "/v1/chat/completions", &headers, &body);
-    inner.chat_hits.fetch_add(1, Ordering::SeqCst);
+    let seen = inner.chat_hits.fetch_add(1, Ordering::SeqCst);
+    let quota = inner.quota.lock().unwrap().clone();
+    if let Some(q) = quota.filter(|q| seen - inner.refused.load(Ordering::SeqCst) >= q.max) {
+        inner.refused.fetch_add(1, Ordering::SeqCst);
+        return status_response(q.status, q.body, q.headers);
+    }
+    let answer_headers = inner.answer_headers.lock().unwrap().clone();
+    let mut resp = chat_answer(&inner, &req, headers).await;
+    for (k, v) in answer_headers {
+        resp.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            axum::http::HeaderValue::from_str(&v).unwrap(),
+        );
+    }
+    resp
+}
+
+async fn chat_answer(inner: &Inner, req: &Value, _headers: HeaderMap) -> Response {
     let behavior = inner.behavior.lock().unwrap().clone();
     let stream = req["stream"] == json!(true);
     match behavior {

@@ -10,7 +10,7 @@ mod values;
 
 pub use values::{Env, glob_match, parse_duration, parse_size};
 
-use crate::catalog;
+use crate::catalog::{self, Limits, Per, Price, Reset};
 use indexmap::IndexMap;
 use raw::{RawConfig, RawTimeouts, S};
 use secrecy::SecretString;
@@ -35,8 +35,23 @@ pub struct Config {
     pub aliases: Vec<Alias>,
     pub health: HealthConfig,
     pub storage: StorageConfig,
+    /// Every quota budget a lane draws on, by key (`groq/llama-3.3-70b-versatile`,
+    /// `openrouter`, `lane:NAME`, `spend:PROVIDER`).
+    pub budgets: IndexMap<String, BudgetConfig>,
     /// Things that did not stop the config from loading but that a person should hear about.
     pub warnings: Vec<String>,
+}
+
+/// One quota budget: its windows, its reset clock, and where the numbers came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetConfig {
+    pub key: String,
+    pub limits: Limits,
+    pub reset: Reset,
+    /// Premium providers: the most to spend in a UTC day.
+    pub usd_per_day: Option<f64>,
+    /// `preset groq, verified 2026-11-24`, `config`, or both.
+    pub source: String,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +96,8 @@ pub enum ProviderKind {
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
     pub name: String,
+    /// The preset it was made from.
+    pub preset: Option<String>,
     pub kind: ProviderKind,
     /// OpenAI-compatible base URL, without a trailing slash (`…/v1`).
     pub base_url: String,
@@ -122,6 +139,13 @@ pub struct LaneConfig {
     pub max_output_tokens: Option<u64>,
     /// Reasoning requests are mapped for this lane (else the reasoning ask is dropped).
     pub thinking: bool,
+    /// Context window in tokens, when known: a longer prompt skips the lane.
+    pub context_window: Option<u64>,
+    /// Paid lanes: US dollars per million tokens.
+    pub price: Option<Price>,
+    /// Keys of the quota budgets it draws on; the first is its home (where a provider's 429
+    /// parks it).
+    pub budgets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -380,9 +404,21 @@ impl Resolver<'_> {
                     premium: p.premium,
                     max_output_tokens,
                     thinking: l.value.thinking.unwrap_or(anthropic),
+                    context_window: l
+                        .value
+                        .context_window
+                        .as_ref()
+                        .map(|c| c.value)
+                        .or(p.embedded.as_ref().map(|e| u64::from(e.context_size))),
+                    price: l.value.price.as_ref().map(|pr| Price {
+                        input: pr.value.input,
+                        output: pr.value.output,
+                    }),
+                    budgets: Vec::new(),
                 },
             );
         }
+        let budgets = self.budgets(&raw, &providers, &mut lanes);
 
         let mut routes = IndexMap::new();
         for (name, r) in &raw.routes {
@@ -491,12 +527,6 @@ impl Resolver<'_> {
             });
         }
 
-        if let Some(l) = &raw.limits {
-            self.warn(
-                l.referenced,
-                "`limits` is read but not enforced by this version; free-tier quotas are not tracked yet".into(),
-            );
-        }
         if let Some(n) = &raw.notify {
             self.warn(n.referenced, "`notify` is read but not sent by this version".into());
         }
@@ -527,8 +557,187 @@ impl Resolver<'_> {
             aliases,
             health,
             storage,
+            budgets,
             warnings: self.warnings,
         })
+    }
+
+    /// Resolves `limits:` and the presets' free tiers into budgets, and gives each lane its
+    /// budgets, context window and price.
+    fn budgets(
+        &mut self,
+        raw: &RawConfig,
+        providers: &IndexMap<String, ProviderConfig>,
+        lanes: &mut IndexMap<String, LaneConfig>,
+    ) -> IndexMap<String, BudgetConfig> {
+        struct Over {
+            limits: Limits,
+            reset: Option<Reset>,
+            per: Option<Per>,
+            usd_per_day: Option<f64>,
+        }
+        let mut by_provider = std::collections::HashMap::new();
+        let mut by_lane = std::collections::HashMap::new();
+        for (name, entry) in &raw.limits {
+            let is_provider = raw.providers.contains_key(name);
+            let is_lane = raw.lanes.contains_key(name);
+            let l = &entry.value;
+            if is_provider == is_lane {
+                let why = if is_provider {
+                    "is both a provider and a lane; rename one so the limits say which".to_owned()
+                } else {
+                    format!(
+                        "is neither a provider nor a lane; providers are: {}; lanes are: {}",
+                        names(raw.providers.keys()),
+                        names(raw.lanes.keys())
+                    )
+                };
+                self.error(entry.referenced, format!("`limits.{name}` {why}"));
+                continue;
+            }
+            let reset = l.reset.as_ref().and_then(|r| {
+                let v = Reset::parse(&r.value);
+                if v.is_none() {
+                    self.error(
+                        r.referenced,
+                        format!(
+                            "`limits.{name}.reset`: `{}` is not a reset clock; write utc_midnight, pacific_midnight, rolling or monthly",
+                            r.value
+                        ),
+                    );
+                }
+                v
+            });
+            let per = l.per.as_ref().and_then(|p| match (p.value.as_str(), is_lane) {
+                (_, true) => {
+                    self.error(
+                        p.referenced,
+                        format!("`limits.{name}.per` is for provider entries; a lane's limits count for that lane"),
+                    );
+                    None
+                }
+                ("model", _) => Some(Per::Model),
+                ("provider", _) => Some(Per::Provider),
+                (other, _) => {
+                    self.error(
+                        p.referenced,
+                        format!("`limits.{name}.per`: `{other}` is not `model` or `provider`"),
+                    );
+                    None
+                }
+            });
+            let usd_per_day = l.usd_per_day.as_ref().and_then(|u| {
+                if u.value.is_finite() && u.value >= 0.0 {
+                    Some(u.value)
+                } else {
+                    self.error(u.referenced, format!("`limits.{name}.usd_per_day` must be 0 or more"));
+                    None
+                }
+            });
+            let over = Over {
+                limits: Limits {
+                    rps: l.rps,
+                    rpm: l.rpm,
+                    rph: l.rph,
+                    rpd: l.rpd,
+                    tpm: l.tpm,
+                    tph: l.tph,
+                    tpd: l.tpd,
+                    tokens_per_month: l.tokens_per_month,
+                    neurons_per_day: l.neurons_per_day,
+                    context: None,
+                },
+                reset,
+                per,
+                usd_per_day,
+            };
+            if is_provider {
+                by_provider.insert(name.clone(), over);
+            } else {
+                by_lane.insert(name.clone(), over);
+            }
+        }
+
+        let mut budgets = IndexMap::new();
+        for lane in lanes.values_mut() {
+            let Some(p) = providers.get(&lane.provider) else {
+                continue;
+            };
+            let facts = p.preset.as_deref().and_then(catalog::facts);
+            let over = by_provider.get(&p.name);
+            let per = over
+                .and_then(|o| o.per)
+                .or(facts.map(|f| f.per))
+                .unwrap_or(Per::Provider);
+            let reset = over
+                .and_then(|o| o.reset)
+                .or(facts.map(|f| f.reset))
+                .unwrap_or(Reset::Rolling);
+            let base = facts.map(|f| f.limits_for(&lane.model)).unwrap_or_default();
+            let limits = base.merged(over.map_or_else(Limits::default, |o| o.limits));
+            let source = match (facts, over) {
+                (Some(f), Some(_)) => format!(
+                    "config over preset {} (checked {})",
+                    p.preset.as_deref().unwrap_or("?"),
+                    f.verified_on
+                ),
+                (Some(f), None) => format!(
+                    "preset {} (checked {})",
+                    p.preset.as_deref().unwrap_or("?"),
+                    f.verified_on
+                ),
+                (None, Some(_)) => "config".to_owned(),
+                (None, None) => "none (only what the provider reports)".to_owned(),
+            };
+            let home = match per {
+                Per::Model => format!("{}/{}", p.name, lane.model),
+                Per::Provider => p.name.clone(),
+            };
+            budgets.entry(home.clone()).or_insert_with(|| BudgetConfig {
+                key: home.clone(),
+                limits,
+                reset,
+                usd_per_day: None,
+                source,
+            });
+            lane.budgets = vec![home];
+            if let Some(usd) = over.and_then(|o| o.usd_per_day) {
+                let key = format!("spend:{}", p.name);
+                budgets.entry(key.clone()).or_insert_with(|| BudgetConfig {
+                    key: key.clone(),
+                    limits: Limits::default(),
+                    reset: Reset::UtcMidnight,
+                    usd_per_day: Some(usd),
+                    source: "config".into(),
+                });
+                lane.budgets.push(key);
+            }
+            if let Some(o) = by_lane.get(&lane.name) {
+                let key = format!("lane:{}", lane.name);
+                budgets.insert(
+                    key.clone(),
+                    BudgetConfig {
+                        key: key.clone(),
+                        limits: o.limits,
+                        reset: o.reset.unwrap_or(reset),
+                        usd_per_day: o.usd_per_day,
+                        source: "config".into(),
+                    },
+                );
+                lane.budgets.push(key);
+            }
+            if lane.context_window.is_none() {
+                lane.context_window = limits.context;
+            }
+            if lane.price.is_none() && p.premium {
+                lane.price = p
+                    .preset
+                    .as_deref()
+                    .and_then(|pr| catalog::price(pr, &lane.model))
+                    .map(|(price, _)| price);
+            }
+        }
+        budgets
     }
 
     fn server(&mut self, raw: &raw::RawServer) -> ServerConfig {
@@ -749,6 +958,7 @@ impl Resolver<'_> {
         let premium = raw.premium.unwrap_or(preset.is_some_and(|p| p.premium));
         Some(ProviderConfig {
             name: name.to_owned(),
+            preset: preset.map(|p| p.name.to_owned()),
             kind: wire,
             max_output_tokens: preset.and_then(|p| p.max_output_tokens),
             base_url,
@@ -810,6 +1020,7 @@ impl Resolver<'_> {
         };
         Some(ProviderConfig {
             name: name.to_owned(),
+            preset: None,
             kind: ProviderKind::OpenAi,
             max_output_tokens: None,
             base_url: String::new(),
@@ -958,6 +1169,34 @@ impl Config {
                 format!("  ({})", flags.join("; "))
             };
             let _ = writeln!(s, "  {:<14} {}{flags}", r.name, chain.join(" -> "));
+        }
+        let counted: Vec<&BudgetConfig> = self
+            .budgets
+            .values()
+            .filter(|b| !b.limits.budgets().is_empty() || b.usd_per_day.is_some())
+            .collect();
+        if !counted.is_empty() {
+            let _ = writeln!(
+                s,
+                "quotas (checked before each request; `switchyard status` shows what is left):"
+            );
+            for b in counted {
+                let mut parts: Vec<String> = b.limits.budgets().iter().map(|(k, v)| format!("{k} {v}")).collect();
+                if let Some(n) = b.limits.neurons_per_day {
+                    parts.push(format!("neurons/day {n} (enforced by the provider's 429)"));
+                }
+                if let Some(usd) = b.usd_per_day {
+                    parts.push(format!("${usd:.2}/day"));
+                }
+                let _ = writeln!(
+                    s,
+                    "  {}: {}  ({}; {})",
+                    b.key,
+                    parts.join(", "),
+                    b.reset.as_str(),
+                    b.source
+                );
+            }
         }
         if !self.aliases.is_empty() {
             let _ = writeln!(s, "aliases:");

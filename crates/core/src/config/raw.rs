@@ -27,10 +27,9 @@ pub struct RawConfig {
     pub health: RawHealth,
     #[serde(default)]
     pub storage: RawStorage,
-    /// Accepted so that a config written for a later version still loads; reported as not
-    /// yet enforced.
+    /// Free-tier budgets by provider or lane name: override or add to the presets' own.
     #[serde(default)]
-    pub limits: Option<S<IgnoredAny>>,
+    pub limits: IndexMap<String, S<RawLimits>>,
     #[serde(default)]
     pub notify: Option<S<IgnoredAny>>,
 }
@@ -83,6 +82,45 @@ pub struct RawLane {
     /// The model can reason (Anthropic `thinking`, OpenAI `reasoning_effort`); requests that
     /// ask for it are mapped for this lane, and stripped for lanes without it.
     pub thinking: Option<bool>,
+    /// The model's context window in tokens; longer prompts skip this lane.
+    pub context_window: Option<S<u64>>,
+    /// US dollars per million tokens, for the ledger's cost and the daily spend cap.
+    pub price: Option<S<RawPrice>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    pub input: f64,
+    pub output: f64,
+}
+
+/// A `limits:` entry. Short names as the providers' docs write them, or spelled out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    #[serde(alias = "requests_per_second")]
+    pub rps: Option<u64>,
+    #[serde(alias = "requests_per_minute")]
+    pub rpm: Option<u64>,
+    #[serde(alias = "requests_per_hour")]
+    pub rph: Option<u64>,
+    #[serde(alias = "requests_per_day")]
+    pub rpd: Option<u64>,
+    #[serde(alias = "tokens_per_minute")]
+    pub tpm: Option<u64>,
+    #[serde(alias = "tokens_per_hour")]
+    pub tph: Option<u64>,
+    #[serde(alias = "tokens_per_day")]
+    pub tpd: Option<u64>,
+    pub tokens_per_month: Option<u64>,
+    pub neurons_per_day: Option<u64>,
+    /// `utc_midnight`, `pacific_midnight`, `rolling` or `monthly`.
+    pub reset: Option<S<String>>,
+    /// `model` or `provider`: whether a provider's numbers count per model or for the account.
+    pub per: Option<S<String>>,
+    /// Premium providers: stop using them once this much was spent today (UTC).
+    pub usd_per_day: Option<S<f64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -92,7 +92,17 @@ fn design_example_loads() {
     );
     assert_eq!(c.aliases[0].target, Target::Route("brain_dump".into()));
     assert_eq!(c.storage.ledger, PathBuf::from("/tmp/x/ledger.db"));
-    assert!(c.warnings.iter().any(|w| w.contains("`limits`")), "{:?}", c.warnings);
+    // `limits.cerebras` is merged over the preset's free tier, per model.
+    let b = &c.budgets["cerebras/llama-3.3-70b"];
+    assert_eq!(
+        (b.limits.rpm, b.limits.tpd, b.limits.tpm),
+        (Some(30), Some(1_000_000), Some(30_000))
+    );
+    assert_eq!(b.reset, crate::catalog::Reset::Rolling);
+    assert!(b.source.starts_with("config over preset cerebras"), "{}", b.source);
+    assert_eq!(c.lanes["llama70-cb"].budgets, ["cerebras/llama-3.3-70b"]);
+    assert_eq!(c.lanes["llama70-cb"].context_window, Some(65_536));
+    assert!(c.lanes["claude"].price.is_some(), "a premium preset lane has a price");
     let d = c.describe();
     assert!(
         d.contains("gemma-local (ollama/gemma3:27b-it-qat) -> llama70-cb"),

@@ -11,4 +11,5 @@ mod config_cli;
 mod fallback;
 mod input;
 mod ledger;
+mod quota;
 mod real_model;

@@ -118,8 +118,14 @@ async fn gemma_answers_streams_counts_usage_and_batches_concurrent_requests() {
     through["ignore_eos"] = true.into();
     assert_eq!(finish(&answer_of(through).await), (Some(40), Some("length".into())));
 
-    // A prompt longer than the context is a context_overflow (which would fall back).
+    // A prompt clearly longer than the context window is skipped before the engine sees it
+    // (estimated ~3,750 tokens for a 2,048-token window)…
     let r = gw.post(ask(&"word ".repeat(3000), false), &[]).await;
+    assert_eq!(header(&r, "x-switchyard-attempts"), "local:context_too_small");
+    assert_eq!(r.status(), 400);
+    // …and one the estimate lets through (~1,500) but the tokenizer counts longer (~3,000) is
+    // the engine's context_overflow (which would fall back).
+    let r = gw.post(ask(&"7 ".repeat(3000), false), &[]).await;
     assert_eq!(header(&r, "x-switchyard-attempts"), "local:context_overflow");
     assert!(!r.status().is_success());
 

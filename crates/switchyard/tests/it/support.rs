@@ -11,6 +11,7 @@ pub struct Running {
     pub url: String,
     pub dir: tempfile::TempDir,
     child: Option<Child>,
+    env: Vec<(String, String)>,
 }
 
 pub fn bin() -> &'static str {
@@ -38,40 +39,62 @@ impl Running {
         let text = format!("{config}\nstorage:\n  ledger: \"{}\"\n", ledger.display());
         let path = dir.path().join("switchyard.yaml");
         std::fs::write(&path, text).unwrap();
-        let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-        let mut cmd = Command::new(bin());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"]).arg(&path);
-        cmd.stdout(Stdio::piped()).stderr(log).env("SWITCHYARD_LOG", "info");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("switchyard listening on ") {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
-        });
-        let url = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(u) => u,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "gateway did not start: {}",
-                    std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default()
-                );
-            }
-        };
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let (url, child) = spawn(&dir, &env);
         Running {
             url,
             dir,
             child: Some(child),
+            env,
         }
     }
 
+    /// Stops the gateway (SIGTERM) and starts it again on the same config and ledger.
+    pub fn restart(&mut self) {
+        assert!(self.stop().success(), "{}", self.stderr());
+        let (url, child) = spawn(&self.dir, &self.env);
+        self.url = url;
+        self.child = Some(child);
+    }
+}
+
+fn spawn(dir: &tempfile::TempDir, env: &[(String, String)]) -> (String, Child) {
+    let path = dir.path().join("switchyard.yaml");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("stderr.log"))
+        .unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"]).arg(&path);
+    cmd.stdout(Stdio::piped()).stderr(log).env("SWITCHYARD_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("switchyard listening on ") {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    let url = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(u) => u,
+        Err(_) => {
+            let _ = child.kill();
+            panic!(
+                "gateway did not start: {}",
+                std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default()
+            );
+        }
+    };
+    (url, child)
+}
+
+impl Running {
     pub fn ledger_path(&self) -> PathBuf {
         self.dir.path().join("ledger.db")
     }
