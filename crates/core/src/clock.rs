@@ -115,6 +115,14 @@ pub fn next_pacific_midnight(now_ms: i64) -> i64 {
     next_local_midnight - pacific_offset_hours(guess) * HOUR_MS
 }
 
+/// The last midnight in America/Los_Angeles at or before `now_ms` (the start of Gemini's day;
+/// the day the clocks change is 23 or 25 hours long).
+pub fn pacific_midnight_at_or_before(now_ms: i64) -> i64 {
+    let local = now_ms + pacific_offset_hours(now_ms) * HOUR_MS;
+    let local_midnight = local.div_euclid(DAY_MS) * DAY_MS;
+    local_midnight - pacific_offset_hours(local_midnight + 8 * HOUR_MS) * HOUR_MS
+}
+
 /// `2026-11-28 08:00 UTC`.
 pub fn format_utc(ms: i64) -> String {
     let days = ms.div_euclid(DAY_MS);
@@ -183,6 +191,35 @@ mod tests {
         assert_eq!(next_pacific_midnight(utc(2026, 3, 8, 20, 0)), utc(2026, 3, 9, 7, 0));
         // And back: Sunday 1 November 2026 ends at 08:00 UTC on Monday.
         assert_eq!(next_pacific_midnight(utc(2026, 11, 1, 12, 0)), utc(2026, 11, 2, 8, 0));
+        // Where each day starts, including the 25-hour and 23-hour days.
+        assert_eq!(
+            pacific_midnight_at_or_before(utc(2026, 11, 1, 7, 30)),
+            utc(2026, 11, 1, 7, 0)
+        );
+        assert_eq!(
+            pacific_midnight_at_or_before(utc(2026, 11, 2, 7, 30)),
+            utc(2026, 11, 1, 7, 0)
+        );
+        assert_eq!(
+            pacific_midnight_at_or_before(utc(2026, 11, 2, 8, 0)),
+            utc(2026, 11, 2, 8, 0)
+        );
+        assert_eq!(
+            pacific_midnight_at_or_before(utc(2026, 3, 8, 7, 30)),
+            utc(2026, 3, 7, 8, 0)
+        );
+        assert_eq!(
+            pacific_midnight_at_or_before(utc(2026, 3, 8, 8, 0)),
+            utc(2026, 3, 8, 8, 0)
+        );
+        assert_eq!(
+            pacific_midnight_at_or_before(utc(2026, 3, 9, 6, 59)),
+            utc(2026, 3, 8, 8, 0)
+        );
+        assert_eq!(
+            pacific_midnight_at_or_before(utc(2026, 3, 9, 7, 0)),
+            utc(2026, 3, 9, 7, 0)
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -374,7 +374,12 @@ impl Gateway {
                 summary.push(why);
                 continue;
             }
-            let (Some(backend), Some(reservation)) = (self.backends.get(&provider.name), reservation) else {
+            let Some(reservation) = reservation else {
+                continue; // a skip above: cannot happen
+            };
+            let Some(backend) = self.backends.get(&provider.name) else {
+                // A provider without a backend is disabled, and skipped above.
+                self.quota.settle(reservation, false, None, 0.0);
                 continue;
             };
             tried_any = true;
@@ -382,7 +387,11 @@ impl Gateway {
             let sent = match backend {
                 Backend::Http(up) => match lane_body(&req, lane, up_dialect, &call) {
                     Ok((body, headers)) => up.send(body, stream, &headers).await,
-                    Err(e) => Err(e),
+                    // Could not be put in the lane's dialect: it never left the gateway.
+                    Err(e) => Err(UpstreamError {
+                        class: ErrorClass::Unsupported,
+                        ..e
+                    }),
                 },
                 Backend::Local(engine) => {
                     local::send(engine.as_ref(), &req, stream, provider.timeouts.first_byte).await
@@ -425,7 +434,7 @@ impl Gateway {
                             self.quota.settle(
                                 reservation,
                                 true,
-                                usage.map(|u| u.prompt_tokens + u.completion_tokens),
+                                usage.map(|u| u.prompt_tokens.saturating_add(u.completion_tokens)),
                                 rec.cost_usd.unwrap_or(0.0),
                             );
                             rec.duration_ms = ms(started.elapsed());
@@ -460,9 +469,15 @@ impl Gateway {
                 }
                 Err(mut e) => {
                     self.learn(lane_name, &std::mem::take(&mut e.observed));
-                    self.quota
-                        .settle(reservation, e.class != ErrorClass::Connect, Some(0), 0.0);
-                    self.note_failure(lane_name, &e);
+                    // A refused connection and a request the lane cannot take never reached the
+                    // provider; a timed-out plain request may have been generated in full (its
+                    // estimate stands); other failures used no tokens.
+                    let reached = !matches!(e.class, ErrorClass::Connect | ErrorClass::Unsupported);
+                    let tokens = (e.class != ErrorClass::Timeout).then_some(0);
+                    self.quota.settle(reservation, reached, tokens, 0.0);
+                    if let Some(until) = self.note_failure(lane_name, &e) {
+                        frees_at = Some(frees_at.map_or(until, |f| f.min(until)));
+                    }
                     rec.attempts.push(AttemptRecord {
                         lane: lane_name.clone(),
                         provider: provider.name.clone(),
@@ -634,7 +649,9 @@ impl Gateway {
         Refusal { route, attempts, error }
     }
 
-    fn note_failure(&self, lane: &str, e: &UpstreamError) {
+    /// Counts a failure against the lane's health, and parks it for a 429. Returns when a
+    /// parked lane frees up.
+    fn note_failure(&self, lane: &str, e: &UpstreamError) -> Option<i64> {
         if e.class.counts_against_health() && self.health.failure(lane) == Some(Transition::Down) {
             tracing::warn!(
                 lane,
@@ -668,10 +685,12 @@ impl Gateway {
             }
             _ => None,
         };
+        let until = parked.as_ref().map(|p| p.park.until_ms);
         // Only parks that outlast a restart are worth a write.
         if let Some(p) = parked.filter(|p| p.park.until_ms - now > 60_000) {
             self.ledger.park(p);
         }
+        until
     }
 
     /// Takes in the budgets a provider reported in its headers.
@@ -1192,7 +1211,7 @@ impl Relay {
         rec.cost_usd = cost(self.price, self.usage);
         if let Some(r) = self.reservation.take() {
             // The provider saw this request. Without usage (a broken stream) the estimate stands.
-            let tokens = self.usage.map(|u| u.prompt_tokens + u.completion_tokens);
+            let tokens = self.usage.map(|u| u.prompt_tokens.saturating_add(u.completion_tokens));
             self.quota.settle(r, true, tokens, rec.cost_usd.unwrap_or(0.0));
         }
         rec.duration_ms = ms(self.started.elapsed());

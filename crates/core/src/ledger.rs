@@ -97,8 +97,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 /// Changes since the first schema, applied in order; `user_version` says how many are in.
 const MIGRATIONS: &[&str] = &[
     "PRAGMA user_version = 1;",
-    "ALTER TABLE requests ADD COLUMN cost_usd REAL;
-     CREATE TABLE IF NOT EXISTS quota_parks (
+    "CREATE TABLE IF NOT EXISTS quota_parks (
          budget TEXT PRIMARY KEY,
          until_ms INTEGER NOT NULL,
          outcome TEXT NOT NULL,
@@ -168,6 +167,16 @@ fn open_db(path: &Path) -> Result<Connection, String> {
 }
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    // Columns are added here rather than in `MIGRATIONS`, only when missing: an older binary
+    // that opened the file again set `user_version` back without removing them.
+    let has_cost: bool = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('requests') WHERE name = 'cost_usd'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_cost {
+        conn.execute_batch("ALTER TABLE requests ADD COLUMN cost_usd REAL;")?;
+    }
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (i, m) in MIGRATIONS
         .iter()

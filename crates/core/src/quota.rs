@@ -33,6 +33,10 @@ const DAY: i64 = 24 * HOUR;
 
 /// Short-window 429s without any hint of how long to wait cool the lane down this long.
 pub const DEFAULT_COOLDOWN_MS: i64 = 10 * SECOND;
+/// The longest a lane is parked on a provider's word.
+const MAX_PARK_MS: i64 = 31 * DAY;
+/// Tokens beyond this in one reservation are counted as this (no request is that large).
+const MAX_RESERVATION: u64 = 1 << 40;
 /// A spent daily budget with a sliding window and no hint is asked again after this long.
 const ROLLING_PARK_MS: i64 = HOUR;
 
@@ -50,6 +54,7 @@ pub fn reached_provider(outcome: &str) -> bool {
             | "spend_cap"
             | "context_too_small"
             | "connect"
+            | "unsupported"
     )
 }
 
@@ -106,7 +111,7 @@ impl Win {
     fn period_start(reset: Reset, now: i64) -> i64 {
         match reset {
             Reset::UtcMidnight | Reset::Rolling => now.div_euclid(DAY) * DAY,
-            Reset::PacificMidnight => clock::next_pacific_midnight(now) - DAY,
+            Reset::PacificMidnight => clock::pacific_midnight_at_or_before(now),
             Reset::Monthly => clock::month_start(now),
         }
     }
@@ -115,7 +120,10 @@ impl Win {
     fn expire(&mut self, now: i64) {
         match self.span {
             Span::Sliding(n) => {
-                while self.counter.slots.front().is_some_and(|(t, _)| *t + n <= now) {
+                // A use is filed at the start of its slot: it leaves the window only once the
+                // whole slot has, never early.
+                let width = self.slot_width();
+                while self.counter.slots.front().is_some_and(|(t, _)| *t + width + n <= now) {
                     self.counter.slots.pop_front();
                 }
             }
@@ -173,7 +181,7 @@ impl Win {
                 for (t, amount) in &self.counter.slots {
                     used = used.saturating_sub(*amount);
                     if used + need <= self.limit {
-                        return t + n;
+                        return t + self.slot_width() + n;
                     }
                 }
                 now + n
@@ -341,7 +349,9 @@ impl Budget {
         for l in &self.learned {
             let need = match l.metric {
                 Metric::Requests => 1,
-                _ => input.max(1),
+                Metric::Tokens | Metric::InputTokens => input.max(1),
+                // What a request will write is not known before it is sent.
+                Metric::OutputTokens => 1,
             };
             if l.remaining.saturating_sub(l.spent_since) < need {
                 return Some((
@@ -545,6 +555,7 @@ impl Quota {
     /// lane, or says why not: `Err((outcome, reason, until_ms))`. `input` is the estimated
     /// input alone (checked against token budgets the provider reported).
     pub fn reserve(&self, lane: &str, tokens: u64, input: u64) -> Result<Reservation, (&'static str, String, i64)> {
+        let (tokens, input) = (tokens.min(MAX_RESERVATION), input.min(MAX_RESERVATION));
         let now = self.now_ms();
         let mut held = self.locked(lane);
         for b in &mut held {
@@ -571,7 +582,7 @@ impl Quota {
         r.settled = true;
         let now = self.now_ms();
         let (requests, token_delta) = if reached {
-            (0, tokens.map_or(0, |t| t as i64 - r.tokens as i64))
+            (0, tokens.map_or(0, |t| t.min(MAX_RESERVATION) as i64 - r.tokens as i64))
         } else {
             (-1, -(r.tokens as i64))
         };
@@ -638,6 +649,9 @@ impl Quota {
             if reset_at <= now {
                 continue;
             }
+            // A reset further off than any free tier's month is a misread header, not a park
+            // to keep for years.
+            let reset_at = reset_at.min(now + MAX_PARK_MS);
             if o.remaining == 0 && reset_at - now > MINUTE {
                 let park = Park {
                     until_ms: reset_at,

@@ -62,10 +62,13 @@ async fn token_windows_slide_and_settle_to_actual_usage() {
     take(&q, "a", 800).unwrap();
     let e = take(&q, "a", 200).unwrap_err();
     assert!(e.contains("tpm 900 of 1000 tokens used"), "{e}");
+    // A use leaves the window once its whole one-second slot has: never early.
     tokio::time::advance(Duration::from_secs(60)).await;
+    assert!(take(&q, "a", 200).is_err());
+    tokio::time::advance(Duration::from_secs(1)).await;
     take(&q, "a", 200).unwrap();
     // A request larger than the whole window still goes when the window is empty.
-    tokio::time::advance(Duration::from_secs(60)).await;
+    tokio::time::advance(Duration::from_secs(61)).await;
     take(&q, "a", 5000).unwrap();
 }
 
@@ -134,6 +137,43 @@ async fn preset_budgets_count_per_model_and_reset_at_pacific_midnight() {
         .unwrap()
         .used;
     assert_eq!(rpd, 0, "a new Pacific day");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_25_hour_pacific_day_counts_from_its_first_hour() {
+    // 2026-11-01 00:30 PDT (07:30 UTC): the day the clocks go back.
+    let q = quota(GEMINI, utc(2026, 11, 1, 7, 30));
+    take(&q, "flash", 10).unwrap();
+    let rpd = |q: &Quota| {
+        q.status("flash")[0]
+            .windows
+            .iter()
+            .find(|w| w.name == "rpd")
+            .unwrap()
+            .used
+    };
+    assert_eq!(rpd(&q), 1);
+    assert_eq!(q.history_needed_ms(), utc(2026, 11, 1, 7, 0));
+    // 23:59 PST that day is 07:59 UTC the next; the day ends at 08:00 UTC.
+    tokio::time::advance(Duration::from_secs(24 * 3600 + 29 * 60)).await;
+    assert_eq!(rpd(&q), 1);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(rpd(&q), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rolling_day_never_frees_a_request_before_24_hours() {
+    let q = quota(
+        &FREE.replace("reset: utc_midnight", "reset: rolling"),
+        utc(2026, 11, 28, 0, 23) + 59_000,
+    );
+    for _ in 0..3 {
+        take(&q, "a", 1).unwrap();
+    }
+    tokio::time::advance(Duration::from_secs(24 * 3600 - 1)).await;
+    assert!(take(&q, "a", 1).is_err());
+    tokio::time::advance(Duration::from_secs(24 * 60)).await;
+    take(&q, "a", 1).unwrap();
 }
 
 #[tokio::test(start_paused = true)]
