@@ -170,10 +170,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn now_ms() -> i64 {
-    clock::wall_now_ms()
-}
-
 fn shorten(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
@@ -263,7 +259,7 @@ impl Gateway {
         let client_wants_usage = req.wants_stream_usage();
         let mut rec = RequestRecord {
             id: uuid::Uuid::now_v7().to_string(),
-            ts_ms: now_ms(),
+            ts_ms: clock::wall_now_ms(),
             caller: call.caller.clone(),
             dialect: call.origin.unwrap_or(call.dialect.as_str()).to_owned(),
             model: shorten(&req.model, 200),
@@ -848,7 +844,7 @@ fn translate_complete(a: Started, up: Dialect, client: Dialect) -> Result<Starte
         Started::Complete { body, usage, observed } if up != client => {
             let out = match client {
                 Dialect::Anthropic => anthropic::response_from_chat(&body),
-                Dialect::OpenAi => anthropic::response_to_chat(&body, (now_ms() / 1000) as u64),
+                Dialect::OpenAi => anthropic::response_to_chat(&body, (clock::wall_now_ms() / 1000) as u64),
             }
             .map_err(|e| UpstreamError::transport(ErrorClass::BadResponse, e))?;
             Ok(Started::Complete {
@@ -926,7 +922,7 @@ impl Pipe {
             (Dialect::OpenAi, Dialect::OpenAi) => Pipe::Same,
             (Dialect::OpenAi, Dialect::Anthropic) => Pipe::ToAnthropic(Box::new(StreamFromChat::new(model))),
             (Dialect::Anthropic, Dialect::OpenAi) => {
-                Pipe::ToOpenAi(Box::new(StreamToChat::new((now_ms() / 1000) as u64)))
+                Pipe::ToOpenAi(Box::new(StreamToChat::new((clock::wall_now_ms() / 1000) as u64)))
             }
             (Dialect::Anthropic, Dialect::Anthropic) => Pipe::Passthrough(PassthroughProbe::default()),
         }

@@ -166,15 +166,18 @@ fn open_db(path: &Path) -> Result<Connection, String> {
     Ok(conn)
 }
 
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )
+}
+
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     // Columns are added here rather than in `MIGRATIONS`, only when missing: an older binary
     // that opened the file again set `user_version` back without removing them.
-    let has_cost: bool = conn.query_row(
-        "SELECT count(*) FROM pragma_table_info('requests') WHERE name = 'cost_usd'",
-        [],
-        |r| r.get::<_, i64>(0).map(|n| n > 0),
-    )?;
-    if !has_cost {
+    if !has_column(conn, "requests", "cost_usd")? {
         conn.execute_batch("ALTER TABLE requests ADD COLUMN cost_usd REAL;")?;
     }
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -380,11 +383,7 @@ pub fn quota_history(path: &Path, since_ms: i64, now_ms: i64) -> rusqlite::Resul
     }
     // A ledger written before costs were recorded (read here without migrating it) has no
     // `cost_usd` column.
-    let has_cost: bool = conn.query_row(
-        "SELECT count(*) FROM pragma_table_info('requests') WHERE name = 'cost_usd'",
-        [],
-        |r| r.get::<_, i64>(0).map(|n| n > 0),
-    )?;
+    let has_cost = has_column(&conn, "requests", "cost_usd")?;
     let mut stmt = conn.prepare(&format!(
         "SELECT r.ts_ms, a.lane, a.outcome, r.lane, r.tokens_in, r.tokens_out, {} \
          FROM attempts a JOIN requests r ON r.id = a.request_id WHERE r.ts_ms >= ?1 ORDER BY r.ts_ms, a.seq",

@@ -196,7 +196,7 @@ async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
         return status_response(q.status, q.body, q.headers);
     }
     let answer_headers = inner.answer_headers.lock().unwrap().clone();
-    let mut resp = chat_answer(&inner, &req, headers).await;
+    let mut resp = chat_answer(&inner, &req).await;
     for (k, v) in answer_headers {
         resp.headers_mut().insert(
             axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
@@ -206,7 +206,7 @@ async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
     resp
 }
 
-async fn chat_answer(inner: &Inner, req: &Value, _headers: HeaderMap) -> Response {
+async fn chat_answer(inner: &Inner, req: &Value) -> Response {
     let behavior = inner.behavior.lock().unwrap().clone();
     let stream = req["stream"] == json!(true);
     match behavior {
