@@ -149,6 +149,11 @@ async fn a_daily_429_parks_the_lane_until_its_reset_even_across_a_restart() {
     let until = blocked["until_ms"].as_i64().unwrap();
     let next_pacific = switchyard_core::clock::next_pacific_midnight(switchyard_core::clock::wall_now_ms());
     assert_eq!(until, next_pacific, "{blocked}");
+    // Parks shorter than a minute are not stored: run within two minutes of the Pacific
+    // midnight, the day ends before the restart and there is nothing left to remember.
+    if until - switchyard_core::clock::wall_now_ms() < 120_000 {
+        return;
+    }
     gw.restart();
     let r = gw.post(hello("default"), &[]).await;
     assert_eq!(header(&r, "x-switchyard-attempts"), "l0:quota,l1:ok");
