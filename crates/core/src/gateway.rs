@@ -16,6 +16,7 @@ use crate::error::GatewayError;
 use crate::health::{Health, Transition};
 use crate::ledger::{AttemptRecord, Ledger, RequestRecord};
 use crate::local::{self, EngineFactory, LocalEngine};
+use crate::observe::Observer;
 use crate::quota::{self, BudgetStatus, Quota, Reservation};
 use crate::router::{self, Hints};
 use crate::upstream::{Started, Upstream, UpstreamStream};
@@ -93,6 +94,8 @@ pub struct Gateway {
     health: Arc<Health>,
     quota: Arc<Quota>,
     ledger: Ledger,
+    observer: Arc<Observer>,
+    started: std::time::Instant,
 }
 
 /// One lane as `switchyard status` and `/api/status` show it.
@@ -170,7 +173,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn shorten(s: &str, max: usize) -> String {
+pub(crate) fn shorten(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
     }
@@ -212,15 +215,22 @@ impl Gateway {
             };
             backends.insert(p.name.clone(), backend);
         }
-        let health = Arc::new(Health::new(config.health, config.lanes.keys()));
         let ledger = Ledger::open(&config.storage.ledger).await?;
         let quota = Arc::new(Quota::from_ledger(&config, Clock::system()).await?);
+        let observer = Arc::new(Observer::new(&config, quota.clone()));
+        let hook = {
+            let observer = observer.clone();
+            Box::new(move |lane: &str, t: Transition, why: &str| observer.transition(lane, t, why))
+        };
+        let health = Arc::new(Health::new(config.health, config.lanes.keys()).with_hook(hook));
         let gw = Arc::new(Gateway {
             config: Arc::new(config),
             backends,
             health,
             quota,
             ledger,
+            observer,
+            started: std::time::Instant::now(),
         });
         spawn_prober(Arc::downgrade(&gw));
         Ok(gw)
@@ -245,6 +255,19 @@ impl Gateway {
     /// Every lane: healthy or not, its budgets, what is used and left, and when they reset.
     pub fn status(&self) -> Vec<LaneStatus> {
         lane_status(&self.config, &self.quota, Some(&self.health))
+    }
+
+    /// Counters, histograms and gauges in Prometheus' text format (`GET /metrics`).
+    pub fn metrics(&self) -> String {
+        self.observer
+            .metrics
+            .render(&self.status(), self.started.elapsed().as_secs_f64())
+    }
+
+    /// Records a finished request: metrics and notifications now, the ledger in the background.
+    fn record(&self, rec: RequestRecord) {
+        self.observer.finished(&rec);
+        self.ledger.record(rec);
     }
 
     /// Waits until every request recorded so far is in the ledger.
@@ -273,7 +296,7 @@ impl Gateway {
                 rec.error_class = Some(error.code());
                 rec.http_status = error.status();
                 rec.duration_ms = ms(started.elapsed());
-                self.ledger.record(rec);
+                self.record(rec);
                 return Err(Refusal {
                     route: None,
                     attempts: String::new(),
@@ -346,6 +369,9 @@ impl Gateway {
                     Ok(r) => reservation = Some(r),
                     Err((outcome, why, until)) => {
                         frees_at = Some(frees_at.map_or(until, |f| f.min(until)));
+                        if matches!(outcome, "quota" | "spend_cap") {
+                            self.observer.exhausted(lane_name, &why);
+                        }
                         skip = Some((outcome, format!("lane `{lane_name}` skipped: {why}")));
                     }
                 }
@@ -402,9 +428,7 @@ impl Gateway {
             };
             match sent {
                 Ok(answer) => {
-                    if self.health.success(lane_name) == Some(Transition::Up) {
-                        tracing::info!(lane = %lane_name, "lane is up again");
-                    }
+                    self.health.success(lane_name);
                     let ttft = ms(t0.elapsed());
                     rec.attempts.push(AttemptRecord {
                         lane: lane_name.clone(),
@@ -416,6 +440,7 @@ impl Gateway {
                         detail: None,
                     });
                     rec.lane = Some(lane_name.clone());
+                    rec.local = lane.local;
                     rec.http_status = 200;
                     rec.ttft_ms = Some(ms(started.elapsed()));
                     let attempts = attempts_header(&rec.attempts);
@@ -434,7 +459,7 @@ impl Gateway {
                                 rec.cost_usd.unwrap_or(0.0),
                             );
                             rec.duration_ms = ms(started.elapsed());
-                            self.ledger.record(rec);
+                            self.record(rec);
                             AnswerBody::Json(body)
                         }
                         Started::Stream(s) => AnswerBody::Stream(relay(Relay {
@@ -442,6 +467,7 @@ impl Gateway {
                             upstream: s,
                             rec: Some(rec),
                             ledger: self.ledger.clone(),
+                            observer: self.observer.clone(),
                             health: self.health.clone(),
                             quota: self.quota.clone(),
                             reservation: Some(reservation),
@@ -641,18 +667,18 @@ impl Gateway {
         rec.http_status = error.status();
         rec.duration_ms = ms(started.elapsed());
         let attempts = attempts_header(&rec.attempts);
-        self.ledger.record(rec);
+        self.record(rec);
         Refusal { route, attempts, error }
     }
 
     /// Counts a failure against the lane's health, and parks it for a 429. Returns when a
     /// parked lane frees up.
     fn note_failure(&self, lane: &str, e: &UpstreamError) -> Option<i64> {
-        if e.class.counts_against_health() && self.health.failure(lane) == Some(Transition::Down) {
-            tracing::warn!(
+        if e.class.counts_against_health() {
+            let status = e.status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
+            self.health.failure(
                 lane,
-                class = e.class.as_str(),
-                "lane is down: its breaker is open; probing it in the background"
+                &format!("{}{status}: {}", e.class.as_str(), shorten(&e.message, 200)),
             );
         }
         let now = self.quota.now_ms();
@@ -672,6 +698,14 @@ impl Gateway {
                     .filter(|w| *w > 0)
                     .map_or_else(|| self.quota.next_reset(lane), |w| now + w);
                 tracing::warn!(lane, until = %clock::format_utc(until), "free quota spent: the lane is parked until it resets");
+                self.observer.exhausted(
+                    lane,
+                    &format!(
+                        "the provider says the quota is spent ({status}{}); parked until {}",
+                        shorten(&e.message, 160),
+                        clock::format_utc(until)
+                    ),
+                );
                 self.quota.park(
                     lane,
                     until,
@@ -696,6 +730,15 @@ impl Gateway {
         }
         for p in self.quota.learn(lane, observed) {
             tracing::info!(lane, budget = %p.budget, until = %clock::format_utc(p.park.until_ms), "the provider reports a spent budget: parked");
+            self.observer.exhausted(
+                lane,
+                &format!(
+                    "the provider reports budget `{}` spent ({}); parked until {}",
+                    p.budget,
+                    p.park.reason,
+                    clock::format_utc(p.park.until_ms)
+                ),
+            );
             self.ledger.park(p);
         }
     }
@@ -895,8 +938,8 @@ fn spawn_prober(gw: Weak<Gateway>) {
                 gw.health.probed(&lane, false);
                 let health = gw.health.clone();
                 tokio::spawn(async move {
-                    if up.probe().await && health.probed(&lane, true) == Some(Transition::Up) {
-                        tracing::info!(lane = %lane, "lane is up again: probe answered");
+                    if up.probe().await {
+                        health.probed(&lane, true);
                     }
                 });
             }
@@ -942,6 +985,7 @@ struct Relay {
     upstream: UpstreamStream,
     rec: Option<RequestRecord>,
     ledger: Ledger,
+    observer: Arc<Observer>,
     health: Arc<Health>,
     quota: Arc<Quota>,
     reservation: Option<Reservation>,
@@ -1141,6 +1185,7 @@ impl Relay {
         if self.done {
             return;
         }
+        let cause = format!("{}: {}", class.as_str(), shorten(message, 200));
         let message = format!("{message}; the answer is incomplete");
         match self.pipe.client() {
             Dialect::OpenAi => {
@@ -1173,7 +1218,7 @@ impl Relay {
         if let Some(lane) = self.rec.as_ref().and_then(|r| r.lane.clone())
             && class.counts_against_health()
         {
-            self.health.failure(&lane);
+            self.health.failure(&lane, &cause);
         }
     }
 
@@ -1211,6 +1256,7 @@ impl Relay {
             self.quota.settle(r, true, tokens, rec.cost_usd.unwrap_or(0.0));
         }
         rec.duration_ms = ms(self.started.elapsed());
+        self.observer.finished(&rec);
         self.ledger.record(rec);
     }
 }

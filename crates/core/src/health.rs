@@ -49,10 +49,22 @@ pub enum Transition {
     Up,
 }
 
-#[derive(Debug)]
+/// Told of every transition: the lane, the transition, and why in words.
+pub type Hook = Box<dyn Fn(&str, Transition, &str) + Send + Sync>;
+
 pub struct Health {
     cfg: HealthConfig,
     lanes: HashMap<String, Mutex<LaneState>>,
+    hook: Option<Hook>,
+}
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("cfg", &self.cfg)
+            .field("lanes", &self.lanes)
+            .finish()
+    }
 }
 
 impl Health {
@@ -63,7 +75,21 @@ impl Health {
                 .into_iter()
                 .map(|l| (l.clone(), Mutex::new(LaneState::default())))
                 .collect(),
+            hook: None,
         }
+    }
+
+    /// Calls `hook` on every transition (after the lane's state has changed).
+    pub fn with_hook(mut self, hook: Hook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    fn tell(&self, lane: &str, t: Option<Transition>, why: &str) -> Option<Transition> {
+        if let (Some(t), Some(h)) = (t, &self.hook) {
+            h(lane, t, why);
+        }
+        t
     }
 
     fn with<R>(&self, lane: &str, f: impl FnOnce(&mut LaneState) -> R) -> Option<R> {
@@ -80,30 +106,42 @@ impl Health {
             .flatten()
     }
 
+    /// The lane answered. Returns `Up` when that closes its breaker.
     pub fn success(&self, lane: &str) -> Option<Transition> {
-        self.with(lane, |s| {
-            s.consecutive_failures = 0;
-            s.open.take().map(|_| Transition::Up)
-        })
-        .flatten()
+        self.close(lane, "it answered a request")
     }
 
-    /// A failure that says the lane is unhealthy. Returns `Down` when it opens the breaker.
-    pub fn failure(&self, lane: &str) -> Option<Transition> {
+    fn close(&self, lane: &str, why: &str) -> Option<Transition> {
+        let t = self
+            .with(lane, |s| {
+                s.consecutive_failures = 0;
+                s.open.take().map(|_| Transition::Up)
+            })
+            .flatten();
+        self.tell(lane, t, why)
+    }
+
+    /// A failure that says the lane is unhealthy (`why`: what went wrong). Returns `Down` when
+    /// it opens the breaker.
+    pub fn failure(&self, lane: &str, why: &str) -> Option<Transition> {
         let cfg = self.cfg;
-        self.with(lane, |s| {
-            s.consecutive_failures = s.consecutive_failures.saturating_add(1);
-            if s.open.is_none() && s.consecutive_failures >= cfg.failures {
-                s.open = Some(Open {
-                    next_probe: Instant::now() + cfg.cooldown,
-                    cooldown: cfg.cooldown,
-                });
-                Some(Transition::Down)
-            } else {
-                None
-            }
-        })
-        .flatten()
+        let t = self
+            .with(lane, |s| {
+                s.consecutive_failures = s.consecutive_failures.saturating_add(1);
+                if s.open.is_none() && s.consecutive_failures >= cfg.failures {
+                    s.open = Some(Open {
+                        next_probe: Instant::now() + cfg.cooldown,
+                        cooldown: cfg.cooldown,
+                    });
+                    Some(Transition::Down)
+                } else {
+                    None
+                }
+            })
+            .flatten();
+        t?;
+        let why = format!("{} failures in a row, the last: {why}", cfg.failures);
+        self.tell(lane, t, &why)
     }
 
     /// Lanes whose breaker is open and whose next probe is due.
@@ -122,7 +160,7 @@ impl Health {
     /// Records a probe's result: a live lane closes, a dead one waits twice as long.
     pub fn probed(&self, lane: &str, alive: bool) -> Option<Transition> {
         if alive {
-            return self.success(lane);
+            return self.close(lane, "a health probe answered");
         }
         let max = self.cfg.max_cooldown;
         self.with(lane, |s| {
@@ -155,9 +193,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn opens_after_consecutive_failures_and_probes_with_backoff() {
         let h = health();
-        assert_eq!(h.failure("a"), None);
+        assert_eq!(h.failure("a", "x"), None);
         assert_eq!(h.check("a"), None);
-        assert_eq!(h.failure("a"), Some(Transition::Down));
+        assert_eq!(h.failure("a", "x"), Some(Transition::Down));
         assert_eq!(h.check("a"), Some(Skip::BreakerOpen));
         assert!(h.due_for_probe().is_empty());
         tokio::time::advance(Duration::from_secs(5)).await;
@@ -173,15 +211,46 @@ mod tests {
         assert_eq!(h.due_for_probe(), ["a"], "capped at max_cooldown");
         assert_eq!(h.probed("a", true), Some(Transition::Up));
         assert_eq!(h.check("a"), None);
-        assert_eq!(h.failure("a"), None, "the count starts again after recovery");
+        assert_eq!(h.failure("a", "x"), None, "the count starts again after recovery");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_hook_hears_each_transition_once_with_its_reason() {
+        let heard = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let h = {
+            let heard = heard.clone();
+            health().with_hook(Box::new(move |lane, t, why| {
+                heard
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((lane.to_owned(), t, why.to_owned()));
+            }))
+        };
+        h.failure("a", "connect: refused");
+        h.failure("a", "connect: refused");
+        h.failure("a", "connect: refused");
+        h.success("a");
+        h.success("a");
+        let heard = heard.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(
+            heard,
+            [
+                (
+                    "a".to_owned(),
+                    Transition::Down,
+                    "2 failures in a row, the last: connect: refused".to_owned()
+                ),
+                ("a".to_owned(), Transition::Up, "it answered a request".to_owned()),
+            ]
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn success_resets_the_count() {
         let h = health();
-        h.failure("a");
+        h.failure("a", "x");
         h.success("a");
-        assert_eq!(h.failure("a"), None);
+        assert_eq!(h.failure("a", "x"), None);
         assert_eq!(h.check("a"), None);
         assert_eq!(h.check("unknown-lane"), None);
     }

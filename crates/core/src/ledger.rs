@@ -44,7 +44,24 @@ pub struct RequestRecord {
     pub duration_ms: f64,
     /// What the answer cost, in US dollars (paid lanes with a price; free lanes cost 0).
     pub cost_usd: Option<f64>,
+    /// The answering lane ran on this machine or the user's own (kept with the row, so
+    /// reports stay right after the config changes).
+    pub local: bool,
     pub attempts: Vec<AttemptRecord>,
+}
+
+/// Skip outcomes that follow the rules rather than a lane's trouble: a route that lists a
+/// premium lane, a local-only request, a provider without a key. Passing over such a lane is
+/// not a fallback.
+pub const POLICY_SKIPS: &[&str] = &["disabled", "not_local", "premium_not_allowed", "context_too_small"];
+
+/// The first lane that was wanted but failed or was unavailable (breaker open, quota spent,
+/// cooling down, an error) before the request went on to another lane: the reason a request
+/// fell back. `None` when the first lane allowed to answer did.
+pub fn fallback_from(attempts: &[AttemptRecord]) -> Option<&AttemptRecord> {
+    attempts
+        .iter()
+        .find(|a| a.outcome != "ok" && !POLICY_SKIPS.contains(&a.outcome.as_str()))
 }
 
 enum Cmd {
@@ -166,7 +183,7 @@ fn open_db(path: &Path) -> Result<Connection, String> {
     Ok(conn)
 }
 
-fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+pub(crate) fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
         [table, column],
@@ -179,6 +196,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     // that opened the file again set `user_version` back without removing them.
     if !has_column(conn, "requests", "cost_usd")? {
         conn.execute_batch("ALTER TABLE requests ADD COLUMN cost_usd REAL;")?;
+    }
+    if !has_column(conn, "requests", "local")? {
+        conn.execute_batch("ALTER TABLE requests ADD COLUMN local INTEGER NOT NULL DEFAULT 0;")?;
     }
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (i, m) in MIGRATIONS
@@ -255,8 +275,8 @@ fn write_batch(conn: &mut Connection, batch: &[Box<RequestRecord>]) -> rusqlite:
     {
         let mut req = tx.prepare_cached(
             "INSERT OR REPLACE INTO requests (id, ts_ms, caller, dialect, model, route, lane, status, error_class, \
-             http_status, stream, tokens_in, tokens_out, ttft_ms, duration_ms, attempt_count, cost_usd) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+             http_status, stream, tokens_in, tokens_out, ttft_ms, duration_ms, attempt_count, cost_usd, local) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         )?;
         let mut att = tx.prepare_cached(
             "INSERT OR REPLACE INTO attempts (request_id, seq, lane, provider, outcome, http_status, ttft_ms, duration_ms, detail) \
@@ -281,6 +301,7 @@ fn write_batch(conn: &mut Connection, batch: &[Box<RequestRecord>]) -> rusqlite:
                 r.duration_ms,
                 r.attempts.len() as i64,
                 r.cost_usd,
+                r.local,
             ])?;
             for (seq, a) in r.attempts.iter().enumerate() {
                 att.execute(params![
@@ -300,15 +321,36 @@ fn write_batch(conn: &mut Connection, batch: &[Box<RequestRecord>]) -> rusqlite:
     tx.commit()
 }
 
-/// Reads the newest requests back (for tests and, later, reports).
+/// Reads the newest requests back, with their attempts.
 pub fn recent(path: &Path, limit: i64) -> rusqlite::Result<Vec<RequestRecord>> {
+    recent_before(path, limit, None)
+}
+
+/// The newest `limit` requests that started before `before_ms` (all when `None`), newest
+/// first, with their attempts: a page of history (`/api/requests`). A missing database is
+/// empty; a ledger older than the `cost_usd` and `local` columns, read without migrating it,
+/// reads them as unknown and not local.
+pub fn recent_before(path: &Path, limit: i64, before_ms: Option<i64>) -> rusqlite::Result<Vec<RequestRecord>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let cost = if has_column(&conn, "requests", "cost_usd")? {
+        "cost_usd"
+    } else {
+        "NULL"
+    };
+    let local = if has_column(&conn, "requests", "local")? {
+        "local"
+    } else {
+        "0"
+    };
     let mut attempts = conn.prepare("SELECT lane, provider, outcome, http_status, ttft_ms, duration_ms, detail FROM attempts WHERE request_id = ?1 ORDER BY seq")?;
-    let mut stmt = conn.prepare(
-        "SELECT id, ts_ms, caller, dialect, model, route, lane, status, error_class, http_status, stream, tokens_in, tokens_out, ttft_ms, duration_ms, cost_usd \
-         FROM requests ORDER BY ts_ms DESC, id DESC LIMIT ?1",
-    )?;
-    let rows = stmt.query_map([limit], |row| {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, ts_ms, caller, dialect, model, route, lane, status, error_class, http_status, stream, tokens_in, tokens_out, ttft_ms, duration_ms, {cost}, {local} \
+         FROM requests WHERE ts_ms < ?2 ORDER BY ts_ms DESC, id DESC LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map(params![limit, before_ms.unwrap_or(i64::MAX)], |row| {
         Ok(RequestRecord {
             id: row.get(0)?,
             ts_ms: row.get(1)?,
@@ -326,6 +368,7 @@ pub fn recent(path: &Path, limit: i64) -> rusqlite::Result<Vec<RequestRecord>> {
             ttft_ms: row.get(13)?,
             duration_ms: row.get(14)?,
             cost_usd: row.get(15)?,
+            local: row.get(16)?,
             attempts: Vec::new(),
         })
     })?;

@@ -379,3 +379,109 @@ async fn count_tokens(State(inner): State<Arc<Inner>>, headers: HeaderMap, body:
     record(&inner, "/v1/messages/count_tokens", &headers, &body);
     axum::Json(json!({"input_tokens": 42})).into_response()
 }
+
+/// One request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Delivery {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+struct ReceiverInner {
+    got: Mutex<Vec<Delivery>>,
+    /// Answer 500 to this many requests before accepting.
+    fail_first: AtomicUsize,
+    /// Hold every request open without answering.
+    stall: std::sync::atomic::AtomicBool,
+    attempts: AtomicUsize,
+}
+
+/// A notification endpoint (Slack, a webhook, ntfy): records every POST it accepts, and can
+/// fail the first few or hang, as a real one sometimes does.
+#[derive(Clone)]
+pub struct Receiver {
+    pub addr: SocketAddr,
+    inner: Arc<ReceiverInner>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let inner = Arc::new(ReceiverInner {
+            got: Mutex::new(Vec::new()),
+            fail_first: AtomicUsize::new(0),
+            stall: std::sync::atomic::AtomicBool::new(false),
+            attempts: AtomicUsize::new(0),
+        });
+        let app = Router::new().fallback(receive).with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver { addr, inner }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn fail_first(&self, n: usize) {
+        self.inner.fail_first.store(n, Ordering::SeqCst);
+    }
+
+    pub fn stall(&self, on: bool) {
+        self.inner.stall.store(on, Ordering::SeqCst);
+    }
+
+    /// Requests that arrived, accepted or not.
+    pub fn attempts(&self) -> usize {
+        self.inner.attempts.load(Ordering::SeqCst)
+    }
+
+    /// Accepted deliveries so far.
+    pub fn got(&self) -> Vec<Delivery> {
+        self.inner.got.lock().unwrap().clone()
+    }
+
+    /// Waits up to `within` until `check` holds for the deliveries; returns them either way.
+    pub async fn wait_until(&self, within: Duration, check: impl Fn(&[Delivery]) -> bool) -> Vec<Delivery> {
+        let end = tokio::time::Instant::now() + within;
+        loop {
+            let got = self.got();
+            if check(&got) || tokio::time::Instant::now() >= end {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+async fn receive(
+    State(inner): State<Arc<ReceiverInner>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    inner.attempts.fetch_add(1, Ordering::SeqCst);
+    if inner.stall.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
+    let failing = inner
+        .fail_first
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if failing {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "try again").into_response();
+    }
+    inner.got.lock().unwrap().push(Delivery {
+        path: uri.path().to_owned(),
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    (StatusCode::OK, "ok").into_response()
+}

@@ -35,6 +35,9 @@ pub struct Config {
     pub aliases: Vec<Alias>,
     pub health: HealthConfig,
     pub storage: StorageConfig,
+    /// Where events are sent (`notify:`); targets whose URL uses an unset variable are left out
+    /// with a warning.
+    pub notify: Vec<NotifyConfig>,
     /// Every quota budget a lane draws on, by key (`groq/llama-3.3-70b-versatile`,
     /// `openrouter`, `lane:NAME`, `spend:PROVIDER`).
     pub budgets: IndexMap<String, BudgetConfig>,
@@ -195,6 +198,81 @@ impl Default for HealthConfig {
             max_cooldown: Duration::from_secs(300),
         }
     }
+}
+
+/// Something worth telling a person about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    /// A request was answered by a later lane (or not at all) because an earlier one failed,
+    /// was out of quota or cooling down, or had its breaker open.
+    Fallback,
+    /// A lane's budget is down to the target's `quota_low` share.
+    QuotaLow,
+    /// A lane's budget is spent (or its provider says so); it is parked until the reset.
+    QuotaExhausted,
+    /// A lane's breaker opened.
+    LaneDown,
+    /// A lane answered again.
+    LaneUp,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 5] = [
+        EventKind::Fallback,
+        EventKind::QuotaLow,
+        EventKind::QuotaExhausted,
+        EventKind::LaneDown,
+        EventKind::LaneUp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Fallback => "fallback",
+            EventKind::QuotaLow => "quota_low",
+            EventKind::QuotaExhausted => "quota_exhausted",
+            EventKind::LaneDown => "lane_down",
+            EventKind::LaneUp => "lane_up",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyKind {
+    /// A Slack incoming webhook: `{"text": …}`.
+    Slack,
+    /// Any URL: the event as JSON.
+    Webhook,
+    /// An ntfy topic URL: the text as the body, a title and tags as headers.
+    Ntfy,
+}
+
+impl NotifyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyKind::Slack => "slack",
+            NotifyKind::Webhook => "webhook",
+            NotifyKind::Ntfy => "ntfy",
+        }
+    }
+}
+
+/// One `notify:` entry.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    pub kind: NotifyKind,
+    /// Secret: a Slack webhook URL is its own credential. Never logged; targets are named by
+    /// `name` (`slack#1`).
+    pub url: SecretString,
+    pub name: String,
+    pub on: Vec<EventKind>,
+    /// `quota_low` fires at or below this share left (0..1).
+    pub quota_low: f64,
+    pub window: Duration,
+    pub headers: Vec<(String, SecretString)>,
 }
 
 #[derive(Debug, Clone)]
@@ -527,9 +605,12 @@ impl Resolver<'_> {
             });
         }
 
-        if let Some(n) = &raw.notify {
-            self.warn(n.referenced, "`notify` is read but not sent by this version".into());
-        }
+        let notify = raw
+            .notify
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| self.notify(i, n))
+            .collect();
         if let Some(s) = &raw.storage.shared {
             self.warn(
                 s.referenced,
@@ -557,6 +638,7 @@ impl Resolver<'_> {
             aliases,
             health,
             storage,
+            notify,
             budgets,
             warnings: self.warnings,
         })
@@ -1038,6 +1120,122 @@ impl Resolver<'_> {
         })
     }
 
+    fn notify(&mut self, i: usize, n: &S<raw::RawNotify>) -> Option<NotifyConfig> {
+        let raw = &n.value;
+        let kind = match raw.kind.value.as_str() {
+            "slack" => NotifyKind::Slack,
+            "webhook" => NotifyKind::Webhook,
+            "ntfy" => NotifyKind::Ntfy,
+            other => {
+                self.error(
+                    raw.kind.referenced,
+                    format!("notify: unknown kind `{other}`; kinds are: slack, webhook, ntfy"),
+                );
+                return None;
+            }
+        };
+        let name = format!("{}#{}", kind.as_str(), i + 1);
+        let mut on = Vec::new();
+        match &raw.on {
+            None => on.extend(EventKind::ALL),
+            Some(list) => {
+                for e in list {
+                    match EventKind::parse(&e.value) {
+                        Some(k) if !on.contains(&k) => on.push(k),
+                        Some(_) => {}
+                        None => self.error(
+                            e.referenced,
+                            format!(
+                                "notify: unknown event `{}`; events are: {}",
+                                e.value,
+                                EventKind::ALL.map(EventKind::as_str).join(", ")
+                            ),
+                        ),
+                    }
+                }
+            }
+        }
+        let quota_low = match &raw.quota_low {
+            None => 0.1,
+            Some(q) => {
+                let t = q.value.0.trim();
+                let parsed = match t.strip_suffix('%') {
+                    Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+                    None => t.parse::<f64>(),
+                };
+                match parsed {
+                    Ok(v) if (0.0..1.0).contains(&v) => v,
+                    _ => {
+                        self.error(
+                            q.referenced,
+                            format!("notify: quota_low `{t}` must be a share below 1, such as `0.1` or `10%`"),
+                        );
+                        0.1
+                    }
+                }
+            }
+        };
+        let window = self.duration(raw.window.as_ref(), Duration::from_secs(300));
+        let mut missing = Vec::new();
+        let url = match self.env.expand(&raw.url.value) {
+            Ok(u) => u,
+            Err(m) => {
+                missing.extend(m);
+                String::new()
+            }
+        };
+        let mut headers = Vec::new();
+        for (k, v) in &raw.headers {
+            match self.env.expand(&v.value) {
+                Ok(v) => headers.push((k.clone(), SecretString::from(v))),
+                Err(m) => missing.extend(m),
+            }
+        }
+        if !missing.is_empty() {
+            missing.dedup();
+            self.warn(
+                n.referenced,
+                format!(
+                    "notify target {name} is off: unset environment variable(s) {}",
+                    missing.join(", ")
+                ),
+            );
+            return None;
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            // The URL may hold a secret (a Slack webhook): say what is wrong, not what it is.
+            self.error(
+                raw.url.referenced,
+                format!("notify target {name}: `url` must start with http:// or https://"),
+            );
+            return None;
+        }
+        if let Err(e) = url.parse::<http::Uri>() {
+            self.error(
+                raw.url.referenced,
+                format!("notify target {name}: `url` is not a URL ({e})"),
+            );
+            return None;
+        }
+        for (k, _) in &headers {
+            if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+                self.error(
+                    n.referenced,
+                    format!("notify target {name}: `{k}` is not a header name"),
+                );
+            }
+        }
+        Some(NotifyConfig {
+            kind,
+            url: SecretString::from(url),
+            name,
+            on,
+            quota_low,
+            window,
+            headers,
+        })
+    }
+
     fn storage(&mut self, raw: &RawConfig) -> StorageConfig {
         let default = || {
             dirs::data_dir()
@@ -1206,6 +1404,20 @@ impl Config {
                     Target::Lane(t) => ("lane", t),
                 };
                 let _ = writeln!(s, "  {:<14} -> {kind} {t}", a.pattern);
+            }
+        }
+        if !self.notify.is_empty() {
+            let _ = writeln!(s, "notify:");
+            for n in &self.notify {
+                let on: Vec<&str> = n.on.iter().map(|e| e.as_str()).collect();
+                let _ = writeln!(
+                    s,
+                    "  {:<14} on {}  (one message per lane and event per {}s; quota_low at {:.0}% left)",
+                    n.name,
+                    on.join(", "),
+                    n.window.as_secs(),
+                    n.quota_low * 100.0
+                );
             }
         }
         s

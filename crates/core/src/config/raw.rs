@@ -4,7 +4,7 @@
 
 use indexmap::IndexMap;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 use std::fmt;
 
@@ -30,8 +30,27 @@ pub struct RawConfig {
     /// Free-tier budgets by provider or lane name: override or add to the presets' own.
     #[serde(default)]
     pub limits: IndexMap<String, S<RawLimits>>,
+    /// Where to say that something happened: fallbacks, quotas running low or spent, lanes
+    /// going down and coming back.
     #[serde(default)]
-    pub notify: Option<S<IgnoredAny>>,
+    pub notify: Vec<S<RawNotify>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    /// `slack`, `webhook` or `ntfy`.
+    pub kind: S<String>,
+    pub url: S<String>,
+    /// Events to send (default: all).
+    pub on: Option<Vec<S<String>>>,
+    /// `quota_low` fires when a budget has this share or less left: `0.1` or `10%`.
+    pub quota_low: Option<S<Scalar>>,
+    /// One message per lane and event in this window, with a count (default 5m).
+    pub window: Option<S<Scalar>>,
+    /// Extra request headers (an auth token for a webhook or ntfy).
+    #[serde(default)]
+    pub headers: IndexMap<String, S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

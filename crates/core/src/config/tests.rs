@@ -195,3 +195,59 @@ fn timeouts_inherit_server_defaults() {
     assert_eq!(c.providers["p"].timeouts.first_byte, Duration::from_secs(60));
     assert_eq!(c.providers["p"].base_url, "http://h/v1");
 }
+
+#[test]
+fn notify_targets_load_and_an_unset_url_turns_one_off() {
+    let text = format!(
+        "{DESIGN_EXAMPLE}notify:\n  \
+         - {{ kind: slack,   url: \"${{SLACK_WEBHOOK_URL}}\", on: [fallback, quota_low, lane_down, lane_up] }}\n  \
+         - {{ kind: webhook, url: \"http://127.0.0.1:9000/hook\", on: [fallback], quota_low: 25%, window: 30s }}\n  \
+         - {{ kind: ntfy, url: \"https://ntfy.sh/my-topic\", headers: {{ Authorization: \"Bearer ${{SWITCHYARD_KEY}}\" }} }}\n"
+    );
+    let c = from_str(&text, "t.yaml", &env()).unwrap();
+    assert_eq!(c.notify.len(), 2, "the Slack target has no URL and is off");
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("notify target slack#1 is off: unset environment variable(s) SLACK_WEBHOOK_URL")),
+        "{:?}",
+        c.warnings
+    );
+    let hook = &c.notify[0];
+    assert_eq!((hook.kind, hook.name.as_str()), (NotifyKind::Webhook, "webhook#2"));
+    assert_eq!(hook.on, [EventKind::Fallback]);
+    assert_eq!((hook.quota_low, hook.window), (0.25, Duration::from_secs(30)));
+    let ntfy = &c.notify[1];
+    assert_eq!(ntfy.on, EventKind::ALL, "every event by default");
+    assert_eq!((ntfy.quota_low, ntfy.window), (0.1, Duration::from_secs(300)));
+    assert_eq!(ntfy.headers[0].1.expose_secret(), "Bearer k1");
+}
+
+#[test]
+fn bad_notify_entries_are_refused_with_what_would_be_valid() {
+    let e = errors(
+        "notify:\n  - { kind: teams, url: \"http://x\" }\n  - { kind: webhook, url: \"http://x\", on: [fallbak] }\n  - { kind: ntfy, url: \"ftp://x\", quota_low: 1.5 }\n",
+    );
+    let e: Vec<&String> = e.iter().filter(|m| m.contains("notify")).collect();
+    assert_eq!(e.len(), 4, "{e:?}");
+    assert!(
+        e[0].starts_with("t.yaml:2:") && e[0].contains("unknown kind `teams`; kinds are: slack, webhook, ntfy"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("t.yaml:3:")
+            && e[1].contains(
+                "unknown event `fallbak`; events are: fallback, quota_low, quota_exhausted, lane_down, lane_up"
+            ),
+        "{e:?}"
+    );
+    assert!(
+        e.iter().any(|m| m.contains("quota_low `1.5` must be a share below 1")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.contains("ntfy#3: `url` must start with http:// or https://")),
+        "{e:?}"
+    );
+}
