@@ -195,12 +195,39 @@ fn attempts_header(attempts: &[AttemptRecord]) -> String {
 impl Gateway {
     /// Builds the HTTP clients and local engines, and opens the ledger. Without an engine
     /// factory, `embedded` providers are disabled (their lanes are skipped, saying why).
-    pub async fn new(mut config: Config, engines: Option<EngineFactory>) -> Result<Arc<Gateway>, String> {
+    pub async fn new(config: Config, engines: Option<EngineFactory>) -> Result<Arc<Gateway>, String> {
+        Self::build(config, engines, None).await
+    }
+
+    /// A gateway for a changed config that takes over from this one what still applies: the
+    /// loaded embedded models whose settings did not change, the ledger, the live counters of
+    /// unchanged quota budgets (new or changed ones are rebuilt from the ledger), the breaker
+    /// state of lanes that still point at the same model, and the metrics. Requests in flight
+    /// finish on this gateway.
+    pub async fn reload(&self, config: Config, engines: Option<EngineFactory>) -> Result<Arc<Gateway>, String> {
+        Self::build(config, engines, Some(self)).await
+    }
+
+    async fn build(
+        mut config: Config,
+        engines: Option<EngineFactory>,
+        prev: Option<&Gateway>,
+    ) -> Result<Arc<Gateway>, String> {
         let mut backends = HashMap::new();
         for p in config.providers.values_mut().filter(|p| p.disabled.is_none()) {
-            let backend = match (&p.embedded, &engines) {
-                (None, _) => Backend::Http(Arc::new(Upstream::new(p.clone())?)),
-                (Some(_), Some(factory)) => match factory(p) {
+            let loaded = prev.and_then(|g| {
+                let old = g.config.providers.get(&p.name)?;
+                match g.backends.get(&p.name)? {
+                    Backend::Local(e) if p.embedded.is_some() && old.embedded == p.embedded => {
+                        Some(Backend::Local(e.clone()))
+                    }
+                    _ => None,
+                }
+            });
+            let backend = match (loaded, &p.embedded, &engines) {
+                (Some(b), _, _) => b,
+                (None, None, _) => Backend::Http(Arc::new(Upstream::new(p.clone())?)),
+                (None, Some(_), Some(factory)) => match factory(p) {
                     Ok(engine) => Backend::Local(engine),
                     Err(e) => {
                         tracing::warn!(provider = %p.name, "embedded engine unavailable: {e}");
@@ -208,21 +235,46 @@ impl Gateway {
                         continue;
                     }
                 },
-                (Some(_), None) => {
+                (None, Some(_), None) => {
                     p.disabled = Some("this build has no embedded engine".into());
                     continue;
                 }
             };
             backends.insert(p.name.clone(), backend);
         }
-        let ledger = Ledger::open(&config.storage.ledger).await?;
-        let quota = Arc::new(Quota::from_ledger(&config, Clock::system()).await?);
-        let observer = Arc::new(Observer::new(&config, quota.clone()));
+        let (ledger, quota) = match prev {
+            Some(g) if g.config.storage.ledger == config.storage.ledger => {
+                // Everything answered so far must be in the file the new counts are read from.
+                g.ledger.flush().await;
+                (g.ledger.clone(), Quota::reload(&config, &g.quota).await?)
+            }
+            _ => {
+                let ledger = Ledger::open(&config.storage.ledger).await?;
+                (ledger, Quota::from_ledger(&config, Clock::system()).await?)
+            }
+        };
+        let quota = Arc::new(quota);
+        let observer = Arc::new(Observer::new(
+            &config,
+            quota.clone(),
+            prev.map(|g| g.observer.metrics.clone()),
+        ));
         let hook = {
             let observer = observer.clone();
             Box::new(move |lane: &str, t: Transition, why: &str| observer.transition(lane, t, why))
         };
         let health = Arc::new(Health::new(config.health, config.lanes.keys()).with_hook(hook));
+        if let Some(g) = prev {
+            let same = config.lanes.values().filter(|l| {
+                g.config.lanes.get(&l.name).is_some_and(|o| {
+                    o.provider == l.provider
+                        && o.model == l.model
+                        && g.config.providers.get(&o.provider).map(|p| &p.base_url)
+                            == config.providers.get(&l.provider).map(|p| &p.base_url)
+                })
+            });
+            health.inherit(&g.health, same.map(|l| l.name.as_str()));
+        }
         let gw = Arc::new(Gateway {
             config: Arc::new(config),
             backends,
@@ -230,7 +282,7 @@ impl Gateway {
             quota,
             ledger,
             observer,
-            started: std::time::Instant::now(),
+            started: prev.map_or_else(std::time::Instant::now, |g| g.started),
         });
         spawn_prober(Arc::downgrade(&gw));
         Ok(gw)

@@ -172,6 +172,19 @@ impl Health {
         None
     }
 
+    /// Takes over the state of `lanes` from the health of the config before a reload (lanes
+    /// that still point at the same model): an open breaker stays open, a count goes on.
+    pub fn inherit<'a>(&self, old: &Health, lanes: impl IntoIterator<Item = &'a str>) {
+        for lane in lanes {
+            if let Some(state) = old.with(lane, |s| LaneState {
+                consecutive_failures: s.consecutive_failures,
+                open: s.open,
+            }) {
+                self.with(lane, |s| *s = state);
+            }
+        }
+    }
+
     pub fn is_open(&self, lane: &str) -> bool {
         self.with(lane, |s| s.open.is_some()).unwrap_or(false)
     }

@@ -18,9 +18,10 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// Starts the notifier when `notify:` has targets (inside a tokio runtime).
-    pub fn new(config: &Config, quota: Arc<Quota>) -> Observer {
-        let metrics = Arc::new(Metrics::new());
+    /// Starts the notifier when `notify:` has targets (inside a tokio runtime). `metrics`:
+    /// the counters so far, kept across a config reload.
+    pub fn new(config: &Config, quota: Arc<Quota>, metrics: Option<Arc<Metrics>>) -> Observer {
+        let metrics = metrics.unwrap_or_default();
         let notifier = Notifier::start(config.notify.clone(), metrics.clone());
         Observer {
             metrics,

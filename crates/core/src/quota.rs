@@ -24,7 +24,7 @@ use crate::clock::{self, Clock};
 use crate::config::{BudgetConfig, Config};
 use crate::ratelimit::{Metric, Observed, Window};
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 const SECOND: i64 = 1000;
 const MINUTE: i64 = 60 * SECOND;
@@ -433,7 +433,9 @@ pub struct PastAttempt {
 
 pub struct Quota {
     clock: Clock,
-    budgets: HashMap<String, Mutex<Budget>>,
+    /// Shared with the quota of a reloaded config where a budget did not change, so requests
+    /// in flight across a reload settle into the same counters.
+    budgets: HashMap<String, Arc<Mutex<Budget>>>,
     lanes: HashMap<String, LaneBudgets>,
 }
 
@@ -490,7 +492,7 @@ impl Quota {
         let budgets = config
             .budgets
             .values()
-            .map(|b| (b.key.clone(), Mutex::new(Budget::new(b.clone()))))
+            .map(|b| (b.key.clone(), Arc::new(Mutex::new(Budget::new(b.clone())))))
             .collect();
         let lanes = config
             .lanes
@@ -505,6 +507,21 @@ impl Quota {
             })
             .collect();
         Quota { clock, budgets, lanes }
+    }
+
+    /// The quota for a reloaded config: budgets that did not change keep their live state
+    /// (shared with `old`, so requests in flight settle into them); new or changed ones are
+    /// rebuilt from the ledger (flush it first).
+    pub async fn reload(config: &Config, old: &Quota) -> Result<Quota, String> {
+        let mut q = Quota::from_ledger(config, old.clock).await?;
+        for (key, b) in q.budgets.iter_mut() {
+            if let Some(prev) = old.budgets.get(key)
+                && lock(prev).cfg == lock(b).cfg
+            {
+                *b = prev.clone();
+            }
+        }
+        Ok(q)
     }
 
     /// A quota for `config` with what the ledger remembers: parks still in force, and every
@@ -541,7 +558,10 @@ impl Quota {
         let mut keys: Vec<&String> = lb.keys.iter().collect();
         keys.sort();
         keys.dedup();
-        keys.into_iter().filter_map(|k| self.budgets.get(k)).map(lock).collect()
+        keys.into_iter()
+            .filter_map(|k| self.budgets.get(k))
+            .map(|b| lock(b))
+            .collect()
     }
 
     fn home(&self, lane: &str) -> Option<&Mutex<Budget>> {
@@ -549,6 +569,7 @@ impl Quota {
             .get(lane)
             .and_then(|l| l.keys.first())
             .and_then(|k| self.budgets.get(k))
+            .map(|b| &**b)
     }
 
     /// Takes one request and `tokens` (estimated input + output) from every budget of the
