@@ -57,11 +57,13 @@ pub const POLICY_SKIPS: &[&str] = &["disabled", "not_local", "premium_not_allowe
 
 /// The first lane that was wanted but failed or was unavailable (breaker open, quota spent,
 /// cooling down, an error) before the request went on to another lane: the reason a request
-/// fell back. `None` when the first lane allowed to answer did.
+/// fell back. `None` when the first lane allowed to answer did, and for a lone failure (a
+/// caller's `bad_request`, a lane asked for alone), which had nowhere to fall back to.
 pub fn fallback_from(attempts: &[AttemptRecord]) -> Option<&AttemptRecord> {
-    attempts
+    let i = attempts
         .iter()
-        .find(|a| a.outcome != "ok" && !POLICY_SKIPS.contains(&a.outcome.as_str()))
+        .position(|a| a.outcome != "ok" && !POLICY_SKIPS.contains(&a.outcome.as_str()))?;
+    (i + 1 < attempts.len()).then(|| &attempts[i])
 }
 
 enum Cmd {

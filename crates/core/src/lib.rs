@@ -21,3 +21,4 @@ pub mod quota;
 pub mod ratelimit;
 pub mod router;
 pub mod upstream;
+pub mod usage;

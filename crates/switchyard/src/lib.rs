@@ -4,7 +4,10 @@
 pub mod app;
 pub mod ask;
 pub mod claude;
+pub mod dashboard;
 pub mod models;
 pub mod output;
+pub mod reload;
 pub mod server;
 pub mod status;
+pub mod usage;

@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use switchyard::{app, ask, claude, models, output, server, status};
+use switchyard::{app, ask, claude, models, output, reload, server, status, usage};
 use switchyard_core::config::{self, ConfigError};
 use switchyard_core::gateway::Gateway;
 
@@ -38,6 +38,8 @@ enum Command {
     },
     /// Every lane: healthy or not, quota used and left, and when it resets.
     Status(status::StatusArgs),
+    /// Requests, tokens, cost, local share and fallbacks over a period, from the ledger.
+    Usage(usage::UsageArgs),
     /// Ask one question (the same as `brain`).
     Ask(ask::AskArgs),
     /// Run Claude Code (`claude`) through this gateway; arguments after it go to `claude`.
@@ -61,12 +63,16 @@ enum ModelsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Ask(_) | Command::Claude(_) | Command::Status(_));
+    let quiet = matches!(
+        cli.command,
+        Command::Ask(_) | Command::Claude(_) | Command::Status(_) | Command::Usage(_)
+    );
     app::init_logging(if quiet { app::QUIET } else { "info" });
     let result = match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
         Command::Check { config } => check(config),
         Command::Status(args) => runtime().and_then(|rt| rt.block_on(status::run(args))),
+        Command::Usage(args) => runtime().and_then(|rt| rt.block_on(usage::run(args))),
         Command::Ask(args) => ask::run(args).map(ExitCode::from),
         Command::Claude(args) => claude::run(args),
         Command::Models { command } => models_cmd(command),
@@ -136,10 +142,12 @@ fn serve(path: Option<PathBuf>, listen: Option<String>) -> Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         };
+        let configured = cfg.server.listen;
         if let Some(l) = listen {
             cfg.server.listen = config::parse_listen_arg(&l).map_err(anyhow::Error::msg).context("--listen")?;
         }
         let addr = cfg.server.listen;
+        let file = cfg.source.clone();
         if !addr.ip().is_loopback() && cfg.server.keys.is_empty() {
             bail!(
                 "refusing to listen on {addr} without keys: anyone who can reach it could spend your providers' quotas. \
@@ -155,8 +163,18 @@ fn serve(path: Option<PathBuf>, listen: Option<String>) -> Result<ExitCode> {
         let local = listener.local_addr()?;
         output::line(&format!("switchyard listening on http://{local}"));
         tracing::info!(ledger = %ledger.display(), "ledger open");
-        server::run(listener, server::AppState::new(gateway.clone()), shutdown_signal()).await?;
-        gateway.flush().await;
+        let live = server::Live::from(server::AppState::new(gateway));
+        let watcher = tokio::spawn(reload::watch(
+            live.clone(),
+            file,
+            reload::Listen {
+                configured,
+                bound: local,
+            },
+        ));
+        server::run(listener, live.clone(), shutdown_signal()).await?;
+        watcher.abort();
+        live.current().gateway.flush().await;
         tracing::info!("stopped; ledger flushed");
         Ok(ExitCode::SUCCESS)
     })

@@ -3,16 +3,19 @@
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use switchyard_core::gateway::{Answer, AnswerBody, Call, Gateway, Refusal};
 use switchyard_core::router::Hints;
+use switchyard_core::{clock, usage};
 use switchyard_protocol::Dialect;
 use switchyard_protocol::anthropic::{self, Endpoint, MessagesRequest};
 use switchyard_protocol::openai::{self, ChatRequest, ErrorBody};
@@ -51,24 +54,60 @@ fn key_id(key: &str) -> String {
     format!("key:{hex}")
 }
 
-pub fn app(state: Arc<AppState>) -> Router {
+/// The state requests see: swapped as a whole when the config is reloaded. Each request takes
+/// the current one when it starts and keeps it to its end, so a reload never changes the
+/// rules under a request in flight.
+#[derive(Clone)]
+pub struct Live(Arc<std::sync::RwLock<Arc<AppState>>>);
+
+impl Live {
+    pub fn current(&self) -> Arc<AppState> {
+        // A poisoned lock still holds a whole `Arc`: the swap is one assignment.
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts `next` in place for the requests that start from now on.
+    pub fn swap(&self, next: Arc<AppState>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+}
+
+impl From<Arc<AppState>> for Live {
+    fn from(s: Arc<AppState>) -> Live {
+        Live(Arc::new(std::sync::RwLock::new(s)))
+    }
+}
+
+/// Handlers ask for `State<Arc<AppState>>` and get the state current when their request came.
+impl axum::extract::FromRef<Live> for Arc<AppState> {
+    fn from_ref(live: &Live) -> Arc<AppState> {
+        live.current()
+    }
+}
+
+pub fn app(state: impl Into<Live>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/messages", post(messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/api/status", get(api_status))
+        .merge(crate::dashboard::routes())
+        .route("/api/usage", get(api_usage))
+        .route("/api/series", get(api_series))
+        .route("/api/requests", get(api_requests))
         .fallback(not_found)
         // The limit is enforced in `read_body` so the 413 comes in the caller's dialect.
         .layer(DefaultBodyLimit::disable())
-        .with_state(state)
+        .with_state(state.into())
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish.
 pub async fn run(
     listener: TcpListener,
-    state: Arc<AppState>,
+    state: impl Into<Live>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
@@ -108,41 +147,90 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Checks the caller's key. `Ok(None)` when no keys are configured.
-#[expect(clippy::result_large_err, reason = "the error is the response to send")]
-fn authorize(state: &AppState, headers: &HeaderMap, dialect: Dialect) -> Result<Option<String>, Response> {
+/// Where a caller's key may come from. A browser sends the dashboard's `switchyard_key` cookie
+/// on its own, to any request for this origin, so the cookie is accepted only by the read-only
+/// GET routes (`/` and `/api/*`), never by `/v1/*`, which spend quota and money: a page on
+/// another site must not be able to make a logged-in browser send model requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFrom {
+    Headers,
+    HeadersOrCookie,
+}
+
+/// Why a caller was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    Missing,
+    Invalid,
+}
+
+impl Denied {
+    /// A key was sent, and it was wrong.
+    pub fn was_presented(self) -> bool {
+        self == Denied::Invalid
+    }
+}
+
+/// The caller's key id, `Ok(None)` when no keys are configured. A key in the headers
+/// (`Authorization: Bearer`, `x-api-key`) wins over the cookie.
+pub fn check_key(state: &AppState, headers: &HeaderMap, from: KeyFrom) -> Result<Option<String>, Denied> {
     if state.keys.is_empty() {
         return Ok(None);
     }
-    let presented = headers
+    let in_headers = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .map(str::trim);
-    let Some(presented) = presented else {
-        return Err(error_response(
+        .map(|k| k.trim().to_owned());
+    let presented = match from {
+        KeyFrom::Headers => in_headers,
+        KeyFrom::HeadersOrCookie => in_headers.or_else(|| crate::dashboard::cookie_key(headers)),
+    };
+    let presented = presented.ok_or(Denied::Missing)?;
+    state
+        .keys
+        .iter()
+        .find(|(k, _)| same(k.expose_secret().as_bytes(), presented.as_bytes()))
+        .map(|(_, id)| Some(id.clone()))
+        .ok_or(Denied::Invalid)
+}
+
+/// Checks the caller's key (headers only). `Ok(None)` when no keys are configured.
+#[expect(clippy::result_large_err, reason = "the error is the response to send")]
+fn authorize(state: &AppState, headers: &HeaderMap, dialect: Dialect) -> Result<Option<String>, Response> {
+    authorize_from(state, headers, dialect, KeyFrom::Headers)
+}
+
+/// For the read-only GET `/api/*` routes the dashboard calls: the headers or its cookie.
+#[expect(clippy::result_large_err, reason = "the error is the response to send")]
+fn authorize_read(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, Response> {
+    authorize_from(state, headers, Dialect::OpenAi, KeyFrom::HeadersOrCookie)
+}
+
+#[expect(clippy::result_large_err, reason = "the error is the response to send")]
+fn authorize_from(
+    state: &AppState,
+    headers: &HeaderMap,
+    dialect: Dialect,
+    from: KeyFrom,
+) -> Result<Option<String>, Response> {
+    check_key(state, headers, from).map_err(|denied| match denied {
+        Denied::Missing => error_response(
             dialect,
             401,
             "missing_api_key",
             "this gateway needs a key: send `Authorization: Bearer KEY` or `x-api-key: KEY` (one of `server.keys`)",
             None,
-        ));
-    };
-    match state
-        .keys
-        .iter()
-        .find(|(k, _)| same(k.expose_secret().as_bytes(), presented.as_bytes()))
-    {
-        Some((_, id)) => Ok(Some(id.clone())),
-        None => Err(error_response(
+        ),
+        Denied::Invalid => error_response(
             dialect,
             401,
             "invalid_api_key",
             "the key sent is not one of this gateway's `server.keys`",
             None,
-        )),
-    }
+        ),
+    })
 }
 
 async fn read_body(state: &AppState, headers: &HeaderMap, body: Body, dialect: Dialect) -> Result<Bytes, Response> {
@@ -388,7 +476,7 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
 
 /// Every lane's health and quota (`switchyard status` reads this).
 async fn api_status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&state, &headers, Dialect::OpenAi) {
+    if let Err(r) = authorize_read(&state, &headers) {
         return r;
     }
     let gw = &state.gateway;
@@ -398,6 +486,158 @@ async fn api_status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
         "lanes": gw.status(),
     }))
     .into_response()
+}
+
+/// Prometheus' text format; behind the keys like the rest of the API (scrapers send a
+/// bearer token).
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&state, &headers, Dialect::OpenAi) {
+        return r;
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.gateway.metrics(),
+    )
+        .into_response()
+}
+
+/// A 400 for a report's query parameter, naming it.
+fn bad_query(param: &str, message: impl Into<String>) -> Response {
+    error_response(Dialect::OpenAi, 400, "invalid_query", message, Some(param.to_owned()))
+}
+
+/// Query parameters of an `/api/…` report: only the `allowed` ones, each at most once.
+#[expect(clippy::result_large_err, reason = "the error is the response to send")]
+fn report_params(
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    allowed: &[&str],
+) -> Result<HashMap<String, String>, Response> {
+    let Query(pairs) = query.map_err(|e| bad_query("", format!("cannot read the query string: {e}")))?;
+    let mut out = HashMap::new();
+    for (k, v) in pairs {
+        if !allowed.contains(&k.as_str()) {
+            return Err(bad_query(
+                &k,
+                format!("unknown parameter `{k}`; this endpoint takes {}", allowed.join(", ")),
+            ));
+        }
+        if out.insert(k.clone(), v).is_some() {
+            return Err(bad_query(&k, format!("`{k}` is given twice")));
+        }
+    }
+    Ok(out)
+}
+
+/// `since`/`until` of a report (`24h`, `7d`, a date, a time); `until` defaults to now.
+#[expect(clippy::result_large_err, reason = "the error is the response to send")]
+fn report_period(q: &HashMap<String, String>, default_since: &str) -> Result<(i64, i64), Response> {
+    let now = clock::wall_now_ms();
+    let read =
+        |name: &str, text: &str| usage::parse_since(text, now).map_err(|e| bad_query(name, format!("{name}: {e}")));
+    let since = read("since", q.get("since").map_or(default_since, String::as_str))?;
+    let until = q.get("until").map(|u| read("until", u)).transpose()?.unwrap_or(now);
+    Ok((since, until))
+}
+
+/// Runs a ledger read off the async threads, after the gateway's pending records are
+/// written (a request just answered is in the report).
+async fn ledger_read<T, E>(
+    state: &AppState,
+    read: impl FnOnce(&std::path::Path) -> Result<T, E> + Send + 'static,
+) -> Response
+where
+    T: serde::Serialize + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    state.gateway.flush().await;
+    let path = state.gateway.ledger().path().to_owned();
+    let failed = match tokio::task::spawn_blocking(move || read(&path)).await {
+        Ok(Ok(v)) => return axum::Json(v).into_response(),
+        Ok(Err(e)) => format!("cannot read the ledger: {e}"),
+        Err(e) => format!("the ledger read stopped: {e}"),
+    };
+    tracing::error!("{failed}");
+    error_response(Dialect::OpenAi, 500, "ledger_unavailable", failed, None)
+}
+
+/// Usage over a period from the ledger: `?since=24h&until=…&by=lane|route|day|provider`
+/// (`switchyard usage --url` reads this).
+async fn api_usage(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    if let Err(r) = authorize_read(&state, &headers) {
+        return r;
+    }
+    let q = match report_params(query, &["since", "until", "by"]) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let (since, until) = match report_period(&q, "24h") {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let by: usage::By = match q.get("by").map_or(Ok(usage::By::Lane), |b| b.parse()) {
+        Ok(b) => b,
+        Err(e) => return bad_query("by", format!("by: {e}")),
+    };
+    ledger_read(&state, move |path| usage::report(path, since, until, by)).await
+}
+
+/// Requests and tokens per lane per time bucket: `?since=1h&until=…&step=SECONDS` (by
+/// default about 60 buckets; never more than 500).
+async fn api_series(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    if let Err(r) = authorize_read(&state, &headers) {
+        return r;
+    }
+    let q = match report_params(query, &["since", "until", "step"]) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let (since, until) = match report_period(&q, "1h") {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let step_ms = match q.get("step").map(|s| s.parse::<i64>()) {
+        None => (until - since).max(0) / 60,
+        Some(Ok(s)) if s > 0 => s.saturating_mul(1000),
+        Some(_) => return bad_query("step", "step: a whole number of seconds, at least 1"),
+    };
+    ledger_read(&state, move |path| usage::series(path, since, until, step_ms)).await
+}
+
+/// The newest requests with their attempt trails: `?limit=50` (at most 500) and
+/// `&before=MS` for the page before a request's `ts_ms`.
+async fn api_requests(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    if let Err(r) = authorize_read(&state, &headers) {
+        return r;
+    }
+    let q = match report_params(query, &["limit", "before"]) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let limit = match q.get("limit").map(|l| l.parse::<i64>()) {
+        None => 50,
+        Some(Ok(l)) if l > 0 => l.min(500),
+        Some(_) => return bad_query("limit", "limit: a whole number from 1 (at most 500 are returned)"),
+    };
+    let before = match q.get("before").map(|b| b.parse::<i64>()).transpose() {
+        Ok(b) => b,
+        Err(_) => return bad_query("before", "before: milliseconds since the Unix epoch (a `ts_ms`)"),
+    };
+    ledger_read(&state, move |path| {
+        usage::requests(path, limit, before).map(|page| usage::RequestsPage::new(&page))
+    })
+    .await
 }
 
 async fn healthz() -> Response {
@@ -417,7 +657,8 @@ async fn not_found(uri: axum::http::Uri, headers: HeaderMap) -> Response {
         "not_found",
         format!(
             "no such endpoint `{}`; this gateway serves POST /v1/chat/completions, POST /v1/messages, \
-             POST /v1/messages/count_tokens, GET /v1/models and GET /healthz",
+             POST /v1/messages/count_tokens, GET /v1/models, GET /healthz, GET /metrics, \
+             GET /api/status, GET /api/usage, GET /api/series, GET /api/requests and the dashboard at GET /",
             uri.path()
         ),
         None,
