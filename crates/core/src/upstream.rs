@@ -142,6 +142,22 @@ impl Upstream {
 
     /// Anthropic's `count_tokens`: the exact input tokens of a Messages body.
     pub async fn count_tokens(&self, body: Vec<u8>, extra: &HeaderMap) -> Result<u64, UpstreamError> {
+        self.count_tokens_inner(body, extra).await.map_err(|e| self.scrub(e))
+    }
+
+    /// An upstream's error text goes to the ledger, the log and the caller: some providers
+    /// echo the key they were sent ("Incorrect API key provided: sk-…"). Never pass it on.
+    fn scrub(&self, mut e: UpstreamError) -> UpstreamError {
+        if let Some(key) = &self.config.api_key {
+            let key = key.expose_secret();
+            if key.len() >= 6 && e.message.contains(key) {
+                e.message = e.message.replace(key, "[redacted]");
+            }
+        }
+        e
+    }
+
+    async fn count_tokens_inner(&self, body: Vec<u8>, extra: &HeaderMap) -> Result<u64, UpstreamError> {
         let req = self
             .client
             .post(self.count_url.clone())
@@ -171,6 +187,10 @@ impl Upstream {
     /// Sends one chat request (already in this provider's dialect) and waits for its first
     /// byte. `extra` headers go with it (a client's `anthropic-beta` on a passthrough).
     pub async fn send(&self, body: Vec<u8>, stream: bool, extra: &HeaderMap) -> Result<Started, UpstreamError> {
+        self.send_inner(body, stream, extra).await.map_err(|e| self.scrub(e))
+    }
+
+    async fn send_inner(&self, body: Vec<u8>, stream: bool, extra: &HeaderMap) -> Result<Started, UpstreamError> {
         let t = self.config.timeouts;
         let deadline = Instant::now() + t.first_byte;
         let mut req = self.client.post(self.chat_url.clone()).headers(self.headers.clone());

@@ -95,6 +95,29 @@ fn spawn(dir: &tempfile::TempDir, env: &[(String, String)]) -> (String, Child) {
 }
 
 impl Running {
+    /// Replaces the config file as an editor that saves by rename does: a new file, renamed
+    /// over the old one (the ledger stays where it was).
+    pub fn replace_config(&self, config: &str) {
+        let text = format!("{config}\nstorage:\n  ledger: \"{}\"\n", self.ledger_path().display());
+        let tmp = self.dir.path().join(".switchyard.yaml.swp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.dir.path().join("switchyard.yaml")).unwrap();
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("switchyard.yaml")
+    }
+
+    /// Sends a signal (`HUP`, `KILL` …) to the gateway.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("not running").id();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
     pub fn ledger_path(&self) -> PathBuf {
         self.dir.path().join("ledger.db")
     }
