@@ -254,11 +254,7 @@ impl Gateway {
             }
         };
         let quota = Arc::new(quota);
-        let observer = Arc::new(Observer::new(
-            &config,
-            quota.clone(),
-            prev.map(|g| g.observer.metrics.clone()),
-        ));
+        let observer = Arc::new(Observer::new(&config, quota.clone(), prev.map(|g| &*g.observer)));
         let hook = {
             let observer = observer.clone();
             Box::new(move |lane: &str, t: Transition, why: &str| observer.transition(lane, t, why))
@@ -320,6 +316,13 @@ impl Gateway {
     fn record(&self, rec: RequestRecord) {
         self.observer.finished(&rec);
         self.ledger.record(rec);
+    }
+
+    /// Before the process ends: the ledger written, held-back notifications sent and
+    /// deliveries finished (waiting at most `within` for those).
+    pub async fn shutdown(&self, within: Duration) {
+        self.ledger.flush().await;
+        self.observer.flush(within).await;
     }
 
     /// Waits until every request recorded so far is in the ledger.
@@ -532,6 +535,7 @@ impl Gateway {
                             out: VecDeque::new(),
                             done: false,
                             done_sent: false,
+                            finished: false,
                         })),
                     };
                     return Ok(Answer {
@@ -1052,6 +1056,9 @@ struct Relay {
     done: bool,
     /// The client has been sent the stream's proper end (`[DONE]`, `message_stop`).
     done_sent: bool,
+    /// An OpenAI-dialect upstream sent a chunk with a `finish_reason`: the answer is whole even
+    /// if `[DONE]` never comes.
+    finished: bool,
 }
 
 fn relay(mut r: Relay) -> BoxStream<'static, Result<Bytes, Infallible>> {
@@ -1122,7 +1129,17 @@ impl Relay {
     /// The upstream closed cleanly but never sent its stream's end marker.
     fn ended_without_terminator(&mut self, buf: &mut Vec<u8>) {
         match &mut self.pipe {
-            // Some OpenAI-compatible servers omit `[DONE]`; clients still need it.
+            // Without a finished choice the answer was cut short.
+            Pipe::Same | Pipe::ToAnthropic(_) if !self.finished => {
+                self.done = false;
+                self.fail(
+                    ErrorClass::StreamInterrupted,
+                    "the upstream stream ended before its answer did (no finish_reason, no [DONE])",
+                    buf,
+                );
+            }
+            // Some OpenAI-compatible servers omit `[DONE]` after the last chunk; clients still
+            // need it.
             Pipe::Same => {
                 buf.extend_from_slice(b"data: [DONE]\n\n");
                 self.done_sent = true;
@@ -1176,6 +1193,7 @@ impl Relay {
                         if p.usage.is_some() {
                             self.usage = p.usage;
                         }
+                        self.finished |= p.finished();
                         if p.error.is_some() {
                             self.failure = Some(ErrorClass::BadResponse);
                             self.done = true;
@@ -1222,6 +1240,7 @@ impl Relay {
             if p.usage.is_some() {
                 self.usage = p.usage;
             }
+            self.finished |= p.finished();
             if p.error.is_some() {
                 self.failure = Some(ErrorClass::BadResponse);
             }

@@ -125,10 +125,10 @@ impl Health {
     /// it opens the breaker.
     pub fn failure(&self, lane: &str, why: &str) -> Option<Transition> {
         let cfg = self.cfg;
-        let t = self
+        let (t, count) = self
             .with(lane, |s| {
                 s.consecutive_failures = s.consecutive_failures.saturating_add(1);
-                if s.open.is_none() && s.consecutive_failures >= cfg.failures {
+                let t = if s.open.is_none() && s.consecutive_failures >= cfg.failures {
                     s.open = Some(Open {
                         next_probe: Instant::now() + cfg.cooldown,
                         cooldown: cfg.cooldown,
@@ -136,11 +136,12 @@ impl Health {
                     Some(Transition::Down)
                 } else {
                     None
-                }
+                };
+                (t, s.consecutive_failures)
             })
-            .flatten();
+            .unwrap_or((None, 0));
         t?;
-        let why = format!("{} failures in a row, the last: {why}", cfg.failures);
+        let why = format!("{count} failures in a row, the last: {why}");
         self.tell(lane, t, &why)
     }
 

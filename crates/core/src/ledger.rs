@@ -328,11 +328,23 @@ pub fn recent(path: &Path, limit: i64) -> rusqlite::Result<Vec<RequestRecord>> {
     recent_before(path, limit, None)
 }
 
-/// The newest `limit` requests that started before `before_ms` (all when `None`), newest
-/// first, with their attempts: a page of history (`/api/requests`). A missing database is
-/// empty; a ledger older than the `cost_usd` and `local` columns, read without migrating it,
-/// reads them as unknown and not local.
-pub fn recent_before(path: &Path, limit: i64, before_ms: Option<i64>) -> rusqlite::Result<Vec<RequestRecord>> {
+/// Where a page of history starts: just after the request (`ts_ms`, `id`) that ended the page
+/// before, in the order pages are read (`ts_ms` descending, then `id` descending). Without an
+/// `id`, every request of that millisecond is skipped.
+///
+/// `ts_ms` alone is not a cursor: requests that started in the same millisecond as the last
+/// row of a page would never be shown on the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Before<'a> {
+    pub ts_ms: i64,
+    pub id: Option<&'a str>,
+}
+
+/// The newest `limit` requests before `before` (all when `None`), newest first (ties in `ts_ms`
+/// by `id`, descending), with their attempts: a page of history (`/api/requests`). A missing
+/// database is empty; a ledger older than the `cost_usd` and `local` columns, read without
+/// migrating it, reads them as unknown and not local.
+pub fn recent_before(path: &Path, limit: i64, before: Option<Before<'_>>) -> rusqlite::Result<Vec<RequestRecord>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
@@ -348,11 +360,19 @@ pub fn recent_before(path: &Path, limit: i64, before_ms: Option<i64>) -> rusqlit
         "0"
     };
     let mut attempts = conn.prepare("SELECT lane, provider, outcome, http_status, ttft_ms, duration_ms, detail FROM attempts WHERE request_id = ?1 ORDER BY seq")?;
+    // A cursor without an id binds `id < ''`, which no string is: the cursor is `ts_ms < ?2`.
+    // No cursor binds NULL and matches every row. `ts_ms <= ?2` lets the `requests_ts` index
+    // narrow the scan.
     let mut stmt = conn.prepare(&format!(
         "SELECT id, ts_ms, caller, dialect, model, route, lane, status, error_class, http_status, stream, tokens_in, tokens_out, ttft_ms, duration_ms, {cost}, {local} \
-         FROM requests WHERE ts_ms < ?2 ORDER BY ts_ms DESC, id DESC LIMIT ?1"
+         FROM requests WHERE ?2 IS NULL OR (ts_ms <= ?2 AND (ts_ms < ?2 OR id < ?3)) \
+         ORDER BY ts_ms DESC, id DESC LIMIT ?1"
     ))?;
-    let rows = stmt.query_map(params![limit, before_ms.unwrap_or(i64::MAX)], |row| {
+    let (before_ms, before_id) = match before {
+        Some(b) => (Some(b.ts_ms), b.id.unwrap_or("")),
+        None => (None, ""),
+    };
+    let rows = stmt.query_map(params![limit, before_ms, before_id], |row| {
         Ok(RequestRecord {
             id: row.get(0)?,
             ts_ms: row.get(1)?,

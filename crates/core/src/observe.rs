@@ -2,31 +2,46 @@
 //! `fallback` and `quota_low` notifications), lanes going down and up, budgets spent.
 //! Everything here is cheap and returns at once; sending happens in [`crate::notify`].
 
-use crate::config::{Config, EventKind};
+use crate::config::{Config, EventKind, NotifyConfig};
 use crate::gateway::shorten;
 use crate::health::Transition;
 use crate::ledger::{self, RequestRecord};
 use crate::metrics::Metrics;
 use crate::notify::{Event, Notifier};
 use crate::quota::Quota;
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 
 pub struct Observer {
     pub metrics: Arc<Metrics>,
     notifier: Option<Notifier>,
+    /// The `notify:` targets the notifier was started for.
+    targets: Vec<NotifyConfig>,
     quota: Arc<Quota>,
 }
 
 impl Observer {
-    /// Starts the notifier when `notify:` has targets (inside a tokio runtime). `metrics`:
-    /// the counters so far, kept across a config reload.
-    pub fn new(config: &Config, quota: Arc<Quota>, metrics: Option<Arc<Metrics>>) -> Observer {
-        let metrics = metrics.unwrap_or_default();
-        let notifier = Notifier::start(config.notify.clone(), metrics.clone());
+    /// Starts the notifier when `notify:` has targets (inside a tokio runtime). After a config
+    /// reload, `prev` hands over its counters, and its notifier when the targets did not change
+    /// (so its debounce windows go on: a save does not announce every ongoing trouble again).
+    pub fn new(config: &Config, quota: Arc<Quota>, prev: Option<&Observer>) -> Observer {
+        let metrics = prev.map(|p| p.metrics.clone()).unwrap_or_default();
+        let notifier = match prev {
+            Some(p) if same_targets(&p.targets, &config.notify) => p.notifier.clone(),
+            _ => Notifier::start(config.notify.clone(), metrics.clone()),
+        };
         Observer {
             metrics,
             notifier,
+            targets: config.notify.clone(),
             quota,
+        }
+    }
+
+    /// Sends what notifications are held back and waits (at most `within`) for deliveries.
+    pub async fn flush(&self, within: std::time::Duration) {
+        if let Some(n) = &self.notifier {
+            n.flush(within).await;
         }
     }
 
@@ -129,4 +144,21 @@ fn window_words(name: &str) -> &str {
         "tokens_per_month" => "tokens per month",
         other => other,
     }
+}
+
+fn same_targets(a: &[NotifyConfig], b: &[NotifyConfig]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.kind == y.kind
+                && x.name == y.name
+                && x.on == y.on
+                && x.quota_low == y.quota_low
+                && x.window == y.window
+                && x.url.expose_secret() == y.url.expose_secret()
+                && x.headers.len() == y.headers.len()
+                && x.headers
+                    .iter()
+                    .zip(&y.headers)
+                    .all(|((k1, v1), (k2, v2))| k1 == k2 && v1.expose_secret() == v2.expose_secret())
+        })
 }

@@ -257,13 +257,23 @@ impl Upstream {
                 }
             }
         }
+        // A first event that is not JSON is not an answer (a proxy's error page, a broken
+        // server): before the first byte reaches the client, that is a fallback case.
+        let probe = match first.first() {
+            Some(e) if e.data.trim() != "[DONE]" => match serde_json::from_str::<ChunkProbe>(&e.data) {
+                Ok(p) => Some(p),
+                Err(err) => {
+                    return Err(UpstreamError::transport(
+                        ErrorClass::BadResponse,
+                        format!("the stream's first event is not JSON: {err}"),
+                    ));
+                }
+            },
+            _ => None,
+        };
         // Some providers (OpenRouter among them) report a failure as a 200 whose first event is
         // an error. Before the first byte reaches the client that is still a fallback case.
-        if let Some(err) = first
-            .first()
-            .and_then(|e| serde_json::from_str::<ChunkProbe>(&e.data).ok())
-            .and_then(|p| p.error)
-        {
+        if let Some(err) = probe.and_then(|p| p.error) {
             let status = err
                 .get("code")
                 .and_then(serde_json::Value::as_u64)

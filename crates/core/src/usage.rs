@@ -24,6 +24,10 @@ pub const NONE_KEY: &str = "(none)";
 /// The most buckets a series has; a finer step is widened to fit.
 pub const MAX_BUCKETS: i64 = 500;
 
+/// The widest step a caller may ask a series for (366 days); `/api/series` refuses more. A
+/// longer period still gets a wider step, to keep within [`MAX_BUCKETS`].
+pub const MAX_STEP_MS: i64 = 366 * DAY_MS;
+
 /// What a usage report's rows are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -418,17 +422,18 @@ pub struct Series {
     pub points: Vec<Point>,
 }
 
-/// The step a series uses: at least a second, widened so `[since, until]` spans at most
-/// [`MAX_BUCKETS`] buckets.
+/// The step a series uses: at least a second, at most [`MAX_STEP_MS`] unless the period needs
+/// more, widened so `[since, until]` spans at most [`MAX_BUCKETS`] buckets.
 pub fn series_step(since_ms: i64, until_ms: i64, step_ms: i64) -> i64 {
     let span = until_ms.saturating_sub(since_ms).max(0);
     // With the epoch alignment a span of n steps touches up to n + 2 buckets.
-    let widest = span.div_euclid(MAX_BUCKETS - 1) + 1;
-    // Whole seconds: charts label buckets in seconds and a finer step is never wanted.
-    let step = step_ms.max(widest).max(SECOND_MS);
-    step.div_euclid(SECOND_MS)
-        .saturating_add(i64::from(step % SECOND_MS != 0))
-        * SECOND_MS
+    let widest = span / (MAX_BUCKETS - 1) + 1;
+    // Whole seconds: charts label buckets in seconds and a finer step is never wanted. The
+    // step is at most about i64::MAX / 499 here, so rounding it up and the SQL's
+    // `ts_ms % step + step` stay far from overflowing (SQLite would turn them into floats).
+    let step = step_ms.clamp(SECOND_MS, MAX_STEP_MS).max(widest);
+    let seconds = step / SECOND_MS + i64::from(step % SECOND_MS != 0);
+    seconds.saturating_mul(SECOND_MS)
 }
 
 /// Requests and tokens per lane per `step_ms` from `since_ms` to `until_ms` (both included).
@@ -470,10 +475,10 @@ pub fn series(path: &Path, since_ms: i64, until_ms: i64, step_ms: i64) -> rusqli
     })
 }
 
-/// The newest `limit` requests that started before `before_ms` (all when `None`), newest
-/// first, with their attempts.
-pub fn requests(path: &Path, limit: i64, before_ms: Option<i64>) -> rusqlite::Result<Vec<RequestRecord>> {
-    ledger::recent_before(path, limit, before_ms)
+/// The newest `limit` requests before `before` (all when `None`; see [`ledger::Before`]),
+/// newest first, with their attempts.
+pub fn requests(path: &Path, limit: i64, before: Option<ledger::Before<'_>>) -> rusqlite::Result<Vec<RequestRecord>> {
+    ledger::recent_before(path, limit, before)
 }
 
 /// `/api/requests`: a page of requests as the dashboard shows them.
@@ -924,6 +929,73 @@ mod tests {
         assert_eq!(series_step(0, 60_000, 1500), 2000);
     }
 
+    fn cursor(r: &RequestRecord) -> ledger::Before<'_> {
+        ledger::Before {
+            ts_ms: r.ts_ms,
+            id: Some(&r.id),
+        }
+    }
+
+    /// Five requests in one millisecond, paged two at a time: every one is seen once, in
+    /// order, and a `ts_ms`-only cursor would have lost three of them.
+    #[tokio::test]
+    async fn paging_by_time_and_id_keeps_requests_of_the_same_millisecond() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let ledger = Ledger::open(&path).await.unwrap();
+        let t = day0();
+        for (id, ts) in [
+            ("a0", t - 1),
+            ("b1", t),
+            ("b2", t),
+            ("b3", t),
+            ("b4", t),
+            ("b5", t),
+            ("c0", t + 1),
+        ] {
+            ledger.record(req(id, ts, None, None, "ok", (None, None), None, false, vec![]));
+        }
+        ledger.flush().await;
+        let mut seen = Vec::new();
+        let mut before: Option<RequestRecord> = None;
+        loop {
+            let page = requests(&path, 2, before.as_ref().map(cursor)).unwrap();
+            let Some(last) = page.last().cloned() else { break };
+            seen.extend(page.into_iter().map(|r| r.id));
+            before = Some(last);
+        }
+        assert_eq!(seen, ["c0", "b5", "b4", "b3", "b2", "b1", "a0"]);
+        // The millisecond alone skips the rest of that millisecond.
+        let ms_only = ledger::Before { ts_ms: t, id: None };
+        let ids: Vec<String> = requests(&path, 10, Some(ms_only))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["a0"]);
+    }
+
+    #[tokio::test]
+    async fn a_huge_step_neither_overflows_nor_exceeds_the_cap() {
+        // `?step=9223372036854776` seconds, in ms, saturated: once an overflow in the rounding.
+        let asked = 9_223_372_036_854_776_i64.saturating_mul(1000);
+        for step in [asked, i64::MAX - 1, MAX_STEP_MS + 1] {
+            assert_eq!(series_step(0, 3_600_000, step), MAX_STEP_MS, "{step}");
+        }
+        let (_dir, path) = ledger().await;
+        let (since, until) = period();
+        let s = series(&path, since, until, asked).unwrap();
+        assert_eq!(s.step_ms, MAX_STEP_MS);
+        assert_eq!(s.points.iter().map(|p| p.requests).sum::<u64>(), 7);
+        assert!(s.points.iter().all(|p| p.t % MAX_STEP_MS == 0));
+        assert_eq!(series_step(i64::MIN, i64::MAX, i64::MAX) % SECOND_MS, 0);
+        assert!(
+            series_step(i64::MIN, i64::MAX, 1) > MAX_STEP_MS,
+            "a huge period still fits in 500 buckets"
+        );
+        assert_eq!(series_step(5, 0, -7), SECOND_MS);
+    }
+
     #[tokio::test]
     async fn requests_are_newest_first_with_their_trail_and_fallback() {
         let (_dir, path) = ledger().await;
@@ -932,11 +1004,17 @@ mod tests {
             page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
             ["r7", "r6", "r5"]
         );
-        let next = requests(&path, 3, Some(page[2].ts_ms)).unwrap();
+        let next = requests(&path, 3, Some(cursor(&page[2]))).unwrap();
         assert_eq!(
             next.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
             ["r4", "r3", "r2"]
         );
+        // `ts_ms` alone still works, as before ids were part of the cursor.
+        let by_ms = ledger::Before {
+            ts_ms: page[2].ts_ms,
+            id: None,
+        };
+        assert_eq!(requests(&path, 1, Some(by_ms)).unwrap()[0].id, "r4");
 
         let json = serde_json::to_value(RequestsPage::new(&page)).unwrap();
         let r6 = &json["requests"][1];

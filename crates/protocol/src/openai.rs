@@ -395,17 +395,31 @@ pub struct ResponseProbe {
     pub usage: Option<Usage>,
 }
 
-/// What the gateway reads of one streamed chunk. `choices` is kept only as a count so that
-/// the usage-only chunk (`choices: []`) can be recognised and dropped when the client did not
-/// ask for it.
+/// What the gateway reads of one streamed chunk: the choices only for whether one has
+/// finished (an answer that ends before any did was cut short) and how many there are (the
+/// usage-only chunk, `choices: []`, is dropped when the client did not ask for it).
 #[derive(Debug, Default, Deserialize)]
 pub struct ChunkProbe {
     #[serde(default)]
-    pub choices: Option<Vec<de::IgnoredAny>>,
+    pub choices: Option<Vec<ChoiceProbe>>,
     #[serde(default)]
     pub usage: Option<Usage>,
     #[serde(default)]
     pub error: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ChoiceProbe {
+    /// Present (not null) on a choice's last chunk.
+    #[serde(default)]
+    pub finish_reason: Option<de::IgnoredAny>,
+}
+
+impl ChunkProbe {
+    /// A choice ended in this chunk.
+    pub fn finished(&self) -> bool {
+        self.choices.iter().flatten().any(|c| c.finish_reason.is_some())
+    }
 }
 
 /// OpenAI's error envelope: `{"error":{"message","type","param","code"}}`.
@@ -597,8 +611,15 @@ mod tests {
             r#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}"#,
         )
         .unwrap();
-        assert_eq!(p.choices.map(|c| c.len()), Some(0));
+        assert_eq!(p.choices.as_ref().map(Vec::len), Some(0));
+        assert!(!p.finished());
         assert_eq!(p.usage.unwrap().completion_tokens, 5);
+        let last: ChunkProbe =
+            serde_json::from_str(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#).unwrap();
+        assert!(last.finished());
+        let mid: ChunkProbe =
+            serde_json::from_str(r#"{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}"#).unwrap();
+        assert!(!mid.finished());
     }
 }
 

@@ -118,7 +118,7 @@ async fn in_process(args: &AskArgs, req: ChatRequest) -> Result<u8> {
     let answer = match gateway.chat(req, call).await {
         Ok(a) => a,
         Err(refusal) => {
-            gateway.flush().await;
+            gateway.shutdown(Duration::from_secs(3)).await;
             output::error(&refusal.error.to_string());
             return Ok(1);
         }
@@ -140,7 +140,7 @@ async fn in_process(args: &AskArgs, req: ChatRequest) -> Result<u8> {
             printer.finish()
         }
     };
-    gateway.flush().await;
+    gateway.shutdown(Duration::from_secs(3)).await;
     Ok(code)
 }
 

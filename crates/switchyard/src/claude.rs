@@ -89,7 +89,7 @@ async fn run_async(args: ClaudeArgs) -> Result<ExitCode> {
                     let _ = rx.await;
                 })
                 .await;
-                gateway.flush().await;
+                gateway.shutdown(std::time::Duration::from_secs(3)).await;
             });
             stop = Some((tx, task));
             format!("http://{addr}")

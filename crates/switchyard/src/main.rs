@@ -174,7 +174,7 @@ fn serve(path: Option<PathBuf>, listen: Option<String>) -> Result<ExitCode> {
         ));
         server::run(listener, live.clone(), shutdown_signal()).await?;
         watcher.abort();
-        live.current().gateway.flush().await;
+        live.current().gateway.shutdown(std::time::Duration::from_secs(5)).await;
         tracing::info!("stopped; ledger flushed");
         Ok(ExitCode::SUCCESS)
     })

@@ -26,6 +26,7 @@ pub struct AppState {
     /// Accepted keys with the short id the ledger records instead of the key.
     keys: Vec<(SecretString, String)>,
     max_body: usize,
+    read_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -38,10 +39,12 @@ impl AppState {
             .map(|k| (k.clone(), key_id(k.expose_secret())))
             .collect();
         let max_body = cfg.server.max_body_bytes;
+        let read_timeout = cfg.server.read_timeout;
         Arc::new(AppState {
             gateway,
             keys,
             max_body,
+            read_timeout,
         })
     }
 }
@@ -105,12 +108,55 @@ pub fn app(state: impl Into<Live>) -> Router {
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish.
+///
+/// Connections are served by hyper directly (not `axum::serve`) so that slow clients are cut
+/// off: request headers must arrive within `server.read_timeout` (and `read_body` holds the
+/// body to the same), or the connection is closed. On shutdown, the listener closes, idle
+/// connections close, and requests in flight (streams included) run to their end.
 pub async fn run(
     listener: TcpListener,
     state: impl Into<Live>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let live: Live = state.into();
+    let read_timeout = live.current().read_timeout;
+    let router = app(live);
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was taken: wait a
+                    // moment rather than spin, and go on.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// An error in the caller's dialect: OpenAI's `{"error":{message,type,param,code}}` or
@@ -147,10 +193,11 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Where a caller's key may come from. A browser sends the dashboard's `switchyard_key` cookie
-/// on its own, to any request for this origin, so the cookie is accepted only by the read-only
-/// GET routes (`/` and `/api/*`), never by `/v1/*`, which spend quota and money: a page on
-/// another site must not be able to make a logged-in browser send model requests.
+/// Where a caller's key may come from. A browser sends the dashboard's session cookie
+/// (`switchyard_session`, see `dashboard.rs`) on its own, to any request for this host, so the
+/// cookie is accepted only by the read-only GET routes (`/` and `/api/*`), never by `/v1/*`
+/// or `/metrics`: a page on another site must not be able to make a signed-in browser spend
+/// quota and money. The cookie holds a token made from a key, never the key itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyFrom {
     Headers,
@@ -172,7 +219,9 @@ impl Denied {
 }
 
 /// The caller's key id, `Ok(None)` when no keys are configured. A key in the headers
-/// (`Authorization: Bearer`, `x-api-key`) wins over the cookie.
+/// (`Authorization: Bearer`, `x-api-key`) wins over the session cookie; with
+/// `KeyFrom::HeadersOrCookie`, a `switchyard_session` cookie whose value is the session token
+/// of a configured key stands for that key.
 pub fn check_key(state: &AppState, headers: &HeaderMap, from: KeyFrom) -> Result<Option<String>, Denied> {
     if state.keys.is_empty() {
         return Ok(None);
@@ -182,17 +231,30 @@ pub fn check_key(state: &AppState, headers: &HeaderMap, from: KeyFrom) -> Result
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .map(|k| k.trim().to_owned());
-    let presented = match from {
-        KeyFrom::Headers => in_headers,
-        KeyFrom::HeadersOrCookie => in_headers.or_else(|| crate::dashboard::cookie_key(headers)),
-    };
-    let presented = presented.ok_or(Denied::Missing)?;
-    state
+        .map(str::trim);
+    if let Some(presented) = in_headers {
+        return state
+            .keys
+            .iter()
+            .find(|(k, _)| same(k.expose_secret().as_bytes(), presented.as_bytes()))
+            .map(|(_, id)| Some(id.clone()))
+            .ok_or(Denied::Invalid);
+    }
+    if from == KeyFrom::Headers {
+        return Err(Denied::Missing);
+    }
+    let mut sessions = crate::dashboard::session_cookies(headers).peekable();
+    sessions.peek().ok_or(Denied::Missing)?;
+    // Tokens are made per request (one SHA-256 per key) rather than kept with the keys: a
+    // reload swaps the keys, and the tokens follow without anything else to keep in step.
+    let tokens: Vec<(String, &String)> = state
         .keys
         .iter()
-        .find(|(k, _)| same(k.expose_secret().as_bytes(), presented.as_bytes()))
-        .map(|(_, id)| Some(id.clone()))
+        .map(|(k, id)| (crate::dashboard::session_token(k.expose_secret()), id))
+        .collect();
+    sessions
+        .find_map(|s| tokens.iter().find(|(t, _)| same(t.as_bytes(), s.as_bytes())))
+        .map(|(_, id)| Some((*id).clone()))
         .ok_or(Denied::Invalid)
 }
 
@@ -253,7 +315,20 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body, dialect: D
     if declared.is_some_and(|n| n > state.max_body as u64) {
         return Err(too_large());
     }
-    match axum::body::to_bytes(body, state.max_body).await {
+    let read = tokio::time::timeout(state.read_timeout, axum::body::to_bytes(body, state.max_body)).await;
+    let Ok(read) = read else {
+        return Err(error_response(
+            dialect,
+            408,
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} s (`server.read_timeout`)",
+                state.read_timeout.as_secs_f64()
+            ),
+            None,
+        ));
+    };
+    match read {
         Ok(b) => Ok(b),
         Err(e) => {
             let e = e.into_inner();
@@ -586,7 +661,7 @@ async fn api_usage(
 }
 
 /// Requests and tokens per lane per time bucket: `?since=1h&until=…&step=SECONDS` (by
-/// default about 60 buckets; never more than 500).
+/// default about 60 buckets; never more than 500; a step of at most 366 days).
 async fn api_series(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -603,16 +678,23 @@ async fn api_series(
         Ok(p) => p,
         Err(r) => return r,
     };
+    let max_step = usage::MAX_STEP_MS / 1000;
     let step_ms = match q.get("step").map(|s| s.parse::<i64>()) {
-        None => (until - since).max(0) / 60,
-        Some(Ok(s)) if s > 0 => s.saturating_mul(1000),
-        Some(_) => return bad_query("step", "step: a whole number of seconds, at least 1"),
+        None => until.saturating_sub(since).max(0) / 60,
+        Some(Ok(s)) if (1..=max_step).contains(&s) => s * 1000,
+        Some(_) => {
+            return bad_query(
+                "step",
+                format!("step: a whole number of seconds, from 1 to {max_step} (366 days)"),
+            );
+        }
     };
     ledger_read(&state, move |path| usage::series(path, since, until, step_ms)).await
 }
 
-/// The newest requests with their attempt trails: `?limit=50` (at most 500) and
-/// `&before=MS` for the page before a request's `ts_ms`.
+/// The newest requests with their attempt trails: `?limit=50` (at most 500), and
+/// `&before=MS&before_id=ID` (a request's `ts_ms` and `id`) for the page after that request.
+/// `before` alone skips every request of that millisecond.
 async fn api_requests(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -621,7 +703,7 @@ async fn api_requests(
     if let Err(r) = authorize_read(&state, &headers) {
         return r;
     }
-    let q = match report_params(query, &["limit", "before"]) {
+    let q = match report_params(query, &["limit", "before", "before_id"]) {
         Ok(q) => q,
         Err(r) => return r,
     };
@@ -634,8 +716,19 @@ async fn api_requests(
         Ok(b) => b,
         Err(_) => return bad_query("before", "before: milliseconds since the Unix epoch (a `ts_ms`)"),
     };
+    let before_id = q.get("before_id").cloned();
+    if before_id.is_some() && before.is_none() {
+        return bad_query(
+            "before_id",
+            "before_id: only with `before` (the same request's `ts_ms`)",
+        );
+    }
     ledger_read(&state, move |path| {
-        usage::requests(path, limit, before).map(|page| usage::RequestsPage::new(&page))
+        let cursor = before.map(|ts_ms| switchyard_core::ledger::Before {
+            ts_ms,
+            id: before_id.as_deref(),
+        });
+        usage::requests(path, limit, cursor).map(|page| usage::RequestsPage::new(&page))
     })
     .await
 }

@@ -241,12 +241,20 @@ pub fn csv(report: &Value) -> String {
     out.trim_end().to_owned()
 }
 
-/// RFC 4180: quoted when it holds a comma, a quote or a line break; quotes doubled.
+/// RFC 4180: quoted when it holds a comma, a quote or a line break; quotes doubled. A text
+/// that a spreadsheet would run as a formula (it begins with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return: lane and route names come from a config file, perhaps someone else's)
+/// is kept as text with a leading `'`.
 fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s
     }
 }
 
@@ -297,6 +305,23 @@ mod tests {
              gemma-local,9,8,1,1000,50,0.0,1.0,0\n\
              \"odd, \"\"lane\"\"\",3,2,1,234,6,0.0125,0.0,3\n\
              total,12,10,2,1234,56,0.0125,0.75,3"
+        );
+    }
+
+    #[test]
+    fn csv_keeps_a_formula_as_text() {
+        assert_eq!(
+            csv_field("=HYPERLINK(\"http://x\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
+        for (name, cell) in [("+1", "'+1"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx")] {
+            assert_eq!(csv_field(name), cell, "{name}");
+        }
+        assert_eq!(csv_field("\r=1"), "\"'\r=1\"");
+        assert_eq!(
+            csv_field("llama-3.3=70b"),
+            "llama-3.3=70b",
+            "only the first character counts"
         );
     }
 }

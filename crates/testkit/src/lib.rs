@@ -39,6 +39,11 @@ pub enum Behavior {
     Slow(Duration),
     /// Streams: send this many chunks, then break the connection.
     BreakAfter(usize),
+    /// A 200 whose body is not what it claims: cut-off JSON, or an SSE event that is not JSON
+    /// followed by the end of the stream.
+    Garbage,
+    /// Streams: send this many events, then end the body cleanly without `[DONE]`.
+    EndWithoutDone(usize),
     /// An agent's turn: call `tool` with `arguments` when it is offered, and once the
     /// conversation ends in that tool's result, answer "hello from NAME; the tool said: RESULT".
     UseTool { tool: String, arguments: String },
@@ -81,6 +86,8 @@ struct Inner {
     refused: AtomicUsize,
     requests: Mutex<Vec<Recorded>>,
     chat_hits: AtomicUsize,
+    /// Streams whose body was dropped before it was all sent (the gateway hung up).
+    cancelled: Arc<AtomicUsize>,
 }
 
 #[derive(Clone)]
@@ -101,6 +108,7 @@ impl FakeUpstream {
             refused: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
             chat_hits: AtomicUsize::new(0),
+            cancelled: Arc::new(AtomicUsize::new(0)),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
@@ -143,6 +151,11 @@ impl FakeUpstream {
     /// Chat requests received so far.
     pub fn hits(&self) -> usize {
         self.inner.chat_hits.load(Ordering::SeqCst)
+    }
+
+    /// Streamed answers the gateway stopped reading before their end (it cancelled them).
+    pub fn cancelled(&self) -> usize {
+        self.inner.cancelled.load(Ordering::SeqCst)
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -212,6 +225,18 @@ async fn chat_answer(inner: &Inner, req: &Value) -> Response {
     match behavior {
         Behavior::Status { status, body, headers } => return status_response(status, body, headers),
         Behavior::Stall => return std::future::pending().await,
+        Behavior::Garbage if !stream => {
+            return Response::builder()
+                .header("content-type", "application/json")
+                .body(Body::from(r#"{"id":"chatcmpl-fake","object":"chat.completion","choi"#))
+                .unwrap();
+        }
+        Behavior::Garbage => {
+            return Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from("data: {\"choices\": [{\"delta\": \n\n"))
+                .unwrap();
+        }
         _ => {}
     }
     let model = req["model"].as_str().unwrap_or("?").to_owned();
@@ -289,21 +314,33 @@ async fn chat_answer(inner: &Inner, req: &Value) -> Response {
         Behavior::Slow(d) => (Some(d), None, false),
         Behavior::BreakAfter(n) => (None, Some(n), false),
         Behavior::StallAfterHeaders => (None, None, true),
+        Behavior::EndWithoutDone(n) => {
+            events.truncate(n);
+            (None, None, false)
+        }
         _ => (None, None, false),
     };
-    let body = futures_util::stream::iter(events.into_iter().enumerate()).then(move |(i, e)| async move {
-        if stall_after_headers {
-            std::future::pending::<()>().await;
+    let guard = Arc::new(Mutex::new(CancelGuard {
+        count: inner.cancelled.clone(),
+        left: events.len(),
+    }));
+    let body = futures_util::stream::iter(events.into_iter().enumerate()).then(move |(i, e)| {
+        let guard = guard.clone();
+        async move {
+            guard.lock().unwrap().left -= 1;
+            if stall_after_headers {
+                std::future::pending::<()>().await;
+            }
+            if let Some(d) = delay {
+                tokio::time::sleep(d).await;
+            }
+            if break_after.is_some_and(|n| i >= n) {
+                // Let what was sent so far reach the wire before the connection dies.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Err(std::io::Error::other("fake upstream breaks the connection"));
+            }
+            Ok::<_, std::io::Error>(Bytes::from(format!("data: {e}\n\n")))
         }
-        if let Some(d) = delay {
-            tokio::time::sleep(d).await;
-        }
-        if break_after.is_some_and(|n| i >= n) {
-            // Let what was sent so far reach the wire before the connection dies.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            return Err(std::io::Error::other("fake upstream breaks the connection"));
-        }
-        Ok::<_, std::io::Error>(Bytes::from(format!("data: {e}\n\n")))
     });
     Response::builder()
         .header("content-type", "text/event-stream")
@@ -484,4 +521,33 @@ async fn receive(
         body: String::from_utf8_lossy(&body).into_owned(),
     });
     (StatusCode::OK, "ok").into_response()
+}
+
+/// Counts a streamed answer as cancelled when its body is dropped with events still unsent.
+struct CancelGuard {
+    count: Arc<AtomicUsize>,
+    left: usize,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if self.left > 0 {
+            self.count.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A loopback address that accepts connections and resets them at once (TCP RST), as a
+/// crashed server behind a load balancer can.
+pub async fn resetting_addr() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            // SO_LINGER with a zero timeout makes the close send RST instead of FIN.
+            s.set_zero_linger().unwrap();
+            drop(s);
+        }
+    });
+    addr
 }

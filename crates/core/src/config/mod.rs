@@ -62,6 +62,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub keys: Vec<SecretString>,
     pub max_body_bytes: usize,
+    /// A client that has not sent its request headers within this (and then its body within
+    /// it again) is cut off: slow clients cannot hold connections open.
+    pub read_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +131,9 @@ pub struct EmbeddedConfig {
     /// Requests generated together in one batch.
     pub slots: u32,
 }
+
+/// `server.read_timeout` unless set.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub const DEFAULT_EMBEDDED_MODEL: &str = "gemma3-270m";
 
@@ -868,10 +874,12 @@ impl Resolver<'_> {
                 }
             },
         };
+        let read_timeout = self.duration(raw.read_timeout.as_ref(), DEFAULT_READ_TIMEOUT);
         ServerConfig {
             listen,
             keys,
             max_body_bytes,
+            read_timeout,
         }
     }
 

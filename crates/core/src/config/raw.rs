@@ -60,6 +60,8 @@ pub struct RawServer {
     pub keys: Option<Vec<S<String>>>,
     /// Largest request body accepted: bytes, or `32MiB`, `512KB` …
     pub max_body: Option<S<Scalar>>,
+    /// How long a client may take to send a request's headers, and then its body.
+    pub read_timeout: Option<S<Scalar>>,
     pub timeouts: Option<RawTimeouts>,
 }
 

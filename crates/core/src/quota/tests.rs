@@ -287,3 +287,52 @@ fn skips_and_refused_connections_do_not_count() {
     assert!(reached_provider("ok") && reached_provider("rate_limited") && reached_provider("timeout"));
     assert!(!reached_provider("connect") && !reached_provider("quota") && !reached_provider("premium_not_allowed"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_shares_unchanged_budgets_so_requests_in_flight_settle_into_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_ledger = |limits: &str| {
+        format!(
+            "{}storage:\n  ledger: \"{}\"\n",
+            FREE.replace("free: { rpd: 3, tpm: 1000, reset: utc_midnight }", limits),
+            dir.path().join("ledger.db").display()
+        )
+    };
+    let env = Env::fixed([("K".to_owned(), "k".to_owned())]);
+    let first = from_str(
+        &with_ledger("free: { rpd: 3, tpm: 1000, reset: utc_midnight }"),
+        "t.yaml",
+        &env,
+    )
+    .unwrap();
+    let old = Quota::new(&first, Clock::at(utc(2026, 11, 28, 12, 0)));
+    // A request in flight across the reload: reserved on the old quota, settled after.
+    let r = old.reserve("a", 10, 10).unwrap();
+    let same = Quota::reload(&first, &old).await.unwrap();
+    old.settle(r, true, Some(600), 0.0);
+    let used = |q: &Quota, window: &str| {
+        q.status("a")[0]
+            .windows
+            .iter()
+            .find(|w| w.name == window)
+            .map(|w| w.used)
+            .unwrap()
+    };
+    assert_eq!((used(&same, "rpd"), used(&same, "tpm")), (1, 600));
+    take(&same, "a", 10).unwrap();
+    take(&same, "b", 10).unwrap();
+    assert!(
+        take(&same, "a", 10).is_err(),
+        "3 of 3 spent, one of them before the reload"
+    );
+
+    // A changed budget starts from what the ledger says (empty here), not from the old counts.
+    let changed = from_str(
+        &with_ledger("free: { rpd: 5, tpm: 1000, reset: utc_midnight }"),
+        "t.yaml",
+        &env,
+    )
+    .unwrap();
+    let fresh = Quota::reload(&changed, &same).await.unwrap();
+    assert_eq!(used(&fresh, "rpd"), 0);
+}

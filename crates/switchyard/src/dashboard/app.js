@@ -319,13 +319,8 @@
   }
 
   // ---- start -----------------------------------------------------------------------------
-  const signOut = $('sign-out');
-  signOut.hidden = !document.cookie.split(';').some((c) => c.trim().startsWith('switchyard_key='));
-  signOut.addEventListener('click', (e) => {
-    e.preventDefault();
-    document.cookie = 'switchyard_key=; Path=/; SameSite=Strict; Max-Age=0';
-    location.reload();
-  });
+  // Signing in and out are plain forms (POST /dashboard/login and /dashboard/logout): the
+  // session cookie is HttpOnly, so this script can neither read it nor needs to.
   document.addEventListener('visibilitychange', () => { if (!document.hidden) tick(); });
   window.addEventListener('resize', () => { if (state.series) renderSeries(state.series); });
   setInterval(showUpdated, 1000);

@@ -1,6 +1,7 @@
 // Drives the dashboard in headless Chromium (Playwright's `playwright-core`, the system's
-// Chromium): the login page, logging in through the form, the lanes of the running gateway,
-// and a live update after a request, without reloading. Run by `tests/it/dashboard.rs`:
+// Chromium): the login page, logging in through the form (an HttpOnly session cookie that no
+// script can read and that is not the key), the lanes of the running gateway, a live update
+// after a request, without reloading, and signing out. Run by `tests/it/dashboard.rs`:
 //
 //   PLAYWRIGHT_CORE=/path/to/node_modules/playwright-core \
 //     node dashboard.mjs GATEWAY_URL KEY SCREENSHOT.png
@@ -56,6 +57,21 @@ try {
   await page.fill('#key', key);
   await Promise.all([page.waitForEvent('load'), page.click('button[type=submit]')]);
   await page.getByTestId('lanes').waitFor();
+  check(new URL(page.url()).pathname === '/', `after signing in the page is ${page.url()}, expected /`);
+
+  // The session is HttpOnly: no script reads it (here, or on another port of this host, where
+  // the browser sends it too), and nothing the browser keeps holds the key.
+  const documentCookie = await page.evaluate(() => document.cookie);
+  const jar = await context.cookies(url);
+  const session = jar.find((c) => c.name === 'switchyard_session');
+  check(session, 'no switchyard_session cookie after signing in: ' + JSON.stringify(jar));
+  check(!documentCookie.includes('switchyard_session') && !documentCookie.includes(session.value),
+    'document.cookie shows the session: ' + documentCookie);
+  const keyForms = [key, encodeURIComponent(key), key.replace(/ /g, '+')];
+  check(!keyForms.some((k) => documentCookie.includes(k)), 'document.cookie holds the key: ' + documentCookie);
+  check(!jar.some((c) => keyForms.some((k) => c.value.includes(k))), 'a cookie holds the key: ' + JSON.stringify(jar));
+  const sessionCookie = { http_only: session.httpOnly, same_site: session.sameSite, path: session.path,
+    in_document_cookie: documentCookie.includes(session.value), names: jar.map((c) => c.name) };
   await page.locator('[data-testid=lane]').first().waitFor();
   // Wait for a full poll (every API answered), then read the lanes.
   await page.waitForFunction(() => document.querySelector('[data-testid=updated]').classList.contains('live'));
@@ -111,7 +127,15 @@ try {
   check(problems.length === 0, 'the page reported errors: ' + problems.join(' | '));
 
   await page.screenshot({ path: shot, fullPage: true });
-  console.log(JSON.stringify({ lanes, windows, before, after, attempts, row, cookie_only_post: cookieOnly, screenshot: shot }));
+
+  // 6. Signing out: the login page again, and the cookie is gone.
+  await Promise.all([page.waitForEvent('load'), page.getByTestId('sign-out').getByRole('button').click()]);
+  await page.getByTestId('login').waitFor();
+  const signedOut = !(await context.cookies(url)).some((c) => c.name === 'switchyard_session');
+  check(signedOut, 'the session cookie is still there after signing out');
+
+  console.log(JSON.stringify({ lanes, windows, before, after, attempts, row, cookie_only_post: cookieOnly,
+    session_cookie: sessionCookie, signed_out: signedOut, screenshot: shot }));
 } catch (e) {
   if (page) await page.screenshot({ path: shot.replace(/\.png$/, '') + '-failed.png', fullPage: true }).catch(() => {});
   console.error('dashboard check failed: ' + (e instanceof CheckFailed ? e.message : e.stack || e));

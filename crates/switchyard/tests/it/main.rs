@@ -10,6 +10,7 @@ mod chat;
 mod config_cli;
 mod dashboard;
 mod fallback;
+mod faults;
 mod input;
 mod ledger;
 mod notify;

@@ -134,6 +134,7 @@ async fn a_failing_endpoint_is_retried_and_a_hanging_one_never_slows_a_request()
         stuck.url("/slack/SECRETSTUCK"),
     );
     let gw = Running::start(&config_for(&[dead, b.base_url()], &notify));
+    let t0 = std::time::Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let url = gw.url.clone();
@@ -150,6 +151,13 @@ async fn a_failing_endpoint_is_retried_and_a_hanging_one_never_slows_a_request()
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);
     }
+    // All answered while the hanging endpoint still held its first try (it gives up after
+    // 10 s): had sending been on the request path, they would have waited for it.
+    assert!(stuck.got().is_empty());
+    assert!(
+        t0.elapsed() < Duration::from_secs(9),
+        "requests waited for a notification"
+    );
     // Two 500s, then accepted on the third try (backoff 0.5 s, 1 s).
     let got = hook
         .wait_until(Duration::from_secs(10), |g| {

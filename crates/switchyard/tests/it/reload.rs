@@ -30,7 +30,8 @@ async fn a_saved_change_applies_without_dropping_a_stream_in_flight_and_a_bad_on
     assert_eq!(lane_of(&gw).await, "l0");
 
     // A slow stream from l0 is in flight while the config changes.
-    a.set(Behavior::Slow(Duration::from_millis(250)));
+    // About 7 events, 700 ms apart: ~5 s, longer than the reload takes to land.
+    a.set(Behavior::Slow(Duration::from_millis(700)));
     let url = gw.url.clone();
     let stream = tokio::spawn(async move {
         let mut body = hello("default");
@@ -46,6 +47,10 @@ async fn a_saved_change_applies_without_dropping_a_stream_in_flight_and_a_bad_on
     tokio::time::sleep(Duration::from_millis(300)).await;
     gw.replace_config(&config_for(&urls, "").replace("default: [l0, l1]", "default: [l1, l0]"));
     wait_for_log(&gw, "config reloaded (the config file changed)", 1).await;
+    assert!(
+        !stream.is_finished(),
+        "the stream must still be in flight when the reload lands"
+    );
     assert_eq!(lane_of(&gw).await, "l1", "the new route order applies");
 
     let (status, lane, text) = stream.await.unwrap();

@@ -430,3 +430,93 @@ async fn the_reports_need_a_key_when_keys_are_set() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("/api/usage answered HTTP 401"), "{err}");
 }
+
+/// Seven requests in one millisecond, between two others, read two at a time through
+/// `/api/requests` with the `(before, before_id)` cursor of each page's last row: each is
+/// seen once, in order. `before` alone still skips the whole millisecond.
+#[tokio::test]
+async fn requests_page_through_a_busy_millisecond() {
+    use switchyard_core::ledger::{Ledger, RequestRecord};
+    let up = FakeUpstream::start("a").await;
+    let gw = Running::start(&config_for(&[up.base_url()], ""));
+    // A second writer on the gateway's own ledger (SQLite in WAL mode takes turns).
+    let ledger = Ledger::open(&gw.ledger_path()).await.unwrap();
+    let t = 1_795_853_536_001_i64;
+    let mut rows = vec![("z-after".to_owned(), t + 1)];
+    rows.extend((0..7).rev().map(|i| (format!("same-{i}"), t)));
+    rows.push(("a-before".to_owned(), t - 1));
+    for (id, ts_ms) in &rows {
+        ledger.record(RequestRecord {
+            id: id.clone(),
+            ts_ms: *ts_ms,
+            dialect: "openai".into(),
+            model: "m".into(),
+            status: "ok".into(),
+            http_status: 200,
+            ..RequestRecord::default()
+        });
+    }
+    ledger.flush().await;
+
+    let mut seen = Vec::new();
+    let mut query = "/api/requests?limit=2".to_owned();
+    for _ in 0..10 {
+        let (status, page) = get(&gw, &query, None).await;
+        assert_eq!(status, 200, "{query}: {page}");
+        let page = page["requests"].as_array().unwrap().clone();
+        let Some(last) = page.last() else { break };
+        seen.extend(page.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+        query = format!(
+            "/api/requests?limit=2&before={}&before_id={}",
+            last["ts_ms"],
+            last["id"].as_str().unwrap()
+        );
+    }
+    let expected: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(seen, expected);
+
+    let (_, page) = get(&gw, &format!("/api/requests?before={t}"), None).await;
+    assert_eq!(page["requests"][0]["id"], "a-before");
+    assert_eq!(page["requests"].as_array().unwrap().len(), 1);
+
+    let (status, body) = get(&gw, "/api/requests?before_id=same-3", None).await;
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (400, Some("before_id")),
+        "{body}"
+    );
+}
+
+/// A step too large to be a bucket is refused, naming the limit, not an overflow (that once
+/// killed the request); the largest allowed one works.
+#[tokio::test]
+async fn a_series_step_beyond_a_year_is_refused() {
+    let up = FakeUpstream::start("a").await;
+    let gw = Running::start(&config_for(&[up.base_url()], ""));
+    assert_eq!(gw.post(hello("default"), &[]).await.status(), 200);
+    for step in [
+        "9223372036854776",
+        "9223372036854775807",
+        "31622401",
+        "99999999999999999999",
+    ] {
+        let (status, body) = get(&gw, &format!("/api/series?since=2d&step={step}"), None).await;
+        assert_eq!(status, 400, "{step}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_query");
+        assert_eq!(body["error"]["param"], "step");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("31622400"),
+            "{body}"
+        );
+    }
+    let (status, body) = get(&gw, "/api/series?since=2d&step=31622400", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["step_ms"], 31_622_400_000_i64);
+    let total: u64 = body["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 1);
+}
