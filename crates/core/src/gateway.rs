@@ -514,7 +514,9 @@ impl Gateway {
                                 rec.cost_usd.unwrap_or(0.0),
                             );
                             rec.duration_ms = ms(started.elapsed());
-                            self.record(rec);
+                            // The client gets the answer once its record is committed.
+                            self.observer.finished(&rec);
+                            let _ = self.ledger.record_durable(rec).await;
                             AnswerBody::Json(body)
                         }
                         Started::Stream(s) => AnswerBody::Stream(relay(Relay {
@@ -1073,10 +1075,17 @@ fn relay(mut r: Relay) -> BoxStream<'static, Result<Bytes, Infallible>> {
     futures_util::stream::unfold(r, |mut r| async move {
         loop {
             if let Some(b) = r.out.pop_front() {
+                if r.done && r.out.is_empty() {
+                    // The stream's last bytes wait until its record is committed: a client
+                    // that saw the whole answer finds it in the ledger, even after a crash.
+                    if let Some(committed) = r.finish() {
+                        let _ = committed.await;
+                    }
+                }
                 return Some((Ok(b), r));
             }
             if r.done {
-                r.finish();
+                let _ = r.finish();
                 return None;
             }
             r.pull().await;
@@ -1294,8 +1303,8 @@ impl Relay {
     }
 
     /// Records the request. Runs at the normal end, or from `Drop` when the client went away.
-    fn finish(&mut self) {
-        let Some(mut rec) = self.rec.take() else { return };
+    fn finish(&mut self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let mut rec = self.rec.take()?;
         if let Pipe::Passthrough(p) = &self.pipe {
             self.usage = p.usage();
         }
@@ -1328,13 +1337,13 @@ impl Relay {
         }
         rec.duration_ms = ms(self.started.elapsed());
         self.observer.finished(&rec);
-        self.ledger.record(rec);
+        Some(self.ledger.record_durable(rec))
     }
 }
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        self.finish();
+        let _ = self.finish();
     }
 }
 

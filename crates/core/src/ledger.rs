@@ -67,7 +67,8 @@ pub fn fallback_from(attempts: &[AttemptRecord]) -> Option<&AttemptRecord> {
 }
 
 enum Cmd {
-    Record(Box<RequestRecord>),
+    /// A record, and who waits until it is committed.
+    Record(Box<RequestRecord>, Option<oneshot::Sender<()>>),
     Park(ParkRecord),
     Flush(oneshot::Sender<()>),
 }
@@ -150,9 +151,20 @@ impl Ledger {
 
     /// Queues a record. Never blocks, never fails the request.
     pub fn record(&self, r: RequestRecord) {
-        if self.tx.send(Cmd::Record(Box::new(r))).is_err() {
+        if self.tx.send(Cmd::Record(Box::new(r), None)).is_err() {
             tracing::error!("ledger writer has stopped; a request record was not stored");
         }
+    }
+
+    /// Queues a record; the receiver resolves once it is committed (or the write failed for
+    /// good). An answer's last byte waits for it, so a request whose client got a complete
+    /// answer is in the database even if the process is killed the next moment.
+    pub fn record_durable(&self, r: RequestRecord) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Record(Box::new(r), Some(tx))).is_err() {
+            tracing::error!("ledger writer has stopped; a request record was not stored");
+        }
+        rx
     }
 
     /// Queues a quota park to persist, so a restart still knows the budget is spent.
@@ -220,11 +232,15 @@ fn writer(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Cmd>) {
     let mut batch: Vec<Box<RequestRecord>> = Vec::with_capacity(BATCH);
     let mut parks: Vec<ParkRecord> = Vec::new();
     let mut waiters = Vec::new();
+    let mut committed: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(cmd) = rx.blocking_recv() {
         let mut next = Some(cmd);
         while let Some(cmd) = next.take() {
             match cmd {
-                Cmd::Record(r) => batch.push(r),
+                Cmd::Record(r, w) => {
+                    batch.push(r);
+                    committed.extend(w);
+                }
                 Cmd::Park(p) => parks.push(p),
                 Cmd::Flush(w) => waiters.push(w),
             }
@@ -260,12 +276,18 @@ fn writer(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                 tracing::error!(budget = %p.budget, "ledger: a quota park could not be stored: {e}");
             }
         }
-        for w in waiters.drain(..) {
+        // Someone waits on this batch (an answer's last byte): go straight back for the next
+        // one. Under load, records pile up while a batch is written, so batches grow by
+        // themselves.
+        let durable = !committed.is_empty();
+        for w in waiters.drain(..).chain(committed.drain(..)) {
             let _ = w.send(());
         }
-        // Let records gather for a moment: waking once per record under load costs more CPU
-        // (in context switches) than the writes themselves. `flush` still returns promptly.
-        std::thread::sleep(COLLECT);
+        if !durable {
+            // Let records gather for a moment: waking once per record under load costs more
+            // CPU (in context switches) than the writes themselves.
+            std::thread::sleep(COLLECT);
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod brain;
 mod chat;
 mod config_cli;
 mod dashboard;
+mod durability;
 mod fallback;
 mod faults;
 mod input;

@@ -49,6 +49,17 @@ impl Running {
         }
     }
 
+    /// Kills the gateway with SIGKILL (no chance to clean up) and starts it again on the same
+    /// config and ledger.
+    pub fn crash_and_restart(&mut self) {
+        let mut child = self.child.take().expect("not running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (url, child) = spawn(&self.dir, &self.env);
+        self.url = url;
+        self.child = Some(child);
+    }
+
     /// Stops the gateway (SIGTERM) and starts it again on the same config and ledger.
     pub fn restart(&mut self) {
         assert!(self.stop().success(), "{}", self.stderr());
