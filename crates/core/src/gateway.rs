@@ -19,11 +19,13 @@ use crate::local::{self, EngineFactory, LocalEngine};
 use crate::observe::Observer;
 use crate::quota::{self, BudgetStatus, Quota, Reservation};
 use crate::router::{self, Hints};
+use crate::shared::Shared;
 use crate::upstream::{Started, Upstream, UpstreamStream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use http::HeaderMap;
+use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -95,6 +97,8 @@ pub struct Gateway {
     quota: Arc<Quota>,
     ledger: Ledger,
     observer: Arc<Observer>,
+    /// Redis, when replicas share quota counters, parks and open breakers.
+    shared: Option<Arc<Shared>>,
     started: std::time::Instant,
 }
 
@@ -242,22 +246,44 @@ impl Gateway {
             };
             backends.insert(p.name.clone(), backend);
         }
+        let url = config.storage.shared.as_ref().map(|u| u.expose_secret().to_owned());
+        let shared = match prev {
+            Some(g) if g.config.storage.shared.as_ref().map(|u| u.expose_secret()) == url.as_deref() => {
+                g.shared.clone()
+            }
+            _ => url.as_deref().map(Shared::new).transpose()?,
+        };
+        let same_ledger = |g: &Gateway| {
+            g.config.storage.ledger == config.storage.ledger
+                && g.config.storage.postgres.as_ref().map(|u| u.expose_secret())
+                    == config.storage.postgres.as_ref().map(|u| u.expose_secret())
+        };
         let (ledger, quota) = match prev {
-            Some(g) if g.config.storage.ledger == config.storage.ledger => {
+            Some(g) if same_ledger(g) => {
                 // Everything answered so far must be in the file the new counts are read from.
                 g.ledger.flush().await;
-                (g.ledger.clone(), Quota::reload(&config, &g.quota).await?)
+                (
+                    g.ledger.clone(),
+                    Quota::reload(&config, &g.quota, &g.ledger.reader()).await?,
+                )
             }
             _ => {
-                let ledger = Ledger::open(&config.storage.ledger).await?;
-                (ledger, Quota::from_ledger(&config, Clock::system()).await?)
+                let ledger = Ledger::open_storage(&config.storage).await?;
+                let quota = Quota::from_ledger(&config, Clock::system(), &ledger.reader()).await?;
+                (ledger, quota)
             }
         };
-        let quota = Arc::new(quota);
+        let quota = Arc::new(quota.with_shared(shared.clone()));
         let observer = Arc::new(Observer::new(&config, quota.clone(), prev.map(|g| &*g.observer)));
         let hook = {
-            let observer = observer.clone();
-            Box::new(move |lane: &str, t: Transition, why: &str| observer.transition(lane, t, why))
+            let (observer, shared) = (observer.clone(), shared.clone());
+            let hold = config.health.max_cooldown;
+            Box::new(move |lane: &str, t: Transition, why: &str| {
+                observer.transition(lane, t, why);
+                if let Some(s) = &shared {
+                    s.lane_state(lane, t == Transition::Down, hold);
+                }
+            })
         };
         let health = Arc::new(Health::new(config.health, config.lanes.keys()).with_hook(hook));
         if let Some(g) = prev {
@@ -278,6 +304,7 @@ impl Gateway {
             quota,
             ledger,
             observer,
+            shared,
             started: prev.map_or_else(std::time::Instant::now, |g| g.started),
         });
         spawn_prober(Arc::downgrade(&gw));
@@ -300,6 +327,11 @@ impl Gateway {
         &self.quota
     }
 
+    /// Redis, when replicas share state: its URL (without password) and whether it answers.
+    pub fn shared_status(&self) -> Option<(String, bool)> {
+        self.shared.as_ref().map(|s| (s.shown_url.clone(), s.is_up()))
+    }
+
     /// Every lane: healthy or not, its budgets, what is used and left, and when they reset.
     pub fn status(&self) -> Vec<LaneStatus> {
         lane_status(&self.config, &self.quota, Some(&self.health))
@@ -307,9 +339,17 @@ impl Gateway {
 
     /// Counters, histograms and gauges in Prometheus' text format (`GET /metrics`).
     pub fn metrics(&self) -> String {
-        self.observer
+        let mut text = self
+            .observer
             .metrics
-            .render(&self.status(), self.started.elapsed().as_secs_f64())
+            .render(&self.status(), self.started.elapsed().as_secs_f64());
+        if let Some(s) = &self.shared {
+            text.push_str(
+                "# HELP switchyard_shared_up 1 while the shared state (Redis) answers; 0: quotas are counted by this replica alone.\n# TYPE switchyard_shared_up gauge\n",
+            );
+            text.push_str(&format!("switchyard_shared_up {}\n", u8::from(s.is_up())));
+        }
+        text
     }
 
     /// Records a finished request: metrics and notifications now, the ledger in the background.
@@ -419,7 +459,8 @@ impl Gateway {
                     .unwrap_or(DEFAULT_OUTPUT_ESTIMATE);
                 match self
                     .quota
-                    .reserve(lane_name, input_estimate.saturating_add(output), input_estimate)
+                    .reserve_shared(lane_name, input_estimate.saturating_add(output), input_estimate)
+                    .await
                 {
                     Ok(r) => reservation = Some(r),
                     Err((outcome, why, until)) => {
@@ -639,13 +680,18 @@ impl Gateway {
                 "premium_not_allowed",
                 format!("premium lane `{lane_name}` skipped: not requested (send x-switchyard-premium: allow)"),
             ))
+        } else if let Some(s) = self.health.check(lane_name) {
+            Some((
+                s.as_str(),
+                format!("lane `{lane_name}` skipped: {}", s.as_str().replace('_', " ")),
+            ))
+        } else if self.shared.as_ref().is_some_and(|s| s.is_down(lane_name)) {
+            Some((
+                "breaker_open",
+                format!("lane `{lane_name}` skipped: its breaker is open on another replica"),
+            ))
         } else {
-            self.health.check(lane_name).map(|s| {
-                (
-                    s.as_str(),
-                    format!("lane `{lane_name}` skipped: {}", s.as_str().replace('_', " ")),
-                )
-            })
+            None
         }
     }
 
@@ -979,9 +1025,18 @@ fn spawn_prober(gw: Weak<Gateway>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut n: u64 = 0;
         loop {
             tick.tick().await;
+            n += 1;
             let Some(gw) = gw.upgrade() else { return };
+            if n.is_multiple_of(4)
+                && let Some(shared) = gw.shared.clone()
+            {
+                // Which lanes other replicas found down; also how Redis coming back is seen.
+                let lanes: Vec<String> = gw.config.lanes.keys().cloned().collect();
+                tokio::spawn(async move { shared.poll(&lanes).await });
+            }
             for lane in gw.health.due_for_probe() {
                 let Some(up) = gw
                     .config

@@ -5,8 +5,10 @@
 //! record sent before it is on disk, which is how a clean shutdown keeps every answered
 //! request. Prompts and keys are never stored: the caller is a short hash of its key.
 
+use crate::config::StorageConfig;
 use crate::quota::{self, Park, ParkRecord, PastAttempt};
 use rusqlite::{Connection, params};
+use secrecy::ExposeSecret;
 use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot};
 
@@ -66,7 +68,7 @@ pub fn fallback_from(attempts: &[AttemptRecord]) -> Option<&AttemptRecord> {
     (i + 1 < attempts.len()).then(|| &attempts[i])
 }
 
-enum Cmd {
+pub(crate) enum Cmd {
     /// A record, and who waits until it is committed.
     Record(Box<RequestRecord>, Option<oneshot::Sender<()>>),
     Park(ParkRecord),
@@ -78,6 +80,8 @@ enum Cmd {
 pub struct Ledger {
     tx: mpsc::UnboundedSender<Cmd>,
     path: PathBuf,
+    /// Set when the ledger is in PostgreSQL (`path` is then unused).
+    pg: Option<sqlx::PgPool>,
 }
 
 const SCHEMA: &str = "
@@ -125,6 +129,76 @@ const MIGRATIONS: &[&str] = &[
      );",
 ];
 
+/// Where the ledger's history is read from: a SQLite file (read-only connections, off the async
+/// threads) or PostgreSQL.
+#[derive(Clone)]
+pub enum Reader {
+    Sqlite(PathBuf),
+    Postgres(sqlx::PgPool),
+}
+
+impl Reader {
+    /// For commands that read the ledger without running a gateway (`status`, `usage`).
+    pub async fn for_storage(storage: &StorageConfig) -> Result<Reader, String> {
+        match &storage.postgres {
+            Some(url) => Ok(Reader::Postgres(crate::pg::connect(url.expose_secret()).await?)),
+            None => Ok(Reader::Sqlite(storage.ledger.clone())),
+        }
+    }
+
+    /// Parks still in force and attempts that reached a provider since `since_ms`.
+    pub async fn quota_history(
+        &self,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<(Vec<ParkRecord>, Vec<PastAttempt>), String> {
+        match self {
+            Reader::Sqlite(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || quota_history(&path, since_ms, now_ms))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
+            }
+            Reader::Postgres(pool) => crate::pg::quota_history(pool, since_ms, now_ms)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// A page of history, newest first (see [`recent_before`]).
+    pub async fn recent_before(
+        &self,
+        limit: i64,
+        before: Option<(i64, Option<String>)>,
+    ) -> Result<Vec<RequestRecord>, String> {
+        match self {
+            Reader::Sqlite(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || {
+                    let b = before.as_ref().map(|(t, id)| Before {
+                        ts_ms: *t,
+                        id: id.as_deref(),
+                    });
+                    recent_before(&path, limit, b)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+            }
+            Reader::Postgres(pool) => {
+                let b = before.as_ref().map(|(t, id)| Before {
+                    ts_ms: *t,
+                    id: id.as_deref(),
+                });
+                crate::pg::recent_before(pool, limit, b)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
 /// Records taken from the channel per transaction, at most.
 const BATCH: usize = 512;
 
@@ -142,7 +216,31 @@ impl Ledger {
         Ok(Ledger {
             tx,
             path: path.to_owned(),
+            pg: None,
         })
+    }
+
+    /// The ledger `storage` names: its SQLite file, or PostgreSQL.
+    pub async fn open_storage(storage: &StorageConfig) -> Result<Ledger, String> {
+        let Some(url) = &storage.postgres else {
+            return Ledger::open(&storage.ledger).await;
+        };
+        let pool = crate::pg::connect(url.expose_secret()).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(crate::pg::writer(pool.clone(), rx));
+        Ok(Ledger {
+            tx,
+            path: storage.ledger.clone(),
+            pg: Some(pool),
+        })
+    }
+
+    /// Where reports read from.
+    pub fn reader(&self) -> Reader {
+        match &self.pg {
+            Some(pool) => Reader::Postgres(pool.clone()),
+            None => Reader::Sqlite(self.path.clone()),
+        }
     }
 
     pub fn path(&self) -> &Path {

@@ -23,6 +23,7 @@ use crate::catalog::{Limits, Reset};
 use crate::clock::{self, Clock};
 use crate::config::{BudgetConfig, Config};
 use crate::ratelimit::{Metric, Observed, Window};
+use crate::shared::{Reserved, Shared, SharedHold, SharedWindow};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -413,6 +414,8 @@ pub struct Reservation {
     at: i64,
     tokens: u64,
     settled: bool,
+    /// What Redis holds for it, when replicas share their counts.
+    shared: Option<SharedHold>,
 }
 
 /// A new park to persist (the ledger stores it).
@@ -437,6 +440,8 @@ pub struct Quota {
     /// in flight across a reload settle into the same counters.
     budgets: HashMap<String, Arc<Mutex<Budget>>>,
     lanes: HashMap<String, LaneBudgets>,
+    /// Redis, when replicas share their counts (`storage.shared`).
+    shared: Option<Arc<Shared>>,
 }
 
 fn lock(m: &Mutex<Budget>) -> MutexGuard<'_, Budget> {
@@ -506,14 +511,26 @@ impl Quota {
                 )
             })
             .collect();
-        Quota { clock, budgets, lanes }
+        Quota {
+            clock,
+            budgets,
+            lanes,
+            shared: None,
+        }
+    }
+
+    /// Counts in Redis too, shared with other replicas.
+    pub fn with_shared(mut self, shared: Option<Arc<Shared>>) -> Quota {
+        self.shared = shared;
+        self
     }
 
     /// The quota for a reloaded config: budgets that did not change keep their live state
     /// (shared with `old`, so requests in flight settle into them); new or changed ones are
     /// rebuilt from the ledger (flush it first).
-    pub async fn reload(config: &Config, old: &Quota) -> Result<Quota, String> {
-        let mut q = Quota::from_ledger(config, old.clock).await?;
+    pub async fn reload(config: &Config, old: &Quota, ledger: &crate::ledger::Reader) -> Result<Quota, String> {
+        let mut q = Quota::from_ledger(config, old.clock, ledger).await?;
+        q.shared.clone_from(&old.shared);
         for (key, b) in q.budgets.iter_mut() {
             if let Some(prev) = old.budgets.get(key)
                 && lock(prev).cfg == lock(b).cfg
@@ -526,13 +543,12 @@ impl Quota {
 
     /// A quota for `config` with what the ledger remembers: parks still in force, and every
     /// attempt inside the longest window, replayed.
-    pub async fn from_ledger(config: &Config, clock: Clock) -> Result<Quota, String> {
+    pub async fn from_ledger(config: &Config, clock: Clock, ledger: &crate::ledger::Reader) -> Result<Quota, String> {
         let quota = Quota::new(config, clock);
-        let (path, since, now) = (config.storage.ledger.clone(), quota.history_needed_ms(), quota.now_ms());
-        let (parks, past) = tokio::task::spawn_blocking(move || crate::ledger::quota_history(&path, since, now))
+        let (since, now) = (quota.history_needed_ms(), quota.now_ms());
+        let (parks, past) = ledger
+            .quota_history(since, now)
             .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
             .map_err(|e| format!("ledger: cannot read the quota history: {e}"))?;
         if !parks.is_empty() || !past.is_empty() {
             tracing::info!(
@@ -592,7 +608,68 @@ impl Quota {
             at: now,
             tokens,
             settled: false,
+            shared: None,
         })
+    }
+
+    /// [`Quota::reserve`], and then, when replicas share their counts, the same windows in
+    /// Redis, atomically across replicas. Redis out of reach: the local reservation stands
+    /// (see [`crate::shared`]).
+    pub async fn reserve_shared(
+        &self,
+        lane: &str,
+        tokens: u64,
+        input: u64,
+    ) -> Result<Reservation, (&'static str, String, i64)> {
+        let mut r = self.reserve(lane, tokens, input)?;
+        let Some(shared) = &self.shared else { return Ok(r) };
+        let now = self.now_ms();
+        let (windows, parks) = self.shared_plan(lane, r.tokens, now, shared);
+        match shared.reserve(&windows, &parks, now).await {
+            Reserved::Taken(hold) => {
+                r.shared = Some(hold);
+                Ok(r)
+            }
+            Reserved::Refused(why, until) => {
+                self.settle(r, false, None, 0.0);
+                Err(("quota", why, until))
+            }
+            Reserved::Unavailable => Ok(r),
+        }
+    }
+
+    /// The lane's counted windows as the shared script takes them, and its budgets' park keys.
+    fn shared_plan(&self, lane: &str, tokens: u64, now: i64, shared: &Shared) -> (Vec<SharedWindow>, Vec<String>) {
+        let mut windows = Vec::new();
+        let mut parks = Vec::new();
+        for b in self.locked(lane) {
+            parks.push(shared.park_key(&b.cfg.key));
+            for w in &b.wins {
+                let (sliding_ms, width, slot, period_end) = match w.span {
+                    Span::Sliding(n) => {
+                        let width = w.slot_width();
+                        (n, width, now - now.rem_euclid(width), 0)
+                    }
+                    Span::Clock(reset) => (0, 0, Win::period_start(reset, now), Win::next_reset(reset, now)),
+                };
+                windows.push(SharedWindow {
+                    key: shared.window_key(&b.cfg.key, w.name),
+                    name: w.name,
+                    budget: b.cfg.key.clone(),
+                    limit: w.limit,
+                    amount: match w.unit {
+                        Unit::Requests => 1,
+                        Unit::Tokens => tokens,
+                    },
+                    tokens: w.unit == Unit::Tokens,
+                    sliding_ms,
+                    slot_width_ms: width,
+                    slot,
+                    period_end,
+                });
+            }
+        }
+        (windows, parks)
     }
 
     /// Settles a reservation: `reached` says whether the provider saw the request (a refused
@@ -601,6 +678,9 @@ impl Quota {
     /// budgets' daily spend.
     pub fn settle(&self, mut r: Reservation, reached: bool, tokens: Option<u64>, cost_usd: f64) {
         r.settled = true;
+        if let (Some(hold), Some(shared)) = (r.shared.take(), &self.shared) {
+            shared.settle(hold, reached, tokens);
+        }
         let now = self.now_ms();
         let (requests, token_delta) = if reached {
             (0, tokens.map_or(0, |t| t.min(MAX_RESERVATION) as i64 - r.tokens as i64))
@@ -631,6 +711,9 @@ impl Quota {
             reason,
         };
         b.park = Some(park.clone());
+        if let Some(shared) = &self.shared {
+            shared.park(&b.cfg.key, until_ms, self.now_ms());
+        }
         Some(ParkRecord {
             budget: b.cfg.key.clone(),
             park,
@@ -685,6 +768,9 @@ impl Quota {
                     ),
                 };
                 if b.park.as_ref().is_none_or(|p| p.until_ms < reset_at) {
+                    if let Some(shared) = &self.shared {
+                        shared.park(&b.cfg.key, reset_at, now);
+                    }
                     b.park = Some(park.clone());
                     parks.push(ParkRecord {
                         budget: b.cfg.key.clone(),

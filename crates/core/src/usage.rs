@@ -9,7 +9,7 @@
 //! are loaded here and judged in Rust, never re-defined in SQL.
 
 use crate::clock;
-use crate::ledger::{self, AttemptRecord, RequestRecord};
+use crate::ledger::{self, AttemptRecord, Reader, RequestRecord};
 use rusqlite::{Connection, OpenFlags, params};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -355,48 +355,147 @@ fn for_each_request(
 /// Usage from `since_ms` to `until_ms` (both included), grouped `by`. Rows come by requests,
 /// most first (by day: oldest day first); a missing database is an empty report.
 pub fn report(path: &Path, since_ms: i64, until_ms: i64, by: By) -> rusqlite::Result<UsageReport> {
-    let mut total = Row::new("total".into());
-    let mut groups: HashMap<String, Row> = HashMap::new();
-    let mut reasons: HashMap<(String, String), u64> = HashMap::new();
+    let mut agg = Agg::new(by);
     if let Some(conn) = open(path)? {
-        for_each_request(&conn, since_ms, until_ms, |r| {
-            let from = ledger::fallback_from(&r.attempts);
-            if let Some(a) = from {
-                *reasons.entry((a.lane.clone(), a.outcome.clone())).or_default() += 1;
+        for_each_request(&conn, since_ms, until_ms, |r| agg.add(&r))?;
+    }
+    Ok(agg.finish(since_ms, until_ms))
+}
+
+/// [`report`], [`series`] and [`requests`] from wherever the ledger is (SQLite off the async
+/// threads, or PostgreSQL).
+pub async fn report_from(reader: &Reader, since_ms: i64, until_ms: i64, by: By) -> Result<UsageReport, String> {
+    match reader {
+        Reader::Sqlite(path) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || report(&path, since_ms, until_ms, by))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        }
+        Reader::Postgres(pool) => {
+            let rows = crate::pg::requests_between(pool, since_ms, until_ms)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut agg = Agg::new(by);
+            for r in rows {
+                agg.add(&Req {
+                    ts_ms: r.ts_ms,
+                    route: r.route,
+                    lane: r.lane,
+                    status: r.status,
+                    tokens_in: r.tokens_in.unwrap_or(0),
+                    tokens_out: r.tokens_out.unwrap_or(0),
+                    cost_usd: r.cost_usd.unwrap_or(0.0),
+                    local: r.local,
+                    attempts: r.attempts,
+                });
             }
-            total.add(&r, from.is_some());
-            let key = r.key(by);
-            groups
-                .entry(key)
-                .or_insert_with_key(|k| Row::new(k.clone()))
-                .add(&r, from.is_some());
-        })?;
+            Ok(agg.finish(since_ms, until_ms))
+        }
     }
-    total.finish();
-    let mut rows: Vec<Row> = groups.into_values().collect();
-    rows.iter_mut().for_each(Row::finish);
-    match by {
-        By::Day => rows.sort_by(|a, b| a.key.cmp(&b.key)),
-        _ => rows.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.key.cmp(&b.key))),
+}
+
+pub async fn series_from(reader: &Reader, since_ms: i64, until_ms: i64, step_ms: i64) -> Result<Series, String> {
+    match reader {
+        Reader::Sqlite(path) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || series(&path, since_ms, until_ms, step_ms))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        }
+        Reader::Postgres(pool) => {
+            let step_ms = series_step(since_ms, until_ms, step_ms);
+            let points = crate::pg::series_points(pool, since_ms, until_ms, step_ms, NONE_KEY)
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|(t, lane, n, i, o)| Point {
+                    t,
+                    lane,
+                    requests: n.max(0) as u64,
+                    tokens_in: i.max(0) as u64,
+                    tokens_out: o.max(0) as u64,
+                })
+                .collect();
+            Ok(series_of(since_ms, until_ms, step_ms, points))
+        }
     }
-    let mut fallback_reasons: Vec<FallbackReason> = reasons
-        .into_iter()
-        .map(|((lane, reason), count)| FallbackReason { lane, reason, count })
-        .collect();
-    fallback_reasons.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
-            .then_with(|| a.lane.cmp(&b.lane))
-            .then_with(|| a.reason.cmp(&b.reason))
-    });
-    Ok(UsageReport {
-        since_ms,
-        until_ms,
-        by,
-        total,
-        rows,
-        fallback_reasons,
-    })
+}
+
+pub async fn requests_from(
+    reader: &Reader,
+    limit: i64,
+    before: Option<(i64, Option<String>)>,
+) -> Result<Vec<RequestRecord>, String> {
+    reader.recent_before(limit, before).await
+}
+
+/// Adds requests up into a report.
+struct Agg {
+    by: By,
+    total: Row,
+    groups: HashMap<String, Row>,
+    reasons: HashMap<(String, String), u64>,
+}
+
+impl Agg {
+    fn new(by: By) -> Agg {
+        Agg {
+            by,
+            total: Row::new("total".into()),
+            groups: HashMap::new(),
+            reasons: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, r: &Req) {
+        let from = ledger::fallback_from(&r.attempts);
+        if let Some(a) = from {
+            *self.reasons.entry((a.lane.clone(), a.outcome.clone())).or_default() += 1;
+        }
+        self.total.add(r, from.is_some());
+        let key = r.key(self.by);
+        self.groups
+            .entry(key)
+            .or_insert_with_key(|k| Row::new(k.clone()))
+            .add(r, from.is_some());
+    }
+
+    fn finish(self, since_ms: i64, until_ms: i64) -> UsageReport {
+        let Agg {
+            by,
+            mut total,
+            groups,
+            reasons,
+        } = self;
+        total.finish();
+        let mut rows: Vec<Row> = groups.into_values().collect();
+        rows.iter_mut().for_each(Row::finish);
+        match by {
+            By::Day => rows.sort_by(|a, b| a.key.cmp(&b.key)),
+            _ => rows.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.key.cmp(&b.key))),
+        }
+        let mut fallback_reasons: Vec<FallbackReason> = reasons
+            .into_iter()
+            .map(|((lane, reason), count)| FallbackReason { lane, reason, count })
+            .collect();
+        fallback_reasons.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.lane.cmp(&b.lane))
+                .then_with(|| a.reason.cmp(&b.reason))
+        });
+        UsageReport {
+            since_ms,
+            until_ms,
+            by,
+            total,
+            rows,
+            fallback_reasons,
+        }
+    }
 }
 
 /// Requests and tokens of one lane in one bucket.
@@ -459,6 +558,10 @@ pub fn series(path: &Path, since_ms: i64, until_ms: i64, step_ms: i64) -> rusqli
         })?;
         points = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     }
+    Ok(series_of(since_ms, until_ms, step_ms, points))
+}
+
+fn series_of(since_ms: i64, until_ms: i64, step_ms: i64, points: Vec<Point>) -> Series {
     let mut per_lane: HashMap<&str, u64> = HashMap::new();
     for p in &points {
         *per_lane.entry(p.lane.as_str()).or_default() += p.requests;
@@ -466,13 +569,13 @@ pub fn series(path: &Path, since_ms: i64, until_ms: i64, step_ms: i64) -> rusqli
     let mut lanes: Vec<(&str, u64)> = per_lane.into_iter().collect();
     lanes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     let lanes = lanes.into_iter().map(|(l, _)| l.to_owned()).collect();
-    Ok(Series {
+    Series {
         since_ms,
         until_ms,
         step_ms,
         lanes,
         points,
-    })
+    }
 }
 
 /// The newest `limit` requests before `before` (all when `None`; see [`ledger::Before`]),

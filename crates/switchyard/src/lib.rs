@@ -3,8 +3,10 @@
 
 pub mod app;
 pub mod ask;
+pub mod bench;
 pub mod claude;
 pub mod dashboard;
+pub mod mcp;
 pub mod models;
 pub mod output;
 pub mod reload;

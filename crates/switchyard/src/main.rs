@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use switchyard::{app, ask, claude, models, output, reload, server, status, usage};
+use switchyard::{app, ask, bench, claude, mcp, models, output, reload, server, status, usage};
 use switchyard_core::config::{self, ConfigError};
 use switchyard_core::gateway::Gateway;
 
@@ -42,8 +42,13 @@ enum Command {
     Usage(usage::UsageArgs),
     /// Ask one question (the same as `brain`).
     Ask(ask::AskArgs),
+    /// Speed and quality of each lane on a prompt suite: a Markdown report and a chart.
+    Bench(bench::BenchArgs),
     /// Run Claude Code (`claude`) through this gateway; arguments after it go to `claude`.
     Claude(claude::ClaudeArgs),
+    /// Serve the MCP tools `ask`, `lanes` and `usage` on stdio (for Claude Desktop and other
+    /// MCP clients); logs go to stderr.
+    Mcp(mcp::McpArgs),
     /// Models for the embedded engine.
     Models {
         #[command(subcommand)]
@@ -65,7 +70,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Ask(_) | Command::Claude(_) | Command::Status(_) | Command::Usage(_)
+        Command::Ask(_)
+            | Command::Bench(_)
+            | Command::Claude(_)
+            | Command::Status(_)
+            | Command::Usage(_)
+            | Command::Mcp(_)
     );
     app::init_logging(if quiet { app::QUIET } else { "info" });
     let result = match cli.command {
@@ -74,7 +84,9 @@ fn main() -> ExitCode {
         Command::Status(args) => runtime().and_then(|rt| rt.block_on(status::run(args))),
         Command::Usage(args) => runtime().and_then(|rt| rt.block_on(usage::run(args))),
         Command::Ask(args) => ask::run(args).map(ExitCode::from),
+        Command::Bench(args) => bench::run(args),
         Command::Claude(args) => claude::run(args),
+        Command::Mcp(args) => mcp::run(args),
         Command::Models { command } => models_cmd(command),
     };
     match result {

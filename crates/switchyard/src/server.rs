@@ -101,6 +101,7 @@ pub fn app(state: impl Into<Live>) -> Router {
         .route("/api/usage", get(api_usage))
         .route("/api/series", get(api_series))
         .route("/api/requests", get(api_requests))
+        .route("/mcp", axum::routing::any(crate::mcp::http))
         .fallback(not_found)
         // The limit is enforced in `read_body` so the 413 comes in the caller's dialect.
         .layer(DefaultBodyLimit::disable())
@@ -260,7 +261,7 @@ pub fn check_key(state: &AppState, headers: &HeaderMap, from: KeyFrom) -> Result
 
 /// Checks the caller's key (headers only). `Ok(None)` when no keys are configured.
 #[expect(clippy::result_large_err, reason = "the error is the response to send")]
-fn authorize(state: &AppState, headers: &HeaderMap, dialect: Dialect) -> Result<Option<String>, Response> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap, dialect: Dialect) -> Result<Option<String>, Response> {
     authorize_from(state, headers, dialect, KeyFrom::Headers)
 }
 
@@ -295,7 +296,12 @@ fn authorize_from(
     })
 }
 
-async fn read_body(state: &AppState, headers: &HeaderMap, body: Body, dialect: Dialect) -> Result<Bytes, Response> {
+pub(crate) async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    dialect: Dialect,
+) -> Result<Bytes, Response> {
     let too_large = || {
         error_response(
             dialect,
@@ -555,9 +561,13 @@ async fn api_status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
         return r;
     }
     let gw = &state.gateway;
+    let shared = gw
+        .shared_status()
+        .map(|(url, up)| serde_json::json!({"url": url, "up": up}));
     axum::Json(serde_json::json!({
         "service": "switchyard",
         "now_ms": gw.quota().now_ms(),
+        "shared": shared,
         "lanes": gw.status(),
     }))
     .into_response()
@@ -614,25 +624,22 @@ fn report_period(q: &HashMap<String, String>, default_since: &str) -> Result<(i6
     Ok((since, until))
 }
 
-/// Runs a ledger read off the async threads, after the gateway's pending records are
-/// written (a request just answered is in the report).
-async fn ledger_read<T, E>(
-    state: &AppState,
-    read: impl FnOnce(&std::path::Path) -> Result<T, E> + Send + 'static,
-) -> Response
+/// Answers with a ledger read (SQLite or PostgreSQL), run after the gateway's pending records
+/// are written (a request just answered is in the report).
+async fn ledger_read<T, F>(state: &AppState, read: impl FnOnce(switchyard_core::ledger::Reader) -> F) -> Response
 where
-    T: serde::Serialize + Send + 'static,
-    E: std::fmt::Display + Send + 'static,
+    T: serde::Serialize,
+    F: Future<Output = Result<T, String>>,
 {
     state.gateway.flush().await;
-    let path = state.gateway.ledger().path().to_owned();
-    let failed = match tokio::task::spawn_blocking(move || read(&path)).await {
-        Ok(Ok(v)) => return axum::Json(v).into_response(),
-        Ok(Err(e)) => format!("cannot read the ledger: {e}"),
-        Err(e) => format!("the ledger read stopped: {e}"),
-    };
-    tracing::error!("{failed}");
-    error_response(Dialect::OpenAi, 500, "ledger_unavailable", failed, None)
+    match read(state.gateway.ledger().reader()).await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => {
+            let failed = format!("cannot read the ledger: {e}");
+            tracing::error!("{failed}");
+            error_response(Dialect::OpenAi, 500, "ledger_unavailable", failed, None)
+        }
+    }
 }
 
 /// Usage over a period from the ledger: `?since=24h&until=…&by=lane|route|day|provider`
@@ -657,7 +664,11 @@ async fn api_usage(
         Ok(b) => b,
         Err(e) => return bad_query("by", format!("by: {e}")),
     };
-    ledger_read(&state, move |path| usage::report(path, since, until, by)).await
+    ledger_read(
+        &state,
+        |r| async move { usage::report_from(&r, since, until, by).await },
+    )
+    .await
 }
 
 /// Requests and tokens per lane per time bucket: `?since=1h&until=…&step=SECONDS` (by
@@ -689,7 +700,10 @@ async fn api_series(
             );
         }
     };
-    ledger_read(&state, move |path| usage::series(path, since, until, step_ms)).await
+    ledger_read(&state, |r| async move {
+        usage::series_from(&r, since, until, step_ms).await
+    })
+    .await
 }
 
 /// The newest requests with their attempt trails: `?limit=50` (at most 500), and
@@ -723,12 +737,11 @@ async fn api_requests(
             "before_id: only with `before` (the same request's `ts_ms`)",
         );
     }
-    ledger_read(&state, move |path| {
-        let cursor = before.map(|ts_ms| switchyard_core::ledger::Before {
-            ts_ms,
-            id: before_id.as_deref(),
-        });
-        usage::requests(path, limit, cursor).map(|page| usage::RequestsPage::new(&page))
+    ledger_read(&state, |r| async move {
+        let cursor = before.map(|ts_ms| (ts_ms, before_id));
+        usage::requests_from(&r, limit, cursor)
+            .await
+            .map(|page| usage::RequestsPage::new(&page))
     })
     .await
 }
@@ -751,7 +764,7 @@ async fn not_found(uri: axum::http::Uri, headers: HeaderMap) -> Response {
         format!(
             "no such endpoint `{}`; this gateway serves POST /v1/chat/completions, POST /v1/messages, \
              POST /v1/messages/count_tokens, GET /v1/models, GET /healthz, GET /metrics, \
-             GET /api/status, GET /api/usage, GET /api/series, GET /api/requests and the dashboard at GET /",
+             GET /api/status, GET /api/usage, GET /api/series, GET /api/requests, POST /mcp and the dashboard at GET /",
             uri.path()
         ),
         None,

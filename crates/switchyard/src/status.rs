@@ -61,7 +61,10 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode> {
             r.text().await.unwrap_or_default()
         ),
         Err(e) if e.is_connect() => {
-            let quota = Quota::from_ledger(&cfg, Clock::system())
+            let reader = switchyard_core::ledger::Reader::for_storage(&cfg.storage)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let quota = Quota::from_ledger(&cfg, Clock::system(), &reader)
                 .await
                 .map_err(anyhow::Error::msg)?;
             let lanes = gateway::lane_status(&cfg, &quota, None);
@@ -70,7 +73,10 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode> {
                 v,
                 format!(
                     "no gateway answers at {url}; quotas from the ledger {}",
-                    cfg.storage.ledger.display()
+                    match &cfg.storage.postgres {
+                        Some(u) => switchyard_core::shared::redact(secrecy::ExposeSecret::expose_secret(u)),
+                        None => cfg.storage.ledger.display().to_string(),
+                    }
                 ),
             )
         }

@@ -102,14 +102,18 @@ pub async fn run(args: UsageArgs) -> Result<ExitCode> {
             }
         }
         None => {
-            let path = cfg.storage.ledger.clone();
-            let by = args.by;
-            let report = {
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || usage::report(&path, since, until, by)).await?
-            }
-            .with_context(|| format!("reading the ledger {}", path.display()))?;
-            (serde_json::to_value(report)?, format!("ledger {}", path.display()))
+            let shown = match &cfg.storage.postgres {
+                Some(u) => switchyard_core::shared::redact(secrecy::ExposeSecret::expose_secret(u)),
+                None => cfg.storage.ledger.display().to_string(),
+            };
+            let reader = switchyard_core::ledger::Reader::for_storage(&cfg.storage)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let report = usage::report_from(&reader, since, until, args.by)
+                .await
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("reading the ledger {shown}"))?;
+            (serde_json::to_value(report)?, format!("ledger {shown}"))
         }
     };
     if args.json {

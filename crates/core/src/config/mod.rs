@@ -65,6 +65,9 @@ pub struct ServerConfig {
     /// A client that has not sent its request headers within this (and then its body within
     /// it again) is cut off: slow clients cannot hold connections open.
     pub read_timeout: Duration,
+    /// `Host` headers `/mcp` answers (the DNS-rebinding guard): names or `host:port`; empty
+    /// means any host (`"*"` in the file). `None`: the loopback names and the listen address.
+    pub mcp_allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,8 +286,12 @@ pub struct NotifyConfig {
 
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
-    /// SQLite database file of the ledger.
+    /// SQLite database file of the ledger (unused when `postgres` is set).
     pub ledger: PathBuf,
+    /// `storage.ledger: postgres://…`: the ledger in PostgreSQL, shared by replicas.
+    pub postgres: Option<SecretString>,
+    /// `redis://…`: quota counters, parks and open breakers shared by several replicas.
+    pub shared: Option<SecretString>,
 }
 
 /// One problem in the file, with its place.
@@ -617,12 +624,6 @@ impl Resolver<'_> {
             .enumerate()
             .filter_map(|(i, n)| self.notify(i, n))
             .collect();
-        if let Some(s) = &raw.storage.shared {
-            self.warn(
-                s.referenced,
-                "`storage.shared` (Redis) is not used by this version; state stays in this process".into(),
-            );
-        }
         if raw.storage.keep_prompts == Some(true) {
             self.warnings.push(format!(
                 "{}: `storage.keep_prompts` is not supported yet; prompts are not stored",
@@ -875,12 +876,64 @@ impl Resolver<'_> {
             },
         };
         let read_timeout = self.duration(raw.read_timeout.as_ref(), DEFAULT_READ_TIMEOUT);
+        let mcp_allowed_hosts = raw.mcp_allowed_hosts.as_ref().map(|list| self.mcp_hosts(list));
         ServerConfig {
             listen,
             keys,
             max_body_bytes,
             read_timeout,
+            mcp_allowed_hosts,
         }
+    }
+
+    /// `server.mcp_allowed_hosts`: host names, addresses or `host:port`, or `"*"` alone for
+    /// any host (an empty list would mean the same to the MCP library, so it is refused as
+    /// probably a mistake).
+    fn mcp_hosts(&mut self, list: &S<Vec<S<String>>>) -> Vec<String> {
+        let mut hosts = Vec::new();
+        for h in &list.value {
+            let v = match self.env.expand(&h.value) {
+                Ok(v) => v.trim().to_ascii_lowercase(),
+                Err(missing) => {
+                    self.error(
+                        h.referenced,
+                        format!(
+                            "`server.mcp_allowed_hosts` uses unset variable(s) {}",
+                            missing.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+            };
+            if v == "*" {
+                if list.value.len() > 1 {
+                    self.error(
+                        h.referenced,
+                        "`\"*\"` (any host) stands alone in `server.mcp_allowed_hosts`".into(),
+                    );
+                }
+                return Vec::new();
+            }
+            if v.is_empty() || v.contains("://") || v.contains(['/', ' ', '\t', '?', '#', '@']) {
+                self.error(
+                    h.referenced,
+                    format!(
+                        "`{v}` is not a host: give a name, an address or host:port, without a scheme or path \
+                         (e.g. `gateway.lan`, `10.0.0.5:4000`), or `\"*\"` for any host"
+                    ),
+                );
+                continue;
+            }
+            hosts.push(v);
+        }
+        if list.value.is_empty() {
+            self.error(
+                list.referenced,
+                "`server.mcp_allowed_hosts` is empty: list the hosts clients reach this gateway by, or `\"*\"` for any"
+                    .into(),
+            );
+        }
+        hosts
     }
 
     fn duration(&mut self, v: Option<&S<raw::Scalar>>, default: Duration) -> Duration {
@@ -1251,20 +1304,19 @@ impl Resolver<'_> {
                 .join("switchyard")
                 .join("ledger.db")
         };
+        let mut postgres = None;
         let ledger = match &raw.storage.ledger {
             None => default(),
             Some(l) => match self.env.expand(&l.value) {
+                Ok(s) if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
+                    postgres = Some(SecretString::from(s));
+                    default()
+                }
                 Ok(s) => {
                     let path = s
                         .strip_prefix("sqlite://")
                         .or_else(|| s.strip_prefix("sqlite:"))
                         .unwrap_or(&s);
-                    if s.starts_with("postgres") {
-                        self.error(
-                            l.referenced,
-                            "a PostgreSQL ledger is not in this version yet; use a sqlite:// path".into(),
-                        );
-                    }
                     expand_home(path)
                 }
                 Err(m) => {
@@ -1276,7 +1328,34 @@ impl Resolver<'_> {
                 }
             },
         };
-        StorageConfig { ledger }
+        let shared = match &raw.storage.shared {
+            None => None,
+            Some(u) => match self.env.expand(&u.value) {
+                Ok(url) if url.starts_with("redis://") || url.starts_with("unix://") => Some(SecretString::from(url)),
+                Ok(_) => {
+                    self.error(
+                        u.referenced,
+                        "`storage.shared` must be a redis:// (or unix://) URL, such as redis://127.0.0.1:6379".into(),
+                    );
+                    None
+                }
+                Err(m) => {
+                    self.warn(
+                        u.referenced,
+                        format!(
+                            "`storage.shared` uses unset variable(s) {}; quotas are counted by this replica alone",
+                            m.join(", ")
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        StorageConfig {
+            ledger,
+            postgres,
+            shared,
+        }
     }
 }
 
@@ -1323,7 +1402,25 @@ impl Config {
             self.server.keys.len(),
             self.server.max_body_bytes
         );
-        let _ = writeln!(s, "ledger: {}", self.storage.ledger.display());
+        match &self.storage.postgres {
+            Some(url) => {
+                let _ = writeln!(
+                    s,
+                    "ledger: {} (PostgreSQL)",
+                    crate::shared::redact(secrecy::ExposeSecret::expose_secret(url))
+                );
+            }
+            None => {
+                let _ = writeln!(s, "ledger: {}", self.storage.ledger.display());
+            }
+        }
+        if let Some(u) = &self.storage.shared {
+            let _ = writeln!(
+                s,
+                "shared: {} (quota counters, parks and open breakers shared with other replicas)",
+                crate::shared::redact(secrecy::ExposeSecret::expose_secret(u))
+            );
+        }
         let _ = writeln!(s, "providers:");
         for p in self.providers.values() {
             let mut tags = vec![if p.local { "local" } else { "cloud" }];

@@ -63,6 +63,8 @@ pub struct RawServer {
     /// How long a client may take to send a request's headers, and then its body.
     pub read_timeout: Option<S<Scalar>>,
     pub timeouts: Option<RawTimeouts>,
+    /// `Host` names (or `host:port`) that `/mcp` answers; `"*"` for any.
+    pub mcp_allowed_hosts: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

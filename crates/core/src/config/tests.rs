@@ -251,3 +251,28 @@ fn bad_notify_entries_are_refused_with_what_would_be_valid() {
         "{e:?}"
     );
 }
+
+#[test]
+fn mcp_allowed_hosts_load_and_bad_ones_are_refused() {
+    const LANES: &str = "providers:\n  o: { preset: ollama }\nlanes:\n  a: { provider: o, model: m }\n";
+    let load = |server: &str| from_str(&format!("server: {server}\n{LANES}"), "t.yaml", &env());
+    let c = load("{ listen: 127.0.0.1:4000 }").unwrap();
+    assert_eq!(c.server.mcp_allowed_hosts, None);
+    let c = load("{ mcp_allowed_hosts: [Gateway.LAN, \"10.0.0.5:4000\"] }").unwrap();
+    assert_eq!(
+        c.server.mcp_allowed_hosts,
+        Some(vec!["gateway.lan".to_owned(), "10.0.0.5:4000".to_owned()])
+    );
+    let c = load("{ mcp_allowed_hosts: [\"*\"] }").unwrap();
+    assert_eq!(c.server.mcp_allowed_hosts, Some(vec![]));
+    let e = errors(&format!(
+        "server: {{ mcp_allowed_hosts: [\"http://gateway.lan/\", \"*\", x] }}\n{LANES}"
+    ));
+    assert!(
+        e.iter().any(|m| m.contains("`http://gateway.lan/` is not a host")),
+        "{e:?}"
+    );
+    assert!(e.iter().any(|m| m.contains("stands alone")), "{e:?}");
+    let e = errors(&format!("server: {{ mcp_allowed_hosts: [] }}\n{LANES}"));
+    assert!(e[0].starts_with("t.yaml:1:") && e[0].contains("is empty"), "{e:?}");
+}

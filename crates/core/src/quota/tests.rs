@@ -308,7 +308,8 @@ async fn a_reload_shares_unchanged_budgets_so_requests_in_flight_settle_into_the
     let old = Quota::new(&first, Clock::at(utc(2026, 11, 28, 12, 0)));
     // A request in flight across the reload: reserved on the old quota, settled after.
     let r = old.reserve("a", 10, 10).unwrap();
-    let same = Quota::reload(&first, &old).await.unwrap();
+    let reader = crate::ledger::Reader::Sqlite(dir.path().join("ledger.db"));
+    let same = Quota::reload(&first, &old, &reader).await.unwrap();
     old.settle(r, true, Some(600), 0.0);
     let used = |q: &Quota, window: &str| {
         q.status("a")[0]
@@ -333,6 +334,6 @@ async fn a_reload_shares_unchanged_budgets_so_requests_in_flight_settle_into_the
         &env,
     )
     .unwrap();
-    let fresh = Quota::reload(&changed, &same).await.unwrap();
+    let fresh = Quota::reload(&changed, &same, &reader).await.unwrap();
     assert_eq!(used(&fresh, "rpd"), 0);
 }

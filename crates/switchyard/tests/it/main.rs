@@ -5,6 +5,7 @@
 mod support;
 
 mod anthropic;
+mod bench_cmd;
 mod brain;
 mod chat;
 mod config_cli;
@@ -14,9 +15,11 @@ mod fallback;
 mod faults;
 mod input;
 mod ledger;
+mod mcp;
 mod notify;
 mod quota;
 mod real_model;
 mod reload;
+mod replicas;
 mod secrets;
 mod usage;

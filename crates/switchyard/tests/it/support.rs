@@ -60,6 +60,20 @@ impl Running {
         self.child = Some(child);
     }
 
+    /// Starts `switchyard serve` with the config `make` writes for the temporary directory
+    /// (nothing added: it says where its ledger goes).
+    pub fn start_raw(make: impl FnOnce(&std::path::Path) -> String) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("switchyard.yaml"), make(dir.path())).unwrap();
+        let (url, child) = spawn(&dir, &[]);
+        Running {
+            url,
+            dir,
+            child: Some(child),
+            env: Vec::new(),
+        }
+    }
+
     /// Stops the gateway (SIGTERM) and starts it again on the same config and ledger.
     pub fn restart(&mut self) {
         assert!(self.stop().success(), "{}", self.stderr());
