@@ -557,7 +557,8 @@ impl Gateway {
                             rec.duration_ms = ms(started.elapsed());
                             // The client gets the answer once its record is committed.
                             self.observer.finished(&rec);
-                            let _ = self.ledger.record_durable(rec).await;
+                            let committed = self.ledger.record_durable(rec);
+                            let _ = tokio::time::timeout(crate::ledger::DURABLE_WAIT, committed).await;
                             AnswerBody::Json(body)
                         }
                         Started::Stream(s) => AnswerBody::Stream(relay(Relay {
@@ -1134,7 +1135,7 @@ fn relay(mut r: Relay) -> BoxStream<'static, Result<Bytes, Infallible>> {
                     // The stream's last bytes wait until its record is committed: a client
                     // that saw the whole answer finds it in the ledger, even after a crash.
                     if let Some(committed) = r.finish() {
-                        let _ = committed.await;
+                        let _ = tokio::time::timeout(crate::ledger::DURABLE_WAIT, committed).await;
                     }
                 }
                 return Some((Ok(b), r));

@@ -199,6 +199,11 @@ impl Reader {
     }
 }
 
+/// The longest an answer's last bytes wait for its record's commit. A healthy writer commits
+/// in well under a millisecond; past this the ledger is in trouble (a stuck disk, an
+/// unreachable PostgreSQL) and answers go on without the guarantee rather than hang.
+pub const DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Records taken from the channel per transaction, at most.
 const BATCH: usize = 512;
 
@@ -227,7 +232,7 @@ impl Ledger {
         };
         let pool = crate::pg::connect(url.expose_secret()).await?;
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(crate::pg::writer(pool.clone(), rx));
+        tokio::spawn(crate::pg::writer(crate::pg::writer_pool(url.expose_secret())?, rx));
         Ok(Ledger {
             tx,
             path: storage.ledger.clone(),
@@ -254,9 +259,10 @@ impl Ledger {
         }
     }
 
-    /// Queues a record; the receiver resolves once it is committed (or the write failed for
-    /// good). An answer's last byte waits for it, so a request whose client got a complete
-    /// answer is in the database even if the process is killed the next moment.
+    /// Queues a record; the receiver resolves once it is committed (or its first write
+    /// failed). An answer's last byte waits for it (at most [`DURABLE_WAIT`]), so a request
+    /// whose client got a complete answer is in the database even if the process is killed
+    /// the next moment.
     pub fn record_durable(&self, r: RequestRecord) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Cmd::Record(Box::new(r), Some(tx))).is_err() {
@@ -356,6 +362,11 @@ fn writer(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                     Err(e) if tries < 3 => {
                         tries += 1;
                         tracing::warn!("ledger write failed (try {tries}): {e}");
+                        // The answers waiting on this batch go now: a disk in trouble must not
+                        // hold every client while it is retried.
+                        for w in committed.drain(..) {
+                            let _ = w.send(());
+                        }
                         std::thread::sleep(std::time::Duration::from_millis(100 * tries));
                     }
                     Err(e) => {

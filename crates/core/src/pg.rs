@@ -4,10 +4,11 @@
 //!
 //! Writes work as with SQLite: records go into a channel, one task stores them in batches, one
 //! transaction per batch (multi-row `INSERT … SELECT FROM UNNEST`), and an answer's last bytes
-//! wait for their batch's commit. A database that refuses writes is retried with backoff for
-//! about half a minute before a batch is given up, loudly; answers waiting on a batch whose
-//! first write failed are let go at once (during such an outage, the kill -9 guarantee does
-//! not hold).
+//! wait for their batch's commit (at most `ledger::DURABLE_WAIT`). A database that refuses
+//! writes is retried with backoff for about a minute before a batch is given up, loudly;
+//! from its first failure until a write succeeds again, answers do not wait for commits at
+//! all (during such an outage, the kill -9 guarantee does not hold). The writer has its own
+//! connection pool, so slow report queries cannot starve it.
 
 use crate::ledger::{AttemptRecord, Before, Cmd, RequestRecord};
 use crate::quota::{self, Park, ParkRecord, PastAttempt};
@@ -76,6 +77,15 @@ pub async fn connect(url: &str) -> Result<PgPool, String> {
     Ok(pool)
 }
 
+/// The writer's own pool (connected on first use), apart from the readers'.
+pub fn writer_pool(url: &str) -> Result<PgPool, String> {
+    PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy(url)
+        .map_err(|e| format!("ledger: {} is not a PostgreSQL URL: {e}", crate::shared::redact(url)))
+}
+
 async fn migrate(pool: &PgPool) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(7373690361)")
@@ -100,6 +110,10 @@ async fn migrate(pool: &PgPool) -> sqlx::Result<()> {
     tx.commit().await
 }
 
+/// A batch that takes longer than this to write is treated as failed (a database that went
+/// away mid-query would otherwise hold the writer for the kernel's TCP timeout).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Which replica wrote a row: host and process.
 fn replica() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
@@ -117,13 +131,20 @@ pub(crate) async fn writer(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Cmd>) {
     let mut batch: Vec<Box<RequestRecord>> = Vec::new();
     let mut parks: Vec<ParkRecord> = Vec::new();
     let mut waiters = Vec::new();
+    // Set while writes fail: answers are not held for a commit that is not coming.
+    let mut degraded = false;
     while let Some(cmd) = rx.recv().await {
         let mut next = Some(cmd);
         while let Some(cmd) = next.take() {
             match cmd {
                 Cmd::Record(r, w) => {
                     batch.push(r);
-                    waiters.extend(w);
+                    match w {
+                        Some(w) if degraded => {
+                            let _ = w.send(());
+                        }
+                        w => waiters.extend(w),
+                    }
                 }
                 Cmd::Park(p) => parks.push(p),
                 Cmd::Flush(w) => waiters.push(w),
@@ -135,9 +156,20 @@ pub(crate) async fn writer(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Cmd>) {
         let mut wait = Duration::from_millis(100);
         let mut tries = 0;
         loop {
-            match write(&pool, &batch, &parks, &replica).await {
-                Ok(()) => break,
+            let written = match tokio::time::timeout(WRITE_TIMEOUT, write(&pool, &batch, &parks, &replica)).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {} s", WRITE_TIMEOUT.as_secs())),
+            };
+            match written {
+                Ok(()) => {
+                    if degraded {
+                        tracing::warn!("ledger (PostgreSQL) is writable again");
+                    }
+                    degraded = false;
+                    break;
+                }
                 Err(e) if tries < 8 => {
+                    degraded = true;
                     tries += 1;
                     tracing::warn!("ledger (PostgreSQL) write failed (try {tries}): {e}");
                     // Answers waiting on this batch go out now: an unreachable database must

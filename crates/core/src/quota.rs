@@ -630,9 +630,9 @@ impl Quota {
                 r.shared = Some(hold);
                 Ok(r)
             }
-            Reserved::Refused(why, until) => {
+            Reserved::Refused(outcome, why, until) => {
                 self.settle(r, false, None, 0.0);
-                Err(("quota", why, until))
+                Err((outcome, why, until))
             }
             Reserved::Unavailable => Ok(r),
         }
@@ -712,7 +712,7 @@ impl Quota {
         };
         b.park = Some(park.clone());
         if let Some(shared) = &self.shared {
-            shared.park(&b.cfg.key, until_ms, self.now_ms());
+            shared.park(&b.cfg.key, until_ms, outcome, self.now_ms());
         }
         Some(ParkRecord {
             budget: b.cfg.key.clone(),
@@ -769,7 +769,7 @@ impl Quota {
                 };
                 if b.park.as_ref().is_none_or(|p| p.until_ms < reset_at) {
                     if let Some(shared) = &self.shared {
-                        shared.park(&b.cfg.key, reset_at, now);
+                        shared.park(&b.cfg.key, reset_at, "quota", now);
                     }
                     b.park = Some(park.clone());
                     parks.push(ParkRecord {

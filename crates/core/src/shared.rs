@@ -20,18 +20,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-/// Deadline of one Redis call on the request path.
-const DEADLINE: Duration = Duration::from_millis(250);
+/// Deadline of one Redis call on the request path. Only the first request after Redis went
+/// away can pay it: while it is down, requests do not ask it (see [`Shared::is_up`]).
+const DEADLINE: Duration = Duration::from_secs(1);
 
 /// Checks parks, then every window; takes the amounts only if all fit. Returns `{0}` when
-/// taken, `{-1, park_index, until}` when a budget is parked, `{window_index, used, frees_at}`
-/// when a window is full.
+/// taken, `{-1, park_index, 'until|outcome'}` when a budget is parked, `{window_index, used,
+/// frees_at}` when a window is full. As the local count does, a request larger than a whole
+/// token window is let through when the window is empty (the provider decides), and charged
+/// in full.
 const RESERVE: &str = r"
 local now = tonumber(ARGV[1])
 local nw = tonumber(ARGV[2])
 for i = nw + 1, #KEYS do
-  local u = redis.call('GET', KEYS[i])
-  if u and tonumber(u) > now then return {-1, i - nw, u} end
+  local v = redis.call('GET', KEYS[i])
+  if v then
+    local sep = string.find(v, '|', 1, true)
+    local u = tonumber(sep and string.sub(v, 1, sep - 1) or v)
+    if u and u > now then return {-1, i - nw, v} end
+  end
 end
 local drops = {}
 for i = 1, nw do
@@ -59,7 +66,9 @@ for i = 1, nw do
     end
   end
   drops[i] = dead
-  if used + amount > limit then
+  local need = amount
+  if need > limit then need = limit end
+  if used + need > limit then
     local free = period_end
     if n > 0 then
       table.sort(live, function(a, c) return a[1] < c[1] end)
@@ -67,7 +76,7 @@ for i = 1, nw do
       local u = used
       for _, p in ipairs(live) do
         u = u - p[2]
-        if u + amount <= limit then
+        if u + need <= limit then
           free = p[1] + width + n
           break
         end
@@ -92,11 +101,15 @@ end
 return {0}
 ";
 
-/// Adds a (possibly negative) correction to the slots a reservation took.
+/// Adds a (possibly negative) correction to the slots a reservation took, where they still
+/// exist (a slot that has left its window is not brought back, and no key without expiry is
+/// made).
 const SETTLE: &str = r"
 for i = 1, #KEYS do
-  local v = redis.call('HINCRBY', KEYS[i], ARGV[2 * i - 1], ARGV[2 * i])
-  if v <= 0 then redis.call('HDEL', KEYS[i], ARGV[2 * i - 1]) end
+  if redis.call('HEXISTS', KEYS[i], ARGV[2 * i - 1]) == 1 then
+    local v = redis.call('HINCRBY', KEYS[i], ARGV[2 * i - 1], ARGV[2 * i])
+    if v <= 0 then redis.call('HDEL', KEYS[i], ARGV[2 * i - 1]) end
+  end
 end
 return 0
 ";
@@ -130,8 +143,8 @@ pub struct SharedHold {
 
 pub enum Reserved {
     Taken(SharedHold),
-    /// `(reason, frees_at_ms)`.
-    Refused(String, i64),
+    /// `(outcome, reason, frees_at_ms)`: `quota` or `cooling_down` (a park's own outcome).
+    Refused(&'static str, String, i64),
     /// Redis could not be asked: go on with the local counts.
     Unavailable,
 }
@@ -142,6 +155,8 @@ pub struct Shared {
     reserve: redis::Script,
     settle: redis::Script,
     up: AtomicBool,
+    /// When a refused command was last logged (ms).
+    logged_ms: std::sync::atomic::AtomicI64,
     /// Lanes whose breaker some replica has open.
     down: RwLock<HashSet<String>>,
     /// Shown in status: the URL without its password.
@@ -167,6 +182,7 @@ impl Shared {
             reserve: redis::Script::new(RESERVE),
             settle: redis::Script::new(SETTLE),
             up: AtomicBool::new(true),
+            logged_ms: std::sync::atomic::AtomicI64::new(0),
             down: RwLock::new(HashSet::new()),
             shown_url: redact(url),
         }))
@@ -174,6 +190,20 @@ impl Shared {
 
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    /// A Redis error: a lost connection marks Redis down; an error Redis itself answered
+    /// (read-only replica, out of memory, a script error) fails only this call, logged at most
+    /// every half minute, so such a Redis does not flap between up and down.
+    fn failed(&self, e: &redis::RedisError) {
+        if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout() {
+            self.mark(false, &e.to_string());
+        } else {
+            let now = crate::clock::wall_now_ms();
+            if now - self.logged_ms.swap(now, Ordering::Relaxed) >= 30_000 {
+                tracing::warn!("shared state (Redis) refused a command ({e}); this replica counts on its own for it");
+            }
+        }
     }
 
     fn mark(&self, ok: bool, why: &str) {
@@ -200,8 +230,12 @@ impl Shared {
         format!("{}down:{lane}", self.prefix)
     }
 
-    /// Checks and takes every window at once, atomically across replicas.
+    /// Checks and takes every window at once, atomically across replicas. While Redis is
+    /// known to be down, does not ask it (the poll notices when it is back).
     pub async fn reserve(&self, windows: &[SharedWindow], parks: &[String], now: i64) -> Reserved {
+        if !self.is_up() {
+            return Reserved::Unavailable;
+        }
         if windows.is_empty() && parks.is_empty() {
             return Reserved::Taken(SharedHold {
                 windows: Vec::new(),
@@ -228,7 +262,7 @@ impl Shared {
         let v = match answer {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
-                self.mark(false, &e.to_string());
+                self.failed(&e);
                 return Reserved::Unavailable;
             }
             Err(_) => {
@@ -251,26 +285,42 @@ impl Shared {
                 tokens: windows.iter().find(|w| w.tokens).map_or(0, |w| w.amount as i64),
             }),
             -1 => {
-                let until = int(2);
+                let value = match v.get(2) {
+                    Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                    _ => String::new(),
+                };
+                let (until, outcome) = value.split_once('|').unwrap_or((value.as_str(), "quota"));
+                let until = until.parse().unwrap_or(now);
+                let outcome = if outcome == "cooling_down" {
+                    "cooling_down"
+                } else {
+                    "quota"
+                };
                 let budget = usize::try_from(int(1) - 1)
                     .ok()
                     .and_then(|i| parks.get(i))
                     .map(|k| k.trim_start_matches(&format!("{}park:", self.prefix)).to_owned())
                     .unwrap_or_default();
-                (
+                let what = if outcome == "cooling_down" {
+                    "cooling down (rate limited)"
+                } else {
+                    "parked"
+                };
+                Reserved::Refused(
+                    outcome,
                     format!(
-                        "budget `{budget}` is parked by another replica until {}",
+                        "budget `{budget}` is {what} by another replica until {}",
                         crate::clock::format_utc(until)
                     ),
                     until,
                 )
-                    .into()
             }
             i => {
                 let w = usize::try_from(i - 1).ok().and_then(|i| windows.get(i));
                 let (used, frees) = (int(1), int(2));
                 match w {
-                    Some(w) => (
+                    Some(w) => Reserved::Refused(
+                        "quota",
                         format!(
                             "budget `{}`: {used} of {} {} used across replicas; frees up {}",
                             w.budget,
@@ -279,8 +329,7 @@ impl Shared {
                             crate::clock::format_utc(frees)
                         ),
                         frees,
-                    )
-                        .into(),
+                    ),
                     None => Reserved::Unavailable,
                 }
             }
@@ -311,24 +360,25 @@ impl Shared {
             }
             let mut conn = this.conn.clone();
             if let Ok(Err(e)) = tokio::time::timeout(DEADLINE * 4, inv.invoke_async::<i64>(&mut conn)).await {
-                this.mark(false, &e.to_string());
+                this.failed(&e);
             }
         });
     }
 
-    /// Tells the other replicas a budget is parked until `until_ms`.
-    pub fn park(self: &Arc<Self>, budget: &str, until_ms: i64, now_ms: i64) {
+    /// Tells the other replicas a budget is parked until `until_ms` (`outcome`: `quota` or
+    /// `cooling_down`).
+    pub fn park(self: &Arc<Self>, budget: &str, until_ms: i64, outcome: &str, now_ms: i64) {
         let ttl = until_ms - now_ms;
         if ttl <= 0 {
             return;
         }
-        let (this, key) = (self.clone(), self.park_key(budget));
+        let (this, key, outcome) = (self.clone(), self.park_key(budget), outcome.to_owned());
         tokio::spawn(async move {
             let mut conn = this.conn.clone();
             let mut set = redis::cmd("SET");
-            set.arg(&key).arg(until_ms).arg("PX").arg(ttl);
+            set.arg(&key).arg(format!("{until_ms}|{outcome}")).arg("PX").arg(ttl);
             if let Ok(Err(e)) = tokio::time::timeout(DEADLINE * 4, set.query_async::<()>(&mut conn)).await {
-                this.mark(false, &e.to_string());
+                this.failed(&e);
             }
         });
     }
@@ -357,6 +407,12 @@ impl Shared {
             };
             let _ = tokio::time::timeout(DEADLINE * 4, cmd.query_async::<()>(&mut conn)).await;
         });
+    }
+
+    fn clear_down(&self) {
+        if let Ok(mut d) = self.down.write() {
+            d.clear();
+        }
     }
 
     /// Is the lane's breaker open on some replica (as of the last poll)?
@@ -391,20 +447,36 @@ impl Shared {
                     *d = down;
                 }
             }
-            Ok(Err(e)) => self.mark(false, &e.to_string()),
-            Err(_) => self.mark(false, "no answer within 1 s"),
+            // Unknown: no lane is held down on another replica's word meanwhile.
+            Ok(Err(e)) => {
+                self.clear_down();
+                self.failed(&e);
+            }
+            Err(_) => {
+                self.clear_down();
+                self.mark(false, "no answer within 4 s");
+            }
         }
     }
 }
 
-impl From<(String, i64)> for Reserved {
-    fn from((why, until): (String, i64)) -> Reserved {
-        Reserved::Refused(why, until)
-    }
-}
-
-/// `redis://:secret@host:6379/0` → `redis://:***@host:6379/0`.
+/// `redis://:secret@host:6379/0` → `redis://:***@host:6379/0`; a `password=` query
+/// parameter (`postgres://h/db?password=…`) is masked too.
 pub fn redact(url: &str) -> String {
+    let url = match url.split_once('?') {
+        Some((base, query)) => {
+            let q: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => kv.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", q.join("&"))
+        }
+        None => url.to_owned(),
+    };
+    let url = url.as_str();
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s + 3 => {
             let cred = &url[s + 3..at];
@@ -483,7 +555,8 @@ mod tests {
             }
         }
         match s.reserve(&plan(100), &[], now).await {
-            Reserved::Refused(why, frees) => {
+            Reserved::Refused(outcome, why, frees) => {
+                assert_eq!(outcome, "quota");
                 assert!(why.contains("3 of 3 rpm used across replicas"), "{why}");
                 // The oldest use leaves the sliding minute at its slot's end plus a minute.
                 assert!(frees > now + 59_000 && frees <= now + 61_000, "{frees} vs {now}");
@@ -503,16 +576,23 @@ mod tests {
             .reserve(&[window(&s, &budget, "tpd", 1000, 1, now, 0)], &[], now)
             .await
         {
-            Reserved::Refused(why, _) => assert!(why.contains("1000 of 1000 tpd"), "{why}"),
+            Reserved::Refused(_, why, _) => assert!(why.contains("1000 of 1000 tpd"), "{why}"),
             _ => panic!("tpd is full"),
         }
+        // A request larger than a whole token window goes through when the window is empty
+        // (as the local count lets it: the provider decides), charged in full.
+        let big = format!("{budget}-big");
+        let tpm = |amount| [window(&s, &big, "tpm", 100, amount, now, 60_000)];
+        assert!(matches!(s.reserve(&tpm(500), &[], now).await, Reserved::Taken(_)));
+        assert!(matches!(s.reserve(&tpm(1), &[], now).await, Reserved::Refused(..)));
         // A park set by one replica is seen by the next reservation.
-        s.park(&budget, now + 60_000, now);
+        s.park(&budget, now + 60_000, "cooling_down", now);
         tokio::time::sleep(Duration::from_millis(200)).await;
         let parks = [s.park_key(&budget)];
         match s.reserve(&[], &parks, now).await {
-            Reserved::Refused(why, until) => {
-                assert!(why.contains("parked by another replica"), "{why}");
+            Reserved::Refused(outcome, why, until) => {
+                assert_eq!(outcome, "cooling_down");
+                assert!(why.contains("cooling down (rate limited) by another replica"), "{why}");
                 assert_eq!(until, now + 60_000);
             }
             _ => panic!("parked"),
@@ -527,5 +607,9 @@ mod tests {
         );
         assert_eq!(redact("redis://app:hunter2@h/1"), "redis://app:***@h/1");
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact("postgres://h/db?sslmode=disable&password=hunter2"),
+            "postgres://h/db?sslmode=disable&password=***"
+        );
     }
 }

@@ -1339,13 +1339,11 @@ impl Resolver<'_> {
                     );
                     None
                 }
+                // An error, not a warning: replicas that silently count alone spend quotas twice.
                 Err(m) => {
-                    self.warn(
+                    self.error(
                         u.referenced,
-                        format!(
-                            "`storage.shared` uses unset variable(s) {}; quotas are counted by this replica alone",
-                            m.join(", ")
-                        ),
+                        format!("`storage.shared` uses unset variable(s) {}", m.join(", ")),
                     );
                     None
                 }

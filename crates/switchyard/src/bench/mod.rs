@@ -473,6 +473,9 @@ struct Ask<'a> {
 struct Measured {
     error: Option<String>,
     ttft: Option<Duration>,
+    /// When the last piece of the answer came: decode speed is measured to here, not to the
+    /// end of the stream (usage chunk, `[DONE]`, the ledger commit).
+    last_token: Option<Duration>,
     total: Duration,
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
@@ -554,8 +557,9 @@ impl Measured {
     fn into_result(self, p: &Prompt, run: u32) -> RunResult {
         let ttft_ms = self.ttft.map(|d| d.as_secs_f64() * 1000.0);
         let total_ms = self.total.as_secs_f64() * 1000.0;
+        let last_ms = self.last_token.map_or(total_ms, |d| d.as_secs_f64() * 1000.0);
         let decode_tps = match (self.completion_tokens, ttft_ms) {
-            (Some(n), Some(t)) if n >= 2 && total_ms > t => Some((n - 1) as f64 / ((total_ms - t) / 1000.0)),
+            (Some(n), Some(t)) if n >= 2 && last_ms > t => Some((n - 1) as f64 / ((last_ms - t) / 1000.0)),
             _ => None,
         };
         let checks = if self.error.is_none() {
@@ -627,9 +631,13 @@ impl StreamReader {
                 && !text.is_empty()
             {
                 m.text.push_str(text);
-                m.ttft.get_or_insert_with(|| started.elapsed());
+                let now = started.elapsed();
+                m.ttft.get_or_insert(now);
+                m.last_token = Some(now);
             } else if thinking {
-                m.ttft.get_or_insert_with(|| started.elapsed());
+                let now = started.elapsed();
+                m.ttft.get_or_insert(now);
+                m.last_token = Some(now);
             }
             if let Some(f) = v["choices"][0]["finish_reason"].as_str() {
                 m.finish_reason = Some(f.to_owned());

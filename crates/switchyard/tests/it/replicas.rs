@@ -306,3 +306,50 @@ async fn a_budget_parked_by_one_replica_is_skipped_by_the_other() {
     assert_eq!(header(&r, "x-switchyard-attempts"), "l0:quota,l1:ok");
     assert_eq!(free.hits(), 1);
 }
+
+#[tokio::test]
+async fn a_breaker_opened_by_one_replica_is_honoured_by_the_other() {
+    let Some(redis) = Redis::start() else { return };
+    let (down, other) = (FakeUpstream::start("down").await, FakeUpstream::start("other").await);
+    down.set(Behavior::status(
+        500,
+        r#"{"error":{"message":"boom","type":"server_error"}}"#,
+    ));
+    // A long cool-down: only the other replica's word can make B skip the lane.
+    let base = config_for(&[down.base_url(), other.base_url()], "").replace(
+        "cooldown: 200ms, max_cooldown: 400ms",
+        "cooldown: 30s, max_cooldown: 60s",
+    );
+    let make = |dir: &std::path::Path| {
+        format!(
+            "{base}storage:\n  ledger: \"{}\"\n  shared: \"{}\"\n",
+            dir.join("ledger.db").display(),
+            redis.url()
+        )
+    };
+    let a = Running::start_raw(make);
+    // B would need 100 failures of its own to open its breaker.
+    let b = Running::start_raw(|dir| make(dir).replace("failures: 2", "failures: 100"));
+    for _ in 0..2 {
+        let r = a.post(hello("default"), &[]).await;
+        assert_eq!(header(&r, "x-switchyard-attempts"), "l0:unavailable,l1:ok");
+    }
+    // B reads the open breakers about once a second.
+    let mut skipped = false;
+    for _ in 0..40 {
+        let r = b.post(hello("default"), &[]).await;
+        if header(&r, "x-switchyard-attempts") == "l0:breaker_open,l1:ok" {
+            skipped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(skipped, "B never skipped the lane A found down");
+    // From then on B does not ask the failing lane (its own breaker is still closed).
+    let hits = down.hits();
+    for _ in 0..3 {
+        let r = b.post(hello("default"), &[]).await;
+        assert_eq!(header(&r, "x-switchyard-attempts"), "l0:breaker_open,l1:ok");
+    }
+    assert_eq!(down.hits(), hits);
+}
