@@ -14,7 +14,7 @@
 //! Anthropic, the gateway sends the caller's own body instead, so nothing is lost there.
 //!
 //! Every function here is total: hostile input gives an error or a best-effort answer, never a
-//! panic (see the fuzz target in `fuzz/`).
+//! panic, and takes time in proportion to its size (see the fuzz targets in `fuzz/`).
 
 use crate::openai::{
     self, ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, InvalidRequest, Message, Reasoning,
@@ -345,6 +345,22 @@ impl MessagesRequest {
         if self.messages.is_empty() {
             return bad("messages", "`messages` must contain at least one message".into());
         }
+        // Thinking blocks are dropped in translation (and empty block lists give nothing): a
+        // conversation of only those, without a system prompt, would reach a lane as no
+        // messages at all. Refused here, in the caller's terms.
+        let readable = |m: &InMessage| match &m.content {
+            _ if m.role == InRole::Assistant => true,
+            InContent::Text(_) => true,
+            InContent::Blocks(blocks) => blocks
+                .iter()
+                .any(|b| !matches!(b, Block::Thinking { .. } | Block::RedactedThinking)),
+        };
+        if self.system.as_ref().is_none_or(|s| s.text().is_empty()) && !self.messages.iter().any(readable) {
+            return bad(
+                "messages",
+                "`messages` has nothing to answer: every message is empty or holds only thinking blocks".into(),
+            );
+        }
         if endpoint == Endpoint::Messages {
             match self.max_tokens {
                 None => return bad("max_tokens", "`max_tokens` is required".into()),
@@ -529,6 +545,9 @@ pub fn reasoning_of(req: &MessagesRequest) -> Option<Reasoning> {
 /// - `thinking` becomes [`ChatRequest::reasoning`]; server tools are dropped.
 pub fn to_chat(req: &MessagesRequest) -> ChatRequest {
     let mut messages: Vec<Message> = Vec::with_capacity(req.messages.len() + 1);
+    // Where tool results go: right after the last assistant turn and the results already
+    // placed after it. Kept, not searched for: searching made n results cost n².
+    let mut results_at: Option<usize> = None;
     if let Some(system) = &req.system {
         let text = system.text();
         if !text.is_empty() {
@@ -568,15 +587,14 @@ pub fn to_chat(req: &MessagesRequest) -> ChatRequest {
                     }
                 }
                 // Right after the assistant turn that made the calls (and its earlier results),
-                // even if a system note was merged into a user turn in between.
-                let mut at = messages
-                    .iter()
-                    .rposition(|m| m.role == Role::Assistant)
-                    .map_or(messages.len(), |i| i + 1);
-                while messages.get(at).is_some_and(|m| m.role == Role::Tool) {
-                    at += 1;
+                // even if a system note was merged into a user turn in between. Before any
+                // assistant turn, at the end.
+                if !results.is_empty() {
+                    let at = results_at.unwrap_or(messages.len());
+                    let n = results.len();
+                    messages.splice(at..at, results);
+                    results_at = results_at.map(|i| i + n);
                 }
-                messages.splice(at..at, results);
                 push_user(&mut messages, parts);
             }
             InRole::Assistant => {
@@ -610,6 +628,7 @@ pub fn to_chat(req: &MessagesRequest) -> ChatRequest {
                     msg.tool_calls = Some(calls);
                 }
                 messages.push(msg);
+                results_at = Some(messages.len());
             }
         }
     }
@@ -750,26 +769,47 @@ fn blocks_of(content: Option<&Content>) -> Result<Vec<Value>, String> {
     Ok(out)
 }
 
+/// One turn of a Messages body being built.
+struct Turn {
+    role: &'static str,
+    blocks: Vec<Value>,
+    /// How many `tool_result` blocks open the turn. Kept rather than counted on each merge:
+    /// counting made a conversation of n tool results cost n² (seconds for a 1 MB body).
+    results: usize,
+}
+
+fn is_tool_result(b: &Value) -> bool {
+    b["type"] == "tool_result"
+}
+
 /// Adds blocks as a turn of `role`, merged into the previous turn when it has the same role.
-fn push_turn(turns: &mut Vec<Value>, role: &str, mut blocks: Vec<Value>) {
+fn push_turn(turns: &mut Vec<Turn>, role: &'static str, mut blocks: Vec<Value>) {
     if blocks.is_empty() {
         return;
     }
+    let leading = blocks.iter().take_while(|b| is_tool_result(b)).count();
     if let Some(last) = turns.last_mut()
-        && last["role"] == role
-        && let Some(existing) = last["content"].as_array_mut()
+        && last.role == role
     {
         // Tool results must open a user turn: they go after the results already there and
         // before any other content.
-        if blocks.iter().any(|b| b["type"] == "tool_result") {
-            let at = existing.iter().take_while(|b| b["type"] == "tool_result").count();
-            existing.splice(at..at, blocks);
+        if blocks.iter().any(is_tool_result) {
+            let at = last.results;
+            last.blocks.splice(at..at, blocks);
+            // `at` was the end of the leading run, so the block after the new ones is not a
+            // result: the run now ends where the new blocks' own leading run does.
+            last.results = at + leading;
         } else {
-            existing.append(&mut blocks);
+            // No results among the new blocks: the leading run is unchanged.
+            last.blocks.append(&mut blocks);
         }
         return;
     }
-    turns.push(json!({"role": role, "content": blocks}));
+    turns.push(Turn {
+        role,
+        blocks,
+        results: leading,
+    });
 }
 
 /// How a Claude model takes a thinking request.
@@ -827,7 +867,7 @@ pub fn thinking_allowed(messages: &[Value]) -> bool {
 /// unsuitable".
 pub fn from_chat(req: &ChatRequest, default_max_tokens: u64, thinking: Option<ThinkingStyle>) -> Result<Value, String> {
     let mut system = Vec::new();
-    let mut turns: Vec<Value> = Vec::new();
+    let mut turns: Vec<Turn> = Vec::new();
     for m in &req.messages {
         match m.role {
             Role::System | Role::Developer => {
@@ -862,6 +902,10 @@ pub fn from_chat(req: &ChatRequest, default_max_tokens: u64, thinking: Option<Th
         .or(req.max_tokens)
         .unwrap_or(default_max_tokens)
         .max(1);
+    let turns: Vec<Value> = turns
+        .into_iter()
+        .map(|t| json!({"role": t.role, "content": t.blocks}))
+        .collect();
     let mut body = json!({"model": req.model, "messages": turns, "max_tokens": max_tokens});
     if !system.is_empty() {
         body["system"] = json!(system.join("\n\n"));
@@ -870,19 +914,27 @@ pub fn from_chat(req: &ChatRequest, default_max_tokens: u64, thinking: Option<Th
         body["stream"] = json!(true);
     }
     let x = &req.extra;
-    match x.get("stop") {
-        Some(Value::String(s)) if !s.is_empty() => body["stop_sequences"] = json!([s]),
-        Some(Value::Array(a)) if !a.is_empty() => body["stop_sequences"] = json!(a),
-        _ => {}
+    // Only what Anthropic takes goes out: stop strings, a whole `top_k`, a tool named by a
+    // string. A caller's mistake elsewhere (`"stop": [1]`) is dropped here, as wrongly typed
+    // sampling options are, rather than turned into the lane's 400.
+    let stop: Vec<&str> = match x.get("stop") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let stop: Vec<&str> = stop.into_iter().filter(|s| !s.is_empty()).collect();
+    if !stop.is_empty() {
+        body["stop_sequences"] = json!(stop);
     }
     // OpenAI's temperature runs to 2, Anthropic's to 1.
     if let Some(t) = x.get("temperature").and_then(Value::as_f64) {
         body["temperature"] = json!(t.clamp(0.0, 1.0));
     }
-    for k in ["top_p", "top_k"] {
-        if let Some(v) = x.get(k).filter(|v| v.is_number()) {
-            body[k] = v.clone();
-        }
+    if let Some(v) = x.get("top_p").filter(|v| v.is_number()) {
+        body["top_p"] = v.clone();
+    }
+    if let Some(v) = x.get("top_k").filter(|v| v.is_u64()) {
+        body["top_k"] = v.clone();
     }
     if let Some(u) = x.get("user").and_then(Value::as_str) {
         body["metadata"] = json!({"user_id": u});
@@ -907,7 +959,7 @@ pub fn from_chat(req: &ChatRequest, default_max_tokens: u64, thinking: Option<Th
             let mut choice = match &req.tool_choice {
                 Some(Value::String(s)) if s == "required" => json!({"type": "any"}),
                 Some(Value::String(s)) if s == "none" => json!({"type": "none"}),
-                Some(Value::Object(o)) => match o.get("function").and_then(|f| f.get("name")) {
+                Some(Value::Object(o)) => match o.get("function").and_then(|f| f.get("name")).and_then(Value::as_str) {
                     Some(name) => json!({"type": "tool", "name": name}),
                     None => json!({"type": "auto"}),
                 },
@@ -1025,13 +1077,17 @@ pub fn finish_from_stop_reason(stop: &str) -> &'static str {
 
 /// Anthropic usage (`input_tokens` counts only the uncached part) → OpenAI usage.
 pub fn usage_to_chat(u: &Value) -> Usage {
+    // Saturating: the counts are the upstream's word, and `u64::MAX` plus one must not wrap
+    // to a free answer in the ledger (or panic, where overflow is checked).
     let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let input = n("input_tokens") + n("cache_read_input_tokens") + n("cache_creation_input_tokens");
+    let input = n("input_tokens")
+        .saturating_add(n("cache_read_input_tokens"))
+        .saturating_add(n("cache_creation_input_tokens"));
     let output = n("output_tokens");
     Usage {
         prompt_tokens: input,
         completion_tokens: output,
-        total_tokens: input + output,
+        total_tokens: input.saturating_add(output),
     }
 }
 
@@ -1241,8 +1297,6 @@ impl Event {
 
 #[derive(Debug, Default)]
 struct PendingTool {
-    /// The OpenAI `index` its fragments carry.
-    key: u64,
     id: String,
     name: String,
     arguments: String,
@@ -1266,6 +1320,9 @@ pub struct StreamFromChat {
     /// In the order they began. Ollama gives every parallel call `index: 0`, so a fragment
     /// with a new `id` starts a new call even when its index is taken.
     tools: Vec<PendingTool>,
+    /// The latest call in `tools` for each `index`. Looked up, not searched for: a search
+    /// made an upstream's n parallel calls cost n² (seconds for one 1 MB chunk).
+    latest: BTreeMap<u64, usize>,
     finish: Option<String>,
     stop_sequence: Option<String>,
     usage: Option<Value>,
@@ -1283,6 +1340,7 @@ impl StreamFromChat {
             text_open: None,
             next_index: 0,
             tools: Vec::new(),
+            latest: BTreeMap::new(),
             finish: None,
             stop_sequence: None,
             usage: None,
@@ -1379,17 +1437,15 @@ impl StreamFromChat {
         {
             let key = call.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
             let id = call.get("id").and_then(Value::as_str).filter(|s| !s.is_empty());
-            let existing = self.tools.iter().rposition(|t| t.key == key);
+            let existing = self.latest.get(&key).copied();
             let at = match (existing, id) {
                 (Some(i), Some(id)) if !self.tools[i].id.is_empty() && self.tools[i].id != id => None,
                 (Some(i), _) => Some(i),
                 (None, _) => None,
             };
             let at = at.unwrap_or_else(|| {
-                self.tools.push(PendingTool {
-                    key,
-                    ..Default::default()
-                });
+                self.tools.push(PendingTool::default());
+                self.latest.insert(key, self.tools.len() - 1);
                 self.tools.len() - 1
             });
             let t = &mut self.tools[at];
@@ -1428,6 +1484,7 @@ impl StreamFromChat {
         self.start(out);
         self.close_text(out);
         let tools = std::mem::take(&mut self.tools);
+        self.latest.clear();
         let had_tools = !tools.is_empty();
         for (n, t) in tools.into_iter().enumerate() {
             let k = n;
@@ -1685,7 +1742,7 @@ impl StreamUsage {
         }
         let mut u = usage_to_chat(&Value::Object(self.input.clone()));
         u.completion_tokens = self.output_tokens;
-        u.total_tokens = u.prompt_tokens + u.completion_tokens;
+        u.total_tokens = u.prompt_tokens.saturating_add(u.completion_tokens);
         Some(u)
     }
 }
