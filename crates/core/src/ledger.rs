@@ -337,7 +337,15 @@ fn writer(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Cmd>) {
     let mut parks: Vec<ParkRecord> = Vec::new();
     let mut waiters = Vec::new();
     let mut committed: Vec<oneshot::Sender<()>> = Vec::new();
+    // Records in the last batch: more than one means requests are arriving together.
+    let mut last_batch = 0;
     while let Some(cmd) = rx.blocking_recv() {
+        if last_batch > 1 {
+            // Group commit: under concurrent load, linger a moment so this commit carries the
+            // records that are about to arrive rather than one each. A lone request (the last
+            // batch was one record) is written at once.
+            std::thread::sleep(LINGER);
+        }
         let mut next = Some(cmd);
         while let Some(cmd) = next.take() {
             match cmd {
@@ -352,6 +360,7 @@ fn writer(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                 next = rx.try_recv().ok();
             }
         }
+        last_batch = batch.len();
         if !batch.is_empty() {
             // A failed batch is retried a few times (the file may be briefly locked by a
             // reader); records are only dropped, loudly, if the disk keeps refusing them.
@@ -399,6 +408,9 @@ fn writer(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Cmd>) {
         }
     }
 }
+
+/// How long a commit waits for more records when requests arrive together.
+const LINGER: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// How long the writer waits between batches.
 const COLLECT: std::time::Duration = std::time::Duration::from_millis(5);

@@ -168,6 +168,15 @@ const NAMED_WINDOWS: [(&str, Window); 6] = [
 
 fn observe_all(headers: &HeaderMap, now_ms: i64) -> Vec<Seen> {
     let mut out = Vec::new();
+    // Most answers (local servers, most of a cloud's) carry no rate-limit header at all: one
+    // pass over the names saves the couple of dozen lookups below.
+    let any = headers.keys().any(|k| {
+        let k = k.as_str();
+        k.starts_with("x-ratelimit") || k.starts_with("anthropic-ratelimit") || k.starts_with("x-tokenlimit")
+    });
+    if !any {
+        return out;
+    }
     let mut push = |metric, window, limit, remaining, reset_at_ms, reset_said| {
         out.push(Seen {
             observed: Observed {
