@@ -137,6 +137,16 @@ pub enum Reader {
     Postgres(sqlx::PgPool),
 }
 
+/// Runs a SQLite read on the blocking pool (reads block; the async threads must not).
+pub(crate) async fn blocking<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
+    read: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
 impl Reader {
     /// For commands that read the ledger without running a gateway (`status`, `usage`).
     pub async fn for_storage(storage: &StorageConfig) -> Result<Reader, String> {
@@ -155,10 +165,7 @@ impl Reader {
         match self {
             Reader::Sqlite(path) => {
                 let path = path.clone();
-                tokio::task::spawn_blocking(move || quota_history(&path, since_ms, now_ms))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())
+                blocking(move || quota_history(&path, since_ms, now_ms)).await
             }
             Reader::Postgres(pool) => crate::pg::quota_history(pool, since_ms, now_ms)
                 .await
@@ -175,7 +182,7 @@ impl Reader {
         match self {
             Reader::Sqlite(path) => {
                 let path = path.clone();
-                tokio::task::spawn_blocking(move || {
+                blocking(move || {
                     let b = before.as_ref().map(|(t, id)| Before {
                         ts_ms: *t,
                         id: id.as_deref(),
@@ -183,8 +190,6 @@ impl Reader {
                     recent_before(&path, limit, b)
                 })
                 .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
             }
             Reader::Postgres(pool) => {
                 let b = before.as_ref().map(|(t, id)| Before {

@@ -368,10 +368,7 @@ pub async fn report_from(reader: &Reader, since_ms: i64, until_ms: i64, by: By) 
     match reader {
         Reader::Sqlite(path) => {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || report(&path, since_ms, until_ms, by))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
+            ledger::blocking(move || report(&path, since_ms, until_ms, by)).await
         }
         Reader::Postgres(pool) => {
             let rows = crate::pg::requests_between(pool, since_ms, until_ms)
@@ -400,10 +397,7 @@ pub async fn series_from(reader: &Reader, since_ms: i64, until_ms: i64, step_ms:
     match reader {
         Reader::Sqlite(path) => {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || series(&path, since_ms, until_ms, step_ms))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
+            ledger::blocking(move || series(&path, since_ms, until_ms, step_ms)).await
         }
         Reader::Postgres(pool) => {
             let step_ms = series_step(since_ms, until_ms, step_ms);

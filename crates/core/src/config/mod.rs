@@ -392,8 +392,10 @@ pub fn from_str(text: &str, file: &str, env: &Env) -> Result<Config, ConfigError
     .resolve(raw)
 }
 
-/// serde-saphyr renders a snippet under the message; the diagnostic keeps only the sentence.
-fn first_line_without_location(rendered: &str) -> String {
+/// serde-saphyr renders a snippet under the message; the diagnostic keeps only the sentence
+/// (the caller puts `file:line:column` in front). Also used for other YAML files (bench
+/// prompt suites).
+pub fn first_line_without_location(rendered: &str) -> String {
     let first = rendered
         .lines()
         .find(|l| !l.trim().is_empty())

@@ -92,7 +92,10 @@ enum RawCheck {
 pub fn parse(text: &str, file: &str) -> Result<Vec<Prompt>, String> {
     let raw: Vec<Spanned<RawPrompt>> = serde_saphyr::from_str(text).map_err(|e| {
         let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-        format!("{file}:{line}:{column}: {}", first_sentence(&e.to_string()))
+        format!(
+            "{file}:{line}:{column}: {}",
+            switchyard_core::config::first_line_without_location(&e.to_string())
+        )
     })?;
     if raw.is_empty() {
         return Err(format!(
@@ -145,25 +148,6 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Prompt>, String> {
         });
     }
     Ok(out)
-}
-
-/// serde-saphyr renders a snippet under its message; keep the sentence, without the place
-/// (the caller puts `file:line:column` in front).
-fn first_sentence(rendered: &str) -> String {
-    let first = rendered
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(rendered)
-        .trim();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    let first = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
-        Some((place, msg)) if place.contains(" column ") => msg,
-        _ => first,
-    };
-    match first.rfind(" at line ") {
-        Some(i) => first[..i].to_owned(),
-        None => first.to_owned(),
-    }
 }
 
 #[cfg(test)]
