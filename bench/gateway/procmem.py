@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Memory and CPU time of process trees, from /proc: each root PID and all its descendants.
 
-    procmem.py PID [PID...]  ->  {"procs": N, "rss_kib": ..., "pss_kib": ..., "cpu_ticks": ...}
+    procmem.py PID [PID...]  ->  {"procs": N, "rss_kib": ..., "pss_kib": ..., "anon_kib": ...,
+                                  "file_kib": ..., "cpu_ticks": ...}
 
 cpu_ticks is user + system time in clock ticks (run.sh uses it to tell how much of the CPU
 time spent during a target's runs was other work on the machine).
@@ -60,7 +61,15 @@ def main():
         todo.extend(kids.get(p, []))
     rss = sum(field(f"/proc/{p}/status", "VmRSS") for p in tree)
     pss = sum(field(f"/proc/{p}/smaps_rollup", "Pss") for p in tree)
-    json.dump({"procs": len(tree), "rss_kib": rss, "pss_kib": pss, "cpu_ticks": sum(map(ticks, tree))}, sys.stdout)
+    # RssAnon: heap, stacks, relocated data. RssFile: mapped pages of the executable and shared
+    # libraries (code, read-only data), which the kernel can drop and read back.
+    anon = sum(field(f"/proc/{p}/status", "RssAnon") for p in tree)
+    file = sum(field(f"/proc/{p}/status", "RssFile") for p in tree)
+    json.dump(
+        {"procs": len(tree), "rss_kib": rss, "pss_kib": pss, "anon_kib": anon, "file_kib": file,
+         "cpu_ticks": sum(map(ticks, tree))},
+        sys.stdout,
+    )
     print()
 
 

@@ -18,6 +18,8 @@
 #   SWITCHYARD_REV=HEAD           measure a commit: `git archive` it and build it apart under
 #                                 BENCH_WORK (binary kept as BENCH_WORK/bin/switchyard-REV)
 #   SWITCHYARD_BIN=...            skip the build and measure this binary
+#   PROFILE=release-lto           the cargo profile Switchyard is built with (release-lto is what
+#                                 a packaged binary is built with; `release` is `cargo --release`)
 #   SKIP_SETUP=1                  do not run setup.sh
 # Results: BENCH_OUT/NAME-{check,c1,c32}.txt (wrk), NAME-ttfb.json, NAME-mem.json,
 # NAME-others.json, load.txt, meta.json, and summary.md (summary.py), also printed.
@@ -28,6 +30,7 @@ out=${BENCH_OUT:-$root/bench/out/gateway}
 work=${BENCH_WORK:-/var/tmp/switchyard-bench}
 secs=${SECS:-10}
 warm=${WARM:-3}
+profile=${PROFILE:-release-lto}
 ttfb_n=${TTFB_N:-200}
 targets=${TARGETS:-direct switchyard messages portkey litellm}
 load_max=${LOAD_MAX:-0.8}
@@ -40,7 +43,7 @@ export LITELLM_MASTER_KEY=${LITELLM_MASTER_KEY:-sk-bench-$RANDOM$RANDOM}
 mkdir -p "$out"
 rm -f "$out"/*.txt "$out"/*.json "$out"/*.log "$out"/*.tmp "$out"/summary.md "$out"/ledger.db*
 
-# The Switchyard under test: a release build of this tree, or of SWITCHYARD_REV (a commit,
+# The Switchyard under test: a build (PROFILE) of this tree, or of SWITCHYARD_REV (a commit,
 # exported with `git archive` and built in its own target directory under BENCH_WORK, so a tree
 # that others are editing is neither measured nor disturbed).
 if [ -n "${SWITCHYARD_BIN:-}" ]; then
@@ -53,22 +56,23 @@ elif [ -n "${SWITCHYARD_REV:-}" ]; then
   fi
   # Seed the private target directory from the shared one, so dependencies are not rebuilt.
   shared_target=${CARGO_TARGET_DIR:-$root/target}
-  if [ ! -d "$work/target/release" ] && [ -d "$shared_target/release" ]; then
-    mkdir -p "$work/target" && cp -a "$shared_target/release" "$work/target/"
+  if [ ! -d "$work/target/$profile" ] && [ -d "$shared_target/$profile" ]; then
+    mkdir -p "$work/target" && cp -a "$shared_target/$profile" "$work/target/"
   fi
-  bin=$work/bin/switchyard-$rev
+  bin=$work/bin/switchyard-$rev-$profile
   if [ ! -x "$bin" ]; then
-    CARGO_TARGET_DIR=$work/target cargo build --release -q -p switchyard --manifest-path "$src/Cargo.toml"
-    mkdir -p "$work/bin" && cp "$work/target/release/switchyard" "$bin"
+    CARGO_TARGET_DIR=$work/target cargo build --profile "$profile" -q -p switchyard --bin switchyard \
+      --manifest-path "$src/Cargo.toml"
+    mkdir -p "$work/bin" && cp "$work/target/$profile/switchyard" "$bin"
   fi
 else
   for attempt in 1 2 3 4 5; do
-    cargo build --release -q -p switchyard --manifest-path "$root/Cargo.toml" && break
+    cargo build --profile "$profile" -q -p switchyard --bin switchyard --manifest-path "$root/Cargo.toml" && break
     [ "$attempt" = 5 ] && { echo "cargo build failed 5 times" >&2; exit 1; }
     echo "build failed (a half-edited file?); retrying in 60 s" >&2
     sleep 60
   done
-  bin=${CARGO_TARGET_DIR:-$root/target}/release/switchyard
+  bin=${CARGO_TARGET_DIR:-$root/target}/$profile/switchyard
 fi
 
 sed "s#BENCH_DIR#$out#g" "$here/nginx.conf" > "$out/nginx.conf"
@@ -245,6 +249,7 @@ else
   commit="tree at $(git -C "$root" rev-parse --short HEAD)"
   git -C "$root" diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || commit="$commit + uncommitted changes"
 fi
+[ -n "${SWITCHYARD_BIN:-}" ] || commit="$commit, profile $profile"
 python3 - "$out" "$commit" "$secs" "$warm" "$ttfb_n" <<'PY'
 import json, os, sys, time
 out, commit, secs, warm, n = sys.argv[1:]
