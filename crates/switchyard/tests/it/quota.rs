@@ -19,25 +19,14 @@ fn free_tier_20() -> Quota {
 }
 
 async fn lanes_of(gw: &Running, n: usize) -> Vec<(String, String)> {
-    let mut tasks = Vec::new();
-    for _ in 0..n {
-        let url = gw.url.clone();
-        tasks.push(tokio::spawn(async move {
-            let r = client()
-                .post(format!("{url}/v1/chat/completions"))
-                .json(&hello("default"))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            (header(&r, "x-switchyard-lane"), header(&r, "x-switchyard-attempts"))
-        }));
-    }
-    let mut out = Vec::new();
-    for t in tasks {
-        out.push(t.await.unwrap());
-    }
-    out
+    let answers = post_at_once(std::slice::from_ref(&gw.url), n).await;
+    answers
+        .into_iter()
+        .map(|(status, lane, attempts)| {
+            assert_eq!(status, 200);
+            (lane, attempts)
+        })
+        .collect()
 }
 
 async fn status_json(gw: &Running) -> Value {

@@ -132,24 +132,12 @@ fn psql(sql: &str) -> bool {
 const RPD_429: &str = r#"{"error":{"message":"Rate limit reached for model `m0` on requests per day (RPD): Limit 20, Used 20, Requested 1. Please try again in 7h12m0.528s.","type":"requests","code":"rate_limit_exceeded"}}"#;
 
 async fn lanes(gws: &[&Running], n: usize) -> Vec<(u16, String)> {
-    let mut tasks = Vec::new();
-    for i in 0..n {
-        let url = gws[i % gws.len()].url.clone();
-        tasks.push(tokio::spawn(async move {
-            let r = client()
-                .post(format!("{url}/v1/chat/completions"))
-                .json(&hello("default"))
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), header(&r, "x-switchyard-lane"))
-        }));
-    }
-    let mut out = Vec::new();
-    for t in tasks {
-        out.push(t.await.unwrap());
-    }
-    out
+    let urls: Vec<String> = gws.iter().map(|g| g.url.clone()).collect();
+    post_at_once(&urls, n)
+        .await
+        .into_iter()
+        .map(|(s, lane, _)| (s, lane))
+        .collect()
 }
 
 async fn shared_up(gw: &Running) -> Option<bool> {

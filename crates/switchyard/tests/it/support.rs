@@ -26,6 +26,31 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// Sends `n` chat requests at once to `default`, spread over the gateways at `urls` in turn;
+/// returns each answer's status, `x-switchyard-lane` and `x-switchyard-attempts`, in order.
+pub async fn post_at_once(urls: &[String], n: usize) -> Vec<(u16, String, String)> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let url = urls[i % urls.len()].clone();
+            tokio::spawn(async move {
+                let r = client()
+                    .post(format!("{url}/v1/chat/completions"))
+                    .json(&hello("default"))
+                    .send()
+                    .await
+                    .unwrap();
+                let (lane, attempts) = (header(&r, "x-switchyard-lane"), header(&r, "x-switchyard-attempts"));
+                (r.status().as_u16(), lane, attempts)
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
 impl Running {
     /// Starts `switchyard serve` with `config` (YAML, without `storage`: the ledger goes into
     /// the temporary directory).
