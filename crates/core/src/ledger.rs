@@ -589,11 +589,7 @@ pub fn quota_history(path: &Path, since_ms: i64, now_ms: i64) -> rusqlite::Resul
                 budget: r.get(0)?,
                 park: Park {
                     until_ms: r.get(1)?,
-                    outcome: if outcome == "cooling_down" {
-                        "cooling_down"
-                    } else {
-                        "quota"
-                    },
+                    outcome: Park::outcome_from(&outcome),
                     reason: r.get(3)?,
                 },
             })

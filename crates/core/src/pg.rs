@@ -290,11 +290,7 @@ pub async fn quota_history(
                 budget: r.try_get(0)?,
                 park: Park {
                     until_ms: r.try_get(1)?,
-                    outcome: if outcome == "cooling_down" {
-                        "cooling_down"
-                    } else {
-                        "quota"
-                    },
+                    outcome: Park::outcome_from(&outcome),
                     reason: r.try_get(3)?,
                 },
             })

@@ -255,6 +255,17 @@ pub struct Park {
     pub reason: String,
 }
 
+impl Park {
+    /// A stored outcome (ledger, PostgreSQL, Redis) read back: `cooling_down`, else `quota`.
+    pub fn outcome_from(stored: &str) -> &'static str {
+        if stored == "cooling_down" {
+            "cooling_down"
+        } else {
+            "quota"
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Budget {
     cfg: BudgetConfig,

@@ -291,11 +291,7 @@ impl Shared {
                 };
                 let (until, outcome) = value.split_once('|').unwrap_or((value.as_str(), "quota"));
                 let until = until.parse().unwrap_or(now);
-                let outcome = if outcome == "cooling_down" {
-                    "cooling_down"
-                } else {
-                    "quota"
-                };
+                let outcome = crate::quota::Park::outcome_from(outcome);
                 let budget = usize::try_from(int(1) - 1)
                     .ok()
                     .and_then(|i| parks.get(i))
