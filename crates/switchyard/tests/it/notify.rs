@@ -91,14 +91,7 @@ async fn a_fallback_reaches_slack_a_webhook_and_ntfy_once_per_window_with_a_coun
     assert_eq!(hook.got().len(), 6);
 
     // The metrics saw the same.
-    let m = client()
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = gw.metrics().await;
     assert!(
         m.contains("switchyard_requests_total{route=\"default\",lane=\"l1\",status=\"ok\"} 3\n"),
         "{m}"
@@ -265,14 +258,7 @@ async fn quota_low_then_exhausted() {
     let spent = got[1].json();
     assert_eq!(spent["lane"], "l0");
 
-    let m = client()
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = gw.metrics().await;
     assert!(
         m.contains("switchyard_quota_remaining{lane=\"l0\",budget=\"lane:l0\",window=\"rpd\"} 0\n"),
         "{m}"

@@ -239,14 +239,7 @@ async fn two_replicas_spend_a_free_quota_once_and_keep_serving_without_redis() {
         "{}",
         a.stderr()
     );
-    let m = client()
-        .get(format!("{}/metrics", a.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = a.metrics().await;
     assert!(m.contains("switchyard_shared_up 0\n"), "{m}");
 
     // It comes back (empty: nothing was kept on disk): noticed within a few seconds.

@@ -200,6 +200,13 @@ impl Running {
         }
         r.send().await.unwrap()
     }
+
+    /// The Prometheus text at `GET /metrics` (a gateway without keys).
+    pub async fn metrics(&self) -> String {
+        let r = client().get(format!("{}/metrics", self.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    }
 }
 
 impl Drop for Running {
