@@ -361,7 +361,7 @@ impl Gateway {
     /// Before the process ends: the ledger written, held-back notifications sent and
     /// deliveries finished (waiting at most `within` for those).
     pub async fn shutdown(&self, within: Duration) {
-        self.ledger.flush().await;
+        self.ledger.close().await;
         self.observer.flush(within).await;
     }
 
@@ -557,8 +557,9 @@ impl Gateway {
                             rec.duration_ms = ms(started.elapsed());
                             // The client gets the answer once its record is committed.
                             self.observer.finished(&rec);
-                            let committed = self.ledger.record_durable(rec);
-                            let _ = tokio::time::timeout(crate::ledger::DURABLE_WAIT, committed).await;
+                            if let Some(committed) = self.ledger.record_durable(rec) {
+                                let _ = tokio::time::timeout(crate::ledger::DURABLE_WAIT, committed).await;
+                            }
                             AnswerBody::Json(body)
                         }
                         Started::Stream(s) => AnswerBody::Stream(relay(Relay {
@@ -1393,7 +1394,7 @@ impl Relay {
         }
         rec.duration_ms = ms(self.started.elapsed());
         self.observer.finished(&rec);
-        Some(self.ledger.record_durable(rec))
+        self.ledger.record_durable(rec)
     }
 }
 

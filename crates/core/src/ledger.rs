@@ -1,18 +1,26 @@
 //! The ledger: one row per request and one per attempt, in SQLite (WAL).
 //!
-//! Writes never happen on the request path: records go into a channel and one writer thread
-//! stores them in batches, one transaction per batch. [`Ledger::close`] waits until every
-//! record sent before it is on disk, which is how a clean shutdown keeps every answered
-//! request. Prompts and keys are never stored: the caller is a short hash of its key.
+//! Database writes never happen on the request path: records go into a channel and one writer
+//! thread stores them in batches, one transaction per batch. An answered request's record is
+//! first appended to the ledger's journal (`journal`), one `write()` on the request path, so
+//! that its answer never waits for a commit and a `kill -9` still loses nothing; a start
+//! commits what a killed process left there. [`Ledger::flush`] waits until every record sent
+//! before it is in the database, which is how a clean shutdown keeps every answered request.
+//! Prompts and keys are never stored: the caller is a short hash of its key.
 
 use crate::config::StorageConfig;
+use crate::journal::{Journal, ROTATE_BYTES, Segment};
 use crate::quota::{self, Park, ParkRecord, PastAttempt};
 use rusqlite::{Connection, params};
 use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AttemptRecord {
     pub lane: String,
     pub provider: String,
@@ -25,7 +33,8 @@ pub struct AttemptRecord {
     pub detail: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RequestRecord {
     pub id: String,
     pub ts_ms: i64,
@@ -73,6 +82,11 @@ pub(crate) enum Cmd {
     Record(Box<RequestRecord>, Option<oneshot::Sender<()>>),
     Park(ParkRecord),
     Flush(oneshot::Sender<()>),
+    /// A flush that also empties the journal (the process is about to end).
+    Close(oneshot::Sender<()>),
+    /// A journal segment whose records were all sent before this: delete it once they are
+    /// committed.
+    Retire(Segment, Option<oneshot::Sender<()>>),
 }
 
 /// Handle to the writer. Cheap to clone.
@@ -82,6 +96,8 @@ pub struct Ledger {
     path: PathBuf,
     /// Set when the ledger is in PostgreSQL (`path` is then unused).
     pg: Option<sqlx::PgPool>,
+    /// Where answered requests' records go first (SQLite ledgers; see `journal`).
+    journal: Option<Arc<Journal>>,
 }
 
 const SCHEMA: &str = "
@@ -213,20 +229,36 @@ pub const DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 const BATCH: usize = 512;
 
 impl Ledger {
-    /// Opens (creating if needed) the database and starts the writer thread.
+    /// Opens (creating if needed) the database, commits what a stopped process left in its
+    /// journal, and starts the writer thread.
     pub async fn open(path: &Path) -> Result<Ledger, String> {
-        let conn = open_db(path)?;
+        let mut conn = open_db(path)?;
+        let journal = match Journal::open(path) {
+            Ok((journal, left)) => {
+                replay(&mut conn, left);
+                Some(Arc::new(journal))
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "ledger: cannot keep a journal next to {} ({e}); answers wait for their record's commit",
+                    path.display()
+                );
+                None
+            }
+        };
         let (tx, rx) = mpsc::unbounded_channel();
+        let (me, j) = (tx.downgrade(), journal.clone());
         // A plain thread, not a tokio task: SQLite calls block, and one owner of the
         // connection needs no locking and keeps its prepared statements warm.
         std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer(conn, rx))
+            .spawn(move || writer(conn, rx, j, me))
             .map_err(|e| format!("ledger: cannot start its writer: {e}"))?;
         Ok(Ledger {
             tx,
             path: path.to_owned(),
             pg: None,
+            journal,
         })
     }
 
@@ -242,6 +274,7 @@ impl Ledger {
             tx,
             path: storage.ledger.clone(),
             pg: Some(pool),
+            journal: None,
         })
     }
 
@@ -264,16 +297,34 @@ impl Ledger {
         }
     }
 
-    /// Queues a record; the receiver resolves once it is committed (or its first write
-    /// failed). An answer's last byte waits for it (at most [`DURABLE_WAIT`]), so a request
-    /// whose client got a complete answer is in the database even if the process is killed
-    /// the next moment.
-    pub fn record_durable(&self, r: RequestRecord) -> oneshot::Receiver<()> {
+    /// Stores a record so that it survives the process being killed once this returns, and
+    /// queues it for the database. An answer's last byte waits for this, so a request whose
+    /// client got a complete answer is in the ledger even if the process is killed the next
+    /// moment. With a journal (SQLite) the record is appended to it here and `None` comes back;
+    /// otherwise (PostgreSQL, or a journal that cannot be written) the receiver resolves once the
+    /// record is committed or its first write failed, and the answer waits for it (at most
+    /// [`DURABLE_WAIT`]).
+    pub fn record_durable(&self, r: RequestRecord) -> Option<oneshot::Receiver<()>> {
+        let mut r = Box::new(r);
+        if let Some(j) = &self.journal {
+            let tx = &self.tx;
+            match j.append(r, |r| {
+                if tx.send(Cmd::Record(r, None)).is_err() {
+                    tracing::error!("ledger writer has stopped; a request record is only in the journal");
+                }
+            }) {
+                Ok(()) => return None,
+                Err((back, e)) => {
+                    tracing::error!("ledger journal: cannot append a record ({e}); its answer waits for the commit");
+                    r = back;
+                }
+            }
+        }
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Cmd::Record(Box::new(r), Some(tx))).is_err() {
+        if self.tx.send(Cmd::Record(r, Some(tx))).is_err() {
             tracing::error!("ledger writer has stopped; a request record was not stored");
         }
-        rx
+        Some(rx)
     }
 
     /// Queues a quota park to persist, so a restart still knows the budget is spent.
@@ -287,6 +338,15 @@ impl Ledger {
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Cmd::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Before the process ends: waits until everything recorded before this call is stored,
+    /// and leaves the journal empty (a record appended after this is still kept).
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Close(tx)).is_ok() {
             let _ = rx.await;
         }
     }
@@ -343,11 +403,77 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn writer(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+/// Commits the records of journal segments that a process left behind (it was killed, or it
+/// stopped before it deleted them), then deletes the segments. One that cannot be committed is
+/// kept for the next start.
+fn replay(conn: &mut Connection, left: Vec<Segment>) {
+    for seg in left {
+        let (records, bad) = match seg.records() {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::error!("ledger journal: cannot read {}: {e}", seg.path().display());
+                continue;
+            }
+        };
+        if bad > 0 {
+            tracing::warn!("ledger journal: {bad} unreadable lines in {}", seg.path().display());
+        }
+        match records.chunks(BATCH).try_for_each(|c| write_batch(conn, c)) {
+            Ok(()) => {
+                if !records.is_empty() {
+                    tracing::info!(
+                        "ledger: {} request records from {} committed",
+                        records.len(),
+                        seg.path().display()
+                    );
+                }
+                seg.retire();
+            }
+            Err(e) => tracing::error!(
+                "ledger: cannot commit the records in {} ({e}); it is kept for the next start",
+                seg.path().display()
+            ),
+        }
+    }
+}
+
+/// A journal segment to delete once its records are committed, and who waits for that.
+type Retiring = (Segment, Option<oneshot::Sender<()>>);
+
+fn writer(
+    mut conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    journal: Option<Arc<Journal>>,
+    me: mpsc::WeakUnboundedSender<Cmd>,
+) {
     let mut batch: Vec<Box<RequestRecord>> = Vec::with_capacity(BATCH);
     let mut parks: Vec<ParkRecord> = Vec::new();
     let mut waiters = Vec::new();
     let mut committed: Vec<oneshot::Sender<()>> = Vec::new();
+    // Journal segments whose records have all been received, and who waits on each (a flush).
+    let mut retiring: Vec<Retiring> = Vec::new();
+    // Set once a batch could not be stored: from then on segments are kept for the next start
+    // to replay, whichever records they hold.
+    let mut lost = false;
+    // Starts the next journal segment and queues the old one's retirement behind every record
+    // appended to it. Without a sender left (every `Ledger` is gone, nothing more is appended),
+    // it is retired at the end with the rest.
+    let rotate = |j: &Journal, w: Option<oneshot::Sender<()>>, retiring: &mut Vec<Retiring>| match j.rotate() {
+        Ok(old) => match me.upgrade() {
+            Some(tx) => {
+                if let Err(mpsc::error::SendError(Cmd::Retire(old, w))) = tx.send(Cmd::Retire(old, w)) {
+                    retiring.push((old, w));
+                }
+            }
+            None => retiring.push((old, w)),
+        },
+        Err(e) => {
+            tracing::warn!("ledger journal: cannot start a new segment: {e}");
+            if let Some(w) = w {
+                let _ = w.send(());
+            }
+        }
+    };
     // Records in the last batch: more than one means requests are arriving together.
     let mut last_batch = 0;
     while let Some(cmd) = rx.blocking_recv() {
@@ -366,6 +492,13 @@ fn writer(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                 }
                 Cmd::Park(p) => parks.push(p),
                 Cmd::Flush(w) => waiters.push(w),
+                // The journal's current segment is retired behind everything appended to it,
+                // and the close answered then.
+                Cmd::Close(w) => match &journal {
+                    Some(j) if j.len() > 0 => rotate(j, Some(w), &mut retiring),
+                    _ => waiters.push(w),
+                },
+                Cmd::Retire(seg, w) => retiring.push((seg, w)),
             }
             if batch.len() < BATCH {
                 next = rx.try_recv().ok();
@@ -374,7 +507,8 @@ fn writer(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Cmd>) {
         last_batch = batch.len();
         if !batch.is_empty() {
             // A failed batch is retried a few times (the file may be briefly locked by a
-            // reader); records are only dropped, loudly, if the disk keeps refusing them.
+            // reader); records are only dropped, loudly, if the disk keeps refusing them (they
+            // are still in the journal, which the next start replays).
             let mut tries = 0;
             loop {
                 match write_batch(&mut conn, &batch) {
@@ -391,6 +525,7 @@ fn writer(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                     }
                     Err(e) => {
                         tracing::error!("ledger: {} request records could not be stored: {e}", batch.len());
+                        lost = true;
                         break;
                     }
                 }
@@ -405,6 +540,18 @@ fn writer(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                 tracing::error!(budget = %p.budget, "ledger: a quota park could not be stored: {e}");
             }
         }
+        // Every record of a segment in `retiring` came before its marker, so it is committed now.
+        for (seg, w) in retiring.drain(..) {
+            if !lost {
+                seg.retire();
+            }
+            waiters.extend(w);
+        }
+        if let Some(j) = &journal
+            && j.len() >= ROTATE_BYTES
+        {
+            rotate(j, None, &mut retiring);
+        }
         // Someone waits on this batch (an answer's last byte): go straight back for the next
         // one. Under load, records pile up while a batch is written, so batches grow by
         // themselves.
@@ -418,6 +565,15 @@ fn writer(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Cmd>) {
             std::thread::sleep(COLLECT);
         }
     }
+    // Every `Ledger` is gone and every record it sent is committed.
+    if !lost {
+        for (seg, _) in retiring {
+            seg.retire();
+        }
+        if let Some(j) = journal.and_then(Arc::into_inner) {
+            j.into_current().retire();
+        }
+    }
 }
 
 /// How long a commit waits for more records when requests arrive together.
@@ -426,7 +582,7 @@ const LINGER: std::time::Duration = std::time::Duration::from_micros(200);
 /// How long the writer waits between batches.
 const COLLECT: std::time::Duration = std::time::Duration::from_millis(5);
 
-fn write_batch(conn: &mut Connection, batch: &[Box<RequestRecord>]) -> rusqlite::Result<()> {
+fn write_batch(conn: &mut Connection, batch: &[impl Borrow<RequestRecord>]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut req = tx.prepare_cached(
@@ -439,6 +595,7 @@ fn write_batch(conn: &mut Connection, batch: &[Box<RequestRecord>]) -> rusqlite:
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         for r in batch {
+            let r = r.borrow();
             req.execute(params![
                 r.id,
                 r.ts_ms,
@@ -683,6 +840,135 @@ mod tests {
         assert_eq!(rows[0].attempts.len(), 2);
         assert_eq!(rows[0].attempts[0].outcome, "connect");
         assert_eq!(rows[0].tokens_in, Some(3));
+    }
+
+    fn answered(id: &str) -> RequestRecord {
+        RequestRecord {
+            id: id.into(),
+            ts_ms: 7,
+            dialect: "anthropic".into(),
+            model: "default".into(),
+            lane: Some("a".into()),
+            status: "ok".into(),
+            http_status: 200,
+            tokens_out: Some(9),
+            duration_ms: 2.5,
+            attempts: vec![AttemptRecord {
+                lane: "a".into(),
+                provider: "p".into(),
+                outcome: "ok".into(),
+                http_status: Some(200),
+                duration_ms: 2.0,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// The journal segments next to `path`.
+    fn segments(path: &Path) -> Vec<PathBuf> {
+        let name = format!("{}-pending.", path.file_name().unwrap().to_str().unwrap());
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(&name))
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// What a process killed before its writer committed leaves: records only in its journal.
+    /// The next open commits them, and deletes the segment.
+    #[tokio::test]
+    async fn records_only_in_a_dead_process_journal_are_committed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        drop(open_db(&path).unwrap());
+        {
+            let (journal, _) = Journal::open(&path).unwrap();
+            for id in ["j1", "j2", "j3"] {
+                journal.append(Box::new(answered(id)), drop).unwrap();
+            }
+        }
+        assert_eq!(segments(&path).len(), 1);
+        assert!(recent(&path, 10).unwrap().is_empty());
+
+        let ledger = Ledger::open(&path).await.unwrap();
+        let rows = recent(&path, 10).unwrap();
+        let mut ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["j1", "j2", "j3"]);
+        assert_eq!(rows[0].attempts, answered("x").attempts);
+        assert_eq!(rows[0].tokens_out, Some(9));
+        // The old segment is gone; the one left is this ledger's own, still empty.
+        let left = segments(&path);
+        assert_eq!(left.len(), 1);
+        assert_eq!(std::fs::metadata(&left[0]).unwrap().len(), 0);
+        drop(ledger);
+    }
+
+    /// Durable records go to the journal and reach the database; a flush keeps the segment, a
+    /// close leaves the journal empty, and when the last handle goes, so does the segment.
+    #[tokio::test]
+    async fn a_close_empties_the_journal_and_the_last_handle_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let ledger = Ledger::open(&path).await.unwrap();
+        for i in 0..50 {
+            assert!(
+                ledger.record_durable(answered(&format!("d{i:02}"))).is_none(),
+                "the answer would wait for the commit"
+            );
+        }
+        let before = segments(&path);
+        assert_eq!(before.len(), 1);
+        assert!(std::fs::metadata(&before[0]).unwrap().len() > 50 * 100);
+        ledger.flush().await;
+        assert_eq!(recent(&path, 100).unwrap().len(), 50);
+        assert_eq!(segments(&path), before);
+        ledger.close().await;
+        let after = segments(&path);
+        assert_eq!(after.len(), 1);
+        assert_ne!(after, before, "the closed segment is still there");
+        assert_eq!(std::fs::metadata(&after[0]).unwrap().len(), 0);
+
+        ledger.record_durable(answered("last"));
+        drop(ledger);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !segments(&path).is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(segments(&path), Vec::<PathBuf>::new());
+        assert_eq!(recent(&path, 100).unwrap().len(), 51);
+    }
+
+    /// Past `ROTATE_BYTES` the writer starts a new segment and deletes the old one once its
+    /// records are committed: a long run keeps about one segment, not all of its history.
+    #[tokio::test]
+    async fn the_journal_rotates_under_volume() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let ledger = Ledger::open(&path).await.unwrap();
+        let line = serde_json::to_vec(&answered("r00000")).unwrap().len() as u64 + 2;
+        let n = (3 * ROTATE_BYTES / line) as usize;
+        for i in 0..n {
+            ledger.record_durable(answered(&format!("r{i:05}")));
+        }
+        // No flush: the writer alone rotates and deletes.
+        let settled = || {
+            let left = segments(&path);
+            recent(&path, 100_000).unwrap().len() == n
+                && left.len() == 1
+                && std::fs::metadata(&left[0]).unwrap().len() < ROTATE_BYTES
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !settled() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(settled(), "{:?}", segments(&path));
+        // Segments are numbered in order: the survivor is not the first.
+        assert!(!segments(&path)[0].to_str().unwrap().ends_with(".0"));
+        drop(ledger);
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ pub mod discover;
 pub mod error;
 pub mod gateway;
 pub mod health;
+mod journal;
 pub mod ledger;
 pub mod local;
 pub mod metrics;

@@ -147,7 +147,9 @@ pub(crate) async fn writer(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                     }
                 }
                 Cmd::Park(p) => parks.push(p),
-                Cmd::Flush(w) => waiters.push(w),
+                Cmd::Flush(w) | Cmd::Close(w) => waiters.push(w),
+                // Journal segments belong to SQLite ledgers; none is sent here.
+                Cmd::Retire(_, w) => waiters.extend(w),
             }
             if batch.len() < 512 {
                 next = rx.try_recv().ok();
