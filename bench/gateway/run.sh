@@ -9,7 +9,9 @@
 #
 # Environment (all optional):
 #   SECS=10          seconds per timed wrk run        WARM=3     seconds of checked warm-up
-#   TTFB_N=200       streamed requests per target     TARGETS="direct switchyard messages portkey litellm"
+#   TTFB_N=200       streamed requests per target
+#   TARGETS="direct proxy switchyard messages portkey litellm"  (proxy: nginx as a plain reverse
+#                    proxy, the floor for one more hop on this machine; not a peer)
 #   LOAD_MAX=0.8     wait until the 1-minute load average is below this before starting ...
 #   WAIT_MAX=2400    ... for at most this many seconds (then run anyway, and say so)
 #   BUSY_MAX=25      before each target, wait (QUIET_WAIT=600 s at most) until other processes
@@ -32,7 +34,7 @@ secs=${SECS:-10}
 warm=${WARM:-3}
 profile=${PROFILE:-release-lto}
 ttfb_n=${TTFB_N:-200}
-targets=${TARGETS:-direct switchyard messages portkey litellm}
+targets=${TARGETS:-direct proxy switchyard messages portkey litellm}
 load_max=${LOAD_MAX:-0.8}
 wait_max=${WAIT_MAX:-2400}
 busy_max=${BUSY_MAX:-25}
@@ -76,6 +78,7 @@ else
 fi
 
 sed "s#BENCH_DIR#$out#g" "$here/nginx.conf" > "$out/nginx.conf"
+sed "s#BENCH_DIR#$out#g" "$here/nginx-proxy.conf" > "$out/nginx-proxy.conf"
 cat > "$out/switchyard.yaml" <<YAML
 providers:
   up: { kind: openai, base_url: "http://127.0.0.1:18090/v1", local: true }
@@ -140,6 +143,8 @@ configure() {
   case $1 in
   direct)
     url=http://127.0.0.1:18090/v1/chat/completions surl=http://127.0.0.1:18090/stream/v1/chat/completions ;;
+  proxy)
+    url=http://127.0.0.1:18093/v1/chat/completions surl=http://127.0.0.1:18093/stream/v1/chat/completions ;;
   switchyard)
     url=http://127.0.0.1:18091/v1/chat/completions surl=$url ;;
   messages)
@@ -161,6 +166,9 @@ configure() {
 start() {
   case $1 in
   direct) gw="" ; return ;;
+  proxy)
+    setsid nginx -c "$out/nginx-proxy.conf" -p "$out" > "$out/$1.log" 2>&1 &
+    ;;
   switchyard | messages)
     SWITCHYARD_LOG=warn setsid "$bin" serve --config "$out/switchyard.yaml" --listen 127.0.0.1:18091 \
       > "$out/$1.log" 2>&1 &

@@ -14,6 +14,7 @@ import sys
 # (name, label, is_peer): peers are the gateways Switchyard is compared against.
 TARGETS = [
     ("direct", "direct nginx (baseline)", False),
+    ("proxy", "nginx reverse proxy (floor: one more hop)", False),
     ("switchyard", "Switchyard, OpenAI dialect", False),
     ("messages", "Switchyard, Anthropic dialect → OpenAI lane", False),
     ("portkey", "Portkey gateway 1.15.2 (node)", True),
@@ -161,6 +162,13 @@ def main():
             # wrk reports whole microseconds: compare in those, not in float milliseconds.
             ok = "met" if round(added * 1000) <= round(TARGET_ADDED_P50_MS * 1000) else "MISSED"
             w(f"- added p50 at c1 ≤ {TARGET_ADDED_P50_MS} ms: {added:.3f} ms — {ok}")
+            proxy = rows.get("proxy")
+            if proxy and proxy["c1"].get("p50") is not None:
+                floor = proxy["c1"]["p50"] - d_p50
+                w(
+                    f"  - for scale: nginx as a plain reverse proxy adds {floor:.3f} ms here "
+                    f"(one more loopback hop, nothing parsed); Switchyard adds {added - floor:+.3f} ms beyond that"
+                )
         if sw["mem"]:
             kib = sw["mem"]["rss_kib"]
             ok = "met" if kib / MB < TARGET_RSS_MB else "MISSED"

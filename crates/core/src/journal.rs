@@ -67,7 +67,8 @@ pub(crate) struct Journal {
     /// `<ledger>-pending.`; a segment's number follows.
     prefix: PathBuf,
     next: AtomicU64,
-    current: RwLock<Segment>,
+    /// `None` once closed.
+    current: RwLock<Option<Segment>>,
 }
 
 impl Journal {
@@ -101,6 +102,8 @@ impl Journal {
         for (_, path) in found {
             let file = match OpenOptions::new().read(true).append(true).open(&path) {
                 Ok(f) => f,
+                // Replayed and deleted by a process that started at the same time.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => {
                     tracing::warn!("ledger journal: cannot open {}: {e}", path.display());
                     continue;
@@ -115,29 +118,33 @@ impl Journal {
             left.push(Segment { path, file, bytes });
         }
         let next = AtomicU64::new(next);
-        let current = RwLock::new(create(&prefix, &next)?);
+        let current = RwLock::new(Some(create(&prefix, &next)?));
         let journal = Journal { prefix, next, current };
         Ok((journal, left))
     }
 
     /// Appends `r` with one `write()`, then calls `then` with it while the segment cannot be
     /// switched: whoever retires a segment has had every record appended to it handed over.
-    /// On failure the record comes back, not handed over.
+    /// On failure the record comes back, not handed over, with the error (`None`: the journal
+    /// is closed).
     pub(crate) fn append(
         &self,
         r: Box<RequestRecord>,
         then: impl FnOnce(Box<RequestRecord>),
-    ) -> Result<(), (Box<RequestRecord>, io::Error)> {
+    ) -> Result<(), (Box<RequestRecord>, Option<io::Error>)> {
         // A leading newline: after a write cut short, the next record still starts a line.
         let mut line = Vec::with_capacity(512);
         line.push(b'\n');
         if let Err(e) = serde_json::to_writer(&mut line, &*r) {
-            return Err((r, e.into()));
+            return Err((r, Some(e.into())));
         }
         line.push(b'\n');
-        let seg = self.current.read().unwrap_or_else(|p| p.into_inner());
+        let cur = self.current.read().unwrap_or_else(|p| p.into_inner());
+        let Some(seg) = cur.as_ref() else {
+            return Err((r, None));
+        };
         if let Err(e) = (&seg.file).write_all(&line) {
-            return Err((r, e));
+            return Err((r, Some(e)));
         }
         seg.bytes.fetch_add(line.len() as u64, Ordering::Relaxed);
         then(r);
@@ -146,23 +153,31 @@ impl Journal {
 
     /// Bytes appended to the current segment.
     pub(crate) fn len(&self) -> u64 {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .bytes
-            .load(Ordering::Relaxed)
+        let cur = self.current.read().unwrap_or_else(|p| p.into_inner());
+        cur.as_ref().map_or(0, |s| s.bytes.load(Ordering::Relaxed))
     }
 
     /// Starts the next segment and returns the one it replaces: once this returns, every append
-    /// to the old one has run its `then`.
-    pub(crate) fn rotate(&self) -> io::Result<Segment> {
+    /// to the old one has run its `then`. `None` if the journal is closed.
+    pub(crate) fn rotate(&self) -> io::Result<Option<Segment>> {
         let fresh = create(&self.prefix, &self.next)?;
         let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
-        Ok(std::mem::replace(&mut *cur, fresh))
+        if cur.is_none() {
+            fresh.retire();
+            return Ok(None);
+        }
+        Ok(cur.replace(fresh))
+    }
+
+    /// Takes the current segment and appends no more: records from now on are refused (their
+    /// answers wait for the database commit instead). As with `rotate`, every append to the
+    /// segment has run its `then` once this returns.
+    pub(crate) fn close(&self) -> Option<Segment> {
+        self.current.write().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// The current segment, once no one else can append to it.
-    pub(crate) fn into_current(self) -> Segment {
+    pub(crate) fn into_current(self) -> Option<Segment> {
         self.current.into_inner().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -219,7 +234,7 @@ mod tests {
         }
         assert_eq!(handed, ["a", "b"]);
         // A write cut short, then one more record.
-        let path = j.into_current().path.clone();
+        let path = j.into_current().unwrap().path.clone();
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
@@ -235,7 +250,7 @@ mod tests {
         assert_eq!(records[0], *rec("a"));
         assert_eq!(bad, 1);
         // The new segment comes after it.
-        assert_ne!(j2.current.read().unwrap().path, path);
+        assert_ne!(j2.current.read().unwrap().as_ref().unwrap().path, path);
         for s in left {
             s.retire();
         }
@@ -252,7 +267,8 @@ mod tests {
         assert!(left.is_empty(), "a live segment was taken for replay");
         // Both append, each to its own file.
         other.append(rec("y"), |_| {}).unwrap();
-        assert_ne!(live.current.read().unwrap().path, other.current.read().unwrap().path);
+        let path = |j: &Journal| j.current.read().unwrap().as_ref().unwrap().path.clone();
+        assert_ne!(path(&live), path(&other));
     }
 
     #[test]
@@ -261,10 +277,16 @@ mod tests {
         let (j, _) = Journal::open(&dir.path().join("l.db")).unwrap();
         j.append(rec("a"), |_| {}).unwrap();
         assert!(j.len() > 0);
-        let old = j.rotate().unwrap();
+        let old = j.rotate().unwrap().unwrap();
         assert_eq!(j.len(), 0);
         j.append(rec("b"), |_| {}).unwrap();
         assert_eq!(old.records().unwrap().0[0].id, "a");
-        assert_eq!(j.into_current().records().unwrap().0[0].id, "b");
+        let last = j.close().unwrap();
+        assert_eq!(last.records().unwrap().0[0].id, "b");
+        // Closed: a record is refused, handed back, without an error.
+        let (back, err) = j.append(rec("c"), |_| panic!("handed over")).unwrap_err();
+        assert_eq!((back.id.as_str(), err.is_none()), ("c", true));
+        assert!(j.rotate().unwrap().is_none());
+        assert_eq!(j.len(), 0);
     }
 }

@@ -315,7 +315,12 @@ impl Ledger {
             }) {
                 Ok(()) => return None,
                 Err((back, e)) => {
-                    tracing::error!("ledger journal: cannot append a record ({e}); its answer waits for the commit");
+                    // `None`: closed (the process is ending); the answer waits for the commit.
+                    if let Some(e) = e {
+                        tracing::error!(
+                            "ledger journal: cannot append a record ({e}); its answer waits for the commit"
+                        );
+                    }
                     r = back;
                 }
             }
@@ -343,7 +348,8 @@ impl Ledger {
     }
 
     /// Before the process ends: waits until everything recorded before this call is stored,
-    /// and leaves the journal empty (a record appended after this is still kept).
+    /// and closes the journal, deleting its last segment (a record after this is still kept:
+    /// its answer waits for the commit).
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Cmd::Close(tx)).is_ok() {
@@ -455,24 +461,16 @@ fn writer(
     // Set once a batch could not be stored: from then on segments are kept for the next start
     // to replay, whichever records they hold.
     let mut lost = false;
-    // Starts the next journal segment and queues the old one's retirement behind every record
-    // appended to it. Without a sender left (every `Ledger` is gone, nothing more is appended),
-    // it is retired at the end with the rest.
-    let rotate = |j: &Journal, w: Option<oneshot::Sender<()>>, retiring: &mut Vec<Retiring>| match j.rotate() {
-        Ok(old) => match me.upgrade() {
-            Some(tx) => {
-                if let Err(mpsc::error::SendError(Cmd::Retire(old, w))) = tx.send(Cmd::Retire(old, w)) {
-                    retiring.push((old, w));
-                }
-            }
-            None => retiring.push((old, w)),
-        },
-        Err(e) => {
-            tracing::warn!("ledger journal: cannot start a new segment: {e}");
-            if let Some(w) = w {
-                let _ = w.send(());
+    // Queues a journal segment's retirement behind every record appended to it. Without a
+    // sender left (every `Ledger` is gone, nothing more is appended), it is retired at the end
+    // with the rest.
+    let retire = |old: Segment, w: Option<oneshot::Sender<()>>, retiring: &mut Vec<Retiring>| match me.upgrade() {
+        Some(tx) => {
+            if let Err(mpsc::error::SendError(Cmd::Retire(old, w))) = tx.send(Cmd::Retire(old, w)) {
+                retiring.push((old, w));
             }
         }
+        None => retiring.push((old, w)),
     };
     // Records in the last batch: more than one means requests are arriving together.
     let mut last_batch = 0;
@@ -494,9 +492,9 @@ fn writer(
                 Cmd::Flush(w) => waiters.push(w),
                 // The journal's current segment is retired behind everything appended to it,
                 // and the close answered then.
-                Cmd::Close(w) => match &journal {
-                    Some(j) if j.len() > 0 => rotate(j, Some(w), &mut retiring),
-                    _ => waiters.push(w),
+                Cmd::Close(w) => match journal.as_deref().and_then(Journal::close) {
+                    Some(last) => retire(last, Some(w), &mut retiring),
+                    None => waiters.push(w),
                 },
                 Cmd::Retire(seg, w) => retiring.push((seg, w)),
             }
@@ -550,7 +548,11 @@ fn writer(
         if let Some(j) = &journal
             && j.len() >= ROTATE_BYTES
         {
-            rotate(j, None, &mut retiring);
+            match j.rotate() {
+                Ok(Some(old)) => retire(old, None, &mut retiring),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("ledger journal: cannot start a new segment: {e}"),
+            }
         }
         // Someone waits on this batch (an answer's last byte): go straight back for the next
         // one. Under load, records pile up while a batch is written, so batches grow by
@@ -570,8 +572,8 @@ fn writer(
         for (seg, _) in retiring {
             seg.retire();
         }
-        if let Some(j) = journal.and_then(Arc::into_inner) {
-            j.into_current().retire();
+        if let Some(last) = journal.and_then(Arc::into_inner).and_then(Journal::into_current) {
+            last.retire();
         }
     }
 }
@@ -908,9 +910,9 @@ mod tests {
     }
 
     /// Durable records go to the journal and reach the database; a flush keeps the segment, a
-    /// close leaves the journal empty, and when the last handle goes, so does the segment.
+    /// close deletes it, and after the close a record's answer waits for its commit instead.
     #[tokio::test]
-    async fn a_close_empties_the_journal_and_the_last_handle_removes_it() {
+    async fn a_close_leaves_no_journal_and_later_records_wait_for_the_commit() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.db");
         let ledger = Ledger::open(&path).await.unwrap();
@@ -927,19 +929,32 @@ mod tests {
         assert_eq!(recent(&path, 100).unwrap().len(), 50);
         assert_eq!(segments(&path), before);
         ledger.close().await;
-        let after = segments(&path);
-        assert_eq!(after.len(), 1);
-        assert_ne!(after, before, "the closed segment is still there");
-        assert_eq!(std::fs::metadata(&after[0]).unwrap().len(), 0);
+        assert_eq!(segments(&path), Vec::<PathBuf>::new());
 
-        ledger.record_durable(answered("last"));
+        let committed = ledger
+            .record_durable(answered("late"))
+            .expect("no journal: the answer waits");
+        committed.await.unwrap();
+        assert_eq!(recent(&path, 100).unwrap().len(), 51);
+        assert_eq!(segments(&path), Vec::<PathBuf>::new());
+    }
+
+    /// When the last handle goes (a reload onto another ledger), its writer commits what is left
+    /// and deletes the segment.
+    #[tokio::test]
+    async fn the_last_handle_removes_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let ledger = Ledger::open(&path).await.unwrap();
+        assert!(ledger.record_durable(answered("only")).is_none());
+        assert_eq!(segments(&path).len(), 1);
         drop(ledger);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while !segments(&path).is_empty() && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         assert_eq!(segments(&path), Vec::<PathBuf>::new());
-        assert_eq!(recent(&path, 100).unwrap().len(), 51);
+        assert_eq!(recent(&path, 10).unwrap().len(), 1);
     }
 
     /// Past `ROTATE_BYTES` the writer starts a new segment and deletes the old one once its
