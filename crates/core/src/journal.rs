@@ -284,8 +284,9 @@ mod tests {
         let last = j.close().unwrap();
         assert_eq!(last.records().unwrap().0[0].id, "b");
         // Closed: a record is refused, handed back, without an error.
-        let (back, err) = j.append(rec("c"), |_| panic!("handed over")).unwrap_err();
-        assert_eq!((back.id.as_str(), err.is_none()), ("c", true));
+        let mut handed = false;
+        let (back, err) = j.append(rec("c"), |_| handed = true).unwrap_err();
+        assert_eq!((back.id.as_str(), err.is_none(), handed), ("c", true, false));
         assert!(j.rotate().unwrap().is_none());
         assert_eq!(j.len(), 0);
     }
