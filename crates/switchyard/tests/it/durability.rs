@@ -79,12 +79,7 @@ async fn a_killed_gateway_loses_no_answered_request() {
     assert_eq!(orphans, 0);
     // The journal the killed process left was committed and deleted: only the new process's
     // own segment is there.
-    let prefix = format!("{}-pending.", gw.ledger_path().file_name().unwrap().to_str().unwrap());
-    let segments: Vec<_> = std::fs::read_dir(gw.ledger_path().parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
+    let segments = gw.journal_segments();
     assert_eq!(segments.len(), 1, "{segments:?}");
     // And the restarted gateway serves.
     assert_eq!(gw.post(hello("default"), &[]).await.status(), 200);

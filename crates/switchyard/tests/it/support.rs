@@ -172,6 +172,23 @@ impl Running {
         self.dir.path().join("ledger.db")
     }
 
+    /// The ledger's journal segments (`ledger.db-pending.N`), by name.
+    pub fn journal_segments(&self) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with("ledger.db-pending.")
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }
