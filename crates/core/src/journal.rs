@@ -1,8 +1,8 @@
 //! The ledger's journal: an answered request's record, appended to a plain file before the
 //! answer's last byte goes out, so that a `kill -9` the next moment loses nothing — without the
 //! answer waiting for the SQLite commit (a hand-off to the writer thread, a transaction over
-//! three b-trees and a wake-up back), which was the largest part of the gateway's own latency
-//! at low load.
+//! the ledger's tables and indexes, and a wake-up back), which was the largest part of the
+//! gateway's own latency at low load.
 //!
 //! Records go to a segment file next to the database, `<ledger>-pending.<n>`, one JSON line
 //! each, with one `write()` on a file opened for appending: appends from several threads do not
@@ -23,6 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A segment grows to about this many bytes before the writer starts the next one.
 pub(crate) const ROTATE_BYTES: u64 = 1 << 20;
+
+/// An empty, unlocked segment younger than this may be one another process is about to lock.
+const FRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One journal file, locked by the process that appends to it or replays it.
 pub(crate) struct Segment {
@@ -114,7 +117,14 @@ impl Journal {
             if file.try_lock().is_err() {
                 continue;
             }
-            let bytes = AtomicU64::new(file.metadata().map_or(0, |m| m.len()));
+            let Ok(meta) = file.metadata() else { continue };
+            // An empty one just created by a process that has not locked it yet: not ours to
+            // delete. (Nothing is appended before the lock, so there is nothing to replay.)
+            let age = meta.modified().ok().and_then(|m| m.elapsed().ok());
+            if meta.len() == 0 && age.is_none_or(|a| a < FRESH) {
+                continue;
+            }
+            let bytes = AtomicU64::new(meta.len());
             left.push(Segment { path, file, bytes });
         }
         let next = AtomicU64::new(next);
@@ -269,6 +279,16 @@ mod tests {
         other.append(rec("y"), |_| {}).unwrap();
         let path = |j: &Journal| j.current.read().unwrap().as_ref().unwrap().path.clone();
         assert_ne!(path(&live), path(&other));
+    }
+
+    #[test]
+    fn a_fresh_empty_segment_is_left_to_the_process_about_to_lock_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = dir.path().join("l.db");
+        let empty = Journal::open(&ledger).unwrap().0.into_current().unwrap().path.clone();
+        let (_j, left) = Journal::open(&ledger).unwrap();
+        assert!(left.is_empty());
+        assert!(empty.exists());
     }
 
     #[test]

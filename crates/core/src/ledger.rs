@@ -456,21 +456,30 @@ fn writer(
     let mut parks: Vec<ParkRecord> = Vec::new();
     let mut waiters = Vec::new();
     let mut committed: Vec<oneshot::Sender<()>> = Vec::new();
-    // Journal segments whose records have all been received, and who waits on each (a flush).
+    // Journal segments whose records have all been received, and who waits on each (a close).
     let mut retiring: Vec<Retiring> = Vec::new();
     // Set once a batch could not be stored: from then on segments are kept for the next start
     // to replay, whichever records they hold.
     let mut lost = false;
+    // Segments to delete when the writer ends, once the channel is drained.
+    let mut at_exit: Vec<Segment> = Vec::new();
     // Queues a journal segment's retirement behind every record appended to it. Without a
-    // sender left (every `Ledger` is gone, nothing more is appended), it is retired at the end
-    // with the rest.
-    let retire = |old: Segment, w: Option<oneshot::Sender<()>>, retiring: &mut Vec<Retiring>| match me.upgrade() {
-        Some(tx) => {
-            if let Err(mpsc::error::SendError(Cmd::Retire(old, w))) = tx.send(Cmd::Retire(old, w)) {
-                retiring.push((old, w));
+    // sender left (every `Ledger` is gone, nothing more is appended) it waits for the end,
+    // when every record sent is committed.
+    let retire = |old: Segment, w: Option<oneshot::Sender<()>>, at_exit: &mut Vec<Segment>| {
+        let unsent = match me.upgrade() {
+            Some(tx) => match tx.send(Cmd::Retire(old, w)) {
+                Err(mpsc::error::SendError(Cmd::Retire(old, w))) => Some((old, w)),
+                _ => None,
+            },
+            None => Some((old, w)),
+        };
+        if let Some((old, w)) = unsent {
+            at_exit.push(old);
+            if let Some(w) = w {
+                let _ = w.send(());
             }
         }
-        None => retiring.push((old, w)),
     };
     // Records in the last batch: more than one means requests are arriving together.
     let mut last_batch = 0;
@@ -493,7 +502,7 @@ fn writer(
                 // The journal's current segment is retired behind everything appended to it,
                 // and the close answered then.
                 Cmd::Close(w) => match journal.as_deref().and_then(Journal::close) {
-                    Some(last) => retire(last, Some(w), &mut retiring),
+                    Some(last) => retire(last, Some(w), &mut at_exit),
                     None => waiters.push(w),
                 },
                 Cmd::Retire(seg, w) => retiring.push((seg, w)),
@@ -549,7 +558,7 @@ fn writer(
             && j.len() >= ROTATE_BYTES
         {
             match j.rotate() {
-                Ok(Some(old)) => retire(old, None, &mut retiring),
+                Ok(Some(old)) => retire(old, None, &mut at_exit),
                 Ok(None) => {}
                 Err(e) => tracing::warn!("ledger journal: cannot start a new segment: {e}"),
             }
@@ -569,7 +578,7 @@ fn writer(
     }
     // Every `Ledger` is gone and every record it sent is committed.
     if !lost {
-        for (seg, _) in retiring {
+        for seg in retiring.into_iter().map(|(seg, _)| seg).chain(at_exit) {
             seg.retire();
         }
         if let Some(last) = journal.and_then(Arc::into_inner).and_then(Journal::into_current) {
