@@ -555,7 +555,8 @@ impl Gateway {
                                 rec.cost_usd.unwrap_or(0.0),
                             );
                             rec.duration_ms = ms(started.elapsed());
-                            // The client gets the answer once its record is committed.
+                            // The client gets the answer once its record survives a crash (in the
+                            // ledger's journal, or committed where there is none).
                             self.observer.finished(&rec);
                             if let Some(committed) = self.ledger.record_durable(rec) {
                                 let _ = tokio::time::timeout(crate::ledger::DURABLE_WAIT, committed).await;
@@ -1133,8 +1134,8 @@ fn relay(mut r: Relay) -> BoxStream<'static, Result<Bytes, Infallible>> {
         loop {
             if let Some(b) = r.out.pop_front() {
                 if r.done && r.out.is_empty() {
-                    // The stream's last bytes wait until its record is committed: a client
-                    // that saw the whole answer finds it in the ledger, even after a crash.
+                    // The stream's last bytes wait until its record survives a crash (journal or
+                    // commit): a client that saw the whole answer finds it in the ledger.
                     if let Some(committed) = r.finish() {
                         let _ = tokio::time::timeout(crate::ledger::DURABLE_WAIT, committed).await;
                     }
