@@ -13,7 +13,10 @@ use crate::ratelimit::{self, Observed};
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, HeaderValue, Method, Uri, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
 use secrecy::ExposeSecret;
 use std::error::Error as _;
 use std::sync::Once;
@@ -26,16 +29,39 @@ use tokio::time::{Instant, timeout_at};
 
 /// Error bodies are read up to this size; the rest is not needed to classify them.
 const MAX_ERROR_BODY: usize = 64 << 10;
+/// Pooled connections: how long one may sit idle, and how many per host.
+const POOL_IDLE: Duration = Duration::from_secs(90);
+const POOL_MAX_IDLE: usize = 1024;
 
 pub struct Upstream {
     pub config: ProviderConfig,
-    client: reqwest::Client,
-    // Parsed once: reqwest would otherwise parse the URL string on every request.
-    chat_url: reqwest::Url,
-    models_url: reqwest::Url,
-    count_url: reqwest::Url,
+    client: Client,
+    chat_url: Endpoint,
+    models_url: Endpoint,
+    count_url: Endpoint,
     headers: HeaderMap,
 }
+
+/// How requests reach the provider.
+enum Client {
+    /// Plain HTTP that no proxy in the environment intercepts (a server on this machine or
+    /// the user's own: Ollama, llama.cpp, vLLM): hyper's pooled client, directly. reqwest's
+    /// layers above it (redirect and retry services, which parse the URL again on every
+    /// request) were about a quarter of the request path's instructions.
+    Direct(Box<hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>>),
+    /// TLS (HTTP/2 where the server offers it), or a proxy from `HTTP_PROXY` and its kin.
+    Reqwest(reqwest::Client),
+}
+
+/// A provider URL, parsed once for either client.
+struct Endpoint {
+    uri: Uri,
+    url: reqwest::Url,
+}
+
+/// An answer's body, from either client. Its errors are already described (never a URL).
+type Body = UnsyncBoxBody<Bytes, BoxError>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A started answer.
 pub enum Started {
@@ -80,17 +106,12 @@ pub fn install_crypto() {
 impl Upstream {
     pub fn new(config: ProviderConfig) -> Result<Self, String> {
         install_crypto();
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.timeouts.connect)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("provider `{}`: cannot build its HTTP client: {e}", config.name))?;
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(concat!("switchyard/", env!("CARGO_PKG_VERSION"))),
+        );
         let bad_key = || {
             format!(
                 "provider `{}`: api_key contains characters not allowed in a header",
@@ -115,21 +136,103 @@ impl Upstream {
             headers.insert(name, v);
         }
         let url = |path: &str| {
-            reqwest::Url::parse(&format!("{}/{path}", config.base_url))
-                .map_err(|e| format!("provider `{}`: base_url is not a valid URL: {e}", config.name))
+            let bad =
+                |e: &dyn std::fmt::Display| format!("provider `{}`: base_url is not a valid URL: {e}", config.name);
+            let url = reqwest::Url::parse(&format!("{}/{path}", config.base_url)).map_err(|e| bad(&e))?;
+            let uri = url.as_str().parse::<Uri>().map_err(|e| bad(&e))?;
+            Ok::<_, String>(Endpoint { uri, url })
         };
         let (chat, count) = match config.kind {
             ProviderKind::OpenAi => ("chat/completions", "chat/completions/input_tokens"),
             ProviderKind::Anthropic => ("messages", "messages/count_tokens"),
         };
+        let chat_url = url(chat)?;
+        let proxied = hyper_util::client::proxy::matcher::Matcher::from_env()
+            .intercept(&chat_url.uri)
+            .is_some();
+        let client = if chat_url.uri.scheme() == Some(&http::uri::Scheme::HTTP) && !proxied {
+            let mut connector = HttpConnector::new();
+            connector.set_connect_timeout(Some(config.timeouts.connect));
+            connector.set_nodelay(true);
+            Client::Direct(Box::new(
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .pool_idle_timeout(POOL_IDLE)
+                    .pool_max_idle_per_host(POOL_MAX_IDLE)
+                    .pool_timer(hyper_util::rt::TokioTimer::new())
+                    .build(connector),
+            ))
+        } else {
+            Client::Reqwest(
+                reqwest::Client::builder()
+                    .connect_timeout(config.timeouts.connect)
+                    .pool_idle_timeout(POOL_IDLE)
+                    .pool_max_idle_per_host(POOL_MAX_IDLE)
+                    .tcp_nodelay(true)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| format!("provider `{}`: cannot build its HTTP client: {e}", config.name))?,
+            )
+        };
         Ok(Upstream {
-            chat_url: url(chat)?,
+            chat_url,
             models_url: url("models")?,
             count_url: url(count)?,
             config,
             client,
             headers,
         })
+    }
+
+    /// Sends one request with this provider's headers (and `extra`'s, which replace them) and
+    /// waits for the answer's head.
+    async fn request(
+        &self,
+        method: Method,
+        to: &Endpoint,
+        extra: Option<&HeaderMap>,
+        body: Vec<u8>,
+    ) -> Result<http::Response<Body>, UpstreamError> {
+        let mut headers = self.headers.clone();
+        if let Some(extra) = extra {
+            for name in extra.keys() {
+                headers.remove(name);
+            }
+            headers.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        match &self.client {
+            Client::Direct(client) => {
+                let mut req = http::Request::new(Full::new(Bytes::from(body)));
+                *req.method_mut() = method;
+                *req.uri_mut() = to.uri.clone();
+                *req.headers_mut() = headers;
+                match client.request(req).await {
+                    Ok(resp) => Ok(resp.map(|b| b.map_err(|e| BoxError::from(describe_chain(&e))).boxed_unsync())),
+                    Err(e) => {
+                        let class = if e.is_connect() {
+                            ErrorClass::Connect
+                        } else {
+                            ErrorClass::Unavailable
+                        };
+                        Err(UpstreamError::transport(class, describe_chain(&e)))
+                    }
+                }
+            }
+            Client::Reqwest(client) => {
+                match client
+                    .request(method, to.url.clone())
+                    .headers(headers)
+                    .body(body)
+                    .send()
+                    .await
+                {
+                    Ok(resp) => {
+                        Ok(http::Response::from(resp)
+                            .map(|b| b.map_err(|e| BoxError::from(describe(&e))).boxed_unsync()))
+                    }
+                    Err(e) => Err(transport_error(&e)),
+                }
+            }
+        }
     }
 
     /// The dialect its answers come in.
@@ -158,17 +261,10 @@ impl Upstream {
     }
 
     async fn count_tokens_inner(&self, body: Vec<u8>, extra: &HeaderMap) -> Result<u64, UpstreamError> {
-        let req = self
-            .client
-            .post(self.count_url.clone())
-            .headers(self.headers.clone())
-            .headers(extra.clone())
-            .body(body)
-            .send();
+        let req = self.request(Method::POST, &self.count_url, Some(extra), body);
         let resp = match tokio::time::timeout(self.config.timeouts.first_byte, req).await {
             Err(_) => return Err(self.timed_out(self.config.timeouts.first_byte)),
-            Ok(Err(e)) => return Err(transport_error(&e)),
-            Ok(Ok(r)) => r,
+            Ok(r) => r?,
         };
         let status = resp.status().as_u16();
         let deadline = Instant::now() + self.config.timeouts.idle;
@@ -193,15 +289,10 @@ impl Upstream {
     async fn send_inner(&self, body: Vec<u8>, stream: bool, extra: &HeaderMap) -> Result<Started, UpstreamError> {
         let t = self.config.timeouts;
         let deadline = Instant::now() + t.first_byte;
-        let mut req = self.client.post(self.chat_url.clone()).headers(self.headers.clone());
-        if !extra.is_empty() {
-            req = req.headers(extra.clone());
-        }
-        let req = req.body(body).send();
+        let req = self.request(Method::POST, &self.chat_url, (!extra.is_empty()).then_some(extra), body);
         let resp = match timeout_at(deadline, req).await {
             Err(_) => return Err(self.timed_out(t.first_byte)),
-            Ok(Err(e)) => return Err(transport_error(&e)),
-            Ok(Ok(r)) => r,
+            Ok(r) => r?,
         };
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
@@ -213,10 +304,10 @@ impl Upstream {
         if !stream {
             // The body of a plain answer arrives all at once when generation ends; give it the
             // idle allowance on top of what is left of the first-byte one.
-            let body = match timeout_at(deadline.max(Instant::now()) + t.idle, resp.bytes()).await {
+            let body = match timeout_at(deadline.max(Instant::now()) + t.idle, resp.into_body().collect()).await {
                 Err(_) => return Err(self.timed_out(t.first_byte)),
-                Ok(Err(e)) => return Err(transport_error(&e)),
-                Ok(Ok(b)) => b,
+                Ok(Err(e)) => return Err(UpstreamError::transport(ErrorClass::Unavailable, e.to_string())),
+                Ok(Ok(b)) => b.to_bytes(),
             };
             let usage = match self.config.kind {
                 ProviderKind::OpenAi => {
@@ -231,8 +322,9 @@ impl Upstream {
             return Ok(Started::Complete { body, usage, observed });
         }
         let mut rest = resp
-            .bytes_stream()
-            .map_err(|e| std::io::Error::other(describe(&e)))
+            .into_body()
+            .into_data_stream()
+            .map_err(std::io::Error::other)
             .boxed();
         let mut decoder = SseDecoder::new();
         let mut first = Vec::new();
@@ -297,11 +389,7 @@ impl Upstream {
     /// Is the provider answering? Any HTTP answer below 500 except an auth refusal counts:
     /// a server that says 404 to `/models` is up.
     pub async fn probe(&self) -> bool {
-        let req = self
-            .client
-            .get(self.models_url.clone())
-            .headers(self.headers.clone())
-            .send();
+        let req = self.request(Method::GET, &self.models_url, None, Vec::new());
         match tokio::time::timeout(self.config.timeouts.connect + Duration::from_secs(5), req).await {
             Ok(Ok(r)) => {
                 let s = r.status().as_u16();
@@ -319,16 +407,33 @@ impl Upstream {
     }
 }
 
-async fn read_limited(mut resp: reqwest::Response, deadline: Instant, limit: usize) -> Option<Vec<u8>> {
+async fn read_limited(resp: http::Response<Body>, deadline: Instant, limit: usize) -> Option<Vec<u8>> {
+    let mut body = resp.into_body();
     let mut out = Vec::new();
     while out.len() < limit {
-        match timeout_at(deadline.max(Instant::now() + Duration::from_secs(1)), resp.chunk()).await {
-            Ok(Ok(Some(c))) => out.extend_from_slice(&c),
+        match timeout_at(deadline.max(Instant::now() + Duration::from_secs(1)), body.frame()).await {
+            Ok(Some(Ok(f))) => {
+                if let Some(c) = f.data_ref() {
+                    out.extend_from_slice(c);
+                }
+            }
             _ => break,
         }
     }
     out.truncate(limit);
     Some(out)
+}
+
+/// What a hyper error's cause chain says happened (connection refused, reset). hyper's own
+/// messages carry no URL.
+fn describe_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg = s.to_string();
+        src = s.source();
+    }
+    msg
 }
 
 /// reqwest's own Display is "error sending request for url (…)"; the cause chain says what

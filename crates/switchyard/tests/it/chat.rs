@@ -28,6 +28,36 @@ async fn plain_answer_carries_routing_headers_and_upstream_gets_lane_model_and_i
     assert!(!all_headers.contains("client-secret"), "{all_headers}");
 }
 
+/// A plain-HTTP upstream is reached directly unless a proxy in the environment claims it
+/// (`HTTP_PROXY`, as curl reads it): then the request goes through that proxy. The fake plays
+/// the proxy here (a proxy is sent the URL in absolute form, and the fake serves it by path);
+/// the upstream's own name does not resolve, so only the proxy can have answered.
+#[tokio::test]
+async fn a_proxy_from_the_environment_carries_plain_http_requests() {
+    let proxy = FakeUpstream::start("the proxy").await;
+    let proxy_url = proxy.base_url().trim_end_matches("/v1").to_owned();
+    let config = config_for(&["http://upstream.invalid/v1".to_owned()], "");
+    let gw = Running::start_with(&config, &[("HTTP_PROXY", &proxy_url), ("NO_PROXY", "")]);
+    let r = gw.post(hello("default"), &[]).await;
+    assert_eq!(r.status(), 200, "{}", gw.stderr());
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "hello from the proxy");
+    let got = proxy.last_chat();
+    assert_eq!(got.headers["host"], "upstream.invalid");
+    assert_eq!(got.headers["authorization"], "Bearer provider-key-0");
+    assert_eq!(got.body["model"], "m0");
+
+    // Without the proxy the same config gets no answer (the name does not resolve, or its
+    // lookup times out), and the proxy sees nothing.
+    let hits = proxy.hits();
+    let gw = Running::start(&config);
+    let r = gw.post(hello("default"), &[]).await;
+    let attempts = header(&r, "x-switchyard-attempts");
+    assert!(r.status().is_server_error(), "{} {}", r.status(), gw.stderr());
+    assert!(["l0:connect", "l0:timeout"].contains(&attempts.as_str()), "{attempts}");
+    assert_eq!(proxy.hits(), hits);
+}
+
 #[tokio::test]
 async fn streamed_answer_ends_with_done_and_usage_only_when_asked() {
     let up = FakeUpstream::start("beta").await;
