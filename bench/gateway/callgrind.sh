@@ -22,17 +22,7 @@ if [ ${#bins[@]} -eq 0 ]; then
   cargo build --release -q -p switchyard --bin switchyard --manifest-path "$root/Cargo.toml"
   bins=("${CARGO_TARGET_DIR:-$root/target}/release/switchyard")
 fi
-sed "s#BENCH_DIR#$out#g" "$here/nginx.conf" > "$out/nginx.conf"
-cat > "$out/switchyard.yaml" <<YAML
-providers:
-  up: { kind: openai, base_url: "http://127.0.0.1:18090/v1", local: true }
-lanes:
-  fixed: { provider: up, model: m }
-routes:
-  default: [fixed]
-storage:
-  ledger: "$out/ledger.db"
-YAML
+. "$here/one-lane.sh"
 nginx -c "$out/nginx.conf" -p "$out"
 sw=""
 trap '[ -n "$sw" ] && kill $sw 2>/dev/null; kill $(cat "$out/nginx.pid") 2>/dev/null || true' EXIT

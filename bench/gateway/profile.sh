@@ -22,17 +22,7 @@ if [ -z "${SWITCHYARD_BIN:-}" ]; then
 else
   bin=$SWITCHYARD_BIN
 fi
-sed "s#BENCH_DIR#$out#g" "$here/nginx.conf" > "$out/nginx.conf"
-cat > "$out/switchyard.yaml" <<YAML
-providers:
-  up: { kind: openai, base_url: "http://127.0.0.1:18090/v1", local: true }
-lanes:
-  fixed: { provider: up, model: m }
-routes:
-  default: [fixed]
-storage:
-  ledger: "$out/ledger.db"
-YAML
+. "$here/one-lane.sh"
 rm -f "$out"/ledger.db* "$out"/perf-*
 nginx -c "$out/nginx.conf" -p "$out"
 SWITCHYARD_LOG=warn "$bin" serve --config "$out/switchyard.yaml" --listen 127.0.0.1:18091 > "$out/switchyard.log" 2>&1 &
