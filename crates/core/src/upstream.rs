@@ -32,6 +32,8 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 /// Pooled connections: how long one may sit idle, and how many per host.
 const POOL_IDLE: Duration = Duration::from_secs(90);
 const POOL_MAX_IDLE: usize = 1024;
+/// TCP keep-alive probes on upstream connections: first after this long idle, then this often.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(15);
 
 pub struct Upstream {
     pub config: ProviderConfig,
@@ -154,6 +156,10 @@ impl Upstream {
             let mut connector = HttpConnector::new();
             connector.set_connect_timeout(Some(config.timeouts.connect));
             connector.set_nodelay(true);
+            // As reqwest does: a pooled connection to a peer that vanished is found out.
+            connector.set_keepalive(Some(TCP_KEEPALIVE));
+            connector.set_keepalive_interval(Some(TCP_KEEPALIVE));
+            connector.set_keepalive_retries(Some(3));
             Client::Direct(Box::new(
                 hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                     .pool_idle_timeout(POOL_IDLE)
