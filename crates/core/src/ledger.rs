@@ -228,6 +228,24 @@ pub const DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Records taken from the channel per transaction, at most.
 const BATCH: usize = 512;
 
+/// The SQLite ledgers' writer threads in this process.
+static WRITERS: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(Vec::new());
+
+/// For the end of `main`, once the runtime (and with it every `Ledger` handle) is gone: waits,
+/// at most `within`, for the writer threads to end. A writer ends after its last commit by
+/// closing its database, and SQLite then folds the WAL into the file and deletes it; a process
+/// that exits first leaves `ledger.db-wal` behind (harmless: the next open folds it in).
+pub fn join_writers(within: std::time::Duration) {
+    let deadline = std::time::Instant::now() + within;
+    let mut writers = WRITERS.lock().unwrap_or_else(|p| p.into_inner());
+    while writers.iter().any(|h| !h.is_finished()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    for h in writers.extract_if(.., |h| h.is_finished()) {
+        let _ = h.join();
+    }
+}
+
 impl Ledger {
     /// Opens (creating if needed) the database, commits what a stopped process left in its
     /// journal, and starts the writer thread.
@@ -250,10 +268,11 @@ impl Ledger {
         let (me, j) = (tx.downgrade(), journal.clone());
         // A plain thread, not a tokio task: SQLite calls block, and one owner of the
         // connection needs no locking and keeps its prepared statements warm.
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || writer(conn, rx, j, me))
             .map_err(|e| format!("ledger: cannot start its writer: {e}"))?;
+        WRITERS.lock().unwrap_or_else(|p| p.into_inner()).push(handle);
         Ok(Ledger {
             tx,
             path: path.to_owned(),

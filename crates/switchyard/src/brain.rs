@@ -18,7 +18,10 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     app::init_logging(app::QUIET);
-    match ask::run(cli.ask) {
+    let result = ask::run(cli.ask);
+    // The runtime, and with it every ledger handle, is gone: let the writer close the database.
+    switchyard_core::ledger::join_writers(std::time::Duration::from_secs(2));
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             output::error(&format!("{e:#}"));

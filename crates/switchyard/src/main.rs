@@ -89,6 +89,8 @@ fn main() -> ExitCode {
         Command::Mcp(args) => mcp::run(args),
         Command::Models { command } => models_cmd(command),
     };
+    // Every runtime, and with it every ledger handle, is gone: let the writer close the database.
+    switchyard_core::ledger::join_writers(std::time::Duration::from_secs(2));
     match result {
         Ok(code) => code,
         Err(e) => {
