@@ -272,7 +272,13 @@ impl Ledger {
             .name("ledger-writer".into())
             .spawn(move || writer(conn, rx, j, me))
             .map_err(|e| format!("ledger: cannot start its writer: {e}"))?;
-        WRITERS.lock().unwrap_or_else(|p| p.into_inner()).push(handle);
+        let mut writers = WRITERS.lock().unwrap_or_else(|p| p.into_inner());
+        // Ended writers (ledgers opened and dropped before) are joined, not kept.
+        for h in writers.extract_if(.., |h| h.is_finished()) {
+            let _ = h.join();
+        }
+        writers.push(handle);
+        drop(writers);
         Ok(Ledger {
             tx,
             path: path.to_owned(),
