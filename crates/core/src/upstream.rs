@@ -18,7 +18,6 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use secrecy::ExposeSecret;
-use std::error::Error as _;
 use std::sync::Once;
 use std::time::Duration;
 use switchyard_protocol::Dialect;
@@ -433,35 +432,34 @@ async fn read_limited(resp: http::Response<Body>, deadline: Instant, limit: usiz
 /// What a hyper error's cause chain says happened (connection refused, reset). hyper's own
 /// messages carry no URL.
 fn describe_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg = s.to_string();
-        src = s.source();
-    }
-    msg
+    deepest_cause(e).unwrap_or_else(|| e.to_string())
 }
 
 /// reqwest's own Display is "error sending request for url (…)"; the cause chain says what
 /// actually happened (connection refused, reset, DNS).
 fn describe(e: &reqwest::Error) -> String {
-    let mut msg = String::new();
-    let mut src: Option<&dyn std::error::Error> = e.source();
-    while let Some(s) = src {
-        msg = s.to_string();
-        src = s.source();
-    }
     // Without a cause, say what kind of failure it was; reqwest's Display would print the URL,
     // and a URL may carry a key in its query.
-    if !msg.is_empty() {
-        msg
-    } else if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_body() || e.is_decode() {
-        "the answer's body could not be read".into()
-    } else {
-        "the request failed".into()
+    deepest_cause(e).unwrap_or_else(|| {
+        if e.is_timeout() {
+            "timed out".into()
+        } else if e.is_body() || e.is_decode() {
+            "the answer's body could not be read".into()
+        } else {
+            "the request failed".into()
+        }
+    })
+}
+
+/// The message of the last error in `e`'s chain of causes, if it has one and it says something.
+fn deepest_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut last = None;
+    let mut src = e.source();
+    while let Some(s) = src {
+        last = Some(s);
+        src = s.source();
     }
+    last.map(ToString::to_string).filter(|m| !m.is_empty())
 }
 
 fn transport_error(e: &reqwest::Error) -> UpstreamError {
