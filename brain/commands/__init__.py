@@ -1,0 +1,1 @@
+"""Commands: thin click wrappers. Arguments in, one core call, the renderer out."""

@@ -1,0 +1,86 @@
+"""Every error brain shows a person: its exit code (sysexits, DESIGN.md) and the next step.
+
+This module owns the exception hierarchy and nothing else; it imports nothing from brain.
+`brain.cli.main` is the one place that turns these into a message on stderr and an exit code.
+"""
+
+from __future__ import annotations
+
+OK = 0
+USAGE = 2
+DATAERR = 65  # bad input
+UNAVAILABLE = 69  # nothing reachable could answer; the input is kept in the queue
+SOFTWARE = 70  # a bug in brain itself
+TEMPFAIL = 75  # rate limited or a passing failure: try again later
+NOPERM = 77  # key rejected or missing
+CONFIG = 78  # configuration error
+INTERRUPTED = 130
+
+
+class BrainError(Exception):
+    """An error with a sentence for the user (`message`) and what to do next (`fix`)."""
+
+    exit_code: int = SOFTWARE
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return self.message if not self.fix else f"{self.message}\n{self.fix}"
+
+
+class UsageError(BrainError):
+    exit_code = USAGE
+
+
+class BadInput(BrainError):
+    exit_code = DATAERR
+
+
+class Unreachable(BrainError):
+    """Nothing that may answer this task could be reached; the input stays in the queue."""
+
+    exit_code = UNAVAILABLE
+
+
+class TemporaryFailure(BrainError):
+    exit_code = TEMPFAIL
+
+
+class KeyProblem(BrainError):
+    exit_code = NOPERM
+
+
+class ConfigError(BrainError):
+    exit_code = CONFIG
+
+
+class Interrupted(BrainError):
+    exit_code = INTERRUPTED
+
+
+class BackendError(BrainError):
+    """A backend answered, but not with an answer (5xx, garbage, a stream cut before its start).
+
+    `fallback_ok` says whether the ladder may try the next backend: true only when nothing of
+    the answer reached the user yet.
+    """
+
+    exit_code = UNAVAILABLE
+
+    def __init__(
+        self,
+        message: str,
+        fix: str | None = None,
+        *,
+        reason: str = "",
+        fallback_ok: bool = True,
+        exit_code: int | None = None,
+    ) -> None:
+        super().__init__(message, fix)
+        self.reason = reason or message
+        self.fallback_ok = fallback_ok
+        if exit_code is not None:
+            self.exit_code = exit_code

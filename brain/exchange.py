@@ -1,0 +1,210 @@
+"""One question, start to finish: build the messages, keep the input, run the ladder, record.
+
+Owns the input rules (piped stdin and files are material, arguments the instruction; empty is
+a usage error, binary is refused), the write-before-send of the store, and the `--json`
+result object (version 1, documented in docs/json.md). Prints nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from brain.client import Message, OnDelta
+from brain.errors import BadInput, BrainError, Interrupted, UsageError
+from brain.offline import ladder
+from brain.settings import Settings
+from brain.store import Store
+from brain.tasks import Task
+
+JSON_VERSION = 1
+MAX_INPUT_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class Material:
+    name: str  # "stdin" or a file path
+    text: str
+
+
+@dataclass
+class Result:
+    outcome: ladder.Outcome
+    row: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        a = self.outcome.answer
+        return {
+            "version": JSON_VERSION,
+            "id": self.row,
+            "answer": a.text,
+            "task": self.outcome.task,
+            "route": self.outcome.route,
+            "backend": a.backend,
+            "model": a.model,
+            "fallbacks": self.outcome.fallbacks,
+            "usage": {
+                "prompt_tokens": a.usage.get("prompt_tokens"),
+                "completion_tokens": a.usage.get("completion_tokens"),
+            },
+            "latency_ms": {"first_token": a.first_token_ms, "total": a.total_ms},
+            "cost": a.cost,
+            "partial": a.partial,
+            "partial_reason": a.partial_reason or None,
+        }
+
+
+def decode(data: bytes, name: str) -> str:
+    """Text from bytes, or BadInput for anything that is not text."""
+    if len(data) > MAX_INPUT_BYTES:
+        raise BadInput(
+            f"{name} is {len(data) // 1024} KiB; brain sends at most {MAX_INPUT_BYTES // 1024} KiB.",
+            "Send a smaller part, or split it over several questions.",
+        )
+    if b"\x00" in data[:8192]:
+        raise BadInput(f"{name} looks binary (it contains NUL bytes); brain sends text only.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise BadInput(
+                f"{name} is not UTF-8 text; brain sends text only.",
+                "Convert it first, e.g. `iconv -f latin1 -t utf-8 FILE | brain digest`.",
+            ) from None
+
+
+def split_args(words: tuple[str, ...] | list[str]) -> tuple[str, list[Material]]:
+    """Arguments that name existing files are material; the rest is the instruction."""
+    instruction: list[str] = []
+    material: list[Material] = []
+    for word in words:
+        path = Path(word).expanduser()
+        if word and "\n" not in word and len(word) < 4096 and path.is_file():
+            try:
+                material.append(Material(word, decode(path.read_bytes(), word)))
+            except OSError as exc:
+                raise BadInput(f"cannot read {word}: {exc.strerror}") from exc
+        elif word and path.is_dir() and len(word) < 4096:
+            raise BadInput(
+                f"{word} is a directory", f"Name the files, e.g. `{word.rstrip('/')}/*.md`."
+            )
+        else:
+            instruction.append(word)
+    return " ".join(instruction).strip(), material
+
+
+def compose(task: Task, instruction: str, material: list[Material]) -> tuple[str, list[Message]]:
+    """The user's input as stored, and the messages sent for it."""
+    if not instruction and not any(m.text.strip() for m in material):
+        raise UsageError(
+            "nothing to send: give an instruction, pipe text in, or name files.",
+            f'For example: brain {task.name} "..."   or   cat notes.md | brain {task.name}',
+        )
+    parts: list[str] = []
+    if instruction:
+        parts.append(instruction)
+    several = len(material) > 1
+    for m in material:
+        if not m.text.strip():
+            continue
+        if several or m.name != "stdin":
+            parts.append(f"--- {m.name} ---\n{m.text.rstrip()}")
+        else:
+            parts.append(m.text.rstrip())
+    text = "\n\n".join(parts)
+    return text, [
+        {"role": "system", "content": task.prompt.strip()},
+        {"role": "user", "content": text},
+    ]
+
+
+def ask(
+    settings: Settings,
+    store: Store,
+    task: Task,
+    messages: list[Message],
+    user_input: str,
+    *,
+    mode: str,
+    cache_dir: Path,
+    get_key: Callable[[], str | None],
+    route: str | None = None,
+    model: str | None = None,
+    on_delta: OnDelta | None = None,
+    notice: Callable[[str], None] = lambda _m: None,
+    on_local_start: Callable[[], None] | None = None,
+    row: int | None = None,
+) -> Result:
+    """Keep the input, run the ladder, record the answer. The input survives any failure."""
+    the_plan = ladder.plan(settings, task, messages, mode, route, model)
+    if row is None:
+        row = store.add(task.name, the_plan.route, user_input, messages)
+    seen: list[str] = []
+    backend = ["apex" if mode != ladder.OFFLINE else "local"]
+
+    def collect(delta: str) -> None:
+        seen.append(delta)
+        if on_delta:
+            on_delta(delta)
+
+    def local_start() -> None:
+        backend[0] = "local"
+        if on_local_start:
+            on_local_start()
+
+    try:
+        outcome = ladder.run(
+            settings,
+            the_plan,
+            messages,
+            cache_dir=cache_dir,
+            get_key=get_key,
+            on_delta=collect,
+            notice=notice,
+            on_local_start=local_start,
+        )
+    except BrainError as exc:
+        store.fail(row, exc.message)
+        raise
+    except KeyboardInterrupt:
+        if not seen:
+            store.fail(row, "interrupted before the answer began")
+            raise
+        # Ctrl-C mid-answer: what arrived is kept as a partial answer, never thrown away.
+        store.finish(
+            row,
+            route=the_plan.route,
+            backend=backend[0],
+            model="",
+            fallbacks=[],
+            usage={},
+            first_token_ms=None,
+            total_ms=0,
+            cost=None,
+            answer="".join(seen),
+            partial=True,
+        )
+        raise Interrupted(
+            "Interrupted; the partial answer is kept in the history (marked partial).",
+            "See it with `brain history -n 1`.",
+        ) from None
+    a = outcome.answer
+    store.finish(
+        row,
+        route=outcome.route,
+        backend=a.backend,
+        model=a.model,
+        fallbacks=outcome.fallbacks,
+        usage=a.usage,
+        first_token_ms=a.first_token_ms,
+        total_ms=a.total_ms,
+        cost=a.cost,
+        answer=a.text,
+        partial=a.partial,
+    )
+    return Result(outcome, row)

@@ -1,0 +1,137 @@
+"""Keys: the OS keyring (service `brain`), environment overrides, and redaction.
+
+Lookup order: environment variable, then keyring. A key is never written to a file, a log
+line or an error: `redact` masks every known key in any text shown to the user. With no
+usable keyring backend this says so and names the fixes; it never falls back to plaintext.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from brain.errors import ConfigError, UsageError
+
+SERVICE = "brain"
+# name -> (environment variable, what it is)
+KEYS: dict[str, tuple[str, str]] = {
+    "apex": ("BRAIN_APEX_KEY", "the LiteLLM proxy key on Apex"),
+    "slack": ("BRAIN_SLACK_WEBHOOK", "a Slack incoming-webhook URL for fallback notices"),
+    "anthropic": ("BRAIN_ANTHROPIC_KEY", "an Anthropic API key (only for [premium] direct)"),
+}
+
+_seen: set[str] = set()  # every key value this process has handled, for redaction
+
+
+@dataclass
+class KeyInfo:
+    name: str
+    source: str  # "env BRAIN_APEX_KEY", "keyring", or "" when not set
+    description: str
+
+
+def check_name(name: str) -> None:
+    if name not in KEYS:
+        raise UsageError(f"unknown key name `{name}`", f"Key names: {', '.join(KEYS)}.")
+
+
+def _backend():
+    import keyring
+    from keyring.backends import fail
+
+    backend = keyring.get_keyring()
+    # The chainer with nothing behind it, or the explicit fail backend: no usable store.
+    inner = getattr(backend, "backends", None)
+    if isinstance(backend, fail.Keyring) or (inner is not None and not inner):
+        raise ConfigError(
+            "No usable OS keyring on this machine (no Secret Service, Keychain or Windows "
+            "Credential Manager was found).",
+            "Fixes: start a Secret Service (e.g. gnome-keyring) in your session; or "
+            "`pip install keyrings.alt` for an encrypted file keyring; or put the key in the "
+            "environment (BRAIN_APEX_KEY, BRAIN_SLACK_WEBHOOK).",
+        )
+    return backend
+
+
+def backend_name() -> str:
+    try:
+        backend = _backend()
+    except ConfigError:
+        return "none (no usable keyring)"
+    return f"{type(backend).__module__}.{type(backend).__name__}"
+
+
+def get(name: str, *, required: bool = False) -> str | None:
+    """The key `name` from its env var or the keyring; None when unset (and not required)."""
+    check_name(name)
+    env_var = KEYS[name][0]
+    value = os.environ.get(env_var) or None
+    if value is None:
+        try:
+            value = _backend().get_password(SERVICE, name)
+        except ConfigError:
+            if required:
+                raise
+            value = None
+        except Exception:
+            value = None
+    if value:
+        _seen.add(value)
+    elif required:
+        from brain.errors import KeyProblem
+
+        raise KeyProblem(
+            f"No `{name}` key is set.",
+            f"Set it with `brain keys set {name}`, or export {env_var}.",
+        )
+    return value
+
+
+def set_key(name: str, value: str) -> None:
+    check_name(name)
+    if not value.strip():
+        raise UsageError("an empty key was given; nothing was stored")
+    _seen.add(value.strip())
+    try:
+        _backend().set_password(SERVICE, name, value.strip())
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"The keyring refused to store `{name}`: {redact(str(exc))}") from None
+
+
+def delete(name: str) -> bool:
+    check_name(name)
+    import keyring.errors
+
+    try:
+        _backend().delete_password(SERVICE, name)
+    except keyring.errors.PasswordDeleteError:
+        return False
+    return True
+
+
+def listing() -> list[KeyInfo]:
+    out = []
+    for name, (env_var, what) in KEYS.items():
+        if os.environ.get(env_var):
+            source = f"env {env_var}"
+        else:
+            try:
+                source = "keyring" if _backend().get_password(SERVICE, name) else ""
+            except ConfigError:
+                source = ""
+        out.append(KeyInfo(name, source, what))
+    return out
+
+
+def redact(text: str) -> str:
+    """Mask every key this process has seen (and the env ones) in `text`."""
+    values = set(_seen)
+    for env_var, _ in KEYS.values():
+        if os.environ.get(env_var):
+            values.add(os.environ[env_var])
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= 4:
+            text = text.replace(value, "****")
+    return text

@@ -1,0 +1,272 @@
+"""config.toml and brain's directories: where things live, the defaults, and validation.
+
+Owns: the paths (platformdirs, or BRAIN_CONFIG / --config), the schema of every config key,
+environment overrides, and reading/writing the file. Knows nothing of click or rich.
+A key is never a config value: secrets live in the keyring (brain.secrets).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from brain.errors import ConfigError
+
+APP = "brain"
+
+# section -> key -> (type, default, what is valid). One table drives defaults, validation,
+# `config show`, `config set` and the completion of config keys.
+SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
+    "apex": {
+        "url": (str, "", "the LiteLLM proxy's base URL, e.g. http://apex:4000"),
+        "connect_timeout": (float, 1.0, "seconds to wait for a TCP connection, > 0"),
+        "first_token_timeout": (
+            float,
+            20.0,
+            "seconds to wait for the first token, > 0 (keep it above Apex's stream_timeout)",
+        ),
+        "probe_ttl": (float, 30.0, "seconds a reachability verdict is reused, >= 0"),
+    },
+    "local": {
+        "url": (str, "http://127.0.0.1:11434", "an OpenAI-compatible server on this laptop"),
+        "model": (str, "gemma4:e4b", "the local model's name, as `ollama list` shows it"),
+        "keep_alive": (str, "30m", "how long Ollama keeps the model loaded, e.g. 30m, 1h, -1"),
+        "context_tokens": (int, 8192, "the local model's context window in tokens, > 0"),
+        "first_token_timeout": (
+            float,
+            120.0,
+            "seconds to wait for the local model's first token (a cold load is slow), > 0",
+        ),
+    },
+    "notify": {
+        "slack": (bool, False, "true to post a Slack notice when a fallback fires"),
+    },
+    "premium": {
+        "daily_usd": (float, 0.0, "a daily cap on premium spending in USD, 0 = no cap"),
+        "direct": (bool, False, "true lets `brain premium` call Anthropic when Apex is away"),
+    },
+}
+
+TASK_KEYS: dict[str, tuple[type, str]] = {
+    "route": (str, "the route name on Apex"),
+    "prompt": (str, "a system prompt: text, or a path to a .md file"),
+    "fallback": (str, '"local" or "none"'),
+    "temperature": (float, "a number from 0 to 2"),
+    "max_tokens": (int, "a positive whole number"),
+    "long_route": (str, "the route for input past the local context"),
+    "description": (str, "one line for --help"),
+}
+
+ENV = {
+    ("apex", "url"): "BRAIN_APEX_URL",
+    ("local", "url"): "BRAIN_LOCAL_URL",
+    ("local", "model"): "BRAIN_LOCAL_MODEL",
+}
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("BRAIN_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP, appauthor=False)) / "config.toml"
+
+
+def data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return _private_dir(Path(user_data_dir(APP, appauthor=False)))
+
+
+def cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return _private_dir(Path(user_cache_dir(APP, appauthor=False)))
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+@dataclass
+class Settings:
+    """The merged configuration: defaults, then config.toml, then environment."""
+
+    path: Path
+    values: dict[str, dict[str, Any]]
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    file_exists: bool = False
+    offline_env: bool = False
+
+    def get(self, section: str, key: str) -> Any:
+        return self.values[section][key]
+
+    @property
+    def apex_url(self) -> str:
+        return str(self.values["apex"]["url"]).rstrip("/")
+
+    @property
+    def local_url(self) -> str:
+        return str(self.values["local"]["url"]).rstrip("/")
+
+    @property
+    def local_model(self) -> str:
+        return str(self.values["local"]["model"])
+
+
+def defaults() -> dict[str, dict[str, Any]]:
+    return {s: {k: spec[1] for k, spec in keys.items()} for s, keys in SCHEMA.items()}
+
+
+def load(explicit: str | os.PathLike[str] | None = None) -> Settings:
+    path = config_path(explicit)
+    raw: dict[str, Any] = {}
+    exists = path.is_file()
+    if exists:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(
+                f"{path} is not valid TOML: {exc}",
+                "Fix the file, or move it away and run `brain config init`.",
+            ) from exc
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    elif explicit:
+        raise ConfigError(f"{path} does not exist", "Run `brain config init` to create it.")
+    values = defaults()
+    tasks: dict[str, dict[str, Any]] = {}
+    for section, body in raw.items():
+        if section == "tasks":
+            tasks = _validate_tasks(path, body)
+            continue
+        if section not in SCHEMA:
+            valid = ", ".join(f"[{s}]" for s in [*SCHEMA, "tasks.NAME"])
+            raise ConfigError(f"{path}: unknown section [{section}]", f"Valid sections: {valid}.")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: `{section}` must be a table [{section}]")
+        for key, value in body.items():
+            values[section][key] = validate(path, section, key, value)
+    for (section, key), var in ENV.items():
+        env = os.environ.get(var)
+        if env:
+            values[section][key] = validate(Path(f"${var}"), section, key, env)
+    offline = os.environ.get("BRAIN_OFFLINE", "") not in ("", "0", "false", "no")
+    return Settings(path=path, values=values, tasks=tasks, file_exists=exists, offline_env=offline)
+
+
+def validate(path: Path, section: str, key: str, value: Any) -> Any:
+    """Check one value against SCHEMA; strings (from `config set` or env) are converted."""
+    keys = SCHEMA.get(section)
+    if keys is None or key not in keys:
+        where = f"[{section}]" if keys is not None else "this file"
+        valid = ", ".join(keys) if keys else ", ".join(f"[{s}]" for s in SCHEMA)
+        raise ConfigError(f"{path}: unknown key `{key}` in {where}", f"Valid keys there: {valid}.")
+    typ, _, what = keys[key]
+    converted = _convert(value, typ)
+    if converted is None or not _in_range(section, key, converted):
+        raise ConfigError(
+            f"{path}: [{section}] {key} = {value!r} is not valid", f"Expected {what}."
+        )
+    return converted
+
+
+def _convert(value: Any, typ: type) -> Any:
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        return None
+    if typ in (int, float):
+        if isinstance(value, bool):
+            return None
+        try:
+            number = typ(value)
+        except (TypeError, ValueError):
+            return None
+        if typ is int and isinstance(value, float) and value != int(value):
+            return None
+        return number
+    if typ is str:
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _in_range(section: str, key: str, value: Any) -> bool:
+    if section == "apex" and key == "url":
+        return value == "" or value.startswith(("http://", "https://"))
+    if section == "local" and key == "url":
+        return value.startswith(("http://", "https://"))
+    if key in ("connect_timeout", "first_token_timeout", "context_tokens"):
+        return value > 0
+    if key in ("probe_ttl", "daily_usd"):
+        return value >= 0
+    if section == "local" and key == "model":
+        return bool(value.strip())
+    return True
+
+
+def _validate_tasks(path: Path, body: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(body, dict):
+        raise ConfigError(f"{path}: `tasks` must be tables like [tasks.NAME]")
+    tasks: dict[str, dict[str, Any]] = {}
+    for name, fields in body.items():
+        if not isinstance(fields, dict):
+            raise ConfigError(f"{path}: [tasks.{name}] must be a table")
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(
+                f"{path}: task name `{name}` is not valid",
+                "Use letters, digits, - and _ only.",
+            )
+        clean: dict[str, Any] = {}
+        for key, value in fields.items():
+            if key not in TASK_KEYS:
+                raise ConfigError(
+                    f"{path}: unknown key `{key}` in [tasks.{name}]",
+                    f"Valid keys there: {', '.join(TASK_KEYS)}.",
+                )
+            typ, what = TASK_KEYS[key]
+            converted = _convert(value, typ)
+            ok = converted is not None
+            if ok and key == "fallback":
+                ok = converted in ("local", "none")
+            elif ok and key == "temperature":
+                ok = 0 <= converted <= 2
+            elif ok and key == "max_tokens":
+                ok = converted > 0
+            if not ok:
+                raise ConfigError(
+                    f"{path}: [tasks.{name}] {key} = {value!r} is not valid", f"Expected {what}."
+                )
+            clean[key] = converted
+        tasks[name] = clean
+    return tasks
+
+
+def write(path: Path, data: dict[str, Any]) -> None:
+    """Write config.toml atomically, readable by the user only."""
+    import tomli_w
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".toml.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        tomli_w.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
