@@ -1,0 +1,177 @@
+"""Every test gets its own HOME, XDG dirs, config and keyring; nothing touches the user's.
+
+Fixtures: `apex` (FakeApex), `ollama` (FakeOllama), `brain` (runs the installed console
+script in a subprocess with this environment), `config` (writes config.toml).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "support"))
+
+from fakes import FakeApex, FakeOllama
+
+SUPPORT = Path(__file__).parent / "support"
+BRAIN_ENV_VARS = [
+    "BRAIN_CONFIG",
+    "BRAIN_APEX_URL",
+    "BRAIN_LOCAL_URL",
+    "BRAIN_LOCAL_MODEL",
+    "BRAIN_OFFLINE",
+    "BRAIN_APEX_KEY",
+    "BRAIN_SLACK_WEBHOOK",
+    "BRAIN_ANTHROPIC_KEY",
+    "NO_COLOR",
+    "FORCE_COLOR",
+]
+
+
+@dataclass
+class Home:
+    root: Path
+    config: Path
+    data: Path
+    cache: Path
+    keyring: Path
+
+    def env(self) -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if k not in BRAIN_ENV_VARS}
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
+    root = tmp_path / "home"
+    h = Home(
+        root=root,
+        config=root / ".config",
+        data=root / ".local" / "share",
+        cache=root / ".cache",
+        keyring=root / "keyring.json",
+    )
+    root.mkdir()
+    for var in BRAIN_ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(root))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(h.config))
+    monkeypatch.setenv("XDG_DATA_HOME", str(h.data))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(h.cache))
+    monkeypatch.setenv("BRAIN_TEST_KEYRING", str(h.keyring))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "brain_test_keyring.FileKeyring")
+    # The local tier defaults to 127.0.0.1:11434; a developer's real Ollama must not answer tests.
+    from fakes import refused_url
+
+    monkeypatch.setenv("BRAIN_LOCAL_URL", refused_url())
+    import keyring.core
+
+    monkeypatch.setattr(keyring.core, "_keyring_backend", None)
+    yield h
+
+
+def _server() -> Iterator[HTTPServer]:
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.clear()
+        if server.is_running():
+            server.stop()
+
+
+@pytest.fixture
+def apex_server() -> Iterator[HTTPServer]:
+    yield from _server()
+
+
+@pytest.fixture
+def apex(apex_server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> FakeApex:
+    fake = FakeApex(apex_server)
+    monkeypatch.setenv("BRAIN_APEX_URL", fake.url)
+    return fake
+
+
+@pytest.fixture
+def ollama_server() -> Iterator[HTTPServer]:
+    yield from _server()
+
+
+@pytest.fixture
+def ollama(ollama_server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> FakeOllama:
+    fake = FakeOllama(ollama_server)
+    monkeypatch.setenv("BRAIN_LOCAL_URL", fake.url)
+    return fake
+
+
+def brain_executable() -> str:
+    exe = Path(sys.executable).parent / "brain"
+    if exe.exists():
+        return str(exe)
+    found = shutil.which("brain")
+    if not found:
+        pytest.fail("the `brain` console script is not installed: pip install -e '.[dev]'")
+    return found
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def brain(home: Home) -> Any:
+    """Run the installed `brain` in a subprocess: brain("dump", "x", input="...")."""
+
+    def run(
+        *args: str,
+        input: str | bytes | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> Run:
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            [str(SUPPORT), full_env.get("PYTHONPATH", "")]
+        ).rstrip(os.pathsep)
+        full_env.update(env or {})
+        data = input.encode() if isinstance(input, str) else input
+        proc = subprocess.run(
+            [brain_executable(), *args],
+            input=data if data is not None else b"",
+            capture_output=True,
+            env=full_env,
+            timeout=timeout,
+            cwd=home.root,
+        )
+        return Run(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+    return run
+
+
+@pytest.fixture
+def write_config(home: Home) -> Any:
+    def write(text: str) -> Path:
+        path = home.config / "brain" / "config.toml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    return write
