@@ -145,7 +145,7 @@ def load(explicit: str | os.PathLike[str] | None = None) -> Settings:
     tasks: dict[str, dict[str, Any]] = {}
     for section, body in raw.items():
         if section == "tasks":
-            tasks = _validate_tasks(path, body)
+            tasks = validate_tasks(path, body)
             continue
         if section not in SCHEMA:
             valid = ", ".join(f"[{s}]" for s in [*SCHEMA, "tasks.NAME"])
@@ -214,7 +214,7 @@ def _in_range(section: str, key: str, value: Any) -> bool:
     return True
 
 
-def _validate_tasks(path: Path, body: Any) -> dict[str, dict[str, Any]]:
+def validate_tasks(path: Path, body: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(body, dict):
         raise ConfigError(f"{path}: `tasks` must be tables like [tasks.NAME]")
     tasks: dict[str, dict[str, Any]] = {}
