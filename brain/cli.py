@@ -165,12 +165,12 @@ class LazyGroup(click.Group):
     cls=LazyGroup,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Examples:\n\n"
-    '  brain dump "grade essays by fri, call Sam"\n\n'
-    "  cat notes/*.md | brain digest\n\n"
-    '  git diff | brain code "review this"\n\n'
-    '  brain --offline dump "..."     (patio: this laptop only)\n\n'
-    "Docs: README.md and docs/ in the project.",
+    epilog="\b\nExamples:\n"
+    '  brain dump "grade essays by fri, call Sam"\n'
+    "  cat notes/*.md | brain digest\n"
+    '  git diff | brain code "review this"\n'
+    '  brain --offline dump "..."     (patio: this laptop only)\n'
+    "  brain status                   (what brain can reach)",
 )
 @click.version_option(__version__, "--version", prog_name="brain")
 @global_options
