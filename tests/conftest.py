@@ -79,20 +79,34 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
     yield h
 
 
-def _server() -> Iterator[HTTPServer]:
+def _session_server() -> Iterator[HTTPServer]:
+    # One server per session (stopping one costs ~0.5 s); each test gets it cleared.
     server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
     server.start()
-    try:
-        yield server
-    finally:
-        server.clear()
-        if server.is_running():
-            server.stop()
+    yield server
+    if server.is_running():
+        server.stop()
+
+
+def _cleared(server: HTTPServer) -> Iterator[HTTPServer]:
+    server.clear()
+    yield server
+    server.clear()
+
+
+@pytest.fixture(scope="session")
+def _apex_session_server() -> Iterator[HTTPServer]:
+    yield from _session_server()
+
+
+@pytest.fixture(scope="session")
+def _ollama_session_server() -> Iterator[HTTPServer]:
+    yield from _session_server()
 
 
 @pytest.fixture
-def apex_server() -> Iterator[HTTPServer]:
-    yield from _server()
+def apex_server(_apex_session_server: HTTPServer) -> Iterator[HTTPServer]:
+    yield from _cleared(_apex_session_server)
 
 
 @pytest.fixture
@@ -103,8 +117,8 @@ def apex(apex_server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> FakeApex:
 
 
 @pytest.fixture
-def ollama_server() -> Iterator[HTTPServer]:
-    yield from _server()
+def ollama_server(_ollama_session_server: HTTPServer) -> Iterator[HTTPServer]:
+    yield from _cleared(_ollama_session_server)
 
 
 @pytest.fixture
