@@ -8,7 +8,7 @@ result object (version 1, documented in docs/json.md). Prints nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ class Material:
 class Result:
     outcome: ladder.Outcome
     row: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    notify_pending: bool = False  # the Slack outbox has something to send
 
     def as_json(self) -> dict[str, Any]:
         a = self.outcome.answer
@@ -137,7 +137,7 @@ def ask(
     model: str | None = None,
     on_delta: OnDelta | None = None,
     notice: Callable[[str], None] = lambda _m: None,
-    on_local_start: Callable[[], None] | None = None,
+    on_local_start: Callable[[str], None] | None = None,
     row: int | None = None,
 ) -> Result:
     """Keep the input, run the ladder, record the answer. The input survives any failure."""
@@ -152,10 +152,10 @@ def ask(
         if on_delta:
             on_delta(delta)
 
-    def local_start() -> None:
+    def local_start(text: str) -> None:
         backend[0] = "local"
         if on_local_start:
-            on_local_start()
+            on_local_start(text)
 
     try:
         outcome = ladder.run(
@@ -207,4 +207,11 @@ def ask(
         answer=a.text,
         partial=a.partial,
     )
-    return Result(outcome, row)
+    result = Result(outcome, row)
+    try:
+        from brain import notify
+
+        result.notify_pending = notify.record(store, settings, outcome)
+    except Exception:  # a notice must never fail an answer
+        result.notify_pending = False
+    return result

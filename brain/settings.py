@@ -42,7 +42,17 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
         ),
     },
     "notify": {
-        "slack": (bool, False, "true to post a Slack notice when a fallback fires"),
+        "slack": (
+            bool,
+            True,
+            "true to post Slack notices when a webhook is set (`brain keys set slack`)",
+        ),
+        "events": (
+            list,
+            ["fallback", "apex_fallback", "recovered"],
+            "a list of: fallback (brain answered on the laptop), apex_fallback (LiteLLM fell "
+            "back on Apex), recovered (Apex answers again)",
+        ),
     },
     "premium": {
         "daily_usd": (float, 0.0, "a daily cap on premium spending in USD, 0 = no cap"),
@@ -197,6 +207,12 @@ def _convert(value: Any, typ: type) -> Any:
         return number
     if typ is str:
         return value if isinstance(value, str) else None
+    if typ is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        return None
     return None
 
 
@@ -211,6 +227,8 @@ def _in_range(section: str, key: str, value: Any) -> bool:
         return value >= 0
     if section == "local" and key == "model":
         return bool(value.strip())
+    if section == "notify" and key == "events":
+        return set(value) <= {"fallback", "apex_fallback", "recovered"}
     return True
 
 

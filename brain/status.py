@@ -150,6 +150,23 @@ def gather(
     state = local_mod.inspect(conf.local_url, model)
     report.local_ready = state.running and state.pulled is not False
     report.checks.append(Check("local", report.local_ready, state.summary(), state.fix()))
+    found = local_mod.discover()
+    others = [f for f in found if f.url != conf.local_url]
+    if found:
+        listing = "; ".join(
+            f"{f.kind} at {f.url}" + (f" ({', '.join(f.models[:3])})" if f.models else "")
+            for f in found
+        )
+        fix = ""
+        if others and not report.local_ready:
+            fix = f"Use one: `brain config set local.url {others[0].url}`."
+        report.checks.append(
+            Check("local servers", None, f"{listing}; brain uses {conf.local_url}", fix)
+        )
+    else:
+        report.checks.append(
+            Check("local servers", None, "none on the usual ports (11434, 8080, 1234, 8000)")
+        )
     report.checks.append(
         Check(
             "keyring",

@@ -59,6 +59,7 @@ def sse_body(
     delay: float = 0.0,
     first_delay: float = 0.0,
     cut_after: int | None = None,
+    stall_after_first: float = 0.0,
     fallback_metadata: bool = False,
     done: bool = True,
 ) -> Iterator[str]:
@@ -73,6 +74,8 @@ def sse_body(
             raise ConnectionResetError("fake: the stream is cut here")
         if delay:
             time.sleep(delay)
+        if i == 1 and stall_after_first:
+            time.sleep(stall_after_first)
         yield chunk(piece, model=model)
     yield chunk(None, finish="stop", model=model)
     usage_chunk = {
@@ -181,6 +184,7 @@ class FakeApex:
                 delay=spec.get("delay", 0.0),
                 first_delay=spec.get("first_delay", 0.0),
                 cut_after=spec.get("cut_after"),
+                stall_after_first=spec.get("stall_after_first", 0.0),
                 fallback_metadata=bool(spec.get("fallbacks")),
             )
             return Response(gen, status=200, headers=headers, mimetype="text/event-stream")
@@ -221,7 +225,11 @@ class FakeOllama:
         self.pieces = ["local ", "answer"]
         self.requests: list[dict[str, Any]] = []
         self.first_delay = 0.0
+        self.loaded: list[str] = list(self.models)  # what /api/ps says is in memory
+        self.generate_requests: list[dict[str, Any]] = []
         server.expect_request("/api/tags", method="GET").respond_with_handler(self._tags)
+        server.expect_request("/api/ps", method="GET").respond_with_handler(self._ps)
+        server.expect_request("/api/generate", method="POST").respond_with_handler(self._generate)
         server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(
             self._chat
         )
@@ -237,10 +245,26 @@ class FakeOllama:
         ]
         return Response(json.dumps({"models": models}), content_type="application/json")
 
+    def _ps(self, _request: Request) -> Response:
+        models = [{"name": m, "model": m, "size": 1, "size_vram": 1} for m in self.loaded]
+        return Response(json.dumps({"models": models}), content_type="application/json")
+
+    def _generate(self, request: Request) -> Response:
+        body = request.get_json()
+        self.generate_requests.append(body)
+        if body.get("model") in self.models and body.get("model") not in self.loaded:
+            self.loaded.append(body["model"])
+        return Response(
+            json.dumps({"model": body.get("model"), "response": "", "done": True}),
+            content_type="application/json",
+        )
+
     def _chat(self, request: Request) -> Response:
         body = request.get_json()
         self.requests.append(body)
         model = body.get("model")
+        if model in self.models and model not in self.loaded:
+            self.loaded.append(model)
         if model not in self.models:
             return _json_error(
                 404,

@@ -85,7 +85,6 @@ def run_task(ctx: click.Context, name: str, words: tuple[str, ...]) -> int:
     user_input, messages = exchange.compose(task, instruction, material)
 
     out = Output(json_mode=o.json, verbose=o.verbose)
-    local_model = o.model or conf.local_model
     if mode != "offline" and conf.apex_url:
         out.waiting(f"asking Apex ({o.route or task.route})…")
     try:
@@ -103,11 +102,16 @@ def run_task(ctx: click.Context, name: str, words: tuple[str, ...]) -> int:
                 model=o.model,
                 on_delta=out.delta,
                 notice=out.notice,
-                on_local_start=lambda: out.waiting(f"{local_model} is thinking on this laptop…"),
+                on_local_start=out.waiting,
             )
     finally:
         out.stop()
-    return report(out, result)
+    code = report(out, result)
+    if result.notify_pending:
+        from brain import notify
+
+        notify.spawn_sender()
+    return code
 
 
 def report(out: Any, result: Any) -> int:

@@ -92,7 +92,7 @@ def run(
     get_key: Callable[[], str | None],
     on_delta: OnDelta | None = None,
     notice: Callable[[str], None] = lambda _msg: None,
-    on_local_start: Callable[[], None] | None = None,
+    on_local_start: Callable[[str], None] | None = None,
 ) -> Outcome:
     """Answer `messages` with the first backend that can, as `the_plan` allows."""
     task = the_plan.task
@@ -162,33 +162,51 @@ def run(
         )
 
     local = local_endpoint(settings)
+    model = the_plan.local_model
     if fallbacks:
-        notice(f"{fallbacks[-1]['reason']} — answering on this laptop with {the_plan.local_model}.")
+        notice(f"{fallbacks[-1]['reason']} — answering on this laptop with {model}.")
     if the_plan.long_input:
         notice(
             f"The input is about {the_plan.est_tokens} tokens, more than the local model's "
             f"context ({settings.get('local', 'context_tokens')}); its answer may miss parts."
         )
+    warm = local_mod.loaded(settings.local_url, model)  # None: not Ollama, or not running
+    if warm is False:
+        notice(f"loading {model} on this laptop; the first answer after a pause takes longer.")
     if on_local_start:
-        on_local_start()
+        on_local_start(
+            f"loading {model} on this laptop…"
+            if warm is False
+            else f"{model} is thinking on this laptop…"
+        )
     try:
         answer = client.chat(
             local,
-            the_plan.local_model,
+            model,
             messages,
             temperature=task.temperature,
             max_tokens=task.max_tokens,
             on_delta=on_delta,
         )
     except BackendError as exc:
-        state = local_mod.inspect(settings.local_url, the_plan.local_model)
+        state = local_mod.inspect(settings.local_url, model)
         local_reason = (
             state.summary() if (not state.running or state.pulled is False) else exc.reason
         )
         local_fix = state.fix() or exc.fix or ""
+        if not state.running:
+            others = [f for f in local_mod.discover() if f.url != settings.local_url]
+            if others:
+                first = others[0]
+                local_fix = (
+                    f"{first.kind} answers at {first.url}: use it with "
+                    f"`brain config set local.url {first.url}`. Or: {local_fix}"
+                )
         parts = [p for p in (apex_reason, f"local: {local_reason}") if p]
         fixes = " ".join(p for p in (local_fix, apex_fix) if p)
         raise Unreachable("Nothing could answer. " + "; ".join(parts) + ".", _kept(fixes)) from exc
+    if warm is not None:
+        local_mod.keep_warm(settings.local_url, model, str(settings.get("local", "keep_alive")))
     return Outcome(answer, task.name, the_plan.route, fallbacks)
 
 

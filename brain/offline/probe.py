@@ -85,5 +85,11 @@ def check(cache_dir: Path, url: str, ttl: float, timeout: float = 1.0) -> Verdic
     verdict = cached(cache_dir, url, ttl)
     if verdict is None:
         verdict = probe(url, timeout)
+        if not verdict.ok:
+            from brain.offline.diagnose import tailscale
+
+            extra = tailscale()
+            if extra:
+                verdict.reason = f"{verdict.reason}; {extra}"
         remember(cache_dir, verdict)
     return verdict
