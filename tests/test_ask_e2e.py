@@ -313,32 +313,52 @@ def test_broken_pipe_exits_quietly(apex: FakeApex, home) -> None:
     assert b"Traceback" not in err and b"BrokenPipe" not in err
 
 
-def test_probe_verdict_is_cached(ollama: FakeOllama, brain, home) -> None:
+def test_costly_failed_verdict_is_cached_cheap_one_is_not(ollama: FakeOllama, brain, home) -> None:
+    hang = HangingListener()
+    try:
+        brain("dump", "x", env={"BRAIN_APEX_URL": hang.url})
+        cache = json.loads((home.cache / "brain" / "apex-probe.json").read_text())
+        assert cache["ok"] is False and cache["url"] == hang.url and cache["latency_ms"] >= 900
+        # Within its lifetime the timed-out verdict is reused: no second wait, and it says so.
+        r = brain("dump", "x", env={"BRAIN_APEX_URL": hang.url})
+        assert "checked in the last few seconds" in r.stderr
+    finally:
+        hang.close()
     url = refused_url()
     brain("dump", "x", env={"BRAIN_APEX_URL": url})
-    cache = json.loads((home.cache / "brain" / "apex-probe.json").read_text())
-    assert cache["ok"] is False and cache["url"] == url
-    # Within the TTL the verdict is reused, and the notice says so.
     r = brain("dump", "x", env={"BRAIN_APEX_URL": url})
-    assert "checked in the last few seconds" in r.stderr
+    assert "refused" in r.stderr and "checked in the last few seconds" not in r.stderr
+
+
+def _cache_verdict(home, url: str, age: float, latency_ms: int) -> None:
+    cache = home.cache / "brain"
+    cache.mkdir(parents=True, exist_ok=True)
+    verdict = {
+        "url": url,
+        "ok": False,
+        "reason": "timed out",
+        "at": time.time() - age,
+        "latency_ms": latency_ms,
+    }
+    (cache / "apex-probe.json").write_text(json.dumps(verdict))
 
 
 def test_apex_back_is_used_once_the_failed_verdict_expires(
     apex: FakeApex, ollama: FakeOllama, brain, home
 ) -> None:
     apex.answer("brain_dump", ["apex again"])
-    cache = home.cache / "brain"
-    cache.mkdir(parents=True, exist_ok=True)
-    stale = {
-        "url": apex.url,
-        "ok": False,
-        "reason": "connection refused",
-        "at": time.time() - 11,
-        "latency_ms": None,
-    }
-    (cache / "apex-probe.json").write_text(json.dumps(stale))
-    r = brain("dump", "x", "--json")
-    assert r.json["backend"] == "apex"
+    _cache_verdict(home, apex.url, age=2, latency_ms=1000)
+    assert brain("dump", "x", "--json").json["backend"] == "local"  # still within its 10 s
+    _cache_verdict(home, apex.url, age=11, latency_ms=1000)
+    assert brain("dump", "x", "--json").json["backend"] == "apex"
+
+
+def test_apex_back_after_a_cheap_failure_is_used_at_once(
+    apex: FakeApex, ollama: FakeOllama, brain, home
+) -> None:
+    apex.answer("brain_dump", ["apex again"])
+    _cache_verdict(home, apex.url, age=1, latency_ms=3)  # e.g. "connection refused" a second ago
+    assert brain("dump", "x", "--json").json["backend"] == "apex"
 
 
 def test_no_key_in_config_history_or_verbose_output(apex: FakeApex, brain, home) -> None:
