@@ -262,8 +262,8 @@ def error_from_response(endpoint: Endpoint, model: str, response: httpx.Response
         body = response.text[:300]
     message = _error_message(body)
     etype = _error_type(body)
-    name = endpoint.name
-    if name == "apex":
+    name = "Apex" if endpoint.name == "apex" else "the local server"
+    if endpoint.name == "apex":
         if (
             status in (401, 403)
             or etype == "no_db_connection"
@@ -343,5 +343,6 @@ def describe_transport(exc: Exception) -> str:
 
 
 def transport_error(endpoint: Endpoint, exc: Exception) -> BackendError:
-    reason = f"{endpoint.name} at {endpoint.base_url}: {describe_transport(exc)}"
+    label = "Apex" if endpoint.name == "apex" else endpoint.name
+    reason = f"{label} ({endpoint.base_url}): {describe_transport(exc)}"
     return BackendError(reason, reason=reason, fallback_ok=True)

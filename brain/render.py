@@ -67,15 +67,22 @@ class Output:
 
         self.stop()
         message, fix = redact(exc.message), redact(exc.fix or "")
+        head, *rest = message.splitlines() or [""]
+        fixes = [line for line in fix.splitlines() if line.strip()]
         if self.stderr_tty:
             console = self.err_console()
-            console.print(f"[bold red]brain: error:[/] {_escape(message)}")
-            if fix:
-                console.print(f"  [cyan]→[/] {_escape(fix)}")
+            console.print(f"[bold red]brain: error:[/] {_escape(head)}")
+            for line in rest:
+                console.print(f"  {_escape(line)}")
+            for line in fixes:
+                console.print(f"  [cyan]→[/] {_escape(line)}")
         else:
-            sys.stderr.write(f"brain: error: {message}\n")
-            if fix:
-                sys.stderr.write(f"  → {fix}\n")
+            lines = [
+                f"brain: error: {head}",
+                *(f"  {r}" for r in rest),
+                *(f"  → {f}" for f in fixes),
+            ]
+            sys.stderr.write("\n".join(lines) + "\n")
             sys.stderr.flush()
 
     def waiting(self, message: str) -> None:

@@ -102,10 +102,20 @@ def run(
     if the_plan.mode != OFFLINE:
         url = settings.apex_url
         if not url:
-            apex_reason = "Apex is not configured (apex.url is empty)"
-            apex_fix = "Set Apex's address with `brain config init` (or BRAIN_APEX_URL)."
+            # Not a fallback: with no Apex configured the laptop is the only backend. Say so
+            # only when nothing answers, or when the task needs Apex.
+            apex_reason = "not configured (apex.url is empty)"
+            apex_fix = "To use Apex: `brain config init` asks its URL and key; then `brain status`."
             if the_plan.mode == ONLINE:
-                raise ConfigError(apex_reason + ", and --online allows nothing else.", apex_fix)
+                raise ConfigError(
+                    "Apex is not configured, and --online allows nothing else.", apex_fix
+                )
+            if not task.may_fall_back:
+                raise Unreachable(
+                    f"`{task.name}` answers only on Apex (route {the_plan.route}), and Apex is "
+                    "not configured.",
+                    _kept(apex_fix),
+                )
         else:
             verdict = probe.check(
                 cache_dir,
@@ -114,7 +124,7 @@ def run(
                 float(settings.get("apex", "connect_timeout")),
             )
             if not verdict.ok:
-                apex_reason = f"Apex at {url}: {verdict.reason}"
+                apex_reason = f"Apex ({url}): {verdict.reason}"
                 if verdict.cached:
                     apex_reason += " (checked in the last few seconds)"
                 apex_fix = (
@@ -157,7 +167,8 @@ def run(
                 "and never falls back to another model.",
                 _kept(apex_fix),
             )
-        fallbacks.append({"backend": "apex", "reason": apex_reason})
+        if url:
+            fallbacks.append({"backend": "apex", "reason": apex_reason})
     elif not task.may_fall_back:
         raise Unreachable(
             f"`{task.name}` answers only on Apex (route {the_plan.route}), and --offline "
@@ -206,9 +217,15 @@ def run(
                     f"{first.kind} answers at {first.url}: use it with "
                     f"`brain config set local.url {first.url}`. Or: {local_fix}"
                 )
-        parts = [p for p in (apex_reason, f"local: {local_reason}") if p]
-        fixes = " ".join(p for p in (local_fix, apex_fix) if p)
-        raise Unreachable("Nothing could answer. " + "; ".join(parts) + ".", _kept(fixes)) from exc
+        lines = ["Nothing could answer; your input is kept in the queue."]
+        if apex_reason:
+            lines.append(
+                apex_reason if apex_reason.lower().startswith("apex") else f"Apex: {apex_reason}"
+            )
+        lines.append(f"local: {local_reason}")
+        fixes = [p for p in (local_fix, apex_fix) if p]
+        fixes.append("Then `brain queue run` sends what was kept (`brain queue list` shows it).")
+        raise Unreachable("\n".join(lines), "\n".join(fixes)) from exc
     if warm is not None:
         local_mod.keep_warm(settings.local_url, model, str(settings.get("local", "keep_alive")))
     return Outcome(answer, task.name, the_plan.route, fallbacks)
