@@ -89,7 +89,7 @@ def split_args(words: tuple[str, ...] | list[str]) -> tuple[str, list[Material]]
                 material.append(Material(word, decode(path.read_bytes(), word)))
             except OSError as exc:
                 raise BadInput(f"cannot read {word}: {exc.strerror}") from exc
-        elif word and path.is_dir() and len(word) < 4096:
+        elif "/" in word and "\n" not in word and len(word) < 4096 and path.is_dir():
             raise BadInput(
                 f"{word} is a directory", f"Name the files, e.g. `{word.rstrip('/')}/*.md`."
             )

@@ -37,6 +37,12 @@ class Output:
         self._text = ""
         self._err_console: Any = None
         self._ended_with_newline = True
+        self._drawn_at = 0.0
+
+    def _draw(self) -> None:
+        from rich.markdown import Markdown
+
+        self._live.update(Markdown(self._text), refresh=True)
 
     # ----- stderr -------------------------------------------------------------------------
     def err_console(self) -> Any:
@@ -118,9 +124,14 @@ class Output:
                     transient=False,
                 )
                 self._live.start()
-            from rich.markdown import Markdown
+            # Parsing Markdown costs more as the answer grows: redraw at most ~12 times a
+            # second (stop() draws the final state).
+            import time
 
-            self._live.update(Markdown(self._text))
+            now = time.monotonic()
+            if now - self._drawn_at >= 0.08:
+                self._drawn_at = now
+                self._draw()
         else:
             sys.stdout.write(text)
             sys.stdout.flush()
@@ -130,6 +141,7 @@ class Output:
         """End the live display; leave the cursor on a fresh line."""
         self._pause_status()
         if self._live is not None:
+            self._draw()
             self._live.stop()
             self._live = None
         elif not self.json_mode and self._text and not self._ended_with_newline:
