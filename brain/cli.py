@@ -208,6 +208,12 @@ def run(argv: list[str] | None = None) -> int:
         return 130
     except click.ClickException as exc:
         exc.show()
+        if isinstance(exc, click.NoSuchOption) and not exc.option_name.startswith("--"):
+            where = exc.ctx.command_path if exc.ctx else "brain dump"
+            sys.stderr.write(
+                f"  → to send text that starts with '-', put -- before it: "
+                f'{where} -- "{exc.option_name} ..."\n'
+            )
         return 2 if isinstance(exc, click.UsageError) else 65
     except BrainError as exc:
         from brain.render import Output

@@ -52,11 +52,20 @@ def _help(name: str) -> str:
     from brain.tasks import builtin_tasks
 
     task = builtin_tasks().get(name)
-    head = task.description if task else f"Your task `{name}` from config.toml."
-    return (
-        f"{head}\n\nWords are the instruction; arguments that name files, and piped stdin, are "
-        "the material. The answer streams to stdout."
+    if task is None:
+        return f"Your task `{name}` from config.toml (`brain routes` shows its route).\n\n" + _HOW
+    where = (
+        "the laptop's local model answers when Apex is away"
+        if task.may_fall_back
+        else "never falls back: Apex only"
     )
+    return f"{task.description}\n\nRoute on Apex: {task.route}; {where}.\n\n{_HOW}"
+
+
+_HOW = (
+    "Words are the instruction; arguments that name files, and piped stdin, are the material. "
+    "The answer streams to stdout."
+)
 
 
 def read_stdin() -> str | None:
