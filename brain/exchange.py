@@ -84,18 +84,26 @@ def split_args(words: tuple[str, ...] | list[str]) -> tuple[str, list[Material]]
     material: list[Material] = []
     for word in words:
         path = Path(word).expanduser()
-        if word and "\n" not in word and len(word) < 4096 and path.is_file():
+        if word and "\n" not in word and len(word) < 4096 and _exists(path.is_file):
             try:
                 material.append(Material(word, decode(path.read_bytes(), word)))
             except OSError as exc:
                 raise BadInput(f"cannot read {word}: {exc.strerror}") from exc
-        elif word and path.is_dir() and len(word) < 4096:
+        elif word and len(word) < 4096 and _exists(path.is_dir):
             raise BadInput(
                 f"{word} is a directory", f"Name the files, e.g. `{word.rstrip('/')}/*.md`."
             )
         else:
             instruction.append(word)
     return " ".join(instruction).strip(), material
+
+
+def _exists(check: Callable[[], bool]) -> bool:
+    # A long instruction is not a path: stat() raises ENAMETOOLONG past 255 bytes a name.
+    try:
+        return check()
+    except OSError:
+        return False
 
 
 def compose(task: Task, instruction: str, material: list[Material]) -> tuple[str, list[Message]]:
