@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from brain import premium
 from brain.client import Message, OnDelta
 from brain.errors import BadInput, BrainError, Interrupted, UsageError
 from brain.offline import ladder
@@ -54,6 +55,7 @@ class Result:
             "cost": a.cost,
             "partial": a.partial,
             "partial_reason": a.partial_reason or None,
+            **({"premium": self.extra["premium"].as_json()} if "premium" in self.extra else {}),
         }
 
 
@@ -150,6 +152,9 @@ def ask(
 ) -> Result:
     """Keep the input, run the ladder, record the answer. The input survives any failure."""
     the_plan = ladder.plan(settings, task, messages, mode, route, model)
+    premium.check_cap(
+        settings, store, the_plan.route
+    )  # before the input is kept: a capped day sends nothing
     if row is None:
         row = store.add(task.name, the_plan.route, user_input, messages)
     seen: list[str] = []
@@ -215,4 +220,8 @@ def ask(
         answer=a.text,
         partial=a.partial,
     )
-    return Result(outcome, row)
+    result = Result(outcome, row)
+    spent = premium.spending(settings, store, outcome.route, a)
+    if spent is not None:
+        result.extra["premium"] = spent
+    return result
