@@ -152,9 +152,9 @@ def ask(
 ) -> Result:
     """Keep the input, run the ladder, record the answer. The input survives any failure."""
     the_plan = ladder.plan(settings, task, messages, mode, route, model)
-    premium.check_cap(
-        settings, store, the_plan.route
-    )  # before the input is kept: a capped day sends nothing
+    # Before the input is kept: a refused premium question leaves nothing to send later.
+    premium.check_plan(settings, task, the_plan.route)
+    premium.check_cap(settings, store, the_plan.route)
     if row is None:
         row = store.add(task.name, the_plan.route, user_input, messages)
     seen: list[str] = []

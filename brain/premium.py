@@ -193,9 +193,13 @@ class Spending:
             if self.source != "apex":
                 head += f" ({self.source})"
         tail = f"today so far ${self.today:.4f}"
-        if self.cap:
-            left = max(self.cap - self.today, 0.0)
-            tail += f" of your ${self.cap:.2f} daily cap (${left:.4f} left)"
+        if self.cap and self.today >= self.cap:
+            tail += (
+                f", past your ${self.cap:.2f} daily cap: further premium questions today are "
+                "refused"
+            )
+        elif self.cap:
+            tail += f" of your ${self.cap:.2f} daily cap (${self.cap - self.today:.4f} left)"
         return f"{head}; {tail}."
 
     def as_json(self) -> dict[str, Any]:
