@@ -1,6 +1,7 @@
 """The real Claude Code, started by `brain claude --local -p "say hi"`, answered by a fake
 OpenAI-compatible upstream through a real LiteLLM proxy (research/litellm.md, "Anthropic
-format"): Claude Code → /v1/messages on LiteLLM → /v1/chat/completions upstream.
+format"): Claude Code → /v1/messages on LiteLLM → /v1/chat/completions upstream. And Claude
+Code's `claude mcp add` / `claude mcp list` with `brain mcp` (docs/mcp.md).
 
 Needs two things this machine may lack, and says so when it skips:
 - LiteLLM (BRAIN_TEST_LITELLM; scripts/install-litellm.sh),
@@ -47,7 +48,6 @@ general_settings:
 
 @pytest.fixture(scope="session")
 def claude_program() -> str:
-    require_litellm()  # skip before a ~400 MB install that could not be used
     explicit = os.environ.get("BRAIN_TEST_CLAUDE")
     if explicit:
         if not (os.path.isfile(explicit) and os.access(explicit, os.X_OK)):
@@ -72,8 +72,14 @@ def claude_program() -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+@pytest.fixture
+def litellm() -> str:
+    """Listed before claude_program: without LiteLLM, skip before installing Claude Code."""
+    return require_litellm()
+
+
 def test_real_claude_code_through_real_litellm(
-    claude_program: str, ollama: FakeOllama, brain, tmp_path: Path
+    litellm: str, claude_program: str, ollama: FakeOllama, brain, tmp_path: Path
 ) -> None:
     # The upstream: an OpenAI-compatible server that streams chat completions.
     ollama.models = ["fake-coder"]
@@ -103,3 +109,32 @@ def test_real_claude_code_through_real_litellm(
     assert asked[0].get("stream") is True
     assert asked[0].get("tools"), "Claude Code's tools did not reach the upstream"
     assert "/v1/messages" in log
+
+
+def test_claude_mcp_add_connects_to_brain_mcp(claude_program: str, home) -> None:
+    """docs/mcp.md's `claude mcp add`: Claude Code starts `brain mcp` and finds it healthy."""
+    pytest.importorskip("mcp", reason="brain mcp needs the extra: pip install -e '.[mcp]'")
+    from conftest import SUPPORT, brain_executable
+
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join(
+        [str(Path(brain_executable()).parent), str(Path(claude_program).parent), env["PATH"]]
+    )
+    env["PYTHONPATH"] = str(SUPPORT)  # the test keyring, for brain mcp's subprocess
+
+    def claude(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [claude_program, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=home.root,
+            timeout=120,
+        )
+
+    added = claude("mcp", "add", "--scope", "user", "brain", "--", "brain", "mcp")
+    assert added.returncode == 0, added.stderr
+    listed = claude("mcp", "list")
+    assert listed.returncode == 0, listed.stderr
+    line = next(x for x in listed.stdout.splitlines() if x.startswith("brain:"))
+    assert "brain mcp" in line and "Connected" in line, listed.stdout
