@@ -78,6 +78,7 @@ def answer(
     *,
     mode: str,
     notice: Callable[[str], None] = stderr_notice,
+    verbose: bool = False,
 ) -> tuple[str, str]:
     """Ask `task` through the ladder and record it; (answer, note for the caller or "")."""
     from brain import exchange, secrets, settings
@@ -110,6 +111,11 @@ def answer(
         notes.append(spent.line())
     for note in notes:
         notice(note)
+    if verbose:
+        notice(
+            f"{task.name}: answered by {a.backend} {a.model} (route {result.outcome.route}) in "
+            f"{a.total_ms} ms, history #{result.row}"
+        )
     return a.text, ("brain: " + "; ".join(notes)) if notes else ""
 
 
@@ -174,6 +180,9 @@ def build(
         log_level="INFO" if verbose else "WARNING",
     )
     paid = premium.routes(tasks)
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call is brain's own
 
     def make_tool(task: Task) -> Callable[..., Any]:
         async def tool(
@@ -185,7 +194,7 @@ def build(
         ) -> CallToolResult:
             try:
                 reply, note = await anyio.to_thread.run_sync(
-                    lambda: answer(conf, task, text, material, mode=mode)
+                    lambda: answer(conf, task, text, material, mode=mode, verbose=verbose)
                 )
             except BrainError as exc:
                 from brain.secrets import redact
