@@ -74,25 +74,22 @@ def local_env(
     return env
 
 
-def prepare(
+def prepare_plain(args: list[str], base_env: Mapping[str, str]) -> Handoff:
+    """`brain claude` without --local: Claude Code as it is, on the user's Anthropic login."""
+    return Handoff(find(base_env), args, dict(base_env))
+
+
+def prepare_local(
     settings: Settings,
     tasks: dict[str, Task],
     *,
-    local: bool,
     route: str | None,
     args: list[str],
     base_env: Mapping[str, str],
     get_key: Callable[[], str | None],
 ) -> Handoff:
-    """Everything `brain claude` checks before it hands over; raises what would go wrong."""
+    """Everything `brain claude --local` checks before it hands over; raises what would fail."""
     program = find(base_env)
-    if not local:
-        if route:
-            raise UsageError(
-                "--route only means something with --local (Claude Code on Apex).",
-                f"brain claude --local --route {route}",
-            )
-        return Handoff(program, args, dict(base_env))
     route = route or tasks["code"].route
     if route in premium.routes(tasks):
         raise UsageError(

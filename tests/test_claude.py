@@ -93,6 +93,16 @@ def test_without_local_claude_code_runs_unchanged(apex: FakeApex, brain, stand_i
     assert not any(var in seen["env"] for var in MODEL_VARS)
 
 
+def test_without_local_a_config_mistake_does_not_block_claude_code(
+    brain, stand_in, write_config
+) -> None:
+    write_config("[apex]\nurl = 42\n")
+    assert brain("claude", "--version", env=stand_in).code == 7
+    assert record(stand_in)["argv"] == ["--version"]
+    r = brain("claude", "--local", env=stand_in)
+    assert r.code == 78 and "apex" in r.stderr
+
+
 def test_claude_not_installed(brain, tmp_path: Path) -> None:
     empty = tmp_path / "empty-bin"
     empty.mkdir()

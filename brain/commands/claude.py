@@ -50,16 +50,24 @@ def claude(ctx: click.Context, local: bool, claude_args: tuple[str, ...]) -> int
             "Run `brain claude --local` without --offline, or `ollama launch claude` for "
             "Ollama on this laptop.",
         )
-    conf, tasks = context(ctx)
-    handoff = claude_code.prepare(
-        conf,
-        tasks,
-        local=local,
-        route=o.route,
-        args=list(claude_args),
-        base_env=os.environ,
-        get_key=lambda: secrets.get("apex"),
-    )
+    if local:
+        conf, tasks = context(ctx)
+        handoff = claude_code.prepare_local(
+            conf,
+            tasks,
+            route=o.route,
+            args=list(claude_args),
+            base_env=os.environ,
+            get_key=lambda: secrets.get("apex"),
+        )
+    elif o.route:
+        raise UsageError(
+            "--route only means something with --local (Claude Code on Apex).",
+            f"brain claude --local --route {o.route}",
+        )
+    else:
+        # Not even config.toml is read: a mistake there must not keep Claude Code from starting.
+        handoff = claude_code.prepare_plain(list(claude_args), os.environ)
     out = Output(verbose=o.verbose)
     for note in handoff.notes:
         out.notice(note)
