@@ -27,6 +27,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "queue": ("queue", "queue", "Inputs nothing could answer yet: list, run, drop."),
     "keys": ("keys", "keys", "Keys in the OS keyring: set, list, delete."),
     "config": ("config", "config", "config.toml: init, show, path, set."),
+    "mcp": ("mcp", "mcp", "Serve the tasks as MCP tools on stdio (Claude Desktop, …)."),
+    "claude": (
+        "claude",
+        "claude",
+        "Start Claude Code; --local: a model on Apex answers it.",
+    ),
 }
 
 

@@ -45,6 +45,12 @@ class Unreachable(BrainError):
     exit_code = UNAVAILABLE
 
 
+class NotInstalled(BrainError):
+    """A program brain hands over to (Claude Code) is not installed."""
+
+    exit_code = UNAVAILABLE
+
+
 class TemporaryFailure(BrainError):
     exit_code = TEMPFAIL
 

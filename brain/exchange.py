@@ -8,10 +8,11 @@ result object (version 1, documented in docs/json.md). Prints nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from brain import premium
 from brain.client import Message, OnDelta
 from brain.errors import BadInput, BrainError, Interrupted, UsageError
 from brain.offline import ladder
@@ -33,6 +34,7 @@ class Material:
 class Result:
     outcome: ladder.Outcome
     row: int
+    extra: dict[str, Any] = field(default_factory=dict)
     notify_pending: bool = False  # the Slack outbox has something to send
 
     def as_json(self) -> dict[str, Any]:
@@ -54,6 +56,7 @@ class Result:
             "cost": a.cost,
             "partial": a.partial,
             "partial_reason": a.partial_reason or None,
+            **({"premium": self.extra["premium"].as_json()} if "premium" in self.extra else {}),
         }
 
 
@@ -84,18 +87,26 @@ def split_args(words: tuple[str, ...] | list[str]) -> tuple[str, list[Material]]
     material: list[Material] = []
     for word in words:
         path = Path(word).expanduser()
-        if word and "\n" not in word and len(word) < 4096 and path.is_file():
+        if word and "\n" not in word and len(word) < 4096 and _exists(path.is_file):
             try:
                 material.append(Material(word, decode(path.read_bytes(), word)))
             except OSError as exc:
                 raise BadInput(f"cannot read {word}: {exc.strerror}") from exc
-        elif "/" in word and "\n" not in word and len(word) < 4096 and path.is_dir():
+        elif "/" in word and len(word) < 4096 and _exists(path.is_dir):
             raise BadInput(
                 f"{word} is a directory", f"Name the files, e.g. `{word.rstrip('/')}/*.md`."
             )
         else:
             instruction.append(word)
     return " ".join(instruction).strip(), material
+
+
+def _exists(check: Callable[[], bool]) -> bool:
+    # A long instruction is not a path: stat() raises ENAMETOOLONG past 255 bytes a name.
+    try:
+        return check()
+    except OSError:
+        return False
 
 
 def compose(task: Task, instruction: str, material: list[Material]) -> tuple[str, list[Message]]:
@@ -142,6 +153,9 @@ def ask(
 ) -> Result:
     """Keep the input, run the ladder, record the answer. The input survives any failure."""
     the_plan = ladder.plan(settings, task, messages, mode, route, model)
+    # Before the input is kept: a refused premium question leaves nothing to send later.
+    premium.check_plan(settings, task, the_plan.route)
+    premium.check_cap(settings, store, the_plan.route)
     if row is None:
         row = store.add(task.name, the_plan.route, user_input, messages)
     seen: list[str] = []
@@ -208,6 +222,9 @@ def ask(
         partial=a.partial,
     )
     result = Result(outcome, row)
+    spent = premium.spending(settings, store, outcome.route, a)
+    if spent is not None:
+        result.extra["premium"] = spent
     try:
         from brain import notify
 

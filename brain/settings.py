@@ -57,6 +57,12 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
     "premium": {
         "daily_usd": (float, 0.0, "a daily cap on premium spending in USD, 0 = no cap"),
         "direct": (bool, False, "true lets `brain premium` call Anthropic when Apex is away"),
+        "model": (str, "claude-sonnet-4-5", "the Claude model `brain premium` asks when direct"),
+        "anthropic_url": (
+            str,
+            "https://api.anthropic.com",
+            "Anthropic's API base URL (only for [premium] direct)",
+        ),
     },
 }
 
@@ -219,8 +225,10 @@ def _convert(value: Any, typ: type) -> Any:
 def _in_range(section: str, key: str, value: Any) -> bool:
     if section == "apex" and key == "url":
         return value == "" or value.startswith(("http://", "https://"))
-    if section == "local" and key == "url":
+    if (section == "local" and key == "url") or key == "anthropic_url":
         return value.startswith(("http://", "https://"))
+    if section == "premium" and key == "model":
+        return bool(value.strip())
     if key in ("connect_timeout", "first_token_timeout", "context_tokens"):
         return value > 0
     if key in ("probe_ttl", "daily_usd"):

@@ -327,3 +327,69 @@ class HangingListener:
         for conn in self.conns:
             conn.close()
         self.sock.close()
+
+
+class FakeAnthropic:
+    """Anthropic's Messages API (POST /v1/messages, streamed): its SSE events, its usage
+    fields and its error envelope {"type":"error","error":{type,message}} (research/providers.md).
+    """
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.pieces = ["Claude ", "answers"]
+        self.model = "claude-sonnet-4-5-20250929"
+        self.usage = (1000, 200)  # input, output tokens
+        self.key: str | None = None  # when set, x-api-key must match (else 401)
+        self.status: tuple[int, str, str] | None = None  # (HTTP status, error type, message)
+        self.requests: list[dict[str, Any]] = []
+        self.headers_seen: list[dict[str, str]] = []
+        server.expect_request("/v1/messages", method="POST").respond_with_handler(self._messages)
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for("").rstrip("/")
+
+    def _messages(self, request: Request) -> Response:
+        self.requests.append(request.get_json())
+        self.headers_seen.append(dict(request.headers))
+        if self.key is not None and request.headers.get("x-api-key") != self.key:
+            return _anthropic_error(401, "authentication_error", "invalid x-api-key")
+        if self.status is not None:
+            return _anthropic_error(*self.status)
+        return Response(self._events(), status=200, mimetype="text/event-stream")
+
+    def _events(self) -> Iterator[str]:
+        def event(kind: str, data: dict[str, Any]) -> str:
+            return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n"
+
+        message = {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "usage": {"input_tokens": self.usage[0], "output_tokens": 1},
+        }
+        yield event("message_start", {"message": message})
+        yield event("content_block_start", {"index": 0, "content_block": {"type": "text"}})
+        yield event("ping", {})
+        for piece in self.pieces:
+            yield event(
+                "content_block_delta",
+                {"index": 0, "delta": {"type": "text_delta", "text": piece}},
+            )
+        yield event("content_block_stop", {"index": 0})
+        yield event(
+            "message_delta",
+            {
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": self.usage[1]},
+            },
+        )
+        yield event("message_stop", {})
+
+
+def _anthropic_error(status: int, etype: str, message: str) -> Response:
+    body = {"type": "error", "error": {"type": etype, "message": message}}
+    return Response(json.dumps(body), status=status, content_type="application/json")

@@ -138,6 +138,9 @@ def report(out: Any, result: Any) -> int:
         f"{usage.get('prompt_tokens', '?')}/{usage.get('completion_tokens', '?')}"
         + (f"; cost ${a.cost:.6f}" if a.cost is not None else "")
     )
+    spent = result.extra.get("premium")
+    if spent is not None:
+        out.notice(spent.line())
     for fb in result.outcome.fallbacks:
         if fb.get("backend") == "apex" and fb.get("answered_by"):
             out.notice(

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from brain import client
+from brain import client, premium
 from brain.client import Answer, Endpoint, Message, OnDelta
 from brain.errors import BackendError, ConfigError, Unreachable
 from brain.offline import local as local_mod
@@ -96,6 +96,7 @@ def run(
 ) -> Outcome:
     """Answer `messages` with the first backend that can, as `the_plan` allows."""
     task = the_plan.task
+    premium.check_plan(settings, task, the_plan.route)
     fallbacks: list[dict[str, str]] = []
     apex_reason = ""
     apex_fix = ""
@@ -161,6 +162,12 @@ def run(
                     return Outcome(answer, task.name, the_plan.route, fallbacks)
         if the_plan.mode == ONLINE:
             raise Unreachable(f"{apex_reason}; --online allows nothing else.", _kept(apex_fix))
+        if premium.direct_allowed(settings, task, the_plan.route, the_plan.mode):
+            # Still the premium lane the user asked for, by another road; never a fallback.
+            notice(f"{apex_reason} — asking Anthropic directly ([premium] direct = true).")
+            fallbacks.append({"backend": "apex", "reason": apex_reason})
+            answer = premium.ask_direct(settings, task, messages, apex_reason, on_delta)
+            return Outcome(answer, task.name, the_plan.route, fallbacks)
         if not task.may_fall_back:
             raise Unreachable(
                 f"{apex_reason}. `{task.name}` answers only on Apex (route {the_plan.route}) "
