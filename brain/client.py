@@ -345,4 +345,4 @@ def describe_transport(exc: Exception) -> str:
 def transport_error(endpoint: Endpoint, exc: Exception) -> BackendError:
     label = "Apex" if endpoint.name == "apex" else endpoint.name
     reason = f"{label} ({endpoint.base_url}): {describe_transport(exc)}"
-    return BackendError(reason, reason=reason, fallback_ok=True)
+    return BackendError(reason, reason=reason, fallback_ok=True, transport=True)

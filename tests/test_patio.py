@@ -276,3 +276,11 @@ def test_hanging_slack_never_delays_or_fails_the_answer(ollama: FakeOllama, brai
     finally:
         hang.close()
     assert r.code == 0 and r.stdout == "local answer\n"
+
+
+def test_a_failing_route_does_not_mark_apex_away(apex: FakeApex, ollama: FakeOllama, brain) -> None:
+    apex.error("code", 500, {"error": {"message": "qwen32b crashed", "type": None}})
+    apex.answer("brain_dump", ["apex fine"])
+    r = brain("code", "x", "--json")
+    assert r.json["backend"] == "local" and "500" in r.json["fallbacks"][0]["reason"]
+    assert brain("dump", "y", "--json").json["backend"] == "apex"  # not skipped for 10 s

@@ -148,12 +148,14 @@ def run(
                         raise
                     apex_reason = exc.reason
                     apex_fix = exc.fix or "`brain status` shows what brain sees of Apex."
-                    # Apex failed after a good probe (a hang before the first token, a 5xx): the
-                    # next commands skip it for a while instead of waiting again.
-                    probe.remember(
-                        cache_dir,
-                        probe.Verdict(url, False, exc.reason, time.time(), probe.CHEAP_MS),
-                    )
+                    if exc.transport:
+                        # Apex stopped answering after a good probe (a hang before the first
+                        # token): the next commands skip it for a while instead of waiting
+                        # again. An HTTP error concerns one route; other routes may answer.
+                        probe.remember(
+                            cache_dir,
+                            probe.Verdict(url, False, exc.reason, time.time(), probe.CHEAP_MS),
+                        )
                 else:
                     probe.remember(
                         cache_dir, probe.Verdict(url, True, "", time.time(), answer.first_token_ms)
