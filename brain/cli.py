@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "queue": ("queue", "queue", "Inputs nothing could answer yet: list, run, drop."),
     "keys": ("keys", "keys", "Keys in the OS keyring: set, list, delete."),
     "config": ("config", "config", "config.toml: init, show, path, set."),
+    "apex": ("apex", "apex", "Apex's side: render its LiteLLM config; check every route."),
 }
 
 
