@@ -211,7 +211,7 @@ class DrillReport:
         }
 
 
-def _no_cloud_step(route: str) -> bool:
+def no_cloud_step(route: str) -> bool:
     chain = catalog.CHAINS.get(route)
     if chain is None:
         return False
@@ -287,7 +287,7 @@ def drill(
                     f"still answered by {d.model} on Apex's GPU: is Ollama really stopped?",
                 )
             )
-        elif _no_cloud_step(r.route):
+        elif no_cloud_step(r.route):
             report.verdicts.append(
                 Verdict(
                     r.route,

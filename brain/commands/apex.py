@@ -227,18 +227,27 @@ def _table(out: Any, title: str, results: list[Any]) -> None:
             rows.append([r.route, ", ".join(r.tasks), "skipped", "", "", r.skipped])
             continue
         if not r.ok:
-            rows.append([r.route, ", ".join(r.tasks), "FAILED", "", "", r.error])
+            rows.append([r.route, ", ".join(r.tasks), "FAILED", "", "", _short(r.error)])
             continue
         where = {True: "Apex GPU", False: "cloud", None: "?"}[r.on_apex_gpu]
-        via = f"fell back to {r.group}" if r.fallbacks else ""
+        via = "Apex fell back: first step down" if r.fallbacks else ""
         ms = f"{r.first_token_ms} ms" if r.first_token_ms is not None else ""
         rows.append([r.route, ", ".join(r.tasks), "ok", f"{r.model} ({where})", ms, via])
     out.table(title, ["route", "tasks", "status", "answered by", "first token", "note"], rows)
 
 
+def _short(text: str, limit: int = 100) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def _advice(out: Any, results: list[Any]) -> None:
     missing = [r.route for r in results if r.missing]
-    failed = [r.route for r in results if not r.ok and not r.skipped and not r.missing]
+    from brain.apex.check import no_cloud_step
+
+    down = [r for r in results if not r.ok and not r.skipped and not r.missing]
+    failed = [r.route for r in down if not no_cloud_step(r.route)]
+    local_only = [r.route for r in down if no_cloud_step(r.route)]
     fell = [r.route for r in results if r.ok and r.fallbacks]
     if missing:
         out.notice(
@@ -250,10 +259,15 @@ def _advice(out: Any, results: list[Any]) -> None:
             f"{', '.join(failed)} did not answer: see the proxy's log on Apex "
             "(`docker compose logs --tail 50`) and check the keys in its .env."
         )
+    if local_only:
+        out.notice(
+            f"{', '.join(local_only)} run only on Apex's GPU (no cloud step): is Ollama running "
+            "on Apex with the model pulled? Meanwhile brain answers them on this laptop."
+        )
     if fell:
         out.notice(
             f"{', '.join(fell)} answered only after a fallback on Apex: its first step is down "
             "(is Ollama running on Apex, with the model pulled?)."
         )
-    if not (missing or failed or fell):
+    if not (missing or failed or local_only or fell):
         out.notice("every route answered from its first step.")
