@@ -209,3 +209,35 @@ def test_drill_sees_cascade_and_flip_back(apex_stack):
     assert {v.route for v in flipped} >= {"brain_dump", "daily_digest", "draft", "code", "default"}
     assert report.ok, report.verdicts
     assert report.flip_back_s is not None
+
+
+def test_drill_on_the_command_line(apex_stack, home):
+    """`brain apex check --drill` in a terminal: it waits for Enter at each step."""
+    import os
+
+    pexpect = pytest.importorskip("pexpect")
+    from conftest import SUPPORT, brain_executable
+
+    env = dict(os.environ, PYTHONPATH=str(SUPPORT), NO_COLOR="1", COLUMNS="200")
+    child = pexpect.spawn(
+        brain_executable(),
+        ["apex", "check", "--drill"],
+        env=env,
+        cwd=str(home.root),
+        encoding="utf-8",
+        timeout=120,
+    )
+    child.expect("stop Ollama now")
+    child.expect("Press Enter when done")
+    apex_stack.fakes.down("ollama")
+    child.sendline("")
+    child.expect("start Ollama again")
+    child.expect("Press Enter when done")
+    apex_stack.fakes.restore("ollama")
+    child.sendline("")
+    child.expect(pexpect.EOF)
+    child.close()
+    out = child.before
+    assert child.exitstatus == 0, out
+    assert "Fallback drill" in out
+    assert "as designed" in out and "flipped back" in out and "cascaded from" in out

@@ -229,10 +229,10 @@ def _table(out: Any, title: str, results: list[Any]) -> None:
         if not r.ok:
             rows.append([r.route, ", ".join(r.tasks), "FAILED", "", "", _short(r.error)])
             continue
-        where = {True: "Apex GPU", False: "cloud", None: "?"}[r.on_apex_gpu]
+        where = {True: " (Apex GPU)", False: " (cloud)", None: ""}[r.on_apex_gpu]
         via = "Apex fell back: first step down" if r.fallbacks else ""
         ms = f"{r.first_token_ms} ms" if r.first_token_ms is not None else ""
-        rows.append([r.route, ", ".join(r.tasks), "ok", f"{r.model} ({where})", ms, via])
+        rows.append([r.route, ", ".join(r.tasks), "ok", f"{r.model}{where}", ms, via])
     out.table(title, ["route", "tasks", "status", "answered by", "first token", "note"], rows)
 
 
