@@ -48,6 +48,9 @@ if ($Unregister) {
     exit 0
 }
 
+# Native commands below write progress to stderr; in Windows PowerShell 5.1 that must not stop
+# the script, so they run through cmd.exe, which hands back plain text.
+$ErrorActionPreference = 'Continue'
 Set-Location $Here
 if (-not (Test-Path (Join-Path $Here '.env'))) {
     Write-Log 'No .env here: copy .env.example to .env and fill it in.'
@@ -57,7 +60,7 @@ if (-not (Test-Path (Join-Path $Here '.env'))) {
 $deadline = (Get-Date).AddSeconds($WaitSeconds)
 Write-Log 'Waiting for Docker...'
 while ($true) {
-    & docker info *> $null
+    cmd /c "docker info >nul 2>&1"
     if ($LASTEXITCODE -eq 0) { break }
     if ((Get-Date) -gt $deadline) {
         Write-Log "Docker did not answer within $WaitSeconds s. Is Docker Desktop set to start when you sign in?"
@@ -73,7 +76,7 @@ foreach ($line in Get-Content (Join-Path $Here '.env')) {
 }
 while ($true) {
     $ip = ''
-    try { $ip = (& tailscale ip -4 2>$null | Select-Object -First 1) } catch { $ip = '' }
+    $ip = (cmd /c "tailscale ip -4 2>nul" | Select-Object -First 1)
     if ($ip) { $ip = $ip.Trim() }
     if ($ip -and ($want -eq '' -or $ip -eq $want)) { break }
     if ((Get-Date) -gt $deadline) {
@@ -84,9 +87,11 @@ while ($true) {
 }
 
 Write-Log "Starting the proxy on ${ip}:@@PORT@@ ..."
-& docker compose up -d --remove-orphans *>> $Log
-if ($LASTEXITCODE -ne 0) {
-    Write-Log "docker compose up failed (exit $LASTEXITCODE); see the lines above."
-    exit $LASTEXITCODE
+$output = cmd /c "docker compose up -d --remove-orphans 2>&1"
+$code = $LASTEXITCODE
+foreach ($line in $output) { Write-Log "  $line" }
+if ($code -ne 0) {
+    Write-Log "docker compose up failed (exit $code); see the lines above."
+    exit $code
 }
 Write-Log 'Started. Check from the laptop: brain apex check'
