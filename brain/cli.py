@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "claude",
         "Start Claude Code; --local: a model on Apex answers it.",
     ),
+    "apex": ("apex", "apex", "Apex's side: render its LiteLLM config; check every route."),
 }
 
 

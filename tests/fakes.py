@@ -393,3 +393,149 @@ class FakeAnthropic:
 def _anthropic_error(status: int, etype: str, message: str) -> Response:
     body = {"type": "error", "error": {"type": etype, "message": message}}
     return Response(json.dumps(body), status=status, content_type="application/json")
+
+
+class FakeProviders:
+    """The upstreams behind a real LiteLLM proxy, one pytest-httpserver each, so that one can
+    be stopped like a real server (`down`: connections refused) and started again on the same
+    port (`restore`). `base(name)` is what the provider's *_API_BASE points at.
+    OpenAI-compatible providers answer /v1/chat/completions; `anthropic` answers Anthropic's
+    /v1/messages. Each answer names who gave it ("<provider>:<model> answers");
+    `fail(name, status)` makes one provider answer with an error instead.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self.servers: dict[str, HTTPServer] = {}
+        self.failing: dict[str, int] = {}
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        for name in names:
+            server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+            handler = self._anthropic if name == "anthropic" else self._openai(name)
+            path = "/v1/messages" if name == "anthropic" else "/v1/chat/completions"
+            server.expect_request(path, method="POST").respond_with_handler(handler)
+            server.start()
+            self.servers[name] = server
+
+    def base(self, provider: str) -> str:
+        root = self.servers[provider].url_for("").rstrip("/")
+        return root if provider == "anthropic" else f"{root}/v1"
+
+    def fail(self, provider: str, status: int = 500) -> None:
+        self.failing[provider] = status
+
+    def down(self, provider: str) -> None:
+        """Stop the provider's server: connections to it are refused."""
+        server = self.servers[provider]
+        if server.is_running():
+            server.stop()
+
+    def restore(self, provider: str) -> None:
+        """Answer normally again (and listen again on the same port, if it was down)."""
+        self.failing.pop(provider, None)
+        server = self.servers[provider]
+        if not server.is_running():
+            server.start()
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.clear()
+            if server.is_running():
+                server.stop()
+
+    def asked(self, provider: str) -> list[str]:
+        """The models `provider` was asked for, in order."""
+        return [body.get("model", "") for name, body in self.requests if name == provider]
+
+    def _failure(self, provider: str) -> Response | None:
+        status = self.failing.get(provider)
+        if status is None:
+            return None
+        return _json_error(
+            status,
+            {
+                "error": {
+                    "message": f"fake {provider} failure",
+                    "type": "server_error",
+                    "code": None,
+                }
+            },
+        )
+
+    def _openai(self, provider: str) -> Any:
+        def handle(request: Request) -> Response:
+            body = request.get_json()
+            self.requests.append((provider, body))
+            failed = self._failure(provider)
+            if failed is not None:
+                return failed
+            model = body.get("model", "")
+            pieces = [f"{provider}:{model} ", "answers"]
+            if body.get("stream"):
+                return Response(sse_body(pieces, model=model), mimetype="text/event-stream")
+            return Response(
+                json.dumps(completion_json("".join(pieces), model=model)),
+                content_type="application/json",
+            )
+
+        return handle
+
+    def _anthropic(self, request: Request) -> Response:
+        body = request.get_json()
+        self.requests.append(("anthropic", body))
+        failed = self._failure("anthropic")
+        if failed is not None:
+            return failed
+        model = body.get("model", "")
+        text = f"anthropic:{model} answers"
+        usage = {"input_tokens": 12, "output_tokens": 7}
+        if not body.get("stream"):
+            message = {
+                "id": "msg_fake",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": usage,
+            }
+            return Response(json.dumps(message), content_type="application/json")
+
+        def events() -> Iterator[str]:
+            start = {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_fake",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 12, "output_tokens": 1},
+                },
+            }
+            seq: list[dict[str, Any]] = [
+                start,
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": text},
+                },
+                {"type": "content_block_stop", "index": 0},
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": 7},
+                },
+                {"type": "message_stop"},
+            ]
+            for event in seq:
+                yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+
+        return Response(events(), mimetype="text/event-stream")
