@@ -60,13 +60,22 @@ def sse_body(
     first_delay: float = 0.0,
     cut_after: int | None = None,
     stall_after_first: float = 0.0,
-    fallback_metadata: bool = False,
+    fallback_metadata: dict[str, Any] | None = None,
     done: bool = True,
 ) -> Iterator[str]:
     if first_delay:
         time.sleep(first_delay)
-    if fallback_metadata:
-        meta = {"id": "litellm-fallback-metadata", "object": "chat.completion.chunk", "choices": []}
+    if fallback_metadata is not None:
+        # LiteLLM 1.106.12 proxy_server._format_fallback_metadata_sse_event, sent when the
+        # request asked include_fallback_errors (the header is not there on streams).
+        meta = {
+            "id": "litellm-fallback-metadata",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": fallback_metadata.get("fallback_model") or "",
+            "choices": [],
+            "litellm_fallback": fallback_metadata,
+        }
         yield f"data: {json.dumps(meta)}\n\n"
     yield chunk("", model=model)  # role-only first chunk, as OpenAI and LiteLLM send
     for i, piece in enumerate(pieces):
@@ -175,8 +184,17 @@ class FakeApex:
             fallbacks=spec.get("fallbacks", 0),
             cost=spec.get("cost", 0.0),
         )
-        if spec.get("fallback_errors"):
-            headers["x-litellm-fallback-errors"] = spec["fallback_errors"]
+        # LiteLLM's fallback errors: a JSON list of {message, type, param, code}; as a header on
+        # non-streamed answers, as the litellm-fallback-metadata chunk on streams.
+        errors = [
+            {"message": m, "type": "APIConnectionError", "param": None, "code": "500"}
+            for m in ([spec["fallback_errors"]] if spec.get("fallback_errors") else [])
+        ]
+        metadata = None
+        if spec.get("fallbacks") and body.get("include_fallback_errors"):
+            metadata = {"fallback_model": spec.get("group", route), "errors": errors}
+            if not body.get("stream"):
+                headers["x-litellm-fallback-errors"] = json.dumps(errors)
         if body.get("stream"):
             gen = sse_body(
                 spec["pieces"],
@@ -185,7 +203,7 @@ class FakeApex:
                 first_delay=spec.get("first_delay", 0.0),
                 cut_after=spec.get("cut_after"),
                 stall_after_first=spec.get("stall_after_first", 0.0),
-                fallback_metadata=bool(spec.get("fallbacks")),
+                fallback_metadata=metadata,
             )
             return Response(gen, status=200, headers=headers, mimetype="text/event-stream")
         return Response(

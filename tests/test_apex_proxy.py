@@ -104,6 +104,8 @@ def test_failing_first_step_falls_back_and_json_shows_it(apex_stack, brain):
     assert j["answer"] == "cerebras:llama-3.3-70b answers"
     assert [f["backend"] for f in j["fallbacks"]] == ["apex"]
     assert j["fallbacks"][0]["answered_by"] == "cerebras-llama-3.3-70b"
+    # Why, from the litellm-fallback-metadata chunk (expose_fallback_errors_to_caller).
+    assert "fake ollama failure" in j["fallbacks"][0]["reason"]
     assert apex_stack.fakes.asked("ollama") == ["gemma3:27b-it-qat"]
     assert "Apex fell back" in r.stderr
 

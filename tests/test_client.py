@@ -162,3 +162,13 @@ def test_ollama_model_not_pulled(ollama: FakeOllama) -> None:
 def test_local_answer_reports_model(ollama: FakeOllama) -> None:
     a = chat(ep(ollama.url, name="local"), "gemma4:e4b", MSGS)
     assert a.text == "local answer" and a.model == "gemma4:e4b" and a.backend == "local"
+
+
+def test_apex_side_fallback_reason_from_header_when_not_streaming(apex: FakeApex) -> None:
+    apex.answer(
+        "draft", ["cloud"], group="draft_cloud", fallbacks=1, fallback_errors="gemma31b: 500 boom"
+    )
+    a = chat(ep(apex.url), "draft", MSGS, stream=False)
+    assert a.apex_fallbacks == [
+        {"backend": "apex", "reason": "gemma31b: 500 boom", "answered_by": "draft_cloud"}
+    ]

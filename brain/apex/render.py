@@ -388,6 +388,9 @@ def render_config(plan: Plan) -> str:
     out.append("general_settings:")
     out.append("  # The key brain and Claude Code send (`brain keys set apex` on the laptop).")
     out.append(f"  master_key: os.environ/{MASTER_KEY_ENV}")
+    out.append("  # Tell brain why a fallback happened (it asks with include_fallback_errors):")
+    out.append("  # the x-litellm-fallback-errors header, and a metadata chunk on streams.")
+    out.append("  expose_fallback_errors_to_caller: true")
     if plan.options.slack:
         out.append(f"  # Slack alerts: webhook in {SLACK_ENV} (.env). LiteLLM has no per-fallback")
         out.append("  # alert; brain posts those itself ([notify] slack = true on the laptop).")
