@@ -27,6 +27,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "queue": ("queue", "queue", "Inputs nothing could answer yet: list, run, drop."),
     "keys": ("keys", "keys", "Keys in the OS keyring: set, list, delete."),
     "config": ("config", "config", "config.toml: init, show, path, set."),
+    "bench": (
+        "bench",
+        "bench",
+        "Benchmark Apex routes and the local model: first token, tokens/s, a report.",
+    ),
 }
 
 

@@ -55,7 +55,7 @@ def sse_body(
     pieces: list[str],
     *,
     model: str = "x",
-    usage: tuple[int, int] = (12, 7),
+    usage: tuple[int, int] | None = (12, 7),
     delay: float = 0.0,
     first_delay: float = 0.0,
     cut_after: int | None = None,
@@ -75,6 +75,10 @@ def sse_body(
             time.sleep(delay)
         yield chunk(piece, model=model)
     yield chunk(None, finish="stop", model=model)
+    if usage is None:  # a server that sends no token counts
+        if done:
+            yield "data: [DONE]\n\n"
+        return
     usage_chunk = {
         "id": STREAM_ID,
         "object": "chat.completion.chunk",
@@ -182,6 +186,7 @@ class FakeApex:
                 first_delay=spec.get("first_delay", 0.0),
                 cut_after=spec.get("cut_after"),
                 fallback_metadata=bool(spec.get("fallbacks")),
+                usage=spec.get("usage", (12, 7)),
             )
             return Response(gen, status=200, headers=headers, mimetype="text/event-stream")
         return Response(
@@ -221,6 +226,7 @@ class FakeOllama:
         self.pieces = ["local ", "answer"]
         self.requests: list[dict[str, Any]] = []
         self.first_delay = 0.0
+        self.delay = 0.0  # between streamed pieces: a model decoding at 1/delay tokens/s
         server.expect_request("/api/tags", method="GET").respond_with_handler(self._tags)
         server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(
             self._chat
@@ -254,7 +260,7 @@ class FakeOllama:
                 },
             )
         if body.get("stream"):
-            gen = sse_body(self.pieces, model=model, first_delay=self.first_delay)
+            gen = sse_body(self.pieces, model=model, first_delay=self.first_delay, delay=self.delay)
             return Response(gen, status=200, mimetype="text/event-stream")
         return Response(
             json.dumps(completion_json("".join(self.pieces), model=model)),
