@@ -415,6 +415,8 @@ def test_command_judge(apex, brain, home):
         "bench", "--only", "classroom-dump", "--runs", "1", "--judge", "judge", "--out", str(out)
     )
     assert r.code == 0, r.stderr
+    assert r.stdout.splitlines()[0].endswith("\tjudge (1-5)")
+    assert r.stdout.splitlines()[1].endswith("\t3")
     text = out.read_text()
     assert "a model's judgement, not a measurement" in text
     assert "| classroom-dump | apex brain_dump | faithful 3 | 3 | thin |" in text
@@ -423,3 +425,12 @@ def test_command_judge(apex, brain, home):
 def test_bench_is_listed_in_help(brain):
     r = brain("--help")
     assert "bench" in r.stdout and "tokens/s" in r.stdout
+
+
+def test_command_judge_that_cannot_score_says_why(apex, brain):
+    apex.answer("brain_dump", ["- [ ] call Sam"])
+    apex.answer("judge", "Looks fine to me.")
+    r = brain("bench", "--only", "classroom-dump", "--runs", "1", "--judge", "judge", "--no-report")
+    assert r.code == 0, r.stderr
+    assert "the judge scored 0 of 1 answers" in r.stderr
+    assert "not answer in the expected form: 'Looks fine to me.'" in r.stderr

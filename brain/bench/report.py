@@ -31,7 +31,9 @@ def spread(values: list[float | None]) -> Spread | None:
     got = [v for v in values if v is not None]
     if not got:
         return None
-    return Spread(round(statistics.median(got), 1), min(got), max(got), len(got))
+    return Spread(
+        round(statistics.median(got), 1), round(min(got), 1), round(max(got), 1), len(got)
+    )
 
 
 @dataclass
@@ -114,11 +116,20 @@ def count(value: float | None, source: str = "server") -> str:
     return text if source == "server" else f"≈{text}"
 
 
-def table_rows(rows: list[Summary]) -> tuple[list[str], list[list[str]]]:
-    """The terminal table: medians, with the range in brackets."""
+def table_rows(
+    rows: list[Summary], judgements: list[Judgement] | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """The terminal table: medians, with the range in brackets (and the judge's overall score)."""
     columns = ["prompt", "target", "answered by", "first token", "tok/s", "total", "in/out", "ok"]
+    judged = {(j.prompt, j.target): j for j in judgements or []}
+    if judgements:
+        columns.append("judge (1-5)")
     out = []
     for s in rows:
+        j = judged.get((s.prompt, s.target))
+        extra = []
+        if judgements:
+            extra = ["—" if j is None or j.overall is None else str(j.overall)]
         out.append(
             [
                 s.prompt,
@@ -129,6 +140,7 @@ def table_rows(rows: list[Summary]) -> tuple[list[str], list[list[str]]]:
                 with_range(s.total_ms, ms),
                 f"{count(s.tokens_in)}/{count(s.tokens_out, s.tokens_counted_by)}",
                 f"{s.ok}/{s.runs}",
+                *extra,
             ]
         )
     return columns, out

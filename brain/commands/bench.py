@@ -171,6 +171,7 @@ def bench(
         )
         if judge and result.ok_runs() and not result.interrupted:
             result.judge_route = judge
+            progress.notice(f"asking {judge} on Apex to judge the answers (a model's opinion)…")
             try:
                 result.judgements = judge_mod.judge_all(
                     result,
@@ -196,10 +197,17 @@ def bench(
     if output.json_mode:
         output.json(report.as_json(result, report_path, chart_path))
     else:
-        columns, rows = report.table_rows(report.summarise(result))
+        columns, rows = report.table_rows(report.summarise(result), result.judgements)
         output.table(None, columns, rows)
     if report_path:
         output.notice(f"wrote {report_path} and {chart_path.name if chart_path else ''}.")
+    unscored = [j for j in result.judgements if j.error]
+    if unscored:
+        output.notice(
+            f"the judge scored {len(result.judgements) - len(unscored)} of "
+            f"{len(result.judgements)} answers; {unscored[0].prompt} on {unscored[0].target}: "
+            f"{unscored[0].error}"
+        )
     failed = [r for r in result.runs if r.status != measure.OK]
     if result.interrupted:
         raise Interrupted(
