@@ -434,3 +434,37 @@ def test_command_judge_that_cannot_score_says_why(apex, brain):
     assert r.code == 0, r.stderr
     assert "the judge scored 0 of 1 answers" in r.stderr
     assert "not answer in the expected form: 'Looks fine to me.'" in r.stderr
+
+
+def test_command_rejected_key_says_how_to_fix_it(apex, brain):
+    apex.key = "the-right-key"
+    apex.answer("brain_dump", ["x"])
+    r = brain(
+        "bench", "--only", "classroom-dump", "--runs", "3", "--no-report",
+        env={"BRAIN_APEX_KEY": "a-wrong-key"},
+    )  # fmt: skip
+    assert r.code == 69
+    assert "Apex rejected the key" in r.stderr and "brain keys set apex" in r.stderr
+    assert "a-wrong-key" not in r.stderr
+    assert len(apex.requests) == 1  # a rejected key is not retried for the other runs
+
+
+def test_command_local_not_running_names_ollama(brain):
+    r = brain("bench", "--offline", "--runs", "1", "--no-report")
+    assert r.code == 69
+    assert "connection refused" in r.stderr and "ollama serve" in r.stderr
+
+
+def test_ctrl_c_keeps_the_runs_that_finished(apex):
+    apex.answer("brain_dump", ["a"])
+    apex.answer("draft", ["b"])
+    conf = _conf()
+    cells = [c for c in _cells(conf) if c.prompt.name != "overnight-digest"]
+
+    def progress(done, _total, _label, run):
+        if run is not None and done == 3:
+            raise KeyboardInterrupt
+
+    result = measure.run_bench(conf, cells, runs=3, get_key=lambda: None, on_progress=progress)
+    assert result.interrupted and len(result.runs) == 3
+    assert "Interrupted" in report.markdown(result, None)

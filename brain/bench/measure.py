@@ -61,6 +61,7 @@ class Run:
     run: int
     status: str = FAILED
     reason: str = ""
+    fix: str = ""  # what to do about a failure, when brain knows
     first_token_ms: float | None = None
     total_ms: float | None = None
     decode_tps: float | None = None
@@ -162,6 +163,7 @@ def measure(
     except BrainError as exc:
         run.status = FAILED
         run.reason = redact(exc.message)
+        run.fix = redact(exc.fix or "")
         run.total_ms = _ms(time.perf_counter() - start)
         return run
     end = time.perf_counter()
@@ -286,7 +288,9 @@ def run_bench(
 
     total = len(cells) * runs + warmup * len({c.target for c in cells})
     done = 0
-    stopped: dict[int, str] = {}  # cell index -> reason its remaining runs were not sent
+    stopped: dict[
+        int, tuple[str, str]
+    ] = {}  # cell index -> reason its remaining runs were not sent
     try:
         warmed: set[Target] = set()
         for cell in cells:
@@ -315,7 +319,8 @@ def run_bench(
                 if cell.target.backend in dead:
                     run.reason = dead[cell.target.backend]
                 elif i in stopped:
-                    run.reason = f"not sent: an earlier run failed with: {stopped[i]}"
+                    run.reason = f"not sent: an earlier run failed with: {stopped[i][0]}"
+                    run.fix = stopped[i][1]
                 else:
                     measure(
                         endpoints[cell.target.backend],
@@ -326,7 +331,7 @@ def run_bench(
                         run=run,
                     )
                     if run.status == FAILED and _permanent(run.reason):
-                        stopped[i] = run.reason
+                        stopped[i] = (run.reason, run.fix)
                 result.runs.append(run)
                 done += 1
                 on_progress(done, total, label, run)

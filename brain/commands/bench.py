@@ -215,9 +215,17 @@ def bench(
             "Run `brain bench` again for the full set.",
         )
     if result.runs and len(failed) == len(result.runs):
+        first = failed[0]
+        fix = first.fix
+        if not fix and first.backend == measure.LOCAL:
+            fix = (
+                f"Start Ollama (`ollama serve`) and pull the model once "
+                f"(`ollama pull {first.name}`), or point local.url at your local server."
+            )
         raise Unreachable(
-            f"No run answered completely. First reason: {failed[0].reason}",
-            "`brain status` shows what brain can reach; the report lists every failure.",
+            f"No run answered completely. First reason: {first.reason}",
+            (fix + " " if fix else "")
+            + "`brain status` shows what brain can reach; the report lists every failure.",
         )
     if failed:
         output.notice(
