@@ -42,3 +42,15 @@ def test_help_path_imports_click_only():
     heavy = {"httpx", "httpcore", "rich", "prompt_toolkit", "keyring", "sqlite3", "h11"}
     # "httpx._main" is only brain's marker (None in sys.modules), not an import of httpx.
     assert not heavy & {m.split(".")[0] for m in mods if m != "httpx._main"}
+
+
+def test_help_does_not_load_package_resource_machinery():
+    # `brain --help` reads the task table; importlib.resources (with zipfile) costs ~8 ms.
+    mods = _modules_after(
+        "import contextlib, io\n"
+        "from brain.cli import run\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    run(['--help'])"
+    )
+    assert "brain.tasks" in mods
+    assert not {"importlib.resources", "zipfile"} & mods
