@@ -217,6 +217,30 @@ def render(r: dict, goals: dict) -> str:
                 lines.append(f"| `{name}` | {ms(d['median_ms'])} | {ms(d['median_ms'] - floor)} |")
     lines += [
         "",
+        "## What stands between brain and the goals (profiled 2026-12-02, quiet machine)",
+        "",
+        "Already removed: httpx importing its own command line (`httpx._main`: rich.console, "
+        "rich.progress, pygments; ~35–40 ms on every answer) — brain marks it absent "
+        "(brain/__init__.py); and importlib.resources on the `--help` path (~8 ms; "
+        "brain/tasks reads its prompt files by path). Left, largest first:",
+        "",
+        "- `import httpx` itself, ~55–65 ms over the interpreter (httpx._client, urllib.request, "
+        "http.cookiejar, httpcore, h11, idna): about half of brain's overhead per answer. Only "
+        "a smaller HTTP stack (the standard library's http.client for plain-HTTP endpoints) "
+        "would remove it.",
+        "- A certificate store per HTTP client, ~18–25 ms: `httpx.Client()` loads certifi's CA "
+        "bundle (`load_verify_locations`) even for `http://` URLs; brain makes one client per "
+        "request and one more for an uncached probe (and for the local-model check). Passing "
+        "`verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)` for plain-HTTP URLs (no TLS is ever "
+        "spoken there; it fails closed if it were) took `brain ask` from 128 to 110 ms (best "
+        "of 25) in a side test; it touches brain/client.py, offline/probe.py and "
+        "offline/local.py.",
+        "- click, ~20–25 ms (its own import pulls in inspect, re, enum): the floor of any "
+        "click command line; `brain --help` is 55 ms in all.",
+        "- The history store: sqlite3 import ~5 ms, opening the database, two commits and the "
+        "WAL checkpoint on close, ~10 ms together.",
+        "- platformdirs ~3–6 ms, brain.settings/tomllib ~2–3 ms.",
+        "",
         "## How to read this",
         "",
         "- Medians over the runs (hyperfine: 3 warm-up runs, then 10); min–max beside them. "

@@ -468,3 +468,27 @@ def test_ctrl_c_keeps_the_runs_that_finished(apex):
     result = measure.run_bench(conf, cells, runs=3, get_key=lambda: None, on_progress=progress)
     assert result.interrupted and len(result.runs) == 3
     assert "Interrupted" in report.markdown(result, None)
+
+
+def test_command_without_apex_measures_local_with_a_notice(ollama, brain):
+    r = brain("bench", "--local", "--runs", "1", "--no-report", "--json")
+    assert r.code == 0, r.stderr
+    assert "Apex is not configured (apex.url); measuring the local model only." in r.stderr
+    assert {s["target"] for s in r.json["summary"]} == {"local gemma4:e4b"}
+
+
+def test_an_answer_cut_by_max_tokens_still_counts(apex):
+    apex.answer("brain_dump", PIECES)
+    conf = _conf()
+    # FakeApex streams finish_reason "stop"; a "length" finish comes from the real servers.
+    from fakes import chunk
+
+    apex.server.clear()  # re-register: a stream that ends on the length limit
+    apex.server.expect_request("/health/liveliness").respond_with_data('"ok"')
+    body = "".join([chunk("a "), chunk("b "), chunk(None, finish="length"), "data: [DONE]\n\n"])
+    apex.server.expect_request("/v1/chat/completions").respond_with_data(
+        body, content_type="text/event-stream"
+    )
+    run = _run(conf, "brain_dump")
+    assert run.status == "ok" and "max_tokens" in run.reason
+    assert run.answer == "a b "

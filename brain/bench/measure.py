@@ -179,7 +179,11 @@ def measure(
     elif times:
         run.tokens_out, run.tokens_out_source = len(times), "stream"
     run.decode_tps, run.tps_source = decode_rate(times, server_out)
-    if answer.partial:
+    if answer.partial and "max_tokens" in answer.partial_reason:
+        # A capped answer is still a clean measurement of speed: kept, with the note.
+        run.status = OK if times else FAILED
+        run.reason = answer.partial_reason
+    elif answer.partial:
         run.status = PARTIAL
         run.reason = redact(answer.partial_reason)
     elif not times:
