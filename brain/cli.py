@@ -34,6 +34,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Start Claude Code; --local: a model on Apex answers it.",
     ),
     "apex": ("apex", "apex", "Apex's side: render its LiteLLM config; check every route."),
+    "bench": (
+        "bench",
+        "bench",
+        "Benchmark Apex routes and the local model: first token, tokens/s, a report.",
+    ),
 }
 
 

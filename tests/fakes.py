@@ -55,7 +55,7 @@ def sse_body(
     pieces: list[str],
     *,
     model: str = "x",
-    usage: tuple[int, int] = (12, 7),
+    usage: tuple[int, int] | None = (12, 7),
     delay: float = 0.0,
     first_delay: float = 0.0,
     cut_after: int | None = None,
@@ -87,6 +87,10 @@ def sse_body(
             time.sleep(stall_after_first)
         yield chunk(piece, model=model)
     yield chunk(None, finish="stop", model=model)
+    if usage is None:  # a server that sends no token counts
+        if done:
+            yield "data: [DONE]\n\n"
+        return
     usage_chunk = {
         "id": STREAM_ID,
         "object": "chat.completion.chunk",
@@ -204,6 +208,7 @@ class FakeApex:
                 cut_after=spec.get("cut_after"),
                 stall_after_first=spec.get("stall_after_first", 0.0),
                 fallback_metadata=metadata,
+                usage=spec.get("usage", (12, 7)),
             )
             return Response(gen, status=200, headers=headers, mimetype="text/event-stream")
         return Response(
@@ -245,6 +250,7 @@ class FakeOllama:
         self.first_delay = 0.0
         self.loaded: list[str] = list(self.models)  # what /api/ps says is in memory
         self.generate_requests: list[dict[str, Any]] = []
+        self.delay = 0.0  # between streamed pieces: a model decoding at 1/delay tokens/s
         server.expect_request("/api/tags", method="GET").respond_with_handler(self._tags)
         server.expect_request("/api/ps", method="GET").respond_with_handler(self._ps)
         server.expect_request("/api/generate", method="POST").respond_with_handler(self._generate)
@@ -296,7 +302,7 @@ class FakeOllama:
                 },
             )
         if body.get("stream"):
-            gen = sse_body(self.pieces, model=model, first_delay=self.first_delay)
+            gen = sse_body(self.pieces, model=model, first_delay=self.first_delay, delay=self.delay)
             return Response(gen, status=200, mimetype="text/event-stream")
         return Response(
             json.dumps(completion_json("".join(self.pieces), model=model)),

@@ -9,7 +9,6 @@ click, rich or prompt-toolkit.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,9 @@ class Task:
 
 
 def _prompt(name: str) -> str:
-    return resources.files("brain.tasks").joinpath("prompts", f"{name}.md").read_text("utf-8")
+    # A plain path, not importlib.resources: that import (with zipfile, tempfile and shutil)
+    # costs ~8 ms of `brain --help`, which lists the tasks (bench/README.md, section e).
+    return (Path(__file__).parent / "prompts" / f"{name}.md").read_text("utf-8")
 
 
 # (name, route, description, temperature, max_tokens, fallback, long_route)

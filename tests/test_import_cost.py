@@ -1,0 +1,56 @@
+"""What the request path imports: the things that cost start-up time must stay away from it.
+
+Checked in a fresh interpreter, since this test process has imported everything already.
+The time itself is measured in bench/ (bench/README.md), never here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return set(json.loads(out))
+
+
+def test_httpx_does_not_drag_in_rich_or_pygments():
+    # httpx/__init__ imports its CLI (rich, pygments) unless brain marks it absent.
+    mods = _modules_after("import brain, httpx; httpx.Client")
+    assert "httpx" in mods
+    assert not {m for m in mods if m.split(".")[0] in ("rich", "pygments")}
+
+
+def test_httpx_still_works_after_brain_is_imported():
+    mods = _modules_after(
+        "import brain, httpx\n"
+        "assert callable(httpx.main)\n"  # the stub httpx defines when its CLI is missing
+        "httpx.Request('GET', 'http://127.0.0.1/')"
+    )
+    assert "httpx" in mods
+
+
+def test_help_path_imports_click_only():
+    mods = _modules_after("import brain.cli")
+    heavy = {"httpx", "httpcore", "rich", "prompt_toolkit", "keyring", "sqlite3", "h11"}
+    # "httpx._main" is only brain's marker (None in sys.modules), not an import of httpx.
+    assert not heavy & {m.split(".")[0] for m in mods if m != "httpx._main"}
+
+
+def test_help_does_not_load_package_resource_machinery():
+    # `brain --help` reads the task table; importlib.resources (with zipfile) costs ~8 ms.
+    mods = _modules_after(
+        "import contextlib, io\n"
+        "from brain.cli import run\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    run(['--help'])"
+    )
+    assert "brain.tasks" in mods
+    assert not {"importlib.resources", "zipfile"} & mods
