@@ -133,7 +133,7 @@ def check_route(url: str, key: str | None, route: str, connect_timeout: float) -
     """
     import httpx
 
-    from brain.client import describe_transport
+    from brain.client import describe_transport, verify_for
 
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
@@ -142,6 +142,7 @@ def check_route(url: str, key: str | None, route: str, connect_timeout: float) -
             headers=headers,
             timeout=httpx.Timeout(10.0, connect=connect_timeout),
             trust_env=False,
+            verify=verify_for(url),
         )
     except httpx.HTTPError as exc:
         return [f"could not list Apex's routes ({describe_transport(exc)}); starting anyway."]

@@ -48,6 +48,17 @@ class Endpoint:
     first_token_timeout: float
 
 
+def verify_for(url: str) -> Any:
+    """httpx's `verify` for `url`. A plain http:// URL (Apex over Tailscale, Ollama on
+    loopback) needs no certificate store, and loading certifi's costs ~20 ms a client: give
+    it an empty TLS context, which trusts nothing if TLS were ever attempted."""
+    if url.startswith("http://"):
+        import ssl
+
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return True
+
+
 def _headers(endpoint: Endpoint) -> dict[str, str]:
     headers = {"Content-Type": "application/json", "User-Agent": "brain"}
     if endpoint.key:
@@ -96,7 +107,7 @@ def chat(
     answer = Answer(backend=endpoint.name, route=model)
     start = time.monotonic()
     try:
-        with httpx.Client(timeout=timeout, trust_env=False) as client:
+        with httpx.Client(timeout=timeout, trust_env=False, verify=verify_for(url)) as client:
             with client.stream("POST", url, json=body, headers=_headers(endpoint)) as response:
                 if response.status_code != 200:
                     response.read()

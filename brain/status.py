@@ -46,7 +46,7 @@ def gather(
     import httpx
 
     from brain import secrets
-    from brain.client import describe_transport
+    from brain.client import describe_transport, verify_for
     from brain.offline import local as local_mod
     from brain.offline import probe
 
@@ -91,7 +91,13 @@ def gather(
     if report.apex_reachable:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         try:
-            response = httpx.get(url + "/v1/models", headers=headers, timeout=5.0, trust_env=False)
+            response = httpx.get(
+                url + "/v1/models",
+                headers=headers,
+                timeout=5.0,
+                trust_env=False,
+                verify=verify_for(url),
+            )
             body = (
                 response.json()
                 if response.headers.get("content-type", "").startswith("application/json")

@@ -172,3 +172,14 @@ def test_apex_side_fallback_reason_from_header_when_not_streaming(apex: FakeApex
     assert a.apex_fallbacks == [
         {"backend": "apex", "reason": "gemma31b: 500 boom", "answered_by": "draft_cloud"}
     ]
+
+
+def test_plain_http_loads_no_certificate_store_https_verifies() -> None:
+    import ssl
+
+    from brain.client import verify_for
+
+    ctx = verify_for("http://apex:4000")
+    assert isinstance(ctx, ssl.SSLContext) and ctx.cert_store_stats()["x509_ca"] == 0
+    assert ctx.verify_mode == ssl.CERT_REQUIRED  # trusts nothing, should TLS ever happen
+    assert verify_for("https://apex.example.ts.net") is True

@@ -45,11 +45,13 @@ def inspect(url: str, model: str, timeout: float = 1.0) -> LocalState:
     """Ask the local server what it has. Ollama: /api/tags; others: /v1/models."""
     import httpx
 
-    from brain.client import describe_transport
+    from brain.client import describe_transport, verify_for
 
     base = url.rstrip("/")
     try:
-        response = httpx.get(base + "/api/tags", timeout=timeout, trust_env=False)
+        response = httpx.get(
+            base + "/api/tags", timeout=timeout, trust_env=False, verify=verify_for(base)
+        )
     except httpx.HTTPError as exc:
         return LocalState(url, False, model, None, [], describe_transport(exc))
     if response.status_code == 200:
@@ -61,7 +63,9 @@ def inspect(url: str, model: str, timeout: float = 1.0) -> LocalState:
         return LocalState(url, True, model, any(_same_model(n, model) for n in names), names)
     # Not Ollama: llama-server, LM Studio, vLLM answer /v1/models.
     try:
-        response = httpx.get(base + "/v1/models", timeout=timeout, trust_env=False)
+        response = httpx.get(
+            base + "/v1/models", timeout=timeout, trust_env=False, verify=verify_for(base)
+        )
         names = (
             [m.get("id") for m in response.json().get("data", [])]
             if response.status_code == 200
@@ -76,8 +80,12 @@ def loaded(url: str, model: str, timeout: float = 0.5) -> bool | None:
     """Is `model` loaded in Ollama's memory (/api/ps)? None when the server is not Ollama."""
     import httpx
 
+    from brain.client import verify_for
+
     try:
-        response = httpx.get(url.rstrip("/") + "/api/ps", timeout=timeout, trust_env=False)
+        response = httpx.get(
+            url.rstrip("/") + "/api/ps", timeout=timeout, trust_env=False, verify=verify_for(url)
+        )
         if response.status_code != 200:
             return None
         names = [m.get("name") or m.get("model") or "" for m in response.json().get("models", [])]
@@ -91,12 +99,15 @@ def keep_warm(url: str, model: str, keep_alive: str, timeout: float = 1.0) -> No
     each /v1 request resets the timer to the server default). Best effort, after an answer."""
     import httpx
 
+    from brain.client import verify_for
+
     try:
         httpx.post(
             url.rstrip("/") + "/api/generate",
             json={"model": model, "keep_alive": _keep_alive_value(keep_alive)},
             timeout=timeout,
             trust_env=False,
+            verify=verify_for(url),
         )
     except httpx.HTTPError:
         pass
@@ -125,11 +136,15 @@ def discover(ports: dict[int, str] | None = None, timeout: float = 0.3) -> list[
     """Local servers answering on the usual ports (refused ports cost nothing)."""
     import httpx
 
+    from brain.client import verify_for
+
     found = []
     for port, label in (ports or USUAL_PORTS).items():
         base = f"http://127.0.0.1:{port}"
         try:
-            tags = httpx.get(base + "/api/tags", timeout=timeout, trust_env=False)
+            tags = httpx.get(
+                base + "/api/tags", timeout=timeout, trust_env=False, verify=verify_for(base)
+            )
         except httpx.HTTPError:
             continue
         if tags.status_code == 200:
@@ -140,7 +155,9 @@ def discover(ports: dict[int, str] | None = None, timeout: float = 0.3) -> list[
             found.append(Found(base, "Ollama", [n for n in names if n]))
             continue
         try:
-            models = httpx.get(base + "/v1/models", timeout=timeout, trust_env=False)
+            models = httpx.get(
+                base + "/v1/models", timeout=timeout, trust_env=False, verify=verify_for(base)
+            )
             ids = (
                 [m.get("id", "") for m in models.json().get("data", [])]
                 if models.status_code == 200

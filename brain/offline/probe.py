@@ -87,7 +87,7 @@ def probe(url: str, timeout: float = 1.0) -> Verdict:
 def _probe(url: str, timeout: float) -> Verdict:
     import httpx
 
-    from brain.client import describe_transport
+    from brain.client import describe_transport, verify_for
 
     start = time.monotonic()
     try:
@@ -95,6 +95,7 @@ def _probe(url: str, timeout: float) -> Verdict:
             url.rstrip("/") + "/health/liveliness",
             timeout=httpx.Timeout(timeout),
             trust_env=False,
+            verify=verify_for(url),
         )
     except httpx.HTTPError as exc:
         ms = int((time.monotonic() - start) * 1000)
