@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from brain import premium
+from brain import premium, secrets
+from brain import settings as settings_mod
 from brain.client import Message, OnDelta
 from brain.errors import BadInput, BrainError, Interrupted, UsageError
 from brain.offline import ladder
@@ -142,8 +143,8 @@ def ask(
     user_input: str,
     *,
     mode: str,
-    cache_dir: Path,
-    get_key: Callable[[], str | None],
+    cache_dir: Path | None = None,
+    get_key: Callable[[], str | None] | None = None,
     route: str | None = None,
     model: str | None = None,
     on_delta: OnDelta | None = None,
@@ -176,8 +177,8 @@ def ask(
             settings,
             the_plan,
             messages,
-            cache_dir=cache_dir,
-            get_key=get_key,
+            cache_dir=cache_dir or settings_mod.cache_dir(),
+            get_key=get_key or (lambda: secrets.get("apex")),
             on_delta=collect,
             notice=notice,
             on_local_start=local_start,

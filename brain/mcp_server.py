@@ -81,7 +81,7 @@ def answer(
     verbose: bool = False,
 ) -> tuple[str, str]:
     """Ask `task` through the ladder and record it; (answer, note for the caller or "")."""
-    from brain import exchange, secrets, settings
+    from brain import exchange
     from brain.exchange import Material
     from brain.store import opened
 
@@ -95,8 +95,6 @@ def answer(
             messages,
             user_input,
             mode=mode,
-            cache_dir=settings.cache_dir(),
-            get_key=lambda: secrets.get("apex"),
             notice=notice,
         )
     a = result.outcome.answer

@@ -78,7 +78,7 @@ def read_stdin() -> str | None:
 
 
 def run_task(ctx: click.Context, name: str, words: tuple[str, ...]) -> int:
-    from brain import exchange, secrets, settings
+    from brain import exchange
     from brain.exchange import Material
     from brain.render import Output
     from brain.store import opened
@@ -105,8 +105,6 @@ def run_task(ctx: click.Context, name: str, words: tuple[str, ...]) -> int:
                 messages,
                 user_input,
                 mode=mode,
-                cache_dir=settings.cache_dir(),
-                get_key=lambda: secrets.get("apex"),
                 route=o.route,
                 model=o.model,
                 on_delta=out.delta,

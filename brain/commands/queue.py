@@ -47,8 +47,8 @@ def list_(ctx: click.Context) -> int:
 @click.pass_context
 def run(ctx: click.Context, ids: tuple[int, ...]) -> int:
     """Send queued inputs (all, or the IDS given); answers land in the history."""
-    from brain import exchange, secrets, settings
-    from brain.commands.ask import context, mode_of
+    from brain import exchange
+    from brain.commands.ask import context, mode_of, report
     from brain.errors import BrainError
     from brain.render import Output
     from brain.store import opened
@@ -58,6 +58,7 @@ def run(ctx: click.Context, ids: tuple[int, ...]) -> int:
     mode = mode_of(ctx, conf)
     out = Output(json_mode=o.json, verbose=o.verbose)
     results = []
+    pending_notice = False
     failed = 0
     last_error: BrainError | None = None
     with opened() as store:
@@ -81,8 +82,6 @@ def run(ctx: click.Context, ids: tuple[int, ...]) -> int:
                     r.messages,
                     r.input,
                     mode=mode,
-                    cache_dir=settings.cache_dir(),
-                    get_key=lambda: secrets.get("apex"),
                     route=o.route,
                     model=o.model,
                     on_delta=out.delta,
@@ -98,6 +97,13 @@ def run(ctx: click.Context, ids: tuple[int, ...]) -> int:
             finally:
                 out.stop()
             results.append(result.as_json())
+            pending_notice = pending_notice or result.notify_pending
+            if not o.json:
+                report(out, result)  # partial, Apex-side fallback, premium cost: as one-shot
+    if pending_notice:
+        from brain import notify
+
+        notify.spawn_sender()
     if o.json:
         out.json({"answered": results, "still_queued": failed})
     if failed:
