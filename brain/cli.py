@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "queue": ("queue", "queue", "Inputs nothing could answer yet: list, run, drop."),
     "keys": ("keys", "keys", "Keys in the OS keyring: set, list, delete."),
     "config": ("config", "config", "config.toml: init, show, path, set."),
+    "repl": ("repl", "repl", "Talk with brain: a conversation with /commands (also `brain`)."),
+    "completion": ("completion", "completion", "Print the shell completion script."),
 }
 
 
@@ -83,6 +85,7 @@ def global_options(func: Any) -> Any:
         click.option(
             "--config",
             metavar="PATH",
+            type=click.Path(dir_okay=False),
             expose_value=False,
             callback=_store("config"),
             help="Use this config.toml (default: BRAIN_CONFIG or the user config dir).",
@@ -183,6 +186,10 @@ def cli(ctx: click.Context) -> int | None:
         from brain.commands.ask import run_task
 
         return run_task(ctx, "ask", ())
+    if sys.stdout.isatty():
+        from brain.commands.repl import open_repl
+
+        return open_repl(ctx, "ask")
     click.echo(ctx.get_help())
     return 0
 
