@@ -523,8 +523,10 @@ class Repl:
             buffer = event.current_buffer
             state = buffer.complete_state
             if state is not None and state.current_completion is not None:
+                chosen = state.current_completion.text
                 buffer.apply_completion(state.current_completion)
-                return
+                if chosen.endswith(" "):  # `/digest `, `/task `: the rest is still to type
+                    return
             buffer.validate_and_handle()
 
         @kb.add("escape", "enter", filter=default_focused)
@@ -573,12 +575,17 @@ def _completer(repl: Repl) -> Any:
             text = document.text_before_cursor
             if text.startswith("/") and not any(c.isspace() for c in text):
                 word = text[1:]
+                # What takes an argument completes with a space after it; Enter on the
+                # others sends them at once.
                 for name, task in repl.tasks.items():
                     if name.startswith(word):
-                        yield Completion("/" + name, -len(text), display_meta=task.description)
-                for name, (_arg, what) in conv.SLASH_COMMANDS.items():
+                        yield Completion(
+                            f"/{name} ", -len(text), f"/{name}", display_meta=task.description
+                        )
+                for name, (arg, what) in conv.SLASH_COMMANDS.items():
                     if name.startswith(word):
-                        yield Completion("/" + name, -len(text), display_meta=what)
+                        text_ = f"/{name} " if arg else f"/{name}"
+                        yield Completion(text_, -len(text), f"/{name}", display_meta=what)
                 return
             if text.startswith("/task ") and "\n" not in text:
                 word = text[len("/task ") :].lstrip()

@@ -230,3 +230,58 @@ def test_long_conversation_drops_the_oldest_turns(apex, term, write_config):
     t.wait_for(r"the oldest 1 turn is left out of what is sent")
     t.send("\x04")
     assert t.wait_exit() == 0
+
+
+def test_tab_completes_slash_commands(apex, ollama, term):
+    apex.answer("daily_digest", ["digested"])
+    t = term()
+    t.wait_for(r"backend: apex")
+    t.send("/d")
+    t.wait_for(r"/digest +Digest notes")  # the menu, with the tasks' descriptions
+    t.send("\t")  # the first of the menu
+    t.send("\t")  # the second: /digest
+    t.wait_for(r"ask> /digest")
+    t.send("\r")  # Enter takes `/digest `: the question is still to type, nothing is sent
+    t.wait_for(r"ask> /digest\s*\n")
+    assert apex.requests == []
+    t.line("what happened")
+    t.wait_for(r"digested")
+    assert apex.requests[-1]["model"] == "daily_digest"
+    assert apex.requests[-1]["messages"][-1]["content"] == "what happened"
+    t.wait_for(r"task: ask")  # /digest TEXT asked once; the task stays
+    t.send("/offl")
+    t.wait_for(r"/offline +answer on this laptop only")
+    t.send("\t")
+    t.wait_for(r"ask> /offline")
+    t.send("\r")
+    t.wait_for(r"Mode offline")
+    t.send("\x04")
+    assert t.wait_exit() == 0
+
+
+def test_input_history_persists_and_ctrl_r_finds_it(apex, term, home):
+    apex.answer("default", ["ok"])
+    t = term()
+    t.wait_for(r"backend: apex")
+    t.line("remember the soil lab")
+    t.wait_for(r"last: 7 tokens")
+    t.send("\x04")
+    assert t.wait_exit() == 0
+    assert "remember the soil lab" in (home.data / "brain" / "repl-history").read_text()
+
+    t = term()
+    t.wait_for(r"backend: apex")
+    t.send("\x1b[A")  # Up: the last session's question
+    t.wait_for(r"ask> remember the soil lab")
+    t.send("\x1b[B")  # Down: back to the new, empty line
+    t.wait_for(r"ask>\s*\n")
+    t.send("\x12")  # Ctrl-R
+    t.send("soil")
+    t.wait_for(r"ask> remember the soil lab\n[\s\S]*I-search backward: soil")
+    t.send("\r")  # accept the search result into the line
+    t.wait_for(r"^(?![\s\S]*I-search)[\s\S]*ask> remember the soil lab")
+    t.send("\r")  # and send it
+    t.until(lambda: len(apex.requests) == 2, "the found question reaching Apex")
+    assert apex.requests[-1]["messages"][-1]["content"] == "remember the soil lab"
+    t.send("\x04")
+    assert t.wait_exit() == 0

@@ -75,7 +75,8 @@ class Terminal:
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"{pattern!r} did not appear on the screen within {timeout} s.\n"
-                    f"--- screen ---\n{self.display()}\n--- end ---"
+                    f"--- screen ---\n{self.display()}\n--- end ---\n"
+                    f"--- last bytes ---\n{self.transcript[-600:]!r}"
                 )
             self.pump(0.05)
 
