@@ -77,7 +77,10 @@ class ApexWatch:
     def _loop(self) -> None:
         while not self._stop.is_set():
             if not self._paused.is_set():
-                verdict = probe.check(self.cache_dir, self.url, self.ttl, self.timeout)
+                try:
+                    verdict = probe.check(self.cache_dir, self.url, self.ttl, self.timeout)
+                except Exception as exc:  # the toolbar must not die with one bad look
+                    verdict = probe.Verdict(self.url, False, type(exc).__name__, time.time())
                 before = self.verdict
                 self.verdict = verdict
                 if (before is None or before.ok != verdict.ok) and self.on_change:
@@ -250,6 +253,10 @@ class Repl:
             out.stop()
             self.watch.resume()
         answer = result.outcome.answer
+        out.info(
+            f"answered by {answer.backend} {answer.model} (route {result.outcome.route}); "
+            f"first token {answer.first_token_ms} ms, total {answer.total_ms} ms"
+        )
         if answer.backend == "apex" and answer.model:
             self.apex_models[result.outcome.route] = answer.model
         turn = Turn(

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import pexpect
 import pytest
 from conftest import SUPPORT, brain_executable
 from terminal import Terminal
@@ -60,7 +61,6 @@ def test_ask_stream_digest_and_ctrl_d(apex, term, home):
     apex.answer("default", ["Soil ", "pH is ", "**acidity**."], delay=0.05, model_id="gemma27b")
     apex.answer("daily_digest", ["- lab on ", "Tuesday"], model_id="gemma26b-moe")
     t = term()
-    t.wait_for(r"ask> ?$|ask>")
     t.wait_for(r"task: ask\s+backend: apex\s+model: route default\s+last: none yet")
     t.line("what is soil pH?")
     t.wait_for(r"Soil pH is acidity\.")  # rendered Markdown: the ** are gone
@@ -80,8 +80,7 @@ def test_ask_stream_digest_and_ctrl_d(apex, term, home):
     # /digest TEXT asks once; the current task stays ask.
     t.wait_for(r"task: ask\s+backend: apex")
 
-    t.send("\x04")
-    assert t.wait_exit() == 0
+    assert t.quit() == 0
     rows = exchanges(home)
     assert [(r["task"], r["status"], r["backend"], r["model"]) for r in rows] == [
         ("ask", "answered", "apex", "gemma27b"),
@@ -115,8 +114,7 @@ def test_ctrl_c_mid_answer_keeps_the_partial(apex, term, home):
     assert messages[1]["content"] == "tell me a long story"
     assert messages[2]["role"] == "assistant"
     assert messages[2]["content"] == row["answer"]
-    t.send("\x04")
-    assert t.wait_exit() == 0
+    assert t.quit() == 0
 
 
 def test_toolbar_flips_to_local_when_apex_stops(apex, ollama, term, home):
@@ -127,8 +125,7 @@ def test_toolbar_flips_to_local_when_apex_stops(apex, ollama, term, home):
     t.wait_for(r"backend: local\s+model: gemma4:e4b", timeout=30)
     t.line("anyone there?")
     t.wait_for(r"local answer")
-    t.send("\x04")
-    assert t.wait_exit() == 0
+    assert t.quit() == 0
     [row] = exchanges(home)
     assert row["backend"] == "local" and row["status"] == "answered"
     assert apex.requests == []
@@ -140,6 +137,7 @@ def test_modes_switch_and_the_conversation_goes_on(apex, ollama, term):
     t.wait_for(r"backend: apex")
     t.line("hello")
     t.wait_for(r"apex says hi")
+    t.ready()
     t.line("/offline")
     t.wait_for(r"Mode offline")
     t.wait_for(r"backend: local\s+model: gemma4:e4b.*mode: offline")
@@ -152,8 +150,7 @@ def test_modes_switch_and_the_conversation_goes_on(apex, ollama, term):
     t.wait_for(r"backend: none.*mode: offline")  # premium never answers on this laptop
     t.line("/online")
     t.wait_for(r"backend: apex.*mode: online")
-    t.send("\x04")
-    assert t.wait_exit() == 0
+    assert t.quit() == 0
 
 
 def test_ctrl_c_at_the_prompt_clears_the_line(apex, term, home):
@@ -165,11 +162,11 @@ def test_ctrl_c_at_the_prompt_clears_the_line(apex, term, home):
     t.send("\x03")
     t.wait_for(r"ask> half a thought\s*\nask>\s*$|ask>\s*\n", timeout=10)
     t.send("\r")  # an empty line sends nothing
+    t.ready()
     t.line("/history")
     t.wait_for(r"No turns yet")
     assert apex.requests == []
-    t.send("\x04")
-    assert t.wait_exit() == 0
+    assert t.quit() == 0
     assert exchanges(home) == []
 
 
@@ -183,6 +180,7 @@ def test_alt_enter_and_a_pasted_block_make_one_question(apex, term):
     t.send("\r")
     t.wait_for(r"noted")
     assert apex.requests[-1]["messages"][-1]["content"] == "line one\nline two"
+    t.ready()
     # A bracketed paste with line breaks stays one question until Enter.
     t.send("\x1b[200~para one\npara two\npara three\x1b[201~")
     t.wait_for(r"para three")
@@ -191,8 +189,7 @@ def test_alt_enter_and_a_pasted_block_make_one_question(apex, term):
     t.wait_for(r"noted(.|\n)*noted")
     assert apex.requests[-1]["messages"][-1]["content"] == "para one\npara two\npara three"
     assert len(apex.requests) == 2
-    t.send("\x04")
-    assert t.wait_exit() == 0
+    assert t.quit() == 0
 
 
 def test_ctrl_c_before_the_answer_puts_the_question_back(apex, term, home):
@@ -205,8 +202,7 @@ def test_ctrl_c_before_the_answer_puts_the_question_back(apex, term, home):
     t.wait_for(r"stopped before the answer began")
     t.wait_for(r"ask> a question")  # back at the prompt, ready to edit or send again
     t.send("\x15")  # Ctrl-U clears it
-    t.send("\x04")
-    assert t.wait_exit() == 0
+    assert t.quit() == 0
     assert exchanges(home) == []  # not left in the queue: the person took it back
 
 
@@ -228,8 +224,7 @@ def test_long_conversation_drops_the_oldest_turns(apex, term, write_config):
     assert not any(c.startswith("question 0") for c in third)  # the oldest is left out
     assert third[1].startswith("question 1") and third[-1].startswith("question 2")
     t.wait_for(r"the oldest 1 turn is left out of what is sent")
-    t.send("\x04")
-    assert t.wait_exit() == 0
+    assert t.quit() == 0
 
 
 def test_tab_completes_slash_commands(apex, ollama, term):
@@ -255,8 +250,7 @@ def test_tab_completes_slash_commands(apex, ollama, term):
     t.wait_for(r"ask> /offline")
     t.send("\r")
     t.wait_for(r"Mode offline")
-    t.send("\x04")
-    assert t.wait_exit() == 0
+    assert t.quit() == 0
 
 
 def test_input_history_persists_and_ctrl_r_finds_it(apex, term, home):
@@ -265,8 +259,7 @@ def test_input_history_persists_and_ctrl_r_finds_it(apex, term, home):
     t.wait_for(r"backend: apex")
     t.line("remember the soil lab")
     t.wait_for(r"last: 7 tokens")
-    t.send("\x04")
-    assert t.wait_exit() == 0
+    assert t.quit() == 0
     assert "remember the soil lab" in (home.data / "brain" / "repl-history").read_text()
 
     t = term()
@@ -283,5 +276,32 @@ def test_input_history_persists_and_ctrl_r_finds_it(apex, term, home):
     t.send("\r")  # and send it
     t.until(lambda: len(apex.requests) == 2, "the found question reaching Apex")
     assert apex.requests[-1]["messages"][-1]["content"] == "remember the soil lab"
-    t.send("\x04")
-    assert t.wait_exit() == 0
+    assert t.quit() == 0
+
+
+def test_brain_alone_with_output_redirected_prints_help(home):
+    # stdin is the terminal, stdout a file: no REPL to draw, so the help goes to the file.
+    child = pexpect.spawn(
+        "/bin/sh",
+        ["-c", f"{brain_executable()} > out.txt; echo EXIT=$?"],
+        cwd=str(home.root),
+        env=dict(os.environ),
+        encoding="utf-8",
+    )
+    child.expect(r"EXIT=(\d+)", timeout=30)
+    assert child.match.group(1) == "0"
+    assert "Usage: brain" in (home.root / "out.txt").read_text()
+
+
+def test_repl_without_a_terminal_is_a_usage_error(brain):
+    r = brain("repl")
+    assert r.code == 2
+    assert "the REPL needs a terminal" in r.stderr and "brain ask" in r.stderr
+
+
+def test_brain_alone_with_piped_stdin_answers_with_ask(apex, brain):
+    apex.answer("default", ["piped answer"])
+    r = brain(input="what is this?")
+    assert r.code == 0, r.stderr
+    assert r.stdout == "piped answer\n"
+    assert apex.requests[-1]["messages"][-1]["content"] == "what is this?"

@@ -98,6 +98,17 @@ class Terminal:
         self.child.send(text)
         self.child.send("\r")
 
+    def ready(self, timeout: float = 20.0) -> None:
+        """Wait until brain prompts again. The toolbar is drawn only while it does, and keys
+        typed before (in the terminal's cooked mode) can be lost: Ctrl-D is, for one."""
+        self.wait_for(r"task: \S+\s+backend: .*mode: \w+", timeout)
+
+    def quit(self, timeout: float = 20.0) -> int:
+        """Ctrl-D at the prompt; the exit status."""
+        self.ready(timeout)
+        self.send("\x04")
+        return self.wait_exit(timeout)
+
     def wait_exit(self, timeout: float = 20.0) -> int:
         deadline = time.monotonic() + timeout
         while not self.eof and time.monotonic() < deadline:
