@@ -172,8 +172,11 @@ class Repl:
         return None
 
     # ----- asking -------------------------------------------------------------------------
-    def ask(self, task: Task, text: str) -> None:
-        """One question in this conversation; the answer streams; Ctrl-C keeps what came."""
+    def ask(self, task: Task, text: str, replaces: int | None = None) -> None:
+        """One question in this conversation; the answer streams; Ctrl-C keeps what came.
+
+        `replaces`: the queued entry of a question nothing answered, sent again by /retry.
+        """
         from brain import exchange, secrets
         from brain.render import Output
 
@@ -191,9 +194,10 @@ class Repl:
         plan = ladder.plan(
             self.conf, task, context.messages, self.mode, self.options.route, self.options.model
         )
-        if self.failed is not None:  # asked again (or something else): the old entry goes
-            self.store.drop(self.failed[2])
-            self.failed = None
+        if replaces is not None:  # the same question again: one entry, not two
+            self.store.drop(replaces)
+        # Another question makes this one the last; a failed one stays in `brain queue`.
+        self.failed = None
         row = self.store.add(task.name, plan.route, sent, context.messages)
         pieces: list[str] = []
         answering = ["apex" if self.mode != ladder.OFFLINE and self.conf.apex_url else "local"]
@@ -397,8 +401,8 @@ class Repl:
 
     def cmd_retry(self, _arg: str) -> None:
         if self.failed is not None:
-            task, text, _row = self.failed
-            self.ask(task, text)
+            task, text, row = self.failed
+            self.ask(task, text, replaces=row)
             return
         turn = self.conversation.pop()
         if turn is None:

@@ -178,3 +178,17 @@ def test_the_history_file_is_private(make_repl):
     repl._session()
     assert repl.history_path.exists()
     assert oct(os.stat(repl.history_path).st_mode & 0o777) == "0o600"
+
+
+def test_a_failed_question_stays_queued_when_another_is_asked(apex, make_repl, capsys):
+    apex.error("default", 503, {"error": {"message": "all deployments busy"}})
+    repl = make_repl()
+    repl.handle("first, unanswered")
+    assert "`brain queue run` sends it" in capsys.readouterr().err
+    apex.answer("default", ["fine"])
+    repl.handle("second")
+    # As the message said: the first waits in the queue; /retry now means the second.
+    assert [e.input for e in repl.store.queued()] == ["first, unanswered"]
+    repl.handle("/retry")
+    assert [m["content"] for m in apex.requests[-1]["messages"][1:]] == ["second"]
+    assert [e.input for e in repl.store.queued()] == ["first, unanswered"]
