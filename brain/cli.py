@@ -27,6 +27,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "queue": ("queue", "queue", "Inputs nothing could answer yet: list, run, drop."),
     "keys": ("keys", "keys", "Keys in the OS keyring: set, list, delete."),
     "config": ("config", "config", "config.toml: init, show, path, set."),
+    "mcp": ("mcp", "mcp", "Serve the tasks as MCP tools on stdio (Claude Desktop, …)."),
+    "claude": (
+        "claude",
+        "claude",
+        "Start Claude Code; --local: a model on Apex answers it.",
+    ),
+    "apex": ("apex", "apex", "Apex's side: render its LiteLLM config; check every route."),
     "repl": ("repl", "repl", "Talk with brain: a conversation with /commands (also `brain`)."),
     "completion": ("completion", "completion", "Print the shell completion script."),
 }
@@ -168,12 +175,12 @@ class LazyGroup(click.Group):
     cls=LazyGroup,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Examples:\n\n"
-    '  brain dump "grade essays by fri, call Sam"\n\n'
-    "  cat notes/*.md | brain digest\n\n"
-    '  git diff | brain code "review this"\n\n'
-    '  brain --offline dump "..."     (patio: this laptop only)\n\n'
-    "Docs: README.md and docs/ in the project.",
+    epilog="\b\nExamples:\n"
+    '  brain dump "grade essays by fri, call Sam"\n'
+    "  cat notes/*.md | brain digest\n"
+    '  git diff | brain code "review this"\n'
+    '  brain --offline dump "..."     (patio: this laptop only)\n'
+    "  brain status                   (what brain can reach)",
 )
 @click.version_option(__version__, "--version", prog_name="brain")
 @global_options
@@ -215,6 +222,12 @@ def run(argv: list[str] | None = None) -> int:
         return 130
     except click.ClickException as exc:
         exc.show()
+        if isinstance(exc, click.NoSuchOption) and not exc.option_name.startswith("--"):
+            where = exc.ctx.command_path if exc.ctx else "brain dump"
+            sys.stderr.write(
+                f"  → to send text that starts with '-', put -- before it: "
+                f'{where} -- "{exc.option_name} ..."\n'
+            )
         return 2 if isinstance(exc, click.UsageError) else 65
     except BrainError as exc:
         from brain.render import Output

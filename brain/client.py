@@ -131,10 +131,24 @@ def _read_headers(response: httpx.Response, answer: Answer) -> None:
         fallbacks = 0
     if fallbacks >= 1:
         group = h.get("x-litellm-model-group") or "another model group"
-        reason = h.get("x-litellm-fallback-errors") or f"Apex fell back to {group}"
-        answer.apex_fallbacks.append(
-            {"backend": "apex", "reason": reason[:500], "answered_by": group}
+        reason = (
+            _fallback_reason(h.get("x-litellm-fallback-errors")) or f"Apex fell back to {group}"
         )
+        answer.apex_fallbacks.append({"backend": "apex", "reason": reason, "answered_by": group})
+
+
+def _fallback_reason(errors: Any) -> str:
+    """LiteLLM's fallback errors (a JSON list of {message, type, …}, as a header string or a
+    list from the stream's litellm-fallback-metadata chunk) as one short line."""
+    if isinstance(errors, str):
+        try:
+            errors = json.loads(errors)
+        except ValueError:
+            return errors[:500]
+    if not isinstance(errors, list):
+        return ""
+    messages = [str(e.get("message") or e.get("type") or "") for e in errors if isinstance(e, dict)]
+    return "; ".join(m for m in messages if m)[:500]
 
 
 def _first(answer: Answer, start: float) -> None:
@@ -171,6 +185,15 @@ def _read_sse(
         if "error" in chunk:  # in-band errors (Ollama, LiteLLM after the stream started)
             _broken(endpoint, answer, f"{endpoint.name} reported: {_error_message(chunk)}")
             return
+        meta = chunk.get("litellm_fallback")
+        if isinstance(meta, dict):
+            reason = _fallback_reason(meta.get("errors"))
+            group = meta.get("fallback_model")
+            if not answer.apex_fallbacks:
+                answer.apex_fallbacks.append({"backend": "apex", "reason": "", "answered_by": ""})
+            fb = answer.apex_fallbacks[0]
+            fb["reason"] = reason or fb["reason"] or f"Apex fell back to {group or 'another group'}"
+            fb["answered_by"] = str(group or fb["answered_by"] or "another model group")
         if chunk.get("usage"):
             _take_usage(answer, chunk["usage"])
         if not answer.model and chunk.get("model") and endpoint.name == "local":
@@ -262,8 +285,8 @@ def error_from_response(endpoint: Endpoint, model: str, response: httpx.Response
         body = response.text[:300]
     message = _error_message(body)
     etype = _error_type(body)
-    name = endpoint.name
-    if name == "apex":
+    name = "Apex" if endpoint.name == "apex" else "the local server"
+    if endpoint.name == "apex":
         if (
             status in (401, 403)
             or etype == "no_db_connection"
@@ -343,5 +366,6 @@ def describe_transport(exc: Exception) -> str:
 
 
 def transport_error(endpoint: Endpoint, exc: Exception) -> BackendError:
-    reason = f"{endpoint.name} at {endpoint.base_url}: {describe_transport(exc)}"
-    return BackendError(reason, reason=reason, fallback_ok=True)
+    label = "Apex" if endpoint.name == "apex" else endpoint.name
+    reason = f"{label} ({endpoint.base_url}): {describe_transport(exc)}"
+    return BackendError(reason, reason=reason, fallback_ok=True, transport=True)

@@ -101,25 +101,31 @@ def budget_for(settings: Settings, backend: str, task: Task) -> int:
     return max(window - task.max_tokens, int(window * MIN_INPUT_SHARE))
 
 
-def which_backend(mode: str, task: Task, apex_url: str, verdict: Verdict | None) -> tuple[str, str]:
+def which_backend(
+    mode: str, task: Task, apex_url: str, verdict: Verdict | None, *, direct: bool = False
+) -> tuple[str, str]:
     """Who the next question would go to, as the ladder would decide it, and why.
 
-    Returns (backend, reason) with backend one of "apex", "local", "none", or "apex?" while
-    Apex's reachability is not known yet.
+    Returns (backend, reason) with backend one of "apex", "local", "anthropic" (a premium
+    task with `[premium] direct`, Apex away), "none", or "apex?" while Apex's reachability
+    is not known yet.
     """
     if mode == OFFLINE:
         if not task.may_fall_back:
             return "none", f"{task.name} answers only on Apex, and the mode is offline"
         return "local", "the mode is offline"
     if not apex_url:
+        why = "Apex is not configured (apex.url is empty)"
         if mode == ONLINE or not task.may_fall_back:
-            return "none", "Apex is not configured (apex.url is empty)"
-        return "local", "Apex is not configured (apex.url is empty)"
+            return "none", why
+        return "local", why
     if verdict is None:
         return "apex?", "checking whether Apex is reachable"
     if verdict.ok:
         return "apex", f"Apex at {apex_url} is reachable"
     why = f"Apex at {apex_url}: {verdict.reason}"
+    if direct:
+        return "anthropic", why + "; [premium] direct asks Anthropic"
     if mode == ONLINE or not task.may_fall_back:
         return "none", why
     return "local", why

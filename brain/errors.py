@@ -45,6 +45,12 @@ class Unreachable(BrainError):
     exit_code = UNAVAILABLE
 
 
+class NotInstalled(BrainError):
+    """A program brain hands over to (Claude Code) is not installed."""
+
+    exit_code = UNAVAILABLE
+
+
 class TemporaryFailure(BrainError):
     exit_code = TEMPFAIL
 
@@ -78,9 +84,13 @@ class BackendError(BrainError):
         reason: str = "",
         fallback_ok: bool = True,
         exit_code: int | None = None,
+        transport: bool = False,
     ) -> None:
         super().__init__(message, fix)
         self.reason = reason or message
         self.fallback_ok = fallback_ok
+        # True when the host itself did not answer (refused, DNS, timeout): then it is away
+        # for every route, not just this one.
+        self.transport = transport
         if exit_code is not None:
             self.exit_code = exit_code

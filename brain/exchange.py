@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from brain import premium
 from brain.client import Message, OnDelta
 from brain.errors import BadInput, BrainError, Interrupted, UsageError
 from brain.offline import ladder
@@ -34,6 +35,7 @@ class Result:
     outcome: ladder.Outcome
     row: int
     extra: dict[str, Any] = field(default_factory=dict)
+    notify_pending: bool = False  # the Slack outbox has something to send
 
     def as_json(self) -> dict[str, Any]:
         a = self.outcome.answer
@@ -54,6 +56,7 @@ class Result:
             "cost": a.cost,
             "partial": a.partial,
             "partial_reason": a.partial_reason or None,
+            **({"premium": self.extra["premium"].as_json()} if "premium" in self.extra else {}),
         }
 
 
@@ -84,18 +87,26 @@ def split_args(words: tuple[str, ...] | list[str]) -> tuple[str, list[Material]]
     material: list[Material] = []
     for word in words:
         path = Path(word).expanduser()
-        if word and "\n" not in word and len(word) < 4096 and path.is_file():
+        if word and "\n" not in word and len(word) < 4096 and _exists(path.is_file):
             try:
                 material.append(Material(word, decode(path.read_bytes(), word)))
             except OSError as exc:
                 raise BadInput(f"cannot read {word}: {exc.strerror}") from exc
-        elif word and path.is_dir() and len(word) < 4096:
+        elif "/" in word and len(word) < 4096 and _exists(path.is_dir):
             raise BadInput(
                 f"{word} is a directory", f"Name the files, e.g. `{word.rstrip('/')}/*.md`."
             )
         else:
             instruction.append(word)
     return " ".join(instruction).strip(), material
+
+
+def _exists(check: Callable[[], bool]) -> bool:
+    # A long instruction is not a path: stat() raises ENAMETOOLONG past 255 bytes a name.
+    try:
+        return check()
+    except OSError:
+        return False
 
 
 def compose(task: Task, instruction: str, material: list[Material]) -> tuple[str, list[Message]]:
@@ -137,11 +148,14 @@ def ask(
     model: str | None = None,
     on_delta: OnDelta | None = None,
     notice: Callable[[str], None] = lambda _m: None,
-    on_local_start: Callable[[], None] | None = None,
+    on_local_start: Callable[[str], None] | None = None,
     row: int | None = None,
 ) -> Result:
     """Keep the input, run the ladder, record the answer. The input survives any failure."""
     the_plan = ladder.plan(settings, task, messages, mode, route, model)
+    # Before the input is kept: a refused premium question leaves nothing to send later.
+    premium.check_plan(settings, task, the_plan.route)
+    premium.check_cap(settings, store, the_plan.route)
     if row is None:
         row = store.add(task.name, the_plan.route, user_input, messages)
     seen: list[str] = []
@@ -152,10 +166,10 @@ def ask(
         if on_delta:
             on_delta(delta)
 
-    def local_start() -> None:
+    def local_start(text: str) -> None:
         backend[0] = "local"
         if on_local_start:
-            on_local_start()
+            on_local_start(text)
 
     try:
         outcome = ladder.run(
@@ -207,4 +221,14 @@ def ask(
         answer=a.text,
         partial=a.partial,
     )
-    return Result(outcome, row)
+    result = Result(outcome, row)
+    spent = premium.spending(settings, store, outcome.route, a)
+    if spent is not None:
+        result.extra["premium"] = spent
+    try:
+        from brain import notify
+
+        result.notify_pending = notify.record(store, settings, outcome)
+    except Exception:  # a notice must never fail an answer
+        result.notify_pending = False
+    return result

@@ -37,6 +37,12 @@ class Output:
         self._text = ""
         self._err_console: Any = None
         self._ended_with_newline = True
+        self._drawn_at = 0.0
+
+    def _draw(self) -> None:
+        from rich.markdown import Markdown
+
+        self._live.update(Markdown(self._text), refresh=True)
 
     # ----- stderr -------------------------------------------------------------------------
     def err_console(self) -> Any:
@@ -67,15 +73,22 @@ class Output:
 
         self.stop()
         message, fix = redact(exc.message), redact(exc.fix or "")
+        head, *rest = message.splitlines() or [""]
+        fixes = [line for line in fix.splitlines() if line.strip()]
         if self.stderr_tty:
             console = self.err_console()
-            console.print(f"[bold red]brain: error:[/] {_escape(message)}")
-            if fix:
-                console.print(f"  [cyan]→[/] {_escape(fix)}")
+            console.print(f"[bold red]brain: error:[/] {_escape(head)}")
+            for line in rest:
+                console.print(f"  {_escape(line)}")
+            for line in fixes:
+                console.print(f"  [cyan]→[/] {_escape(line)}")
         else:
-            sys.stderr.write(f"brain: error: {message}\n")
-            if fix:
-                sys.stderr.write(f"  → {fix}\n")
+            lines = [
+                f"brain: error: {head}",
+                *(f"  {r}" for r in rest),
+                *(f"  → {f}" for f in fixes),
+            ]
+            sys.stderr.write("\n".join(lines) + "\n")
             sys.stderr.flush()
 
     def waiting(self, message: str) -> None:
@@ -111,9 +124,14 @@ class Output:
                     transient=False,
                 )
                 self._live.start()
-            from rich.markdown import Markdown
+            # Parsing Markdown costs more as the answer grows: redraw at most ~12 times a
+            # second (stop() draws the final state).
+            import time
 
-            self._live.update(Markdown(self._text))
+            now = time.monotonic()
+            if now - self._drawn_at >= 0.08:
+                self._drawn_at = now
+                self._draw()
         else:
             sys.stdout.write(text)
             sys.stdout.flush()
@@ -123,6 +141,7 @@ class Output:
         """End the live display; leave the cursor on a fresh line."""
         self._pause_status()
         if self._live is not None:
+            self._draw()
             self._live.stop()
             self._live = None
         elif not self.json_mode and self._text and not self._ended_with_newline:

@@ -111,7 +111,8 @@ class Repl:
         self.history_path = data_dir / HISTORY_FILE
         self.conversation = Conversation()
         self.last: Turn | None = None  # the last answer, for the toolbar
-        self.failed: tuple[Task, str, int] | None = None  # a question nothing answered
+        # A question nothing answered: its task, its text, its entry in the queue (if kept).
+        self.failed: tuple[Task, str, int | None] | None = None
         self.apex_models: dict[str, str] = {}  # route -> the deployment Apex last named
         self.dropped_said = 0
         self.prefill = ""
@@ -201,15 +202,14 @@ class Repl:
         row = self.store.add(task.name, plan.route, sent, context.messages)
         pieces: list[str] = []
         answering = ["apex" if self.mode != ladder.OFFLINE and self.conf.apex_url else "local"]
-        local_model = self.options.model or self.conf.local_model
 
         def on_delta(delta: str) -> None:
             pieces.append(delta)
             out.delta(delta)
 
-        def on_local_start() -> None:
+        def on_local_start(text: str) -> None:
             answering[0] = "local"
-            out.waiting(f"{local_model} is thinking on this laptop…")
+            out.waiting(text)
 
         self.watch.pause()
         try:
@@ -250,7 +250,14 @@ class Repl:
             return
         except BrainError as exc:
             out.error(exc)
-            self.failed = (task, text, row)
+            entry = self.store.get(row)
+            if entry is not None and entry.status == "queued" and entry.error is None:
+                # Refused before anything was sent (the premium cap, say): nothing to keep.
+                self.store.drop(row)
+                row_kept = None
+            else:
+                row_kept = row
+            self.failed = (task, text, row_kept)
             out.notice("/retry asks it again here.")
             return
         finally:
@@ -283,6 +290,13 @@ class Repl:
         for fb in result.outcome.fallbacks:
             if fb.get("backend") == "apex" and fb.get("answered_by"):
                 out.notice(f"Apex fell back on its side: {fb['answered_by']} answered.")
+        spent = result.extra.get("premium")
+        if spent is not None:
+            out.notice(spent.line())
+        if result.notify_pending:
+            from brain import notify
+
+            notify.spawn_sender()
         if answer.partial:
             out.notice(
                 f"the answer is incomplete: {answer.partial_reason}. It is kept, marked partial; "
@@ -306,8 +320,13 @@ class Repl:
         return sent
 
     def next_backend(self, task: Task | None = None) -> tuple[str, str]:
+        from brain import premium
+
+        task = task or self.task
+        route = self.options.route or task.route
+        direct = premium.direct_allowed(self.conf, task, route, self.mode)
         return conv.which_backend(
-            self.mode, task or self.task, self.conf.apex_url, self.watch.verdict
+            self.mode, task, self.conf.apex_url, self.watch.verdict, direct=direct
         )
 
     def _say_dropped(self, context: conv.Context, backend: str) -> None:
@@ -487,6 +506,8 @@ class Repl:
             return self.options.model or self.conf.local_model
         if backend == "none":
             return "none"
+        if backend == "anthropic":
+            return "Anthropic, direct"
         route = self.options.route or self.task.route
         return self.apex_models.get(route, f"route {route}")
 
@@ -499,7 +520,9 @@ class Repl:
             last_text = "partial" if last.partial else "? tokens"
         else:
             last_text = f"{last.completion_tokens} tokens" + (" (partial)" if last.partial else "")
-        style = {"apex": "apex", "apex?": "apex", "local": "local"}.get(backend, "none")
+        style = {"apex": "apex", "apex?": "apex", "local": "local", "anthropic": "local"}.get(
+            backend, "none"
+        )
         return [
             ("class:tb", " task: "),
             ("class:tb.value", self.task.name),

@@ -47,11 +47,27 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
         ),
     },
     "notify": {
-        "slack": (bool, False, "true to post a Slack notice when a fallback fires"),
+        "slack": (
+            bool,
+            True,
+            "true to post Slack notices when a webhook is set (`brain keys set slack`)",
+        ),
+        "events": (
+            list,
+            ["fallback", "apex_fallback", "recovered"],
+            "a list of: fallback (brain answered on the laptop), apex_fallback (LiteLLM fell "
+            "back on Apex), recovered (Apex answers again)",
+        ),
     },
     "premium": {
         "daily_usd": (float, 0.0, "a daily cap on premium spending in USD, 0 = no cap"),
         "direct": (bool, False, "true lets `brain premium` call Anthropic when Apex is away"),
+        "model": (str, "claude-sonnet-4-5", "the Claude model `brain premium` asks when direct"),
+        "anthropic_url": (
+            str,
+            "https://api.anthropic.com",
+            "Anthropic's API base URL (only for [premium] direct)",
+        ),
     },
 }
 
@@ -150,7 +166,7 @@ def load(explicit: str | os.PathLike[str] | None = None) -> Settings:
     tasks: dict[str, dict[str, Any]] = {}
     for section, body in raw.items():
         if section == "tasks":
-            tasks = _validate_tasks(path, body)
+            tasks = validate_tasks(path, body)
             continue
         if section not in SCHEMA:
             valid = ", ".join(f"[{s}]" for s in [*SCHEMA, "tasks.NAME"])
@@ -202,24 +218,34 @@ def _convert(value: Any, typ: type) -> Any:
         return number
     if typ is str:
         return value if isinstance(value, str) else None
+    if typ is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        return None
     return None
 
 
 def _in_range(section: str, key: str, value: Any) -> bool:
     if section == "apex" and key == "url":
         return value == "" or value.startswith(("http://", "https://"))
-    if section == "local" and key == "url":
+    if (section == "local" and key == "url") or key == "anthropic_url":
         return value.startswith(("http://", "https://"))
+    if section == "premium" and key == "model":
+        return bool(value.strip())
     if key in ("connect_timeout", "first_token_timeout", "context_tokens"):
         return value > 0
     if key in ("probe_ttl", "daily_usd"):
         return value >= 0
     if section == "local" and key == "model":
         return bool(value.strip())
+    if section == "notify" and key == "events":
+        return set(value) <= {"fallback", "apex_fallback", "recovered"}
     return True
 
 
-def _validate_tasks(path: Path, body: Any) -> dict[str, dict[str, Any]]:
+def validate_tasks(path: Path, body: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(body, dict):
         raise ConfigError(f"{path}: `tasks` must be tables like [tasks.NAME]")
     tasks: dict[str, dict[str, Any]] = {}

@@ -42,6 +42,18 @@ CREATE TABLE IF NOT EXISTS exchanges (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS exchanges_status ON exchanges(status);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    channel TEXT NOT NULL,
+    text TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE TABLE IF NOT EXISTS state (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 
@@ -180,6 +192,38 @@ class Store:
     def drop(self, row: int) -> bool:
         cur = self.db.execute("DELETE FROM exchanges WHERE id=? AND status=?", (row, QUEUED))
         return cur.rowcount > 0
+
+    # ----- notices waiting to be sent (brain.notify) ---------------------------------------
+    def outbox_add(self, channel: str, text: str) -> int:
+        cur = self.db.execute(
+            "INSERT INTO outbox (time, channel, text) VALUES (?,?,?)", (time.time(), channel, text)
+        )
+        return int(cur.lastrowid or 0)
+
+    def outbox(self, channel: str) -> list[tuple[int, str, int]]:
+        rows = self.db.execute(
+            "SELECT id, text, attempts FROM outbox WHERE channel=? ORDER BY id", (channel,)
+        ).fetchall()
+        return [(r["id"], r["text"], r["attempts"]) for r in rows]
+
+    def outbox_sent(self, row: int) -> None:
+        self.db.execute("DELETE FROM outbox WHERE id=?", (row,))
+
+    def outbox_failed(self, row: int, error: str) -> None:
+        self.db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error=? WHERE id=?", (error[:300], row)
+        )
+
+    # ----- small named values (the last notified state) -----------------------------------
+    def get_state(self, name: str) -> str | None:
+        found = self.db.execute("SELECT value FROM state WHERE name=?", (name,)).fetchone()
+        return None if found is None else str(found[0])
+
+    def set_state(self, name: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO state (name, value) VALUES (?,?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+            (name, value),
+        )
 
     def spent_since(self, since: float, route: str) -> float:
         found = self.db.execute(

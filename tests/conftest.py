@@ -1,7 +1,8 @@
 """Every test gets its own HOME, XDG dirs, config and keyring; nothing touches the user's.
 
-Fixtures: `apex` (FakeApex), `ollama` (FakeOllama), `brain` (runs the installed console
-script in a subprocess with this environment), `config` (writes config.toml).
+Fixtures: `apex` (FakeApex), `ollama` (FakeOllama), `anthropic` (FakeAnthropic), `brain`
+(runs the installed console script in a subprocess with this environment), `config` (writes
+config.toml).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pytest_httpserver import HTTPServer
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 
-from fakes import FakeApex, FakeOllama
+from fakes import FakeAnthropic, FakeApex, FakeOllama
 
 SUPPORT = Path(__file__).parent / "support"
 BRAIN_ENV_VARS = [
@@ -79,20 +80,34 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
     yield h
 
 
-def _server() -> Iterator[HTTPServer]:
+def _session_server() -> Iterator[HTTPServer]:
+    # One server per session (stopping one costs ~0.5 s); each test gets it cleared.
     server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
     server.start()
-    try:
-        yield server
-    finally:
-        server.clear()
-        if server.is_running():
-            server.stop()
+    yield server
+    if server.is_running():
+        server.stop()
+
+
+def _cleared(server: HTTPServer) -> Iterator[HTTPServer]:
+    server.clear()
+    yield server
+    server.clear()
+
+
+@pytest.fixture(scope="session")
+def _apex_session_server() -> Iterator[HTTPServer]:
+    yield from _session_server()
+
+
+@pytest.fixture(scope="session")
+def _ollama_session_server() -> Iterator[HTTPServer]:
+    yield from _session_server()
 
 
 @pytest.fixture
-def apex_server() -> Iterator[HTTPServer]:
-    yield from _server()
+def apex_server(_apex_session_server: HTTPServer) -> Iterator[HTTPServer]:
+    yield from _cleared(_apex_session_server)
 
 
 @pytest.fixture
@@ -103,8 +118,8 @@ def apex(apex_server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> FakeApex:
 
 
 @pytest.fixture
-def ollama_server() -> Iterator[HTTPServer]:
-    yield from _server()
+def ollama_server(_ollama_session_server: HTTPServer) -> Iterator[HTTPServer]:
+    yield from _cleared(_ollama_session_server)
 
 
 @pytest.fixture
@@ -112,6 +127,22 @@ def ollama(ollama_server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> FakeOl
     fake = FakeOllama(ollama_server)
     monkeypatch.setenv("BRAIN_LOCAL_URL", fake.url)
     return fake
+
+
+@pytest.fixture(scope="session")
+def _anthropic_session_server() -> Iterator[HTTPServer]:
+    yield from _session_server()
+
+
+@pytest.fixture
+def anthropic_server(_anthropic_session_server: HTTPServer) -> Iterator[HTTPServer]:
+    yield from _cleared(_anthropic_session_server)
+
+
+@pytest.fixture
+def anthropic(anthropic_server: HTTPServer) -> FakeAnthropic:
+    """Anthropic's Messages API; point `[premium] anthropic_url` at `.url`."""
+    return FakeAnthropic(anthropic_server)
 
 
 def brain_executable() -> str:

@@ -59,13 +59,23 @@ def sse_body(
     delay: float = 0.0,
     first_delay: float = 0.0,
     cut_after: int | None = None,
-    fallback_metadata: bool = False,
+    stall_after_first: float = 0.0,
+    fallback_metadata: dict[str, Any] | None = None,
     done: bool = True,
 ) -> Iterator[str]:
     if first_delay:
         time.sleep(first_delay)
-    if fallback_metadata:
-        meta = {"id": "litellm-fallback-metadata", "object": "chat.completion.chunk", "choices": []}
+    if fallback_metadata is not None:
+        # LiteLLM 1.106.12 proxy_server._format_fallback_metadata_sse_event, sent when the
+        # request asked include_fallback_errors (the header is not there on streams).
+        meta = {
+            "id": "litellm-fallback-metadata",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": fallback_metadata.get("fallback_model") or "",
+            "choices": [],
+            "litellm_fallback": fallback_metadata,
+        }
         yield f"data: {json.dumps(meta)}\n\n"
     yield chunk("", model=model)  # role-only first chunk, as OpenAI and LiteLLM send
     for i, piece in enumerate(pieces):
@@ -73,6 +83,8 @@ def sse_body(
             raise ConnectionResetError("fake: the stream is cut here")
         if delay:
             time.sleep(delay)
+        if i == 1 and stall_after_first:
+            time.sleep(stall_after_first)
         yield chunk(piece, model=model)
     yield chunk(None, finish="stop", model=model)
     usage_chunk = {
@@ -172,8 +184,17 @@ class FakeApex:
             fallbacks=spec.get("fallbacks", 0),
             cost=spec.get("cost", 0.0),
         )
-        if spec.get("fallback_errors"):
-            headers["x-litellm-fallback-errors"] = spec["fallback_errors"]
+        # LiteLLM's fallback errors: a JSON list of {message, type, param, code}; as a header on
+        # non-streamed answers, as the litellm-fallback-metadata chunk on streams.
+        errors = [
+            {"message": m, "type": "APIConnectionError", "param": None, "code": "500"}
+            for m in ([spec["fallback_errors"]] if spec.get("fallback_errors") else [])
+        ]
+        metadata = None
+        if spec.get("fallbacks") and body.get("include_fallback_errors"):
+            metadata = {"fallback_model": spec.get("group", route), "errors": errors}
+            if not body.get("stream"):
+                headers["x-litellm-fallback-errors"] = json.dumps(errors)
         if body.get("stream"):
             gen = sse_body(
                 spec["pieces"],
@@ -181,7 +202,8 @@ class FakeApex:
                 delay=spec.get("delay", 0.0),
                 first_delay=spec.get("first_delay", 0.0),
                 cut_after=spec.get("cut_after"),
-                fallback_metadata=bool(spec.get("fallbacks")),
+                stall_after_first=spec.get("stall_after_first", 0.0),
+                fallback_metadata=metadata,
             )
             return Response(gen, status=200, headers=headers, mimetype="text/event-stream")
         return Response(
@@ -221,7 +243,11 @@ class FakeOllama:
         self.pieces = ["local ", "answer"]
         self.requests: list[dict[str, Any]] = []
         self.first_delay = 0.0
+        self.loaded: list[str] = list(self.models)  # what /api/ps says is in memory
+        self.generate_requests: list[dict[str, Any]] = []
         server.expect_request("/api/tags", method="GET").respond_with_handler(self._tags)
+        server.expect_request("/api/ps", method="GET").respond_with_handler(self._ps)
+        server.expect_request("/api/generate", method="POST").respond_with_handler(self._generate)
         server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(
             self._chat
         )
@@ -237,10 +263,26 @@ class FakeOllama:
         ]
         return Response(json.dumps({"models": models}), content_type="application/json")
 
+    def _ps(self, _request: Request) -> Response:
+        models = [{"name": m, "model": m, "size": 1, "size_vram": 1} for m in self.loaded]
+        return Response(json.dumps({"models": models}), content_type="application/json")
+
+    def _generate(self, request: Request) -> Response:
+        body = request.get_json()
+        self.generate_requests.append(body)
+        if body.get("model") in self.models and body.get("model") not in self.loaded:
+            self.loaded.append(body["model"])
+        return Response(
+            json.dumps({"model": body.get("model"), "response": "", "done": True}),
+            content_type="application/json",
+        )
+
     def _chat(self, request: Request) -> Response:
         body = request.get_json()
         self.requests.append(body)
         model = body.get("model")
+        if model in self.models and model not in self.loaded:
+            self.loaded.append(model)
         if model not in self.models:
             return _json_error(
                 404,
@@ -303,3 +345,215 @@ class HangingListener:
         for conn in self.conns:
             conn.close()
         self.sock.close()
+
+
+class FakeAnthropic:
+    """Anthropic's Messages API (POST /v1/messages, streamed): its SSE events, its usage
+    fields and its error envelope {"type":"error","error":{type,message}} (research/providers.md).
+    """
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.pieces = ["Claude ", "answers"]
+        self.model = "claude-sonnet-4-5-20250929"
+        self.usage = (1000, 200)  # input, output tokens
+        self.key: str | None = None  # when set, x-api-key must match (else 401)
+        self.status: tuple[int, str, str] | None = None  # (HTTP status, error type, message)
+        self.requests: list[dict[str, Any]] = []
+        self.headers_seen: list[dict[str, str]] = []
+        server.expect_request("/v1/messages", method="POST").respond_with_handler(self._messages)
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for("").rstrip("/")
+
+    def _messages(self, request: Request) -> Response:
+        self.requests.append(request.get_json())
+        self.headers_seen.append(dict(request.headers))
+        if self.key is not None and request.headers.get("x-api-key") != self.key:
+            return _anthropic_error(401, "authentication_error", "invalid x-api-key")
+        if self.status is not None:
+            return _anthropic_error(*self.status)
+        return Response(self._events(), status=200, mimetype="text/event-stream")
+
+    def _events(self) -> Iterator[str]:
+        def event(kind: str, data: dict[str, Any]) -> str:
+            return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n"
+
+        message = {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "usage": {"input_tokens": self.usage[0], "output_tokens": 1},
+        }
+        yield event("message_start", {"message": message})
+        yield event("content_block_start", {"index": 0, "content_block": {"type": "text"}})
+        yield event("ping", {})
+        for piece in self.pieces:
+            yield event(
+                "content_block_delta",
+                {"index": 0, "delta": {"type": "text_delta", "text": piece}},
+            )
+        yield event("content_block_stop", {"index": 0})
+        yield event(
+            "message_delta",
+            {
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": self.usage[1]},
+            },
+        )
+        yield event("message_stop", {})
+
+
+def _anthropic_error(status: int, etype: str, message: str) -> Response:
+    body = {"type": "error", "error": {"type": etype, "message": message}}
+    return Response(json.dumps(body), status=status, content_type="application/json")
+
+
+class FakeProviders:
+    """The upstreams behind a real LiteLLM proxy, one pytest-httpserver each, so that one can
+    be stopped like a real server (`down`: connections refused) and started again on the same
+    port (`restore`). `base(name)` is what the provider's *_API_BASE points at.
+    OpenAI-compatible providers answer /v1/chat/completions; `anthropic` answers Anthropic's
+    /v1/messages. Each answer names who gave it ("<provider>:<model> answers");
+    `fail(name, status)` makes one provider answer with an error instead.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self.servers: dict[str, HTTPServer] = {}
+        self.failing: dict[str, int] = {}
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        for name in names:
+            server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+            handler = self._anthropic if name == "anthropic" else self._openai(name)
+            path = "/v1/messages" if name == "anthropic" else "/v1/chat/completions"
+            server.expect_request(path, method="POST").respond_with_handler(handler)
+            server.start()
+            self.servers[name] = server
+
+    def base(self, provider: str) -> str:
+        root = self.servers[provider].url_for("").rstrip("/")
+        return root if provider == "anthropic" else f"{root}/v1"
+
+    def fail(self, provider: str, status: int = 500) -> None:
+        self.failing[provider] = status
+
+    def down(self, provider: str) -> None:
+        """Stop the provider's server: connections to it are refused."""
+        server = self.servers[provider]
+        if server.is_running():
+            server.stop()
+
+    def restore(self, provider: str) -> None:
+        """Answer normally again (and listen again on the same port, if it was down)."""
+        self.failing.pop(provider, None)
+        server = self.servers[provider]
+        if not server.is_running():
+            server.start()
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.clear()
+            if server.is_running():
+                server.stop()
+
+    def asked(self, provider: str) -> list[str]:
+        """The models `provider` was asked for, in order."""
+        return [body.get("model", "") for name, body in self.requests if name == provider]
+
+    def _failure(self, provider: str) -> Response | None:
+        status = self.failing.get(provider)
+        if status is None:
+            return None
+        return _json_error(
+            status,
+            {
+                "error": {
+                    "message": f"fake {provider} failure",
+                    "type": "server_error",
+                    "code": None,
+                }
+            },
+        )
+
+    def _openai(self, provider: str) -> Any:
+        def handle(request: Request) -> Response:
+            body = request.get_json()
+            self.requests.append((provider, body))
+            failed = self._failure(provider)
+            if failed is not None:
+                return failed
+            model = body.get("model", "")
+            pieces = [f"{provider}:{model} ", "answers"]
+            if body.get("stream"):
+                return Response(sse_body(pieces, model=model), mimetype="text/event-stream")
+            return Response(
+                json.dumps(completion_json("".join(pieces), model=model)),
+                content_type="application/json",
+            )
+
+        return handle
+
+    def _anthropic(self, request: Request) -> Response:
+        body = request.get_json()
+        self.requests.append(("anthropic", body))
+        failed = self._failure("anthropic")
+        if failed is not None:
+            return failed
+        model = body.get("model", "")
+        text = f"anthropic:{model} answers"
+        usage = {"input_tokens": 12, "output_tokens": 7}
+        if not body.get("stream"):
+            message = {
+                "id": "msg_fake",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": usage,
+            }
+            return Response(json.dumps(message), content_type="application/json")
+
+        def events() -> Iterator[str]:
+            start = {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_fake",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 12, "output_tokens": 1},
+                },
+            }
+            seq: list[dict[str, Any]] = [
+                start,
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": text},
+                },
+                {"type": "content_block_stop", "index": 0},
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": 7},
+                },
+                {"type": "message_stop"},
+            ]
+            for event in seq:
+                yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+
+        return Response(events(), mimetype="text/event-stream")

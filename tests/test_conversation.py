@@ -73,6 +73,15 @@ def test_which_backend(mode, task, url, verdict, backend):
     assert why  # always says why
 
 
+def test_which_backend_premium_direct():
+    premium = builtin_tasks()["premium"]
+    away, up = _verdict(False), _verdict(True)
+    assert which_backend("auto", premium, "http://apex:4000", away, direct=True)[0] == "anthropic"
+    assert which_backend("auto", premium, "http://apex:4000", up, direct=True)[0] == "apex"
+    # As the ladder: with no Apex configured at all, premium has nowhere to go.
+    assert which_backend("auto", premium, "", None, direct=True)[0] == "none"
+
+
 def test_which_backend_names_the_reason_apex_is_away():
     _, why = which_backend("auto", builtin_tasks()["dump"], "http://apex:4000", _verdict(False))
     assert "connection refused" in why and "http://apex:4000" in why

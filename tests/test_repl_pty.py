@@ -15,6 +15,8 @@ from typing import Any
 import pexpect
 import pytest
 from conftest import SUPPORT, brain_executable
+from fakes import FakeApex
+from pytest_httpserver import HTTPServer
 from terminal import Terminal
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")
@@ -117,7 +119,21 @@ def test_ctrl_c_mid_answer_keeps_the_partial(apex, term, home):
     assert t.quit() == 0
 
 
-def test_toolbar_flips_to_local_when_apex_stops(apex, ollama, term, home):
+@pytest.fixture
+def own_apex(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApex]:
+    """A fake Apex on a server of its own, which the test may stop (the `apex` fixture's
+    server is shared by the whole session)."""
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    fake = FakeApex(server)
+    monkeypatch.setenv("BRAIN_APEX_URL", fake.url)
+    yield fake
+    if server.is_running():
+        server.stop()
+
+
+def test_toolbar_flips_to_local_when_apex_stops(own_apex, ollama, term, home):
+    apex = own_apex
     apex.answer("default", ["from apex"])
     t = term()
     t.wait_for(r"backend: apex\s+model: route default")

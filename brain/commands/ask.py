@@ -53,11 +53,20 @@ def _help(name: str) -> str:
     from brain.tasks import builtin_tasks
 
     task = builtin_tasks().get(name)
-    head = task.description if task else f"Your task `{name}` from config.toml."
-    return (
-        f"{head}\n\nWords are the instruction; arguments that name files, and piped stdin, are "
-        "the material. The answer streams to stdout."
+    if task is None:
+        return f"Your task `{name}` from config.toml (`brain routes` shows its route).\n\n" + _HOW
+    where = (
+        "the laptop's local model answers when Apex is away"
+        if task.may_fall_back
+        else "never falls back: Apex only"
     )
+    return f"{task.description}\n\nRoute on Apex: {task.route}; {where}.\n\n{_HOW}"
+
+
+_HOW = (
+    "Words are the instruction; arguments that name files, and piped stdin, are the material. "
+    "The answer streams to stdout."
+)
 
 
 def read_stdin() -> str | None:
@@ -86,7 +95,6 @@ def run_task(ctx: click.Context, name: str, words: tuple[str, ...]) -> int:
     user_input, messages = exchange.compose(task, instruction, material)
 
     out = Output(json_mode=o.json, verbose=o.verbose)
-    local_model = o.model or conf.local_model
     if mode != "offline" and conf.apex_url:
         out.waiting(f"asking Apex ({o.route or task.route})…")
     try:
@@ -104,11 +112,16 @@ def run_task(ctx: click.Context, name: str, words: tuple[str, ...]) -> int:
                 model=o.model,
                 on_delta=out.delta,
                 notice=out.notice,
-                on_local_start=lambda: out.waiting(f"{local_model} is thinking on this laptop…"),
+                on_local_start=out.waiting,
             )
     finally:
         out.stop()
-    return report(out, result)
+    code = report(out, result)
+    if result.notify_pending:
+        from brain import notify
+
+        notify.spawn_sender()
+    return code
 
 
 def report(out: Any, result: Any) -> int:
@@ -126,6 +139,9 @@ def report(out: Any, result: Any) -> int:
         f"{usage.get('prompt_tokens', '?')}/{usage.get('completion_tokens', '?')}"
         + (f"; cost ${a.cost:.6f}" if a.cost is not None else "")
     )
+    spent = result.extra.get("premium")
+    if spent is not None:
+        out.notice(spent.line())
     for fb in result.outcome.fallbacks:
         if fb.get("backend") == "apex" and fb.get("answered_by"):
             out.notice(

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from brain import client
+from brain import client, premium
 from brain.client import Answer, Endpoint, Message, OnDelta
 from brain.errors import BackendError, ConfigError, Unreachable
 from brain.offline import local as local_mod
@@ -92,20 +92,31 @@ def run(
     get_key: Callable[[], str | None],
     on_delta: OnDelta | None = None,
     notice: Callable[[str], None] = lambda _msg: None,
-    on_local_start: Callable[[], None] | None = None,
+    on_local_start: Callable[[str], None] | None = None,
 ) -> Outcome:
     """Answer `messages` with the first backend that can, as `the_plan` allows."""
     task = the_plan.task
+    premium.check_plan(settings, task, the_plan.route)
     fallbacks: list[dict[str, str]] = []
     apex_reason = ""
     apex_fix = ""
     if the_plan.mode != OFFLINE:
         url = settings.apex_url
         if not url:
-            apex_reason = "Apex is not configured (apex.url is empty)"
-            apex_fix = "Set Apex's address with `brain config init` (or BRAIN_APEX_URL)."
+            # Not a fallback: with no Apex configured the laptop is the only backend. Say so
+            # only when nothing answers, or when the task needs Apex.
+            apex_reason = "not configured (apex.url is empty)"
+            apex_fix = "To use Apex: `brain config init` asks its URL and key; then `brain status`."
             if the_plan.mode == ONLINE:
-                raise ConfigError(apex_reason + ", and --online allows nothing else.", apex_fix)
+                raise ConfigError(
+                    "Apex is not configured, and --online allows nothing else.", apex_fix
+                )
+            if not task.may_fall_back:
+                raise Unreachable(
+                    f"`{task.name}` answers only on Apex (route {the_plan.route}), and Apex is "
+                    "not configured.",
+                    _kept(apex_fix),
+                )
         else:
             verdict = probe.check(
                 cache_dir,
@@ -114,7 +125,7 @@ def run(
                 float(settings.get("apex", "connect_timeout")),
             )
             if not verdict.ok:
-                apex_reason = f"Apex at {url}: {verdict.reason}"
+                apex_reason = f"Apex ({url}): {verdict.reason}"
                 if verdict.cached:
                     apex_reason += " (checked in the last few seconds)"
                 apex_fix = (
@@ -137,8 +148,14 @@ def run(
                         raise
                     apex_reason = exc.reason
                     apex_fix = exc.fix or "`brain status` shows what brain sees of Apex."
-                    # A connection-level failure makes the next command skip the probe too.
-                    probe.remember(cache_dir, probe.Verdict(url, False, exc.reason, time.time()))
+                    if exc.transport:
+                        # Apex stopped answering after a good probe (a hang before the first
+                        # token): the next commands skip it for a while instead of waiting
+                        # again. An HTTP error concerns one route; other routes may answer.
+                        probe.remember(
+                            cache_dir,
+                            probe.Verdict(url, False, exc.reason, time.time(), probe.CHEAP_MS),
+                        )
                 else:
                     probe.remember(
                         cache_dir, probe.Verdict(url, True, "", time.time(), answer.first_token_ms)
@@ -147,13 +164,20 @@ def run(
                     return Outcome(answer, task.name, the_plan.route, fallbacks)
         if the_plan.mode == ONLINE:
             raise Unreachable(f"{apex_reason}; --online allows nothing else.", _kept(apex_fix))
+        if premium.direct_allowed(settings, task, the_plan.route, the_plan.mode):
+            # Still the premium lane the user asked for, by another road; never a fallback.
+            notice(f"{apex_reason} — asking Anthropic directly ([premium] direct = true).")
+            fallbacks.append({"backend": "apex", "reason": apex_reason})
+            answer = premium.ask_direct(settings, task, messages, apex_reason, on_delta)
+            return Outcome(answer, task.name, the_plan.route, fallbacks)
         if not task.may_fall_back:
             raise Unreachable(
                 f"{apex_reason}. `{task.name}` answers only on Apex (route {the_plan.route}) "
                 "and never falls back to another model.",
                 _kept(apex_fix),
             )
-        fallbacks.append({"backend": "apex", "reason": apex_reason})
+        if url:
+            fallbacks.append({"backend": "apex", "reason": apex_reason})
     elif not task.may_fall_back:
         raise Unreachable(
             f"`{task.name}` answers only on Apex (route {the_plan.route}), and --offline "
@@ -162,33 +186,57 @@ def run(
         )
 
     local = local_endpoint(settings)
+    model = the_plan.local_model
     if fallbacks:
-        notice(f"{fallbacks[-1]['reason']} — answering on this laptop with {the_plan.local_model}.")
+        notice(f"{fallbacks[-1]['reason']} — answering on this laptop with {model}.")
     if the_plan.long_input:
         notice(
             f"The input is about {the_plan.est_tokens} tokens, more than the local model's "
             f"context ({settings.get('local', 'context_tokens')}); its answer may miss parts."
         )
+    warm = local_mod.loaded(settings.local_url, model)  # None: not Ollama, or not running
+    if warm is False:
+        notice(f"loading {model} on this laptop; the first answer after a pause takes longer.")
     if on_local_start:
-        on_local_start()
+        on_local_start(
+            f"loading {model} on this laptop…"
+            if warm is False
+            else f"{model} is thinking on this laptop…"
+        )
     try:
         answer = client.chat(
             local,
-            the_plan.local_model,
+            model,
             messages,
             temperature=task.temperature,
             max_tokens=task.max_tokens,
             on_delta=on_delta,
         )
     except BackendError as exc:
-        state = local_mod.inspect(settings.local_url, the_plan.local_model)
+        state = local_mod.inspect(settings.local_url, model)
         local_reason = (
             state.summary() if (not state.running or state.pulled is False) else exc.reason
         )
         local_fix = state.fix() or exc.fix or ""
-        parts = [p for p in (apex_reason, f"local: {local_reason}") if p]
-        fixes = " ".join(p for p in (local_fix, apex_fix) if p)
-        raise Unreachable("Nothing could answer. " + "; ".join(parts) + ".", _kept(fixes)) from exc
+        if not state.running:
+            others = [f for f in local_mod.discover() if f.url != settings.local_url]
+            if others:
+                first = others[0]
+                local_fix = (
+                    f"{first.kind} answers at {first.url}: use it with "
+                    f"`brain config set local.url {first.url}`. Or: {local_fix}"
+                )
+        lines = ["Nothing could answer; your input is kept in the queue."]
+        if apex_reason:
+            lines.append(
+                apex_reason if apex_reason.lower().startswith("apex") else f"Apex: {apex_reason}"
+            )
+        lines.append(f"local: {local_reason}")
+        fixes = [p for p in (local_fix, apex_fix) if p]
+        fixes.append("Then `brain queue run` sends what was kept (`brain queue list` shows it).")
+        raise Unreachable("\n".join(lines), "\n".join(fixes)) from exc
+    if warm is not None:
+        local_mod.keep_warm(settings.local_url, model, str(settings.get("local", "keep_alive")))
     return Outcome(answer, task.name, the_plan.route, fallbacks)
 
 

@@ -70,3 +70,84 @@ def inspect(url: str, model: str, timeout: float = 1.0) -> LocalState:
     except (httpx.HTTPError, ValueError, AttributeError):
         names = []
     return LocalState(url, True, model, None, [n for n in names if n])
+
+
+def loaded(url: str, model: str, timeout: float = 0.5) -> bool | None:
+    """Is `model` loaded in Ollama's memory (/api/ps)? None when the server is not Ollama."""
+    import httpx
+
+    try:
+        response = httpx.get(url.rstrip("/") + "/api/ps", timeout=timeout, trust_env=False)
+        if response.status_code != 200:
+            return None
+        names = [m.get("name") or m.get("model") or "" for m in response.json().get("models", [])]
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return any(_same_model(n, model) for n in names)
+
+
+def keep_warm(url: str, model: str, keep_alive: str, timeout: float = 1.0) -> None:
+    """Ask Ollama to keep `model` loaded for `keep_alive` (the /v1 API has no such field, and
+    each /v1 request resets the timer to the server default). Best effort, after an answer."""
+    import httpx
+
+    try:
+        httpx.post(
+            url.rstrip("/") + "/api/generate",
+            json={"model": model, "keep_alive": _keep_alive_value(keep_alive)},
+            timeout=timeout,
+            trust_env=False,
+        )
+    except httpx.HTTPError:
+        pass
+
+
+def _keep_alive_value(value: str) -> str | int:
+    # Ollama takes a duration ("30m") or seconds; "-1" means forever and must be a number.
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+# The usual ports of local OpenAI-compatible servers.
+USUAL_PORTS = {11434: "Ollama", 8080: "llama.cpp llama-server", 1234: "LM Studio", 8000: "vLLM"}
+
+
+@dataclass
+class Found:
+    url: str
+    kind: str
+    models: list[str]
+
+
+def discover(ports: dict[int, str] | None = None, timeout: float = 0.3) -> list[Found]:
+    """Local servers answering on the usual ports (refused ports cost nothing)."""
+    import httpx
+
+    found = []
+    for port, label in (ports or USUAL_PORTS).items():
+        base = f"http://127.0.0.1:{port}"
+        try:
+            tags = httpx.get(base + "/api/tags", timeout=timeout, trust_env=False)
+        except httpx.HTTPError:
+            continue
+        if tags.status_code == 200:
+            try:
+                names = [m.get("name", "") for m in tags.json().get("models", [])]
+            except (ValueError, AttributeError):
+                names = []
+            found.append(Found(base, "Ollama", [n for n in names if n]))
+            continue
+        try:
+            models = httpx.get(base + "/v1/models", timeout=timeout, trust_env=False)
+            ids = (
+                [m.get("id", "") for m in models.json().get("data", [])]
+                if models.status_code == 200
+                else None
+            )
+        except (httpx.HTTPError, ValueError, AttributeError):
+            ids = None
+        if ids is not None:
+            found.append(Found(base, f"OpenAI-compatible ({label}?)", [i for i in ids if i]))
+    return found

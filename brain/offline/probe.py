@@ -1,8 +1,11 @@
 """Is Apex reachable? A cheap GET /health/liveliness with short timeouts, and a cached verdict.
 
 The verdict lives in the cache dir so a run of commands does not probe each time. A good
-verdict lasts `apex.probe_ttl`; a bad one at most FAIL_TTL seconds, so Apex coming back is
-noticed quickly. A successful request refreshes the verdict (`remember`).
+verdict lasts `apex.probe_ttl`. A bad verdict that was cheap to reach (refused, or a name
+that failed at once) is not reused at all: probing again costs milliseconds, and Apex coming
+back is noticed on the very next command. A bad verdict that cost time (a timeout: a
+blackholed address, a hung server, a DNS server that does not answer) is reused for at most
+FAIL_TTL seconds. A successful request refreshes the verdict (`remember`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 FAIL_TTL = 10.0
+CHEAP_MS = 100  # a failure found faster than this is re-checked rather than cached
 
 
 @dataclass
@@ -35,6 +39,8 @@ def cached(cache_dir: Path, url: str, ttl: float) -> Verdict | None:
         data = json.loads(_cache_file(cache_dir).read_text())
         verdict = Verdict(**data)
     except (OSError, ValueError, TypeError):
+        return None
+    if not verdict.ok and (verdict.latency_ms or 0) < CHEAP_MS:
         return None
     age = time.time() - verdict.at
     limit = ttl if verdict.ok else min(ttl, FAIL_TTL)
@@ -58,7 +64,27 @@ def remember(cache_dir: Path, verdict: Verdict) -> None:
 
 
 def probe(url: str, timeout: float = 1.0) -> Verdict:
-    """GET {url}/health/liveliness: no key, no model call, ~1 RTT when Apex is up."""
+    """GET {url}/health/liveliness: no key, no model call, ~1 RTT when Apex is up.
+
+    Runs in a thread with a hard deadline: httpx's timeouts do not bound name resolution,
+    and a resolver that never answers (MagicDNS with Tailscale down) must cost ~1 s too.
+    """
+    import threading
+
+    box: list[Verdict] = []
+    start = time.monotonic()
+    worker = threading.Thread(target=lambda: box.append(_probe(url, timeout)), daemon=True)
+    worker.start()
+    worker.join(timeout + 0.5)
+    if box:
+        return box[0]
+    ms = int((time.monotonic() - start) * 1000)
+    return Verdict(
+        url, False, "no answer in time (timed out; the name may not resolve)", time.time(), ms
+    )
+
+
+def _probe(url: str, timeout: float) -> Verdict:
     import httpx
 
     from brain.client import describe_transport
@@ -71,7 +97,8 @@ def probe(url: str, timeout: float = 1.0) -> Verdict:
             trust_env=False,
         )
     except httpx.HTTPError as exc:
-        return Verdict(url, False, describe_transport(exc), time.time())
+        ms = int((time.monotonic() - start) * 1000)
+        return Verdict(url, False, describe_transport(exc), time.time(), ms)
     ms = int((time.monotonic() - start) * 1000)
     if response.status_code >= 500 or response.status_code in (404, 408):
         # 404: something else listens there (not a LiteLLM proxy); 5xx: the proxy is sick.
@@ -85,5 +112,11 @@ def check(cache_dir: Path, url: str, ttl: float, timeout: float = 1.0) -> Verdic
     verdict = cached(cache_dir, url, ttl)
     if verdict is None:
         verdict = probe(url, timeout)
+        if not verdict.ok:
+            from brain.offline.diagnose import tailscale
+
+            extra = tailscale()
+            if extra:
+                verdict.reason = f"{verdict.reason}; {extra}"
         remember(cache_dir, verdict)
     return verdict

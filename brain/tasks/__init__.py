@@ -142,6 +142,9 @@ def all_tasks(
         else:
             task = replace(base, builtin=False, **changes)
         tasks[name] = task
+    from brain.premium import check_tasks  # premium imports this module: import here
+
+    check_tasks(tasks)
     return tasks
 
 

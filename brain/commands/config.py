@@ -1,0 +1,207 @@
+"""`brain config init|show|path|set`: config.toml in the user config dir (keys never in it)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from brain.cli import global_options, opts
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def config() -> None:
+    """config.toml: where Apex is, the local model, user tasks. Keys live in the keyring."""
+
+
+def _path(ctx: click.Context) -> Any:
+    from brain import settings
+
+    return settings.config_path(opts(ctx).config)
+
+
+@config.command("path")
+@global_options
+@click.pass_context
+def path(ctx: click.Context) -> int:
+    """Print where config.toml is (it may not exist yet)."""
+    from brain.render import Output
+
+    Output().write(str(_path(ctx)))
+    return 0
+
+
+@config.command("show")
+@global_options
+@click.pass_context
+def show(ctx: click.Context) -> int:
+    """The configuration brain uses: defaults, then config.toml, then environment."""
+    import tomli_w
+
+    from brain import secrets, settings
+    from brain.render import Output
+
+    o = opts(ctx)
+    conf = settings.load(o.config)
+    out = Output(json_mode=o.json)
+    key_state = {k.name: (k.source or "not set") for k in secrets.listing()}
+    if o.json:
+        out.json(
+            {
+                "path": str(conf.path),
+                "exists": conf.file_exists,
+                "values": conf.values,
+                "tasks": conf.tasks,
+                "keys": key_state,
+            }
+        )
+        return 0
+    state = "" if conf.file_exists else " (does not exist: defaults shown; `brain config init`)"
+    out.write(f"# {conf.path}{state}")
+    for (section, key), var in settings.ENV.items():
+        import os
+
+        if os.environ.get(var):
+            out.write(f"# [{section}] {key} comes from ${var}")
+    body: dict[str, Any] = {s: dict(v) for s, v in conf.values.items()}
+    if conf.tasks:
+        body["tasks"] = conf.tasks
+    out.write(tomli_w.dumps(body).rstrip())
+    out.write(
+        "\n# keys (OS keyring; values never shown): "
+        + ", ".join(f"{k} {v}" for k, v in key_state.items())
+    )
+    return 0
+
+
+@config.command("set")
+@click.argument("key")
+@click.argument("value")
+@global_options
+@click.pass_context
+def set_(ctx: click.Context, key: str, value: str) -> int:
+    """Set KEY (section.key, or tasks.NAME.field) to VALUE in config.toml."""
+    from brain import settings
+    from brain.errors import ConfigError
+    from brain.render import Output
+
+    target = _path(ctx)
+    parts = key.split(".")
+    raw = settings.read_raw(target)
+    if parts[0] == "tasks" and len(parts) == 3:
+        name, field = parts[1], parts[2]
+        trial = {name: {**raw.get("tasks", {}).get(name, {}), field: value}}
+        checked = settings.validate_tasks(target, trial)[name]
+        raw.setdefault("tasks", {}).setdefault(name, {})[field] = checked[field]
+    elif len(parts) == 2:
+        section, field = parts
+        if field in ("key", "api_key", "token", "webhook"):
+            raise ConfigError(
+                f"`{key}` is a secret and never goes in config.toml.",
+                "Store it in the keyring: `brain keys set apex` (or slack, anthropic).",
+            )
+        raw.setdefault(section, {})[field] = settings.validate(target, section, field, value)
+    else:
+        valid = ", ".join(f"{s}.{k}" for s, keys in settings.SCHEMA.items() for k in keys)
+        raise ConfigError(
+            f"`{key}` is not a config key.", f"Use section.key ({valid}) or tasks.NAME.field."
+        )
+    settings.write(target, raw)
+    # Check the whole file as it now stands, so a bad combination is caught here, not later.
+    conf = settings.load(target)
+    from brain.tasks import all_tasks
+
+    all_tasks(conf.tasks, conf.path.parent)
+    Output().notice(f"set {key} = {raw_value(raw, parts)!r} in {target}")
+    return 0
+
+
+def raw_value(raw: dict[str, Any], parts: list[str]) -> Any:
+    node: Any = raw
+    for p in parts:
+        node = node[p]
+    return node
+
+
+@config.command("init")
+@click.option("--apex-url", metavar="URL", help="Apex's LiteLLM URL, e.g. http://apex:4000.")
+@click.option("--local-url", metavar="URL", help="The local server (default Ollama on 11434).")
+@click.option("--local-model", metavar="NAME", help="The local model (default gemma4:e4b).")
+@click.option("--no-input", is_flag=True, help="Ask nothing; use the options and defaults.")
+@click.option("--force", is_flag=True, help="Start from defaults instead of the existing file.")
+@global_options
+@click.pass_context
+def init(
+    ctx: click.Context,
+    apex_url: str | None,
+    local_url: str | None,
+    local_model: str | None,
+    no_input: bool,
+    force: bool,
+) -> int:
+    """Create config.toml: asks Apex's URL, checks it, stores the key in the keyring."""
+    from brain import secrets, settings
+    from brain.offline import local as local_mod
+    from brain.offline import probe
+    from brain.render import Output
+
+    out = Output()
+    target = _path(ctx)
+    # Run again, it updates what is there (current values are the defaults); --force starts over.
+    raw = {} if force else settings.read_raw(target)
+    interactive = not no_input and sys.stdin.isatty()
+    defaults = settings.defaults()
+    current = {s: {**defaults[s], **raw.get(s, {})} for s in defaults}
+    if apex_url is None and interactive:
+        apex_url = click.prompt(
+            "Apex URL (the LiteLLM proxy over Tailscale)",
+            default=current["apex"]["url"] or "http://apex:4000",
+            err=True,
+        )
+    if local_url is None and interactive:
+        local_url = click.prompt("Local server URL", default=current["local"]["url"], err=True)
+    if local_model is None and interactive:
+        local_model = click.prompt("Local model", default=current["local"]["model"], err=True)
+    apex = raw.setdefault("apex", {})
+    local = raw.setdefault("local", {})
+    if apex_url is not None:
+        apex["url"] = settings.validate(target, "apex", "url", apex_url.strip().rstrip("/"))
+    if local_url is not None:
+        local["url"] = settings.validate(target, "local", "url", local_url.strip().rstrip("/"))
+    if local_model is not None:
+        local["model"] = settings.validate(target, "local", "model", local_model.strip())
+    if not apex:
+        raw.pop("apex")
+    if not local:
+        raw.pop("local")
+    settings.write(target, raw)
+    out.notice(f"wrote {target}")
+
+    url = apex.get("url") or current["apex"]["url"]
+    if url:
+        verdict = probe.probe(url, timeout=2.0)
+        probe.remember(settings.cache_dir(), verdict)
+        if verdict.ok:
+            out.notice(f"Apex answers at {url} ({verdict.latency_ms} ms).")
+        else:
+            out.notice(
+                f"Apex does not answer at {url}: {verdict.reason}. Check Tailscale and the URL."
+            )
+    if interactive:
+        has = secrets.get("apex") is not None
+        question = (
+            "Apex key (LiteLLM key; Enter keeps the current one)"
+            if has
+            else "Apex key (LiteLLM key; Enter to skip)"
+        )
+        value = click.prompt(question, default="", show_default=False, hide_input=True, err=True)
+        if value.strip():
+            secrets.set_key("apex", value)
+            out.notice(f"stored the apex key in the keyring ({secrets.backend_name()}).")
+    state = local_mod.inspect(
+        local.get("url") or current["local"]["url"], local.get("model") or current["local"]["model"]
+    )
+    out.notice(f"local: {state.summary()}." + (f" {state.fix()}" if state.fix() else ""))
+    out.notice("next: `brain status` shows everything brain can reach.")
+    return 0

@@ -1,0 +1,227 @@
+"""brain as an MCP server over stdio (`brain mcp`): one tool per task, and `status`.
+
+Owns the tool list (from the task table; premium tools only with --allow-premium), what a
+tool call does (brain.exchange.ask: the same ladder, the same history and the same premium
+cap as the command line) and keeping stdout for the protocol alone: the SDK's stdio
+transport (mcp 2.x) points fd 1 at stderr while it serves, and brain's notices go to stderr.
+Needs the optional `mcp` package (`pip install 'brain-cli[mcp]'`), imported lazily; never
+click or rich.
+"""
+
+# No `from __future__ import annotations`: the SDK reads the tools' annotations at runtime,
+# and they name types imported inside build().
+import json
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from brain import premium
+from brain.errors import BrainError, NotInstalled
+from brain.settings import Settings
+from brain.tasks import Task
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+SDK_PIN = "mcp==2.3.0"  # what brain is tested with; v2 renamed FastMCP to MCPServer
+
+INSTRUCTIONS = (
+    "brain answers with the user's own models: each tool is one task of brain's task table, "
+    "asked on Apex (a LiteLLM proxy) and, when Apex cannot be reached, on the laptop's local "
+    "model (tools marked 'only on Apex' never fall back). Pass the request as `text` and "
+    "anything to work on (notes, a diff, a document) as `material`. `status` says what is "
+    "reachable."
+)
+
+
+def require_sdk() -> None:
+    try:
+        import mcp.server.mcpserver  # noqa: F401
+    except ImportError:
+        raise NotInstalled(
+            "`brain mcp` needs the MCP Python SDK (the `mcp` package), which is not installed.",
+            "Install brain with the extra: `pip install 'brain-cli[mcp]'` (or `pipx inject "
+            f"brain-cli {SDK_PIN}`), then run `brain mcp` again.",
+        ) from None
+
+
+def tool_tasks(tasks: dict[str, Task], allow_premium: bool) -> list[Task]:
+    """The tasks that become tools: every task, premium ones only when allowed."""
+    paid = premium.routes(tasks)
+    return [t for t in tasks.values() if allow_premium or t.route not in paid]
+
+
+def describe(task: Task, paid: set[str]) -> str:
+    where = f"Apex route `{task.route}`"
+    if task.may_fall_back:
+        where += ", or this laptop's local model when Apex cannot be reached"
+    else:
+        where += " only (never falls back)"
+    text = f"{task.description} Answered by {where}."
+    if task.route in paid:
+        text += " Paid Claude: every call costs money; call it only when the user asks for it."
+    return text
+
+
+def stderr_notice(message: str) -> None:
+    from brain.secrets import redact
+
+    sys.stderr.write(f"brain mcp: {redact(message)}\n")
+    sys.stderr.flush()
+
+
+def answer(
+    conf: Settings,
+    task: Task,
+    text: str,
+    material: str | None,
+    *,
+    mode: str,
+    notice: Callable[[str], None] = stderr_notice,
+    verbose: bool = False,
+) -> tuple[str, str]:
+    """Ask `task` through the ladder and record it; (answer, note for the caller or "")."""
+    from brain import exchange, secrets, settings
+    from brain.exchange import Material
+    from brain.store import opened
+
+    materials = [Material("stdin", material)] if material else []
+    user_input, messages = exchange.compose(task, text.strip(), materials)
+    with opened() as store:
+        result = exchange.ask(
+            conf,
+            store,
+            task,
+            messages,
+            user_input,
+            mode=mode,
+            cache_dir=settings.cache_dir(),
+            get_key=lambda: secrets.get("apex"),
+            notice=notice,
+        )
+    a = result.outcome.answer
+    notes = []
+    if a.backend != "apex":
+        why = "; ".join(fb["reason"] for fb in result.outcome.fallbacks if fb.get("reason"))
+        notes.append(f"answered by {a.backend} {a.model}".strip() + (f" ({why})" if why else ""))
+    if a.partial:
+        notes.append(f"the answer is incomplete: {a.partial_reason}")
+    spent = result.extra.get("premium")
+    if spent is not None:
+        notes.append(spent.line())
+    for note in notes:
+        notice(note)
+    if verbose:
+        notice(
+            f"{task.name}: answered by {a.backend} {a.model} (route {result.outcome.route}) in "
+            f"{a.total_ms} ms, history #{result.row}"
+        )
+    return a.text, ("brain: " + "; ".join(notes)) if notes else ""
+
+
+def status(conf: Settings, tasks: dict[str, Task], allow_premium: bool, mode: str) -> dict:
+    """What this server can reach now, and what each tool asks."""
+    from brain import secrets
+    from brain.offline import local, probe
+    from brain.store import opened
+
+    apex: dict[str, Any] = {"url": conf.apex_url or None}
+    if conf.apex_url and mode != "offline":
+        verdict = probe.probe(conf.apex_url, float(conf.get("apex", "connect_timeout")))
+        apex.update(reachable=verdict.ok, reason=verdict.reason or None)
+        apex["latency_ms"] = verdict.latency_ms
+    else:
+        apex.update(reachable=False, reason="offline" if conf.apex_url else "apex.url is empty")
+    state = local.inspect(conf.local_url, conf.local_model)
+    paid = premium.routes(tasks)
+    with opened() as store:
+        today = premium.spent_today(store, paid)
+    return {
+        "mode": mode,
+        "apex": apex,
+        "apex_key_set": bool(secrets.get("apex")),
+        "local": {
+            "url": conf.local_url,
+            "model": conf.local_model,
+            "running": state.running,
+            "model_pulled": state.pulled,
+            "fix": state.fix() or None,
+        },
+        "tools": [
+            {"name": t.name, "route": t.route, "fallback": t.fallback}
+            for t in tool_tasks(tasks, allow_premium)
+        ],
+        "premium": {
+            "enabled": allow_premium,
+            "today_usd": today,
+            "daily_cap_usd": float(conf.get("premium", "daily_usd")) or None,
+        },
+    }
+
+
+def build(
+    conf: Settings, tasks: dict[str, Task], *, allow_premium: bool, mode: str, verbose: bool
+) -> "MCPServer":
+    """The server with its tools; `serve` runs it on stdio."""
+    from typing import Annotated
+
+    import anyio
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.types import CallToolResult, TextContent
+    from pydantic import Field
+
+    from brain import __version__
+
+    server = MCPServer(
+        "brain",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        log_level="INFO" if verbose else "WARNING",
+    )
+    paid = premium.routes(tasks)
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call is brain's own
+
+    def make_tool(task: Task) -> Callable[..., Any]:
+        async def tool(
+            text: Annotated[str, Field(description="What to do: the instruction or question.")],
+            material: Annotated[
+                str | None,
+                Field(description="Text to work on (notes, a diff, a document), if any."),
+            ] = None,
+        ) -> CallToolResult:
+            try:
+                reply, note = await anyio.to_thread.run_sync(
+                    lambda: answer(conf, task, text, material, mode=mode, verbose=verbose)
+                )
+            except BrainError as exc:
+                from brain.secrets import redact
+
+                raise ToolError(redact(str(exc))) from None
+            content = [TextContent(type="text", text=reply)]
+            if note:
+                content.append(TextContent(type="text", text=note))
+            return CallToolResult(content=content)
+
+        return tool
+
+    for task in tool_tasks(tasks, allow_premium):
+        server.add_tool(make_tool(task), name=task.name, description=describe(task, paid))
+
+    async def status_tool() -> str:
+        data = await anyio.to_thread.run_sync(lambda: status(conf, tasks, allow_premium, mode))
+        return json.dumps(data, indent=2)
+
+    server.add_tool(
+        status_tool,
+        name="status",
+        description="What brain can reach now (Apex, the local model), the tools' routes, "
+        "and today's premium spending. Asks no model.",
+    )
+    return server
+
+
+def serve(server: "MCPServer") -> None:
+    server.run("stdio")

@@ -1,0 +1,184 @@
+"""keys, config, status, routes, history, queue: the commands beyond asking."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+
+from fakes import FakeApex, FakeOllama, refused_url
+
+
+def test_keys_set_list_delete_never_show_values(brain, home) -> None:
+    assert brain("keys", "set", "apex", "--stdin", input="sk-abc-123456789\n").code == 0
+    listed = brain("keys", "list", "--json")
+    keys = {k["name"]: k for k in listed.json["keys"]}
+    assert keys["apex"]["set"] and keys["apex"]["source"] == "keyring"
+    assert not keys["slack"]["set"]
+    assert "sk-abc" not in listed.stdout
+    env = brain("keys", "list", "--json", env={"BRAIN_SLACK_WEBHOOK": "https://hooks.example/x"})
+    assert {k["name"]: k for k in env.json["keys"]}["slack"]["source"] == "env BRAIN_SLACK_WEBHOOK"
+    assert brain("keys", "delete", "apex").code == 0
+    assert not {k["name"]: k for k in brain("keys", "list", "--json").json["keys"]}["apex"]["set"]
+
+
+def test_keys_set_unknown_name_is_usage_error(brain) -> None:
+    r = brain("keys", "set", "openai", "--stdin", input="x\n")
+    assert r.code == 2 and "apex" in r.stderr
+
+
+def test_no_usable_keyring_names_the_fixes(brain) -> None:
+    r = brain(
+        "keys",
+        "set",
+        "apex",
+        "--stdin",
+        input="sk-x-1234\n",
+        env={"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"},
+    )
+    assert r.code == 78
+    assert (
+        "keyrings.alt" in r.stderr and "BRAIN_APEX_KEY" in r.stderr and "Secret Service" in r.stderr
+    )
+
+
+def test_keys_set_without_terminal_or_stdin_flag(brain) -> None:
+    r = brain("keys", "set", "apex")
+    assert r.code == 2 and "--stdin" in r.stderr
+
+
+def test_config_init_set_show_path(brain, home) -> None:
+    path = brain("config", "path").stdout.strip()
+    assert path == str(home.config / "brain" / "config.toml")
+    r = brain("config", "init", "--no-input", "--apex-url", "http://apex.invalid:4000/")
+    assert r.code == 0 and "does not answer" in r.stderr
+    data = tomllib.loads(Path(path).read_text())
+    assert data["apex"]["url"] == "http://apex.invalid:4000"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert brain("config", "set", "apex.first_token_timeout", "12").code == 0
+    assert brain("config", "set", "tasks.lesson.route", "lesson_plan").code == 0
+    shown = brain("config", "show", "--json").json
+    assert shown["values"]["apex"]["first_token_timeout"] == 12.0
+    assert shown["tasks"]["lesson"]["route"] == "lesson_plan"
+    assert "lesson" in brain("routes").stdout
+
+
+def test_config_set_bad_values_exit_78(brain) -> None:
+    r = brain("config", "set", "apex.probe_ttl", "soon")
+    assert r.code == 78 and "probe_ttl" in r.stderr and ">= 0" in r.stderr
+    r = brain("config", "set", "apex.colour", "blue")
+    assert r.code == 78 and "Valid keys there" in r.stderr and "first_token_timeout" in r.stderr
+    r = brain("config", "set", "apex.key", "sk-123")
+    assert r.code == 78 and "brain keys set apex" in r.stderr
+    r = brain("config", "set", "tasks.x.fallback", "cloud")
+    assert r.code == 78 and '"local" or "none"' in r.stderr
+
+
+def test_unknown_section_and_reserved_task_name(brain, write_config) -> None:
+    write_config("[apexx]\nurl = 'http://x'\n")
+    r = brain("routes")
+    assert r.code == 78 and "[apexx]" in r.stderr and "[apex]" in r.stderr
+    write_config("[tasks.status]\nroute = 'x'\n")
+    r = brain("routes")
+    assert r.code == 78 and "own commands" in r.stderr
+
+
+def test_invalid_toml_exit_78(brain, write_config) -> None:
+    path = write_config("[apex\nurl=")
+    r = brain("dump", "x")
+    assert r.code == 78 and str(path) in r.stderr
+
+
+def test_status_json_all_green(apex: FakeApex, ollama: FakeOllama, brain) -> None:
+    for route in [
+        "brain_dump",
+        "daily_digest",
+        "long_context_summary",
+        "draft",
+        "code",
+        "premium_reasoning",
+        "default",
+    ]:
+        apex.answer(route, ["x"])
+    r = brain("status", "--json")
+    assert r.code == 0, r.stderr
+    checks = {c["name"]: c for c in r.json["checks"]}
+    assert (
+        checks["apex"]["ok"]
+        and checks["key"]["ok"]
+        and checks["routes"]["ok"]
+        and checks["local"]["ok"]
+    )
+    assert r.json["answering"] == "apex"
+
+
+def test_status_names_missing_routes_and_rejected_key(
+    apex: FakeApex, ollama: FakeOllama, brain
+) -> None:
+    apex.answer("brain_dump", ["x"])
+    r = brain("status", "--json")
+    checks = {c["name"]: c for c in r.json["checks"]}
+    assert not checks["routes"]["ok"] and "daily_digest" in checks["routes"]["detail"]
+    apex.key = "sk-right-one"
+    r = brain("status", "--json", env={"BRAIN_APEX_KEY": "sk-wrong-one"})
+    checks = {c["name"]: c for c in r.json["checks"]}
+    assert checks["key"]["ok"] is False and "brain keys set apex" in checks["key"]["fix"]
+    assert "sk-wrong-one" not in r.stdout
+
+
+def test_status_nothing_reachable_exit_69(brain) -> None:
+    r = brain("status", env={"BRAIN_APEX_URL": refused_url()})
+    assert r.code == 69
+    assert "refused" in r.stdout and "ollama serve" in r.stdout
+
+
+def test_routes_lists_every_task(brain) -> None:
+    r = brain("routes", "--json")
+    rows = {t["task"]: t for t in r.json["tasks"]}
+    assert rows["premium"]["fallback"] == "none" and rows["premium"]["local_model"] is None
+    assert rows["digest"]["long_route"] == "long_context_summary"
+    assert [rows[n]["route"] for n in ("dump", "draft", "code", "ask")] == [
+        "brain_dump",
+        "draft",
+        "code",
+        "default",
+    ]
+
+
+def test_history_n_and_json(apex: FakeApex, brain, home) -> None:
+    apex.answer("brain_dump", ["a1"])
+    for i in range(3):
+        assert brain("dump", f"q{i}").code == 0
+    r = brain("history", "-n", "2", "--json")
+    assert [e["input"] for e in r.json["exchanges"]] == ["q1", "q2"]
+    assert r.json["exchanges"][-1]["backend"] == "apex"
+    text = brain("history", "-n", "1").stdout
+    assert "q2" in text and "a1" in text
+    db = home.data / "brain" / "brain.db"
+    assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
+
+
+def test_queue_drop(brain) -> None:
+    assert brain("dump", "forget me", env={"BRAIN_APEX_URL": refused_url()}).code == 69
+    q = brain("queue", "list", "--json").json["queued"]
+    assert brain("queue", "drop", str(q[0]["id"])).code == 0
+    assert brain("queue", "list", "--json").json["queued"] == []
+    assert brain("queue", "drop", "999").code == 2
+
+
+def test_help_and_version(brain) -> None:
+    r = brain("--help")
+    assert r.code == 0
+    for name in ("dump", "digest", "draft", "code", "premium", "ask", "status", "keys", "config"):
+        assert name in r.stdout
+    assert brain("--version").stdout.startswith("brain, version")
+    assert brain("no-such-command").code == 2
+
+
+def test_python_m_brain(brain) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "brain", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and "brain" in r.stdout

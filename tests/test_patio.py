@@ -1,0 +1,286 @@
+"""Patio mode with real faults: detection, diagnosis, warm-up, nothing lost, any local server,
+and Slack notices on fallback (one per change of state, kept in an outbox)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import brain_executable
+from fakes import FakeApex, FakeOllama, HangingListener, refused_url
+from pytest_httpserver import HTTPServer
+
+from brain.offline import local as local_mod
+
+
+def queued(home) -> list[sqlite3.Row]:
+    db = sqlite3.connect(home.data / "brain" / "brain.db")
+    db.row_factory = sqlite3.Row
+    return db.execute("SELECT * FROM exchanges WHERE status='queued'").fetchall()
+
+
+def test_blackholed_apex_falls_back_with_timed_out(ollama: FakeOllama, brain) -> None:
+    from netfaults import Unavailable, blackhole
+
+    try:
+        with blackhole() as url:
+            r = brain("dump", "x", "--json", env={"BRAIN_APEX_URL": url})
+    except Unavailable as exc:
+        pytest.skip(f"no blackhole on this machine: {exc}")
+    assert r.code == 0, r.stderr
+    assert r.json["backend"] == "local"
+    reason = r.json["fallbacks"][0]["reason"]
+    assert "timed out" in reason and url in reason
+
+
+def test_tailscale_state_is_named_when_the_cli_exists(
+    ollama: FakeOllama, brain, tmp_path: Path
+) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "tailscale"
+    fake.write_text('#!/bin/sh\necho \'{"BackendState": "Stopped"}\'\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    env = {"BRAIN_APEX_URL": refused_url(), "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    r = brain("dump", "x", env=env)
+    assert r.code == 0
+    assert "Tailscale is stopped" in r.stderr and "tailscale up" in r.stderr
+
+
+def test_cold_local_model_is_announced_and_kept_warm(
+    ollama: FakeOllama, brain, write_config
+) -> None:
+    write_config('[local]\nkeep_alive = "45m"\n')
+    ollama.loaded.clear()
+    r = brain("--offline", "dump", "x")
+    assert r.code == 0 and r.stdout == "local answer\n"
+    assert "loading gemma4:e4b on this laptop" in r.stderr
+    assert ollama.generate_requests[-1] == {"model": "gemma4:e4b", "keep_alive": "45m"}
+    warm = brain("--offline", "dump", "y")
+    assert "loading" not in warm.stderr
+
+
+def test_any_openai_compatible_local_server(apex_server: HTTPServer, brain) -> None:
+    # llama.cpp's llama-server: no /api/tags, no /api/ps; /v1 only.
+    from fakes import sse_body
+    from werkzeug import Response
+
+    apex_server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(
+        lambda _r: Response(sse_body(["from ", "llama-server"]), mimetype="text/event-stream")
+    )
+    apex_server.expect_request("/v1/models").respond_with_json(
+        {"data": [{"id": "gemma-3-4b.gguf"}]}
+    )
+    url = apex_server.url_for("").rstrip("/")
+    r = brain("--offline", "ask", "x", "--json", env={"BRAIN_LOCAL_URL": url})
+    assert r.code == 0, r.stderr
+    assert r.json["answer"] == "from llama-server" and r.json["backend"] == "local"
+
+
+def test_discover_finds_ollama_and_other_servers(
+    ollama: FakeOllama, apex_server: HTTPServer
+) -> None:
+    apex_server.expect_request("/v1/models").respond_with_json({"data": [{"id": "qwen"}]})
+    o_port = int(ollama.url.rsplit(":", 1)[1])
+    a_port = int(apex_server.url_for("").rstrip("/").rsplit(":", 1)[1])
+    free = int(refused_url().rsplit(":", 1)[1])
+    found = local_mod.discover({o_port: "Ollama", a_port: "LM Studio", free: "vLLM"})
+    kinds = {f.url: f for f in found}
+    assert kinds[ollama.url].kind == "Ollama" and "gemma4:e4b" in kinds[ollama.url].models
+    assert "LM Studio" in kinds[f"http://127.0.0.1:{a_port}"].kind
+    assert len(found) == 2
+
+
+def test_stall_mid_stream_is_partial_not_replaced(
+    apex: FakeApex, ollama: FakeOllama, brain, write_config, home
+) -> None:
+    write_config("[apex]\nfirst_token_timeout = 1.0\n")
+    # The first piece at once, then a 3 s stall: past the 1 s read deadline.
+    apex.answer("brain_dump", ["started ", "late"], stall_after_first=3.0)
+    r = brain("dump", "x")
+    assert r.code == 75, r.stderr
+    assert r.stdout.startswith("started")
+    assert "incomplete" in r.stderr
+    assert ollama.requests == []  # a started answer is never silently replaced
+
+
+def test_garbage_before_first_token_falls_back(
+    apex_server: HTTPServer, ollama: FakeOllama, brain
+) -> None:
+    apex_server.expect_request("/health/liveliness").respond_with_data("ok")
+    apex_server.expect_request("/v1/chat/completions").respond_with_data(
+        "\x00\x01garbage{{", content_type="application/json"
+    )
+    url = apex_server.url_for("").rstrip("/")
+    r = brain("dump", "x", "--json", env={"BRAIN_APEX_URL": url})
+    assert r.code == 0 and r.json["backend"] == "local"
+    assert "not a chat completion" in r.json["fallbacks"][0]["reason"]
+
+
+@pytest.mark.parametrize("status", [502, 503])
+def test_litellm_all_deployments_failed_falls_back(
+    status: int, apex: FakeApex, ollama: FakeOllama, brain
+) -> None:
+    apex.error(
+        "brain_dump",
+        status,
+        {"error": {"message": "No deployments available for selected model", "type": None}},
+    )
+    r = brain("dump", "x", "--json")
+    assert (
+        r.code == 0
+        and r.json["backend"] == "local"
+        and str(status) in r.json["fallbacks"][0]["reason"]
+    )
+
+
+def test_kill_9_mid_answer_leaves_the_input_in_the_queue(apex: FakeApex, home) -> None:
+    apex.answer("brain_dump", [f"w{i} " for i in range(100)], delay=0.05)
+    proc = subprocess.Popen(
+        [brain_executable(), "dump", "the thought that must survive"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
+    assert proc.stdout.read(2) == b"w0"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    rows = queued(home)
+    assert [r["input"] for r in rows] == ["the thought that must survive"]
+
+
+# ----- Slack --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def slack() -> HTTPServer:
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.expect_request("/hook", method="POST").respond_with_data("ok")
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+def slack_texts(server: HTTPServer, want: int, wait: float = 15.0) -> list[str]:
+    """What the fake Slack received, waiting for the detached sender to deliver `want`."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        texts = [json.loads(req.get_data())["text"] for req, _ in server.log]
+        if len(texts) >= want:
+            time.sleep(0.3)  # and nothing more arrives
+            return [json.loads(req.get_data())["text"] for req, _ in server.log]
+        time.sleep(0.1)
+    return [json.loads(req.get_data())["text"] for req, _ in server.log]
+
+
+def test_slack_one_notice_per_change_of_state(
+    apex: FakeApex, ollama: FakeOllama, slack: HTTPServer, brain
+) -> None:
+    hook = {"BRAIN_SLACK_WEBHOOK": slack.url_for("/hook")}
+    apex.answer("brain_dump", ["apex"])
+    assert brain("dump", "a", env=hook).code == 0  # Apex answers: normal state, no notice
+    down = {**hook, "BRAIN_APEX_URL": refused_url()}
+    assert brain("dump", "b", env=down).code == 0
+    texts = slack_texts(slack, 1)
+    assert len(texts) == 1
+    assert (
+        "fallback fired" in texts[0]
+        and "`dump`" in texts[0]
+        and "refused" in texts[0]
+        and "gemma4:e4b" in texts[0]
+    )
+    assert brain("dump", "c", env=down).code == 0  # same state: nothing new
+    assert brain("dump", "d", env=hook).code == 0  # Apex is back
+    texts = slack_texts(slack, 2)
+    assert len(texts) == 2 and "Apex answers again" in texts[1]
+
+
+def test_slack_apex_side_fallback_from_headers(apex: FakeApex, slack: HTTPServer, brain) -> None:
+    apex.answer(
+        "code",
+        ["ok"],
+        fallbacks=1,
+        group="code_cloud",
+        model_id="cerebras-qwen",
+        fallback_errors="qwen32b: timeout",
+    )
+    r = brain("code", "x", env={"BRAIN_SLACK_WEBHOOK": slack.url_for("/hook")})
+    assert r.code == 0
+    texts = slack_texts(slack, 1)
+    assert (
+        len(texts) == 1
+        and "LiteLLM fallback fired" in texts[0]
+        and "code_cloud" in texts[0]
+        and "qwen32b: timeout" in texts[0]
+    )
+
+
+def test_slack_unreachable_keeps_notice_in_outbox_then_sends(
+    ollama: FakeOllama, slack: HTTPServer, brain, home
+) -> None:
+    down = {"BRAIN_APEX_URL": refused_url()}
+    r = brain("dump", "x", env={**down, "BRAIN_SLACK_WEBHOOK": refused_url() + "/hook"})
+    assert r.code == 0 and r.stdout == "local answer\n"  # the answer does not wait for Slack
+    db = home.data / "brain" / "brain.db"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the detached sender tried and failed
+        rows = sqlite3.connect(db).execute("SELECT attempts FROM outbox").fetchall()
+        if rows and rows[0][0] >= 1:
+            break
+        time.sleep(0.1)
+    assert rows and rows[0][0] >= 1
+    # Slack is back: the next run sends the waiting notice.
+    assert brain("dump", "y", env={**down, "BRAIN_SLACK_WEBHOOK": slack.url_for("/hook")}).code == 0
+    texts = slack_texts(slack, 1)
+    assert len(texts) == 1 and "fallback fired" in texts[0]
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+
+
+def test_slack_events_can_be_chosen(
+    ollama: FakeOllama, slack: HTTPServer, brain, write_config, home
+) -> None:
+    write_config('[notify]\nevents = ["recovered"]\n')
+    r = brain(
+        "dump",
+        "x",
+        env={"BRAIN_APEX_URL": refused_url(), "BRAIN_SLACK_WEBHOOK": slack.url_for("/hook")},
+    )
+    assert r.code == 0
+    time.sleep(1.0)
+    assert slack.log == []
+    assert (
+        sqlite3.connect(home.data / "brain" / "brain.db")
+        .execute("SELECT COUNT(*) FROM outbox")
+        .fetchone()[0]
+        == 0
+    )
+
+
+def test_hanging_slack_never_delays_or_fails_the_answer(ollama: FakeOllama, brain) -> None:
+    hang = HangingListener()
+    try:
+        r = brain(
+            "dump",
+            "x",
+            env={"BRAIN_APEX_URL": refused_url(), "BRAIN_SLACK_WEBHOOK": hang.url + "/hook"},
+        )
+    finally:
+        hang.close()
+    assert r.code == 0 and r.stdout == "local answer\n"
+
+
+def test_a_failing_route_does_not_mark_apex_away(apex: FakeApex, ollama: FakeOllama, brain) -> None:
+    apex.error("code", 500, {"error": {"message": "qwen32b crashed", "type": None}})
+    apex.answer("brain_dump", ["apex fine"])
+    r = brain("code", "x", "--json")
+    assert r.json["backend"] == "local" and "500" in r.json["fallbacks"][0]["reason"]
+    assert brain("dump", "y", "--json").json["backend"] == "apex"  # not skipped for 10 s
