@@ -118,6 +118,14 @@ def test_protocol_subcommands_and_user_tasks(brain, write_config):
     assert _complete(brain, "brain completion ", 2) == ["plain,bash", "plain,zsh", "plain,fish"]
 
 
+def test_protocol_every_command_resolves(brain):
+    # Listing all subcommands imports each command module: a broken entry would show here.
+    from brain.cli import COMMANDS
+
+    got = _complete(brain, "brain ", 1)
+    assert {f"plain,{name}" for name in [*COMMANDS, "dump", "ask"]} <= set(got)
+
+
 def test_protocol_files_for_task_commands_and_config(brain):
     assert _complete(brain, "brain digest no", 2) == ["file,no"]
     assert _complete(brain, "brain --config ", 2) == ["file,"]

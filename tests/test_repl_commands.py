@@ -192,3 +192,17 @@ def test_a_failed_question_stays_queued_when_another_is_asked(apex, make_repl, c
     repl.handle("/retry")
     assert [m["content"] for m in apex.requests[-1]["messages"][1:]] == ["second"]
     assert [e.input for e in repl.store.queued()] == ["first, unanswered"]
+
+
+def test_premium_refused_by_the_cap_leaves_nothing_queued(apex, write_config, make_repl, capsys):
+    apex.answer("premium_reasoning", ["deep thought"], cost=0.75)
+    repl = make_repl()
+    repl.conf.values["premium"]["daily_usd"] = 0.5
+    repl.handle("/premium is this rubric fair?")
+    assert "premium: this answer cost $0.7500" in capsys.readouterr().err  # shown, like one-shot
+    repl.handle("/premium and this one?")
+    err = capsys.readouterr().err
+    assert "Premium is capped at $0.50 a day" in err and "Nothing was sent" in err
+    assert len(apex.requests) == 1
+    assert repl.store.queued() == []  # refused before sending: nothing waits in the queue
+    assert [e.input for e in repl.store.history()] == ["is this rubric fair?"]
