@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "bench",
         "Benchmark Apex routes and the local model: first token, tokens/s, a report.",
     ),
+    "repl": ("repl", "repl", "Talk with brain: a conversation with /commands (also `brain`)."),
+    "completion": ("completion", "completion", "Print the shell completion script."),
 }
 
 
@@ -95,6 +97,7 @@ def global_options(func: Any) -> Any:
         click.option(
             "--config",
             metavar="PATH",
+            type=click.Path(dir_okay=False),
             expose_value=False,
             callback=_store("config"),
             help="Use this config.toml (default: BRAIN_CONFIG or the user config dir).",
@@ -195,6 +198,10 @@ def cli(ctx: click.Context) -> int | None:
         from brain.commands.ask import run_task
 
         return run_task(ctx, "ask", ())
+    if sys.stdout.isatty():
+        from brain.commands.repl import open_repl
+
+        return open_repl(ctx, "ask")
     click.echo(ctx.get_help())
     return 0
 

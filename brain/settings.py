@@ -29,6 +29,11 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
             "seconds to wait for the first token, > 0 (keep it above Apex's stream_timeout)",
         ),
         "probe_ttl": (float, 30.0, "seconds a reachability verdict is reused, >= 0"),
+        "context_tokens": (
+            int,
+            32768,
+            "tokens of a REPL conversation sent to Apex, > 0 (older turns are left out)",
+        ),
     },
     "local": {
         "url": (str, "http://127.0.0.1:11434", "an OpenAI-compatible server on this laptop"),

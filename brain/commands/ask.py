@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from brain.cli import global_options, opts
+from brain.commands.complete import files
 
 
 def context(ctx: click.Context) -> Any:
@@ -39,7 +40,7 @@ def task_command(name: str) -> click.Command:
         context_settings={"help_option_names": ["-h", "--help"]},
         help=_help(name),
     )
-    @click.argument("words", nargs=-1, metavar="[INSTRUCTION|FILE]...")
+    @click.argument("words", nargs=-1, metavar="[INSTRUCTION|FILE]...", shell_complete=files)
     @global_options
     @click.pass_context
     def command(ctx: click.Context, words: tuple[str, ...]) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from brain.cli import global_options, opts
+from brain.commands.complete import config_keys, config_values
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,8 +77,8 @@ def show(ctx: click.Context) -> int:
 
 
 @config.command("set")
-@click.argument("key")
-@click.argument("value")
+@click.argument("key", shell_complete=config_keys)
+@click.argument("value", shell_complete=config_values)
 @global_options
 @click.pass_context
 def set_(ctx: click.Context, key: str, value: str) -> int:

@@ -7,6 +7,7 @@ import sys
 import click
 
 from brain.cli import global_options, opts
+from brain.commands.complete import key_names
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,7 +20,7 @@ def keys() -> None:
 
 
 @keys.command("set")
-@click.argument("name")
+@click.argument("name", shell_complete=key_names)
 @click.option("--stdin", "from_stdin", is_flag=True, help="Read the key from stdin (for scripts).")
 @global_options
 def set_(name: str, from_stdin: bool) -> int:
@@ -75,7 +76,7 @@ def list_(ctx: click.Context) -> int:
 
 
 @keys.command("delete")
-@click.argument("name")
+@click.argument("name", shell_complete=key_names)
 @global_options
 def delete(name: str) -> int:
     """Remove key NAME from the keyring."""

@@ -1,0 +1,71 @@
+"""`brain repl [TASK]`, and `brain` alone on a terminal: the interactive REPL.
+
+Thin: checks that there is a terminal, loads settings and the task table, and hands over to
+brain.repl, which owns the prompt and the conversation.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from brain.cli import global_options, opts
+from brain.commands.complete import task_names
+
+
+@click.command(
+    name="repl",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Inside: /help lists the commands. Docs: docs/repl.md.",
+)
+@click.argument("task", required=False, shell_complete=task_names)
+@global_options
+@click.pass_context
+def repl(ctx: click.Context, task: str | None) -> int:
+    """Talk with brain: a conversation on TASK (default: ask), with /commands.
+
+    `brain` with no arguments on a terminal opens the same thing.
+    """
+    return open_repl(ctx, task or "ask")
+
+
+def open_repl(ctx: click.Context, task: str) -> int:
+    from brain import settings
+    from brain.commands.ask import context, mode_of
+    from brain.errors import UsageError
+    from brain.render import Output
+    from brain.repl import Options, Repl
+
+    if not (_isatty(sys.stdin) and _isatty(sys.stdout)):
+        raise UsageError(
+            "the REPL needs a terminal, and stdin or stdout is not one.",
+            'For one question without a terminal: brain ask "..."   or   ... | brain ask',
+        )
+    o = opts(ctx)
+    conf, tasks = context(ctx)
+    if task not in tasks:
+        raise UsageError(
+            f"no task `{task}`.",
+            f"Tasks: {', '.join(tasks)} (add your own as [tasks.NAME] in config.toml).",
+        )
+    mode = mode_of(ctx, conf)
+    if o.json:
+        Output().notice("--json is for one-shot commands; the REPL ignores it.")
+    session = Repl(
+        conf,
+        tasks,
+        task,
+        mode,
+        Options(route=o.route, model=o.model, verbose=o.verbose),
+        cache_dir=settings.cache_dir(),
+        data_dir=settings.data_dir(),
+    )
+    return session.run()
+
+
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return False

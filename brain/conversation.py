@@ -1,0 +1,194 @@
+"""A REPL conversation: its turns, the context sent with each question, and the slash commands.
+
+Owns what a conversation remembers (every turn, partial answers included), which turns fit
+the answering backend's context budget (the oldest are left out first), which backend the
+next question would go to (for the REPL's toolbar), the table of slash commands and the
+parsing of a typed line, and the conversation as Markdown (`/save`).
+
+Imports no prompt_toolkit, rich or click: brain.repl draws, this decides.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from brain.client import Message
+from brain.offline.ladder import AUTO, OFFLINE, ONLINE, estimate_tokens
+from brain.offline.probe import Verdict
+from brain.settings import Settings
+from brain.tasks import Task
+
+# name -> (argument, what it does). Task names are slash commands too (`/digest TEXT`).
+SLASH_COMMANDS: dict[str, tuple[str, str]] = {
+    "task": ("NAME", "make NAME the current task (no NAME: list the tasks)"),
+    "offline": ("", "answer on this laptop only (local model)"),
+    "online": ("", "answer on Apex only; never fall back"),
+    "auto": ("", "Apex first, this laptop when Apex is away (the default)"),
+    "status": ("", "mode, task, who would answer, the conversation's size"),
+    "history": ("", "the turns of this conversation"),
+    "retry": ("", "ask the last question again (a failed one too)"),
+    "save": ("FILE", "write this conversation to FILE as Markdown (-f replaces FILE)"),
+    "clear": ("", "start a new conversation"),
+    "help": ("", "this list"),
+    "exit": ("", "leave (Ctrl-D does too)"),
+}
+ALIASES = {"quit": "exit", "q": "exit", "?": "help", "h": "help", "new": "clear"}
+
+# What a turn reserves for the answer, at least, when the task's max_tokens is larger.
+MIN_INPUT_SHARE = 0.25
+
+
+@dataclass
+class Turn:
+    task: str
+    user: str  # the text as typed: what the history stores as input
+    sent: str  # the user message as sent (files named in the line are read in)
+    answer: str
+    partial: bool = False
+    partial_reason: str = ""
+    backend: str = ""
+    model: str = ""
+    completion_tokens: int | None = None
+    row: int | None = None  # the exchange's id in the history
+    at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Context:
+    """The messages for one question, and how many of the oldest turns were left out."""
+
+    messages: list[Message]
+    dropped: int
+    tokens: int
+    budget: int
+
+
+@dataclass
+class Line:
+    """A typed line: a question, a REPL command, a task command, or an unknown /word."""
+
+    kind: str  # "ask" | "command" | "task" | "unknown" | "empty"
+    name: str = ""
+    arg: str = ""
+
+
+def parse(text: str, task_names: list[str] | tuple[str, ...]) -> Line:
+    """What a typed line asks for. `//text` sends `/text` as a question."""
+    if not text.strip():
+        return Line("empty")
+    stripped = text.lstrip()
+    if not stripped.startswith("/"):
+        return Line("ask", arg=text.strip())
+    if stripped.startswith("//"):
+        return Line("ask", arg=stripped[1:].strip())
+    head, _, rest = stripped[1:].partition(" ")
+    if "\n" in head:  # "/digest\nlines…": the command ends at the first line break
+        head, _, more = head.partition("\n")
+        rest = more + (" " + rest if rest else "")
+    name = ALIASES.get(head, head)
+    if name in SLASH_COMMANDS:
+        return Line("command", name, rest.strip())
+    if head in task_names:
+        return Line("task", head, rest.strip())
+    return Line("unknown", head, rest.strip())
+
+
+def budget_for(settings: Settings, backend: str, task: Task) -> int:
+    """Input tokens a question may use on `backend`, leaving room for the task's answer."""
+    section = "local" if backend == "local" else "apex"
+    window = int(settings.get(section, "context_tokens"))
+    return max(window - task.max_tokens, int(window * MIN_INPUT_SHARE))
+
+
+def which_backend(
+    mode: str, task: Task, apex_url: str, verdict: Verdict | None, *, direct: bool = False
+) -> tuple[str, str]:
+    """Who the next question would go to, as the ladder would decide it, and why.
+
+    Returns (backend, reason) with backend one of "apex", "local", "anthropic" (a premium
+    task with `[premium] direct`, Apex away), "none", or "apex?" while Apex's reachability
+    is not known yet.
+    """
+    if mode == OFFLINE:
+        if not task.may_fall_back:
+            return "none", f"{task.name} answers only on Apex, and the mode is offline"
+        return "local", "the mode is offline"
+    if not apex_url:
+        why = "Apex is not configured (apex.url is empty)"
+        if mode == ONLINE or not task.may_fall_back:
+            return "none", why
+        return "local", why
+    if verdict is None:
+        return "apex?", "checking whether Apex is reachable"
+    if verdict.ok:
+        return "apex", f"Apex at {apex_url} is reachable"
+    why = f"Apex at {apex_url}: {verdict.reason}"
+    if direct:
+        return "anthropic", why + "; [premium] direct asks Anthropic"
+    if mode == ONLINE or not task.may_fall_back:
+        return "none", why
+    return "local", why
+
+
+class Conversation:
+    """The turns so far. All are kept (for /save and /history); the context is a suffix."""
+
+    def __init__(self) -> None:
+        self.turns: list[Turn] = []
+        self.started = time.time()
+
+    def __len__(self) -> int:
+        return len(self.turns)
+
+    def add(self, turn: Turn) -> None:
+        self.turns.append(turn)
+
+    def pop(self) -> Turn | None:
+        return self.turns.pop() if self.turns else None
+
+    def clear(self) -> None:
+        self.turns.clear()
+        self.started = time.time()
+
+    def context(self, task: Task, message: str, budget: int) -> Context:
+        """The system prompt of `task`, the newest turns that fit `budget`, then `message`.
+
+        The new message and the system prompt are always sent, even alone past the budget
+        (the ladder then chooses the task's long-input route, or warns on the local model).
+        """
+        head: list[Message] = [{"role": "system", "content": task.prompt.strip()}]
+        tail: list[Message] = [{"role": "user", "content": message}]
+        used = estimate_tokens(head + tail)
+        kept: list[Message] = []
+        dropped = len(self.turns)
+        for turn in reversed(self.turns):
+            pair = _pair(turn)
+            cost = estimate_tokens(pair)
+            if used + cost > budget:
+                break
+            kept[:0] = pair
+            used += cost
+            dropped -= 1
+        return Context(head + kept + tail, dropped, used, budget)
+
+    def to_markdown(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.started))
+        lines = [f"# brain conversation, {when}", ""]
+        for turn in self.turns:
+            lines += [f"## You ({turn.task})", "", turn.sent.rstrip(), ""]
+            who = ", ".join(p for p in (turn.backend, turn.model) if p) or "unknown"
+            lines += [f"## brain ({who})", "", turn.answer.rstrip(), ""]
+            if turn.partial:
+                lines += [f"*(partial answer: {turn.partial_reason or 'stopped'})*", ""]
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def _pair(turn: Turn) -> list[Message]:
+    return [
+        {"role": "user", "content": turn.sent},
+        {"role": "assistant", "content": turn.answer},
+    ]
+
+
+MODES = (AUTO, ONLINE, OFFLINE)

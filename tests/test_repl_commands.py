@@ -1,0 +1,208 @@
+"""The REPL's slash commands and turns, in-process: Repl.handle() against the fake Apex.
+
+The prompt itself (keys, toolbar, Ctrl-C, Ctrl-D) is tested through a pty in
+test_repl_pty.py; here each typed line goes straight to `handle`, as the prompt hands it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from brain import settings
+from brain.offline import probe
+from brain.repl import Options, Repl
+from brain.store import Store
+from brain.tasks import all_tasks
+
+
+@pytest.fixture
+def make_repl(home: Any, write_config: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    write_config('[apex]\nprobe_ttl = 0\n[tasks.daily]\nroute = "daily_route"\n')
+    monkeypatch.chdir(home.root)
+    made: list[Repl] = []
+
+    def make(task: str = "ask", mode: str = "auto") -> Repl:
+        conf = settings.load()
+        repl = Repl(
+            conf,
+            all_tasks(conf.tasks, conf.path.parent),
+            task,
+            mode,
+            Options(),
+            cache_dir=settings.cache_dir(),
+            data_dir=settings.data_dir(),
+        )
+        repl.store = Store.open_default()
+        made.append(repl)
+        return repl
+
+    yield make
+    for repl in made:
+        repl.store.close()
+
+
+def test_save_writes_markdown_and_never_overwrites_silently(apex, make_repl, home, capsys):
+    apex.answer("default", ["Acidity, ", "mostly."])
+    repl = make_repl()
+    repl.handle("what is soil pH?")
+    assert capsys.readouterr().out.strip().endswith("Acidity, mostly.")
+    repl.handle("/save talk.md")
+    text = (home.root / "talk.md").read_text()
+    assert "## You (ask)\n\nwhat is soil pH?" in text and "Acidity, mostly." in text
+    assert "Saved 1 turn to talk.md" in capsys.readouterr().out
+
+    (home.root / "talk.md").write_text("mine")
+    repl.handle("/save talk.md")
+    assert "talk.md exists" in capsys.readouterr().out
+    assert (home.root / "talk.md").read_text() == "mine"
+    repl.handle("/save -f talk.md")
+    assert "Acidity, mostly." in (home.root / "talk.md").read_text()
+
+
+def test_retry_after_nothing_answered_sends_it_again(apex, make_repl, home, capsys):
+    apex.error("default", 503, {"error": {"message": "all deployments busy"}})
+    repl = make_repl()  # the local tier is a refused port (conftest)
+    repl.handle("are you there?")
+    err = capsys.readouterr().err
+    assert "Nothing could answer" in err and "/retry asks it again here" in err
+    assert [e.status for e in repl.store.queued()] == ["queued"]
+
+    apex.answer("default", ["Yes."])
+    repl.handle("/retry")
+    assert capsys.readouterr().out.strip().endswith("Yes.")
+    assert repl.store.queued() == []  # the failed entry is replaced, not left in the queue
+    [row] = repl.store.history()
+    assert (row.input, row.answer, row.status) == ("are you there?", "Yes.", "answered")
+    assert len(repl.conversation) == 1
+
+
+def test_retry_replaces_the_last_answer(apex, make_repl):
+    apex.answer("default", ["one"])
+    repl = make_repl()
+    repl.handle("pick a number")
+    apex.answer("default", ["two"])
+    repl.handle("/retry")
+    assert [t.answer for t in repl.conversation.turns] == ["two"]
+    # The retry does not send the answer it replaces as context.
+    assert [m["role"] for m in apex.requests[-1]["messages"]] == ["system", "user"]
+    assert len(repl.store.history()) == 2  # both answers are in the history
+
+
+def test_task_switch_list_and_unknown(apex, make_repl, capsys):
+    apex.answer("daily_route", ["- 9:00 soil lab"])
+    repl = make_repl()
+    repl.handle("/task daily")
+    assert repl.task.name == "daily"
+    repl.handle("plan tomorrow")
+    assert apex.requests[-1]["model"] == "daily_route"
+    repl.handle("/task nope")
+    out = capsys.readouterr().out
+    assert "No task `nope`" in out and "daily" in out
+    assert repl.task.name == "daily"
+    repl.handle("/dump")  # a task's name alone switches too
+    assert repl.task.name == "dump"
+    repl.handle("/task")
+    assert "→ dump" in capsys.readouterr().out
+
+
+def test_unknown_command_sends_nothing(apex, make_repl, capsys):
+    repl = make_repl()
+    repl.handle("/etc/hosts what is this")
+    out = capsys.readouterr().out
+    assert "No command /etc/hosts" in out and "//" in out
+    assert apex.requests == []
+
+
+def test_a_line_naming_a_file_sends_the_file(apex, make_repl, home):
+    (home.root / "monday.md").write_text("soil lab at 9\n")
+    apex.answer("daily_digest", ["ok"])
+    repl = make_repl()
+    repl.handle("/digest monday.md")
+    content = apex.requests[-1]["messages"][-1]["content"]
+    assert content == "--- monday.md ---\nsoil lab at 9"
+    assert repl.conversation.turns[-1].user == "monday.md"  # as typed, for /retry
+
+
+def test_a_binary_file_is_refused_and_the_repl_goes_on(apex, make_repl, home, capsys):
+    (home.root / "blob.bin").write_bytes(b"\x00\x01\x02")
+    repl = make_repl()
+    repl.handle("look at blob.bin")
+    assert "looks binary" in capsys.readouterr().err
+    assert apex.requests == []
+
+
+def test_clear_starts_a_new_conversation(apex, make_repl, capsys):
+    apex.answer("default", ["hi"])
+    repl = make_repl()
+    repl.handle("hello")
+    repl.handle("/clear")
+    assert len(repl.conversation) == 0
+    repl.handle("again")
+    assert [m["role"] for m in apex.requests[-1]["messages"]] == ["system", "user"]
+    assert "New conversation" in capsys.readouterr().out
+
+
+def test_status_and_help_say_what_is_what(apex, make_repl, capsys):
+    probe.remember(
+        settings.cache_dir(), probe.Verdict(apex.url, True, "", __import__("time").time())
+    )
+    repl = make_repl()
+    repl.handle("/status")
+    out = capsys.readouterr().out
+    assert "mode         auto" in out
+    assert "next answer  apex" in out and apex.url in out
+    repl.handle("/help")
+    out = capsys.readouterr().out
+    assert "/daily" in out and "/retry" in out and "Ctrl-D" in out
+
+
+def test_exit_and_modes(make_repl, capsys):
+    repl = make_repl()
+    assert repl.handle("/offline") is None
+    assert repl.mode == "offline"
+    assert repl.next_backend()[0] == "local"
+    repl.handle("/online")
+    assert repl.mode == "online"
+    repl.handle("/auto")
+    assert repl.mode == "auto"
+    assert repl.handle("/exit") == "exit"
+    assert repl.handle("/quit") == "exit"
+
+
+def test_the_history_file_is_private(make_repl):
+    repl = make_repl()
+    repl._session()
+    assert repl.history_path.exists()
+    assert oct(os.stat(repl.history_path).st_mode & 0o777) == "0o600"
+
+
+def test_a_failed_question_stays_queued_when_another_is_asked(apex, make_repl, capsys):
+    apex.error("default", 503, {"error": {"message": "all deployments busy"}})
+    repl = make_repl()
+    repl.handle("first, unanswered")
+    assert "brain queue run" in capsys.readouterr().err
+    apex.answer("default", ["fine"])
+    repl.handle("second")
+    # As the message said: the first waits in the queue; /retry now means the second.
+    assert [e.input for e in repl.store.queued()] == ["first, unanswered"]
+    repl.handle("/retry")
+    assert [m["content"] for m in apex.requests[-1]["messages"][1:]] == ["second"]
+    assert [e.input for e in repl.store.queued()] == ["first, unanswered"]
+
+
+def test_premium_refused_by_the_cap_leaves_nothing_queued(apex, write_config, make_repl, capsys):
+    apex.answer("premium_reasoning", ["deep thought"], cost=0.75)
+    repl = make_repl()
+    repl.conf.values["premium"]["daily_usd"] = 0.5
+    repl.handle("/premium is this rubric fair?")
+    assert "premium: this answer cost $0.7500" in capsys.readouterr().err  # shown, like one-shot
+    repl.handle("/premium and this one?")
+    err = capsys.readouterr().err
+    assert "Premium is capped at $0.50 a day" in err and "Nothing was sent" in err
+    assert len(apex.requests) == 1
+    assert repl.store.queued() == []  # refused before sending: nothing waits in the queue
+    assert [e.input for e in repl.store.history()] == ["is this rubric fair?"]
