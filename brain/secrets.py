@@ -37,12 +37,13 @@ def check_name(name: str) -> None:
 
 def _backend():
     import keyring
-    from keyring.backends import fail
+    from keyring.backends import fail, null
 
     backend = keyring.get_keyring()
-    # The chainer with nothing behind it, or the explicit fail backend: no usable store.
+    # The chainer with nothing behind it, the fail backend, or the null one (which silently
+    # forgets what it is given): no usable store.
     inner = getattr(backend, "backends", None)
-    if isinstance(backend, fail.Keyring) or (inner is not None and not inner):
+    if isinstance(backend, (fail.Keyring, null.Keyring)) or (inner is not None and not inner):
         raise ConfigError(
             "No usable OS keyring on this machine (no Secret Service, Keychain or Windows "
             "Credential Manager was found).",
