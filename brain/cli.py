@@ -211,8 +211,16 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(run(argv))
 
 
+def _quiet_pipe() -> int:
+    # `brain ... | head`: the reader left. Point stdout at /dev/null so the interpreter's
+    # final flush does not complain, and end as a finished command would.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0
+
+
 def run(argv: list[str] | None = None) -> int:
-    from brain.errors import BrainError
+    from brain.errors import BrainError, PipeClosed
 
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in args or "--verbose" in args
@@ -234,6 +242,8 @@ def run(argv: list[str] | None = None) -> int:
                 f'{where} -- "{exc.option_name} ..."\n'
             )
         return 2 if isinstance(exc, click.UsageError) else 65
+    except PipeClosed:
+        return _quiet_pipe()
     except BrainError as exc:
         from brain.render import Output
 
@@ -246,10 +256,7 @@ def run(argv: list[str] | None = None) -> int:
         Output(verbose=verbose).error(exc)
         return exc.exit_code
     except BrokenPipeError:
-        # `brain ... | head`: the reader left; leave quietly, and keep Python from complaining.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
+        return _quiet_pipe()
     except Exception as exc:
         from brain.secrets import redact
 

@@ -67,6 +67,12 @@ class Interrupted(BrainError):
     exit_code = INTERRUPTED
 
 
+class PipeClosed(BrainError):
+    """The reader of stdout went away (`brain ... | head`): stop quietly, exit 0."""
+
+    exit_code = OK
+
+
 class BackendError(BrainError):
     """A backend answered, but not with an answer (5xx, garbage, a stream cut before its start).
 

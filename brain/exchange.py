@@ -15,7 +15,7 @@ from typing import Any
 from brain import premium, secrets
 from brain import settings as settings_mod
 from brain.client import Message, OnDelta
-from brain.errors import BadInput, BrainError, Interrupted, UsageError
+from brain.errors import BadInput, BrainError, Interrupted, PipeClosed, UsageError
 from brain.offline import ladder
 from brain.settings import Settings
 from brain.store import Store
@@ -59,6 +59,14 @@ class Result:
             "partial_reason": a.partial_reason or None,
             **({"premium": self.extra["premium"].as_json()} if "premium" in self.extra else {}),
         }
+
+
+def why_not_answered(exc: BrainError) -> str:
+    """The reason kept with a queued input: one line, the specifics, no key."""
+    lines = [line.strip() for line in exc.message.splitlines() if line.strip()]
+    # "Nothing could answer; ..." heads a list of what each backend said: keep the list.
+    text = "; ".join(lines[1:] if len(lines) > 1 else lines)
+    return secrets.redact(text)
 
 
 def decode(data: bytes, name: str) -> str:
@@ -183,14 +191,18 @@ def ask(
             notice=notice,
             on_local_start=local_start,
         )
-    except BrainError as exc:
-        store.fail(row, exc.message)
-        raise
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, PipeClosed) as exc:
         if not seen:
             store.fail(row, "interrupted before the answer began")
-            raise
-        # Ctrl-C mid-answer: what arrived is kept as a partial answer, never thrown away.
+            if isinstance(exc, PipeClosed):
+                raise
+            raise Interrupted(
+                "Interrupted before the answer began; your input is kept in the queue.",
+                "`brain queue run` sends it later; `brain queue drop ID` forgets it "
+                "(`brain queue list` shows the ID).",
+            ) from None
+        # Stopped mid-answer (Ctrl-C, or the reader closed the pipe): what arrived is kept as
+        # a partial answer, never thrown away, and never sent again by `brain queue run`.
         store.finish(
             row,
             route=the_plan.route,
@@ -204,10 +216,15 @@ def ask(
             answer="".join(seen),
             partial=True,
         )
+        if isinstance(exc, PipeClosed):
+            raise
         raise Interrupted(
             "Interrupted; the partial answer is kept in the history (marked partial).",
             "See it with `brain history -n 1`.",
         ) from None
+    except BrainError as exc:
+        store.fail(row, why_not_answered(exc))
+        raise
     a = outcome.answer
     store.finish(
         row,

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from brain.errors import BrainError
+from brain.errors import BrainError, PipeClosed
 
 
 def _isatty(stream: Any) -> bool:
@@ -133,8 +133,7 @@ class Output:
                 self._drawn_at = now
                 self._draw()
         else:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            _out(text)
             self._ended_with_newline = text.endswith("\n")
 
     def stop(self) -> None:
@@ -145,18 +144,15 @@ class Output:
             self._live.stop()
             self._live = None
         elif not self.json_mode and self._text and not self._ended_with_newline:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
             self._ended_with_newline = True
+            _out("\n")
 
     def json(self, obj: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
-        sys.stdout.flush()
+        _out(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
 
     def write(self, text: str) -> None:
         """Plain text on stdout (lists, paths, config)."""
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        sys.stdout.flush()
+        _out(text if text.endswith("\n") else text + "\n")
 
     def table(self, title: str | None, columns: list[str], rows: list[list[str]]) -> None:
         """A rich table on a terminal; tab-separated lines when piped."""
@@ -173,6 +169,16 @@ class Output:
         else:
             lines = ["\t".join(columns)] + ["\t".join(row) for row in rows]
             self.write("\n".join(lines))
+
+
+def _out(text: str) -> None:
+    """Write to stdout; a reader that went away (`| head`) becomes PipeClosed, so the caller
+    can keep what was said and brain can exit quietly (click would turn EPIPE into exit 1)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise PipeClosed("stdout was closed by its reader") from None
 
 
 def _escape(text: str) -> str:

@@ -167,9 +167,11 @@ class Store:
         )
 
     def fail(self, row: int, error: str) -> None:
-        """The input stays in the queue with the reason it was not answered."""
+        """The input stays in the queue with the reason it was not answered (keys masked)."""
+        from brain.secrets import redact
+
         self.db.execute(
-            "UPDATE exchanges SET status=?, error=? WHERE id=?", (QUEUED, error[:1000], row)
+            "UPDATE exchanges SET status=?, error=? WHERE id=?", (QUEUED, redact(error)[:1000], row)
         )
 
     def get(self, row: int) -> Exchange | None:

@@ -297,20 +297,25 @@ def test_ctrl_c_mid_answer_keeps_partial_exit_130(apex: FakeApex, home) -> None:
     assert row["partial"] == 1 and row["answer"].startswith("piece0 ")
 
 
-def test_broken_pipe_exits_quietly(apex: FakeApex, home) -> None:
+def test_broken_pipe_exits_quietly_and_keeps_what_was_read(apex: FakeApex, home) -> None:
     import os
 
-    apex.answer("brain_dump", ["line\n"] * 5000)
+    apex.answer("brain_dump", ["line\n"] * 2000, delay=0.001)
     proc = subprocess.Popen(
-        f"{brain_executable()} dump x | head -n 1",
-        shell=True,
+        [brain_executable(), "dump", "x"],
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=dict(os.environ),
     )
-    out, err = proc.communicate(timeout=30)
-    assert out == b"line\n"
-    assert b"Traceback" not in err and b"BrokenPipe" not in err
+    assert proc.stdout.read(5) == b"line\n"
+    proc.stdout.close()  # the reader leaves, as `| head -n 1` does
+    err = proc.stderr.read()
+    assert proc.wait(timeout=30) == 0
+    assert b"Traceback" not in err and b"BrokenPipe" not in err and b"error" not in err
+    row = db_rows(home)[-1]
+    # Not left in the queue to be sent (and paid for) again: kept as a partial answer.
+    assert row["status"] == "partial" and row["answer"].startswith("line\n")
 
 
 def test_costly_failed_verdict_is_cached_cheap_one_is_not(ollama: FakeOllama, brain, home) -> None:
@@ -377,3 +382,18 @@ def test_no_key_in_config_history_or_verbose_output(apex: FakeApex, brain, home)
     for path in home.root.rglob("*"):
         if path.is_file() and path.name != "keyring.json":
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_a_key_echoed_in_an_error_body_is_masked_everywhere(apex: FakeApex, brain, home) -> None:
+    secret = "sk-echoed-back-key-777"
+    assert brain("keys", "set", "apex", "--stdin", input=secret + "\n").code == 0
+    apex.error(
+        "brain_dump", 400, {"error": {"message": f"context window exceeded for key {secret}"}}
+    )
+    r = brain("dump", "x")
+    assert r.code == 69 and "context window exceeded" in r.stderr
+    listed = brain("queue", "list", "--json")
+    shown = r.stdout + r.stderr + listed.stdout + brain("queue", "list").stdout
+    assert "****" in listed.stdout and secret not in shown
+    for path in (home.data / "brain").iterdir():  # the database, its WAL, the REPL history
+        assert secret.encode() not in path.read_bytes(), path
