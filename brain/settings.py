@@ -21,7 +21,11 @@ APP = "brain"
 # `config show`, `config set` and the completion of config keys.
 SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
     "apex": {
-        "url": (str, "", "the LiteLLM proxy's base URL, e.g. http://apex:4000"),
+        "url": (
+            str,
+            "",
+            "the LiteLLM proxy's base URL with a host, e.g. http://apex:4000 (no /v1)",
+        ),
         "connect_timeout": (float, 1.0, "seconds to wait for a TCP connection, > 0"),
         "first_token_timeout": (
             float,
@@ -36,7 +40,12 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
         ),
     },
     "local": {
-        "url": (str, "http://127.0.0.1:11434", "an OpenAI-compatible server on this laptop"),
+        "url": (
+            str,
+            "http://127.0.0.1:11434",
+            "the base URL of an OpenAI-compatible server on this laptop, e.g. "
+            "http://127.0.0.1:11434 (no /v1)",
+        ),
         "model": (str, "gemma4:e4b", "the local model's name, as `ollama list` shows it"),
         "keep_alive": (str, "30m", "how long Ollama keeps the model loaded, e.g. 30m, 1h, -1"),
         "context_tokens": (int, 8192, "the local model's context window in tokens, > 0"),
@@ -148,20 +157,15 @@ def defaults() -> dict[str, dict[str, Any]]:
 
 def load(explicit: str | os.PathLike[str] | None = None) -> Settings:
     path = config_path(explicit)
-    raw: dict[str, Any] = {}
     exists = path.is_file()
-    if exists:
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(
-                f"{path} is not valid TOML: {exc}",
-                "Fix the file, or move it away and run `brain config init`.",
-            ) from exc
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    elif explicit:
+    if not exists and explicit:
         raise ConfigError(f"{path} does not exist", "Run `brain config init` to create it.")
+    raw = read_raw(path) if exists else {}
+    return from_raw(path, raw, exists)
+
+
+def from_raw(path: Path, raw: dict[str, Any], exists: bool = True) -> Settings:
+    """Validate a parsed config (as read from `path`) over the defaults and the environment."""
     values = defaults()
     tasks: dict[str, dict[str, Any]] = {}
     for section, body in raw.items():
@@ -229,9 +233,9 @@ def _convert(value: Any, typ: type) -> Any:
 
 def _in_range(section: str, key: str, value: Any) -> bool:
     if section == "apex" and key == "url":
-        return value == "" or value.startswith(("http://", "https://"))
+        return value == "" or _is_base_url(value)
     if (section == "local" and key == "url") or key == "anthropic_url":
-        return value.startswith(("http://", "https://"))
+        return _is_base_url(value)
     if section == "premium" and key == "model":
         return bool(value.strip())
     if key in ("connect_timeout", "first_token_timeout", "context_tokens"):
@@ -243,6 +247,25 @@ def _in_range(section: str, key: str, value: Any) -> bool:
     if section == "notify" and key == "events":
         return set(value) <= {"fallback", "apex_fallback", "recovered"}
     return True
+
+
+def _is_base_url(value: str) -> bool:
+    """http(s)://host[:port][/prefix], with a host and a valid port; not ending in /v1
+    (brain adds /v1/chat/completions itself)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and port_ok
+        and not parts.path.rstrip("/").endswith("/v1")
+        and not parts.query
+    )
 
 
 def validate_tasks(path: Path, body: Any) -> dict[str, dict[str, Any]]:
@@ -300,4 +323,14 @@ def read_raw(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+        raise ConfigError(
+            f"{path} is not valid TOML: {exc}",
+            "Fix the file, or move it away and run `brain config init`.",
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start})",
+            "Save it as UTF-8, or move it away and run `brain config init`.",
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc

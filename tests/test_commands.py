@@ -7,6 +7,7 @@ import stat
 import tomllib
 from pathlib import Path
 
+import pytest
 from fakes import FakeApex, FakeOllama, refused_url
 
 
@@ -28,14 +29,17 @@ def test_keys_set_unknown_name_is_usage_error(brain) -> None:
     assert r.code == 2 and "apex" in r.stderr
 
 
-def test_no_usable_keyring_names_the_fixes(brain) -> None:
+@pytest.mark.parametrize(
+    "backend", ["keyring.backends.fail.Keyring", "keyring.backends.null.Keyring"]
+)
+def test_no_usable_keyring_names_the_fixes(brain, backend: str) -> None:
     r = brain(
         "keys",
         "set",
         "apex",
         "--stdin",
         input="sk-x-1234\n",
-        env={"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"},
+        env={"PYTHON_KEYRING_BACKEND": backend},
     )
     assert r.code == 78
     assert (
@@ -182,3 +186,30 @@ def test_python_m_brain(brain) -> None:
 
     r = subprocess.run([sys.executable, "-m", "brain", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and "brain" in r.stdout
+
+
+def test_a_refused_config_set_leaves_the_file_as_it_was(brain, write_config) -> None:
+    path = write_config('[apex]\nurl = "http://apex:4000"\n')
+    before = path.read_text()
+    r = brain("config", "set", "tasks.status.route", "foo")
+    assert r.code == 78 and str(path) in r.stderr and "own commands" in r.stderr
+    assert path.read_text() == before
+    assert brain("routes").code == 0  # brain still works
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["http://[::1", "http://", "https://", "apex:4000", "http://apex:4000/v1", "http://apex:99999"],
+)
+def test_bad_urls_are_config_errors(brain, value: str) -> None:
+    r = brain("config", "set", "apex.url", value)
+    assert r.code == 78 and "apex.url" not in r.stdout and "base URL" in r.stderr
+    r = brain("dump", "x", env={"BRAIN_APEX_URL": value})
+    assert r.code == 78 and "Traceback" not in r.stderr
+
+
+def test_non_utf8_config_is_a_config_error(brain, write_config) -> None:
+    path = write_config("")
+    path.write_bytes(b'[apex]\nurl = "http://caf\xe9:4000"\n')
+    r = brain("dump", "x")
+    assert r.code == 78 and "UTF-8" in r.stderr and str(path) in r.stderr

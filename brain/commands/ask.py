@@ -14,10 +14,10 @@ from brain.commands.complete import files
 def context(ctx: click.Context) -> Any:
     """Settings and the task table for this run (shared by the other commands)."""
     from brain import settings
-    from brain.tasks import all_tasks
+    from brain.tasks import from_settings
 
     conf = settings.load(opts(ctx).config)
-    return conf, all_tasks(conf.tasks, conf.path.parent)
+    return conf, from_settings(conf)
 
 
 def mode_of(ctx: click.Context, conf: Any) -> str:

@@ -108,12 +108,12 @@ def set_(ctx: click.Context, key: str, value: str) -> int:
         raise ConfigError(
             f"`{key}` is not a config key.", f"Use section.key ({valid}) or tasks.NAME.field."
         )
-    settings.write(target, raw)
-    # Check the whole file as it now stands, so a bad combination is caught here, not later.
-    conf = settings.load(target)
-    from brain.tasks import all_tasks
+    # Check the whole file as it would stand before writing it, so a bad combination (say, a
+    # task named like a command) is refused here and the file stays as it was.
+    from brain.tasks import from_settings
 
-    all_tasks(conf.tasks, conf.path.parent)
+    from_settings(settings.from_raw(target, raw))
+    settings.write(target, raw)
     Output().notice(f"set {key} = {raw_value(raw, parts)!r} in {target}")
     return 0
 

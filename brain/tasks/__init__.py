@@ -149,6 +149,16 @@ def all_tasks(
     return tasks
 
 
+def from_settings(conf: Any) -> dict[str, Task]:
+    """The task table for a loaded config; errors name the config file."""
+    try:
+        return all_tasks(conf.tasks, conf.path.parent)
+    except ConfigError as exc:
+        if str(conf.path) not in exc.message:
+            exc.message = f"{conf.path}: {exc.message}"
+        raise
+
+
 def _user_prompt(value: str, config_dir: Path | None) -> str:
     if value.endswith((".md", ".txt")) and "\n" not in value:
         path = Path(value).expanduser()
