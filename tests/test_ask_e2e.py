@@ -397,3 +397,27 @@ def test_a_key_echoed_in_an_error_body_is_masked_everywhere(apex: FakeApex, brai
     assert "****" in listed.stdout and secret not in shown
     for path in (home.data / "brain").iterdir():  # the database, its WAL, the REPL history
         assert secret.encode() not in path.read_bytes(), path
+
+
+def test_ctrl_c_stops_the_whole_queue_run(apex: FakeApex, brain, home) -> None:
+    import os
+
+    down = {"BRAIN_APEX_URL": refused_url()}
+    assert brain("dump", "first kept", env=down).code == 69
+    assert brain("dump", "second kept", env=down).code == 69
+    apex.answer("brain_dump", [f"piece{i} " for i in range(200)], delay=0.05)
+    proc = subprocess.Popen(
+        [brain_executable(), "queue", "run"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
+    assert proc.stdout.read(6) == b"piece0"
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert len(apex.requests) == 1  # the second input was not sent
+    rows = {r["input"]: r for r in db_rows(home)}
+    assert rows["first kept"]["status"] == "partial"
+    assert rows["second kept"]["status"] == "queued"

@@ -49,7 +49,7 @@ def run(ctx: click.Context, ids: tuple[int, ...]) -> int:
     """Send queued inputs (all, or the IDS given); answers land in the history."""
     from brain import exchange
     from brain.commands.ask import context, mode_of, report
-    from brain.errors import BrainError
+    from brain.errors import BrainError, Interrupted, PipeClosed
     from brain.render import Output
     from brain.store import opened
 
@@ -88,6 +88,8 @@ def run(ctx: click.Context, ids: tuple[int, ...]) -> int:
                     notice=out.notice,
                     row=r.id,
                 )
+            except (Interrupted, PipeClosed):
+                raise  # Ctrl-C stops the whole run; what arrived is kept by exchange.ask
             except BrainError as exc:
                 out.stop()
                 out.error(exc)
@@ -107,7 +109,9 @@ def run(ctx: click.Context, ids: tuple[int, ...]) -> int:
     if o.json:
         out.json({"answered": results, "still_queued": failed})
     if failed:
-        out.notice(f"{failed} input(s) still queued.")
+        with opened() as store:
+            left = len(store.queued())
+        out.notice(f"{left} input(s) still queued (`brain queue list`).")
         return last_error.exit_code if last_error else 69
     return 0
 
