@@ -90,12 +90,47 @@ def decode(data: bytes, name: str) -> str:
             ) from None
 
 
+# Endings that make a single word look like a file the user meant to send.
+_FILE_ENDINGS = (
+    ".md",
+    ".txt",
+    ".log",
+    ".csv",
+    ".json",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".diff",
+    ".patch",
+    ".py",
+    ".js",
+    ".ts",
+    ".rs",
+    ".go",
+    ".html",
+    ".tex",
+    ".rst",
+)
+
+
 def split_args(words: tuple[str, ...] | list[str]) -> tuple[str, list[Material]]:
-    """Arguments that name existing files are material; the rest is the instruction."""
+    """Arguments that name existing files are material; the rest is the instruction.
+
+    A single word that looks like a file name but names nothing is refused (a typo must not
+    silently become the instruction with no material).
+    """
     instruction: list[str] = []
     material: list[Material] = []
     for word in words:
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadInput(
+                "an argument is not valid UTF-8 text (the terminal sent other bytes).",
+                "Set the terminal to UTF-8, or pipe the text in: `iconv -t utf-8 FILE | brain ...`.",
+            ) from None
         path = Path(word).expanduser()
+        plain = bool(word) and not any(c.isspace() for c in word) and len(word) < 4096
         if word and "\n" not in word and len(word) < 4096 and _exists(path.is_file):
             try:
                 material.append(Material(word, decode(path.read_bytes(), word)))
@@ -105,9 +140,19 @@ def split_args(words: tuple[str, ...] | list[str]) -> tuple[str, list[Material]]
             raise BadInput(
                 f"{word} is a directory", f"Name the files, e.g. `{word.rstrip('/')}/*.md`."
             )
+        elif plain and _looks_like_a_file(word) and not _exists(path.exists):
+            raise BadInput(
+                f"no such file: {word}",
+                "Check the name. To send it as words, put it inside a quoted instruction.",
+            )
         else:
             instruction.append(word)
     return " ".join(instruction).strip(), material
+
+
+def _looks_like_a_file(word: str) -> bool:
+    # "notes/monday.md", "./draft", "~/x" look like files; "and/or", "v1.2", "e.g." do not.
+    return word.startswith(("./", "../", "~/")) or word.lower().endswith(_FILE_ENDINGS)
 
 
 def _exists(check: Callable[[], bool]) -> bool:

@@ -421,3 +421,22 @@ def test_ctrl_c_stops_the_whole_queue_run(apex: FakeApex, brain, home) -> None:
     rows = {r["input"]: r for r in db_rows(home)}
     assert rows["first kept"]["status"] == "partial"
     assert rows["second kept"]["status"] == "queued"
+
+
+def test_a_missing_file_is_bad_input_not_an_instruction(apex: FakeApex, brain) -> None:
+    r = brain("digest", "notes/monday.md", "notes/tuesday.md")
+    assert r.code == 65 and "no such file: notes/monday.md" in r.stderr
+    assert apex.requests == []
+    apex.answer("default", ["fine"])
+    assert brain("ask", "is", "and/or", "v1.2", "ok?").code == 0  # words, not files
+    assert apex.requests[-1]["messages"][1]["content"] == "is and/or v1.2 ok?"
+
+
+def test_an_argument_that_is_not_utf8_is_bad_input(brain) -> None:
+    import os
+    import subprocess
+
+    proc = subprocess.run(
+        [brain_executable(), "dump", os.fsdecode(b"caf\xe9")], capture_output=True, text=True
+    )
+    assert proc.returncode == 65 and "UTF-8" in proc.stderr
