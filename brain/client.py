@@ -303,9 +303,16 @@ def error_from_response(endpoint: Endpoint, model: str, response: httpx.Response
             or etype == "no_db_connection"
             or (status == 400 and "api key" in message.lower())
         ):
+            if not endpoint.key:
+                return KeyProblem(
+                    f"Apex needs a key, and none is set (HTTP {status}).",
+                    "Set the LiteLLM key with `brain keys set apex`, or export BRAIN_APEX_KEY "
+                    "(for scripts, or where no keyring works); then `brain queue run`.",
+                )
             return KeyProblem(
                 f"Apex rejected the key (HTTP {status}).",
-                "Set the LiteLLM key with `brain keys set apex` (or BRAIN_APEX_KEY), then retry.",
+                "Set the LiteLLM key with `brain keys set apex` (or BRAIN_APEX_KEY), then "
+                "`brain queue run`.",
             )
         if status == 400 and "invalid model name" in message.lower():
             return ConfigError(
@@ -377,6 +384,14 @@ def describe_transport(exc: Exception) -> str:
 
 
 def transport_error(endpoint: Endpoint, exc: Exception) -> BackendError:
+    import httpx
+
     label = "Apex" if endpoint.name == "apex" else endpoint.name
-    reason = f"{label} ({endpoint.base_url}): {describe_transport(exc)}"
-    return BackendError(reason, reason=reason, fallback_ok=True, transport=True)
+    phrase = describe_transport(exc)
+    reason = f"{label} ({endpoint.base_url}): {phrase}"
+    # Only a failure to reach the host says the host is away. A read timeout means it is
+    # there but this route was slow (a cold 31B model): other routes may answer at once.
+    away = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+    error = BackendError(reason, reason=reason, fallback_ok=True, transport=away)
+    error.detail = phrase
+    return error

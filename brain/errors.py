@@ -95,8 +95,9 @@ class BackendError(BrainError):
         super().__init__(message, fix)
         self.reason = reason or message
         self.fallback_ok = fallback_ok
-        # True when the host itself did not answer (refused, DNS, timeout): then it is away
-        # for every route, not just this one.
+        # True when the host itself could not be reached (refused, DNS, connect timeout): then
+        # it is away for every route, not just this one.
         self.transport = transport
+        self.detail = self.reason  # the bare phrase ("connection refused"), without the host
         if exit_code is not None:
             self.exit_code = exit_code

@@ -326,13 +326,13 @@ def test_costly_failed_verdict_is_cached_cheap_one_is_not(ollama: FakeOllama, br
         assert cache["ok"] is False and cache["url"] == hang.url and cache["latency_ms"] >= 900
         # Within its lifetime the timed-out verdict is reused: no second wait, and it says so.
         r = brain("dump", "x", env={"BRAIN_APEX_URL": hang.url})
-        assert "checked in the last few seconds" in r.stderr
+        assert "seen in the last few seconds" in r.stderr
     finally:
         hang.close()
     url = refused_url()
     brain("dump", "x", env={"BRAIN_APEX_URL": url})
     r = brain("dump", "x", env={"BRAIN_APEX_URL": url})
-    assert "refused" in r.stderr and "checked in the last few seconds" not in r.stderr
+    assert "refused" in r.stderr and "seen in the last few seconds" not in r.stderr
 
 
 def _cache_verdict(home, url: str, age: float, latency_ms: int) -> None:
@@ -440,3 +440,10 @@ def test_an_argument_that_is_not_utf8_is_bad_input(brain) -> None:
         [brain_executable(), "dump", os.fsdecode(b"caf\xe9")], capture_output=True, text=True
     )
     assert proc.returncode == 65 and "UTF-8" in proc.stderr
+
+
+def test_no_key_at_all_says_none_is_set(apex: FakeApex, brain) -> None:
+    apex.key = "sk-needed-1234"
+    apex.answer("brain_dump", ["x"])
+    r = brain("dump", "x")
+    assert r.code == 77 and "none is set" in r.stderr and "brain keys set apex" in r.stderr

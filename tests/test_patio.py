@@ -284,3 +284,16 @@ def test_a_failing_route_does_not_mark_apex_away(apex: FakeApex, ollama: FakeOll
     r = brain("code", "x", "--json")
     assert r.json["backend"] == "local" and "500" in r.json["fallbacks"][0]["reason"]
     assert brain("dump", "y", "--json").json["backend"] == "apex"  # not skipped for 10 s
+
+
+def test_a_slow_route_does_not_mark_apex_away(
+    apex: FakeApex, ollama: FakeOllama, brain, write_config
+) -> None:
+    write_config("[apex]\nfirst_token_timeout = 1.0\n")
+    apex.answer("draft", ["too late"], first_delay=3.0)  # a cold 31B model, say
+    apex.answer("brain_dump", ["apex fine"])
+    r = brain("draft", "x", "--json")
+    assert r.json["backend"] == "local"
+    reason = r.json["fallbacks"][0]["reason"]
+    assert "timed out" in reason and reason.count("Apex (") == 1
+    assert brain("dump", "y", "--json").json["backend"] == "apex"

@@ -127,7 +127,7 @@ def run(
             if not verdict.ok:
                 apex_reason = f"Apex ({url}): {verdict.reason}"
                 if verdict.cached:
-                    apex_reason += " (checked in the last few seconds)"
+                    apex_reason += " (seen in the last few seconds)"
                 apex_fix = (
                     "Check that Apex is on and Tailscale is connected (`tailscale status`); "
                     "`brain status` shows what brain sees."
@@ -154,7 +154,7 @@ def run(
                         # again. An HTTP error concerns one route; other routes may answer.
                         probe.remember(
                             cache_dir,
-                            probe.Verdict(url, False, exc.reason, time.time(), probe.CHEAP_MS),
+                            probe.Verdict(url, False, exc.detail, time.time(), probe.CHEAP_MS),
                         )
                 else:
                     probe.remember(
