@@ -64,7 +64,10 @@ class ConfigError(BrainError):
 
 
 class Interrupted(BrainError):
+    """Ctrl-C. `started` says whether any of the answer had arrived (then it was kept)."""
+
     exit_code = INTERRUPTED
+    started = True
 
 
 class PipeClosed(BrainError):

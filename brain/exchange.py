@@ -38,6 +38,26 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
     notify_pending: bool = False  # the Slack outbox has something to send
 
+    def notes(self) -> list[str]:
+        """What to tell the user after the answer, one line each: a fallback on Apex's side,
+        the premium spend, an incomplete answer. Every front end (command, REPL, MCP) shows
+        these the same way."""
+        a = self.outcome.answer
+        lines = [
+            f"Apex fell back on its side: {fb['answered_by']} answered ({fb['reason'][:200]})."
+            for fb in self.outcome.fallbacks
+            if fb.get("answered_by")
+        ]
+        spent = self.extra.get("premium")
+        if spent is not None:
+            lines.append(spent.line())
+        if a.partial:
+            lines.append(
+                f"the answer is incomplete: {a.partial_reason}. It is kept in the history, "
+                "marked partial."
+            )
+        return lines
+
     def as_json(self) -> dict[str, Any]:
         a = self.outcome.answer
         return {
@@ -241,11 +261,13 @@ def ask(
             store.fail(row, "interrupted before the answer began")
             if isinstance(exc, PipeClosed):
                 raise
-            raise Interrupted(
+            stopped = Interrupted(
                 "Interrupted before the answer began; your input is kept in the queue.",
                 "`brain queue run` sends it later; `brain queue drop ID` forgets it "
                 "(`brain queue list` shows the ID).",
-            ) from None
+            )
+            stopped.started = False
+            raise stopped from None
         # Stopped mid-answer (Ctrl-C, or the reader closed the pipe): what arrived is kept as
         # a partial answer, never thrown away, and never sent again by `brain queue run`.
         store.finish(

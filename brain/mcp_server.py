@@ -102,11 +102,7 @@ def answer(
     if a.backend != "apex":
         why = "; ".join(fb["reason"] for fb in result.outcome.fallbacks if fb.get("reason"))
         notes.append(f"answered by {a.backend} {a.model}".strip() + (f" ({why})" if why else ""))
-    if a.partial:
-        notes.append(f"the answer is incomplete: {a.partial_reason}")
-    spent = result.extra.get("premium")
-    if spent is not None:
-        notes.append(spent.line())
+    notes.extend(result.notes())
     for note in notes:
         notice(note)
     if verbose:

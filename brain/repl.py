@@ -231,8 +231,13 @@ class Repl:
                 on_local_start=on_local_start,
                 row=row,
             )
-        except Interrupted:
+        except Interrupted as stopped:
             out.stop()
+            if not stopped.started:
+                self.store.drop(row)
+                self.prefill = text
+                out.notice("stopped before the answer began; your question is back at the prompt.")
+                return
             turn = Turn(task.name, text, sent, "".join(pieces), True, "stopped with Ctrl-C")
             turn.backend, turn.row = answering[0], row
             self.conversation.add(turn)
@@ -242,7 +247,7 @@ class Repl:
                 "(marked partial); /retry asks again."
             )
             return
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # between the store and the ladder: nothing was sent
             out.stop()
             self.store.drop(row)
             self.prefill = text
@@ -287,21 +292,14 @@ class Repl:
             self.conversation.add(turn)
         else:
             out.notice("the model answered with no text; nothing was added to the conversation.")
-        for fb in result.outcome.fallbacks:
-            if fb.get("backend") == "apex" and fb.get("answered_by"):
-                out.notice(f"Apex fell back on its side: {fb['answered_by']} answered.")
-        spent = result.extra.get("premium")
-        if spent is not None:
-            out.notice(spent.line())
+        for note in result.notes():
+            out.notice(note)
+        if answer.partial:
+            out.notice("/retry asks again.")
         if result.notify_pending:
             from brain import notify
 
             notify.spawn_sender()
-        if answer.partial:
-            out.notice(
-                f"the answer is incomplete: {answer.partial_reason}. It is kept, marked partial; "
-                "/retry asks again."
-            )
 
     def _material(self, task: Task, text: str) -> str:
         """A one-line question that names files sends them, as on the command line."""

@@ -137,18 +137,8 @@ def report(out: Any, result: Any) -> int:
         f"{usage.get('prompt_tokens', '?')}/{usage.get('completion_tokens', '?')}"
         + (f"; cost ${a.cost:.6f}" if a.cost is not None else "")
     )
-    spent = result.extra.get("premium")
-    if spent is not None:
-        out.notice(spent.line())
-    for fb in result.outcome.fallbacks:
-        if fb.get("backend") == "apex" and fb.get("answered_by"):
-            out.notice(
-                f"Apex fell back on its side: {fb['answered_by']} answered ({fb['reason'][:200]})."
-            )
+    for note in result.notes():
+        out.notice(note)
     if a.partial:
-        out.notice(
-            f"the answer is incomplete: {a.partial_reason}. It is kept in the history, marked "
-            f"partial (`brain history -n 1`)."
-        )
         return 0 if "max_tokens" in a.partial_reason else 75
     return 0
