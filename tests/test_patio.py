@@ -265,7 +265,7 @@ def test_slack_events_can_be_chosen(
     )
 
 
-def test_hanging_slack_never_delays_or_fails_the_answer(ollama: FakeOllama, brain) -> None:
+def test_hanging_slack_never_delays_or_fails_the_answer(ollama: FakeOllama, brain, home) -> None:
     hang = HangingListener()
     try:
         r = brain(
@@ -276,6 +276,10 @@ def test_hanging_slack_never_delays_or_fails_the_answer(ollama: FakeOllama, brai
     finally:
         hang.close()
     assert r.code == 0 and r.stdout == "local answer\n"
+    # The notice was written (and waits to be sent), so the answer did not skip notifying.
+    db = sqlite3.connect(home.data / "brain" / "brain.db")
+    texts = [t for (t,) in db.execute("SELECT text FROM outbox")]
+    assert len(texts) == 1 and "fallback fired" in texts[0]
 
 
 def test_a_failing_route_does_not_mark_apex_away(apex: FakeApex, ollama: FakeOllama, brain) -> None:
