@@ -149,9 +149,9 @@ def run(
                     apex_reason = exc.reason
                     apex_fix = exc.fix or "`brain status` shows what brain sees of Apex."
                     if exc.transport:
-                        # Apex stopped answering after a good probe (a hang before the first
-                        # token): the next commands skip it for a while instead of waiting
-                        # again. An HTTP error concerns one route; other routes may answer.
+                        # The host could not be reached after a good probe (it just went
+                        # away): the next commands skip it for a while. An HTTP error or a
+                        # slow first token concerns one route; other routes may answer.
                         probe.remember(
                             cache_dir,
                             probe.Verdict(url, False, exc.detail, time.time(), probe.CHEAP_MS),
