@@ -221,22 +221,17 @@ def render(r: dict, goals: dict) -> str:
         "",
         "Already removed: httpx importing its own command line (`httpx._main`: rich.console, "
         "rich.progress, pygments; ~35–40 ms on every answer) — brain marks it absent "
-        "(brain/__init__.py); and importlib.resources on the `--help` path (~8 ms; "
-        "brain/tasks reads its prompt files by path). Left, largest first:",
+        "(brain/__init__.py); importlib.resources on the `--help` path (~8 ms; brain/tasks "
+        "reads its prompt files by path); and certifi's CA bundle, which `httpx.Client()` "
+        "loaded even for `http://` URLs (~18–25 ms a client; brain.client.verify_for gives "
+        "plain-HTTP clients an empty TLS context, which fails closed). Left, largest first:",
         "",
         "- `import httpx` itself, ~55–65 ms over the interpreter (httpx._client, urllib.request, "
         "http.cookiejar, httpcore, h11, idna): about half of brain's overhead per answer. Only "
         "a smaller HTTP stack (the standard library's http.client for plain-HTTP endpoints) "
         "would remove it.",
-        "- A certificate store per HTTP client, ~18–25 ms: `httpx.Client()` loads certifi's CA "
-        "bundle (`load_verify_locations`) even for `http://` URLs; brain makes one client per "
-        "request and one more for an uncached probe (and for the local-model check). Passing "
-        "`verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)` for plain-HTTP URLs (no TLS is ever "
-        "spoken there; it fails closed if it were) took `brain ask` from 128 to 110 ms (best "
-        "of 25) in a side test; it touches brain/client.py, offline/probe.py and "
-        "offline/local.py.",
         "- click, ~20–25 ms (its own import pulls in inspect, re, enum): the floor of any "
-        "click command line; `brain --help` is 55 ms in all.",
+        "click command line; `brain --help` is about 50 ms in all.",
         "- The history store: sqlite3 import ~5 ms, opening the database, two commits and the "
         "WAL checkpoint on close, ~10 ms together.",
         "- platformdirs ~3–6 ms, brain.settings/tomllib ~2–3 ms.",
