@@ -116,6 +116,20 @@ def count(value: float | None, source: str = "server") -> str:
     return text if source == "server" else f"≈{text}"
 
 
+def speed_cells(s: Summary) -> list[str]:
+    """One summary's speed figures, as the terminal table and the report both show them."""
+    return [
+        s.prompt,
+        s.target,
+        ", ".join(s.models) or "—",
+        with_range(s.first_token_ms, ms),
+        with_range(s.decode_tps, tps),
+        with_range(s.total_ms, ms),
+        f"{count(s.tokens_in)}/{count(s.tokens_out, s.tokens_counted_by)}",
+        f"{s.ok}/{s.runs}",
+    ]
+
+
 def table_rows(
     rows: list[Summary], judgements: list[Judgement] | None = None
 ) -> tuple[list[str], list[list[str]]]:
@@ -130,19 +144,7 @@ def table_rows(
         extra = []
         if judgements:
             extra = ["—" if j is None or j.overall is None else str(j.overall)]
-        out.append(
-            [
-                s.prompt,
-                s.target,
-                ", ".join(s.models) or "—",
-                with_range(s.first_token_ms, ms),
-                with_range(s.decode_tps, tps),
-                with_range(s.total_ms, ms),
-                f"{count(s.tokens_in)}/{count(s.tokens_out, s.tokens_counted_by)}",
-                f"{s.ok}/{s.runs}",
-                *extra,
-            ]
-        )
+        out.append([*speed_cells(s), *extra])
     return columns, out
 
 
@@ -203,23 +205,7 @@ def markdown(result: BenchResult, chart_name: str | None) -> str:
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for s in rows:
-        lines.append(
-            "| "
-            + " | ".join(
-                _cell(x)
-                for x in (
-                    s.prompt,
-                    s.target,
-                    ", ".join(s.models) or "—",
-                    with_range(s.first_token_ms, ms),
-                    with_range(s.decode_tps, tps),
-                    with_range(s.total_ms, ms),
-                    f"{count(s.tokens_in)}/{count(s.tokens_out, s.tokens_counted_by)}",
-                    f"{s.ok}/{s.runs}",
-                )
-            )
-            + " |"
-        )
+        lines.append("| " + " | ".join(_cell(x) for x in speed_cells(s)) + " |")
     if chart_name:
         lines += ["", f"![Decode tokens per second, median and range]({chart_name})"]
     lines += [
