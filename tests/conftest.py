@@ -155,6 +155,18 @@ def brain_executable() -> str:
     return found
 
 
+def spawn_brain(*args: str) -> subprocess.Popen[bytes]:
+    """The installed brain as a running process with piped stdout/stderr, for tests that
+    act on it mid-answer (Ctrl-C, kill -9, closing the pipe). Uses the test's environment."""
+    return subprocess.Popen(
+        [brain_executable(), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
+
+
 @dataclass
 class Run:
     code: int

@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import brain_executable
+from conftest import brain_executable, spawn_brain
 from fakes import UNRESOLVABLE_URL, FakeApex, FakeOllama, HangingListener, refused_url
 
 JSON_FIELDS = {
@@ -276,17 +276,8 @@ def test_partial_stream_is_shown_kept_and_flagged(apex: FakeApex, brain, home) -
 
 
 def test_ctrl_c_mid_answer_keeps_partial_exit_130(apex: FakeApex, home) -> None:
-    import os
-
     apex.answer("brain_dump", [f"piece{i} " for i in range(200)], delay=0.05)
-    env = dict(os.environ)
-    proc = subprocess.Popen(
-        [brain_executable(), "dump", "x"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    proc = spawn_brain("dump", "x")
     first = proc.stdout.read(6)  # the answer has started
     assert first == b"piece0"
     proc.send_signal(signal.SIGINT)
@@ -298,16 +289,9 @@ def test_ctrl_c_mid_answer_keeps_partial_exit_130(apex: FakeApex, home) -> None:
 
 
 def test_broken_pipe_exits_quietly_and_keeps_what_was_read(apex: FakeApex, home) -> None:
-    import os
 
     apex.answer("brain_dump", ["line\n"] * 2000, delay=0.001)
-    proc = subprocess.Popen(
-        [brain_executable(), "dump", "x"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ),
-    )
+    proc = spawn_brain("dump", "x")
     assert proc.stdout.read(5) == b"line\n"
     proc.stdout.close()  # the reader leaves, as `| head -n 1` does
     err = proc.stderr.read()
@@ -400,19 +384,12 @@ def test_a_key_echoed_in_an_error_body_is_masked_everywhere(apex: FakeApex, brai
 
 
 def test_ctrl_c_stops_the_whole_queue_run(apex: FakeApex, brain, home) -> None:
-    import os
 
     down = {"BRAIN_APEX_URL": refused_url()}
     assert brain("dump", "first kept", env=down).code == 69
     assert brain("dump", "second kept", env=down).code == 69
     apex.answer("brain_dump", [f"piece{i} " for i in range(200)], delay=0.05)
-    proc = subprocess.Popen(
-        [brain_executable(), "queue", "run"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ),
-    )
+    proc = spawn_brain("queue", "run")
     assert proc.stdout.read(6) == b"piece0"
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=20)
@@ -434,7 +411,6 @@ def test_a_missing_file_is_bad_input_not_an_instruction(apex: FakeApex, brain) -
 
 def test_an_argument_that_is_not_utf8_is_bad_input(brain) -> None:
     import os
-    import subprocess
 
     proc = subprocess.run(
         [brain_executable(), "dump", os.fsdecode(b"caf\xe9")], capture_output=True, text=True

@@ -8,12 +8,11 @@ import os
 import signal
 import sqlite3
 import stat
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import brain_executable
+from conftest import spawn_brain
 from fakes import FakeApex, FakeOllama, HangingListener, refused_url
 from pytest_httpserver import HTTPServer
 
@@ -143,13 +142,7 @@ def test_litellm_all_deployments_failed_falls_back(
 
 def test_kill_9_mid_answer_leaves_the_input_in_the_queue(apex: FakeApex, home) -> None:
     apex.answer("brain_dump", [f"w{i} " for i in range(100)], delay=0.05)
-    proc = subprocess.Popen(
-        [brain_executable(), "dump", "the thought that must survive"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ),
-    )
+    proc = spawn_brain("dump", "the thought that must survive")
     assert proc.stdout.read(2) == b"w0"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
