@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from brain import premium
 from brain.errors import ConfigError, KeyProblem, NotInstalled, Unreachable, UsageError
-from brain.settings import Settings
-from brain.tasks import Task
+
+if TYPE_CHECKING:
+    from brain.app import App
 
 PROGRAM = "claude"
 INSTALL = "npm install -g @anthropic-ai/claude-code"
@@ -80,16 +82,11 @@ def prepare_plain(args: list[str], base_env: Mapping[str, str]) -> Handoff:
 
 
 def prepare_local(
-    settings: Settings,
-    tasks: dict[str, Task],
-    *,
-    route: str | None,
-    args: list[str],
-    base_env: Mapping[str, str],
-    get_key: Callable[[], str | None],
+    app: App, *, route: str | None, args: list[str], base_env: Mapping[str, str]
 ) -> Handoff:
     """Everything `brain claude --local` checks before it hands over; raises what would fail."""
     program = find(base_env)
+    tasks = app.tasks
     route = route or tasks["code"].route
     if route in premium.routes(tasks):
         raise UsageError(
@@ -97,27 +94,26 @@ def prepare_local(
             "daily cap cannot see them.",
             "For Claude itself, run `brain claude` without --local (your Anthropic account).",
         )
-    url = settings.apex_url
+    url = app.settings.apex_url
     if not url:
         raise ConfigError(
             "Apex is not configured (apex.url is empty), so Claude Code has nowhere to go.",
             "Set it with `brain config set apex.url http://apex:4000` (or BRAIN_APEX_URL).",
         )
-    from brain.offline import probe
-
-    # A fresh probe, not the cached verdict: a whole session depends on it.
-    verdict = probe.probe(url, float(settings.get("apex", "connect_timeout")))
-    if not verdict.ok:
+    apex = app.backend("apex")
+    # A fresh probe, not a remembered verdict: a whole session depends on it.
+    check = apex.checks("")[0]
+    if not check.ok:
         raise Unreachable(
-            f"Apex at {url} cannot be reached ({verdict.reason}), so Claude Code on a local "
-            "route would fail on its first request.",
+            f"Apex cannot be reached ({check.detail}), so Claude Code on a local route would "
+            "fail on its first request.",
             "Check that Apex is on and Tailscale is connected (`brain status`). Without Apex, "
             "`brain claude` (no --local) uses your Anthropic account, and `ollama launch "
             "claude` points Claude Code at Ollama on this laptop.",
         )
-    key = get_key()
+    key = app.key("apex")
     handoff = Handoff(program, args, local_env(base_env, url, key, route), route, url)
-    handoff.notes += check_route(url, key, route, float(settings.get("apex", "connect_timeout")))
+    handoff.notes += check_route(apex, route)
     if not key:
         handoff.notes.append(
             "no `apex` key is set; Claude Code sends a placeholder, which only an Apex "
@@ -126,43 +122,22 @@ def prepare_local(
     return handoff
 
 
-def check_route(url: str, key: str | None, route: str, connect_timeout: float) -> list[str]:
-    """Ask Apex's /v1/models whether `route` exists; raise when it clearly does not.
+def check_route(apex: Any, route: str) -> list[str]:
+    """Whether Apex offers `route` (its /v1/models); raise when it clearly does not.
 
     Returns notes for what could not be checked (the session may still work).
     """
-    import httpx
-
-    from brain.client import describe_transport, verify_for
-
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    try:
-        response = httpx.get(
-            url.rstrip("/") + "/v1/models",
-            headers=headers,
-            timeout=httpx.Timeout(10.0, connect=connect_timeout),
-            trust_env=False,
-            verify=verify_for(url),
-        )
-    except httpx.HTTPError as exc:
-        return [f"could not list Apex's routes ({describe_transport(exc)}); starting anyway."]
-    if response.status_code in (401, 403) or (
-        response.status_code == 400 and "no_db_connection" in response.text
-    ):
+    state, names, why = apex.models(timeout=10.0)
+    if state in ("rejected", "missing"):
         raise KeyProblem(
-            f"Apex rejected the key (HTTP {response.status_code}), so it would reject every "
-            "request of Claude Code too.",
+            f"Apex rejected the key ({why}), so it would reject every request of Claude Code too.",
             "Set the LiteLLM key with `brain keys set apex` (or BRAIN_APEX_KEY), then retry.",
         )
-    if response.status_code != 200:
-        return [f"Apex's /v1/models answered HTTP {response.status_code}; starting anyway."]
-    try:
-        names = [str(m["id"]) for m in response.json()["data"]]
-    except (ValueError, KeyError, TypeError):
-        return ["Apex's /v1/models answered something unexpected; starting anyway."]
+    if state != "ok" or names is None:
+        return [f"could not list Apex's routes ({why}); starting anyway."]
     if route in names or any("*" in n for n in names):
         return []
-    offered = ", ".join(sorted(names)) or "none"
+    offered = ", ".join(names) or "none"
     raise ConfigError(
         f"Apex has no route `{route}` (it offers: {offered}).",
         "Pick one with `brain claude --local --route NAME`, or add the route to Apex's "

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
-from typing import Any
 
 import click
 
 from brain import __version__
+from brain.commands.common import CONTEXT, global_options, opts
+from brain.commands.common import settings as load_settings
 
 # name -> (module in brain.commands, attribute, one line for --help without importing it)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -44,107 +44,33 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-@dataclass
-class Opts:
-    offline: bool = False
-    online: bool = False
-    json: bool = False
-    config: str | None = None
-    route: str | None = None
-    model: str | None = None
-    verbose: bool = False
-
-
-def opts(ctx: click.Context) -> Opts:
-    root = ctx.find_root()
-    return root.meta.setdefault("brain.opts", Opts())
-
-
-def _store(name: str) -> Any:
-    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
-        if value not in (None, False):
-            setattr(opts(ctx), name, value)
-        return value
-
-    return callback
-
-
-def global_options(func: Any) -> Any:
-    """The global flags, accepted before or after the subcommand (`brain --json dump x`)."""
-    decorators = [
-        click.option(
-            "--offline",
-            is_flag=True,
-            expose_value=False,
-            callback=_store("offline"),
-            help="Answer on this laptop only (local model).",
-        ),
-        click.option(
-            "--online",
-            is_flag=True,
-            expose_value=False,
-            callback=_store("online"),
-            help="Answer on Apex only; never fall back.",
-        ),
-        click.option(
-            "--json",
-            "json_",
-            is_flag=True,
-            expose_value=False,
-            callback=_store("json"),
-            help="Print one JSON object on stdout.",
-        ),
-        click.option(
-            "--config",
-            metavar="PATH",
-            type=click.Path(dir_okay=False),
-            expose_value=False,
-            callback=_store("config"),
-            help="Use this config.toml (default: BRAIN_CONFIG or the user config dir).",
-        ),
-        click.option(
-            "--route",
-            metavar="NAME",
-            expose_value=False,
-            callback=_store("route"),
-            help="Ask this route on Apex instead of the task's own.",
-        ),
-        click.option(
-            "--model",
-            metavar="NAME",
-            expose_value=False,
-            callback=_store("model"),
-            help="Use this local model instead of local.model.",
-        ),
-        click.option(
-            "-v",
-            "--verbose",
-            is_flag=True,
-            expose_value=False,
-            callback=_store("verbose"),
-            help="Say more: who answered, timings; tracebacks on errors.",
-        ),
-    ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
-
-
 class LazyGroup(click.Group):
     """Subcommands are imported on use; task commands come from the task table."""
 
-    def _task_names(self, ctx: click.Context) -> list[str]:
+    def _task_names(self, ctx: click.Context, *, strict: bool = False) -> list[str]:
+        """Built-in tasks and the user's. `strict`: a broken config.toml is raised (to resolve
+        a name it may define); otherwise the built-ins are listed (for --help)."""
+        from brain.errors import ConfigError
         from brain.tasks import BUILTIN_NAMES
 
         names = list(BUILTIN_NAMES)
         try:
-            from brain import settings
-
-            user = settings.load(opts(ctx).config).tasks
-        except Exception:
+            user = load_settings(ctx).tasks
+        except ConfigError:
+            if strict:
+                raise
             user = {}
         names += [n for n in user if n not in names]
         return names
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        # `brain lesson x --config my.toml`: a user task may come from a --config given after
+        # its name, which click has not parsed yet.
+        if opts(ctx).config is None:
+            opts(ctx).config = _config_in(args)
+        return super().resolve_command(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return self._task_names(ctx) + sorted(COMMANDS)
@@ -155,7 +81,7 @@ class LazyGroup(click.Group):
             import importlib
 
             return getattr(importlib.import_module(f"brain.commands.{module}"), attr)
-        if name in self._task_names(ctx):
+        if name in self._task_names(ctx, strict=name not in _builtin_names()):
             from brain.commands.ask import task_command
 
             return task_command(name)
@@ -176,10 +102,27 @@ class LazyGroup(click.Group):
             formatter.write_dl([(n, COMMANDS[n][2]) for n in sorted(COMMANDS)])
 
 
+def _builtin_names() -> tuple[str, ...]:
+    from brain.tasks import BUILTIN_NAMES
+
+    return BUILTIN_NAMES
+
+
+def _config_in(args: list[str]) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--config" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 @click.group(
     cls=LazyGroup,
     invoke_without_command=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings=CONTEXT,
     epilog="\b\nExamples:\n"
     '  brain dump "grade essays by fri, call Sam"\n'
     "  cat notes/*.md | brain digest\n"

@@ -1,19 +1,33 @@
-"""OpenAI-compatible chat completions over httpx, as spoken by LiteLLM (Apex) and Ollama.
+"""The one HTTP layer: shared httpx clients, deadlines, bounded reads, SSE and NDJSON streams,
+and turning any HTTP failure into a brain error.
 
-Owns: the request body, SSE parsing, usage, LiteLLM's response headers (research/litellm.md)
-and the mapping of every failure to a brain error that says what to do. It decides nothing
-about which backend to use (brain.offline does) and prints nothing: deltas go to a callback.
+What must stay true (DESIGN.md, issue 31):
+- Every read has a bound: a line of a stream (MAX_LINE), a whole body (MAX_BODY), an answer
+  (MAX_ANSWER). Nothing is decompressed without a bound; brain asks for identity encoding.
+- A deadline counts content, not bytes. `Deadline` is moved only by the parsers when a piece of
+  the answer arrives; keep-alive pings, empty chunks, or headers dribbled a byte at a time do
+  not move it. Name resolution is bounded too (a resolver that never answers costs at most
+  the connect timeout). A deadline can be cancelled from another thread (the liveness probe
+  beside an Apex request): the next read then fails within READ_SLICE seconds.
+- No redirect is followed (a key is never sent to another host).
+
+Backends (brain/backends) build requests and read what these parsers yield; nothing here knows
+which backend is which, prints, or decides about fallbacks.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from brain.errors import BackendError, BrainError, ConfigError, KeyProblem, TemporaryFailure
+from brain.errors import BackendError, BadInput, BrainError, TemporaryFailure
 
 if TYPE_CHECKING:
     import httpx
@@ -21,37 +35,218 @@ if TYPE_CHECKING:
 Message = dict[str, str]
 OnDelta = Callable[[str], None]
 
+MAX_LINE = 1 << 20  # one line of an SSE or NDJSON stream
+MAX_BODY = 4 << 20  # a JSON answer or an error body
+MAX_ANSWER = 16 << 20  # characters of one answer; past it the answer ends as partial
+READ_SLICE = 0.2  # seconds a blocked read waits before looking at its deadline again
 
-@dataclass
-class Answer:
-    """What one backend returned; `partial` when the stream broke after the first token."""
-
-    text: str = ""
-    backend: str = ""
-    route: str = ""
-    model: str = ""
-    usage: dict[str, int] = field(default_factory=dict)
-    first_token_ms: int | None = None
-    total_ms: int = 0
-    cost: float | None = None
-    partial: bool = False
-    partial_reason: str = ""
-    apex_fallbacks: list[dict[str, str]] = field(default_factory=list)
+_local = threading.local()
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    name: str  # "apex" or "local": used in messages and in the JSON `backend` field
-    base_url: str
-    key: str | None
-    connect_timeout: float
-    first_token_timeout: float
+class Deadline:
+    """A point in time by which the next piece of content must arrive.
+
+    `progress()` moves it `seconds` ahead; only the parsers call it, on content. `cancel()` (from
+    any thread) makes the next read fail; `why` says why.
+    """
+
+    def __init__(self, seconds: float, *, connect: float | None = None) -> None:
+        self.seconds = _finite(seconds)
+        self.at = time.monotonic() + self.seconds
+        self.connect = connect
+        self.why = ""
+        self.started = False  # content arrived: from now on a cancel is ignored
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+
+    def progress(self) -> None:
+        self.at = time.monotonic() + self.seconds
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def start(self) -> None:
+        with self._lock:
+            self.started = True
+
+    def cancel(self, why: str) -> bool:
+        """Stop the exchange unless its content has begun; True when it was stopped."""
+        with self._lock:
+            if self.started:
+                return False
+            self.why = why
+            self._cancelled.set()
+            return True
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+
+def _finite(seconds: float) -> float:
+    # inf or 1e308 from a config would overflow time arithmetic; a day is "no limit" enough.
+    return min(max(float(seconds), 0.0), 86_400.0)
+
+
+@contextmanager
+def watching(deadline: Deadline) -> Iterator[Deadline]:
+    """Reads on this thread honour `deadline` until the block ends."""
+    before = getattr(_local, "deadline", None)
+    _local.deadline = deadline
+    try:
+        yield deadline
+    finally:
+        _local.deadline = before
+
+
+def _clip(timeout: float | None) -> float | None:
+    """The wait allowed for one socket operation: the caller's timeout, the deadline, a slice."""
+    import httpcore
+
+    deadline: Deadline | None = getattr(_local, "deadline", None)
+    if deadline is None:
+        return timeout
+    if deadline.cancelled:
+        raise httpcore.ReadError(f"cancelled: {deadline.why}")
+    left = deadline.remaining()
+    if left <= 0:
+        raise httpcore.ReadTimeout("no content before the deadline")
+    wait = min(left, READ_SLICE)
+    return wait if timeout is None else min(timeout, wait)
+
+
+def _make_backend() -> Any:
+    """An httpcore network backend whose reads honour the thread's Deadline and whose name
+    resolution has a hard limit. Built on first use (httpcore is imported lazily)."""
+    import httpcore
+
+    class Stream(httpcore.NetworkStream):
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+
+        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            started = time.monotonic()
+            while True:
+                wait = _clip(timeout)
+                try:
+                    return self._inner.read(max_bytes, wait)
+                except httpcore.ReadTimeout:
+                    waited = time.monotonic() - started
+                    if wait == timeout or (timeout is not None and waited >= timeout):
+                        raise
+                    # Only a slice ran out: look at the deadline again.
+
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            deadline: Deadline | None = getattr(_local, "deadline", None)
+            if deadline is not None and deadline.cancelled:
+                raise httpcore.WriteError(f"cancelled: {deadline.why}")
+            self._inner.write(buffer, timeout)
+
+        def close(self) -> None:
+            self._inner.close()
+
+        def start_tls(self, ssl_context: Any, server_hostname: Any = None, timeout: Any = None):
+            return Stream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+        def get_extra_info(self, info: str) -> Any:
+            return self._inner.get_extra_info(info)
+
+    class Backend(httpcore.SyncBackend):
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Any = None,
+        ) -> Any:
+            deadline: Deadline | None = getattr(_local, "deadline", None)
+            limit = timeout if timeout is not None else 10.0
+            if deadline is not None and deadline.connect is not None:
+                limit = min(limit, deadline.connect)
+            started = time.monotonic()
+            address = resolve(host, port, limit, deadline)
+            left = max(limit - (time.monotonic() - started), 0.05)
+            inner = super().connect_tcp(address, port, left, local_address, socket_options)
+            return Stream(inner)
+
+    return Backend()
+
+
+def resolve(host: str, port: int, limit: float, deadline: Deadline | None = None) -> str:
+    """The first address of `host`, within `limit` seconds (getaddrinfo itself has no timeout:
+    a resolver that never answers, as MagicDNS with Tailscale down, must cost `limit` only)."""
+    import httpcore
+
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        return host  # already an address
+    except OSError:
+        pass
+    box: list[Any] = []
+
+    def look_up() -> None:
+        try:
+            box.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0])
+        except OSError as exc:
+            box.append(exc)
+
+    worker = threading.Thread(target=look_up, daemon=True)
+    worker.start()
+    end = time.monotonic() + limit
+    while worker.is_alive() and time.monotonic() < end:
+        if deadline is not None and deadline.cancelled:
+            raise httpcore.ConnectError(f"cancelled: {deadline.why}")
+        worker.join(min(READ_SLICE, max(end - time.monotonic(), 0)))
+    if not box:
+        raise httpcore.ConnectTimeout(f"name resolution of {host} timed out")
+    if isinstance(box[0], OSError):
+        raise httpcore.ConnectError(f"[Errno {box[0].errno}] {box[0].strerror}: {host}")
+    return str(box[0])
+
+
+_clients: dict[tuple[bool, bool], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def http(url: str, *, internet: bool = False) -> httpx.Client:
+    """The shared client for `url`. `internet`: a host on the internet (Anthropic, Slack), where
+    the user's proxy settings apply; Apex over Tailscale and local servers never use a proxy.
+
+    A plain http:// URL needs no certificate store (loading certifi's costs ~20 ms a client):
+    it gets an empty TLS context, which trusts nothing should TLS ever be attempted.
+    """
+    tls = url.startswith("https://")
+    key = (tls, internet)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = _new_client(tls, internet)
+        return client
+
+
+def _new_client(tls: bool, internet: bool) -> httpx.Client:
+    import ssl
+
+    import httpx
+
+    verify: Any = True if tls else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    transport = httpx.HTTPTransport(verify=verify, trust_env=internet)
+    # The pool's network backend is httpcore's documented extension point; httpx does not
+    # expose it, so it is set on the pool it built (tests/test_client.py checks it is used).
+    # A proxy from the environment (internet hosts only) gets httpx's own transport and timeouts.
+    transport._pool._network_backend = _make_backend()
+    return httpx.Client(
+        transport=transport,
+        trust_env=internet,
+        follow_redirects=False,
+        headers={"User-Agent": "brain", "Accept-Encoding": "identity"},
+        timeout=httpx.Timeout(10.0, connect=5.0),
+    )
 
 
 def verify_for(url: str) -> Any:
-    """httpx's `verify` for `url`. A plain http:// URL (Apex over Tailscale, Ollama on
-    loopback) needs no certificate store, and loading certifi's costs ~20 ms a client: give
-    it an empty TLS context, which trusts nothing if TLS were ever attempted."""
+    """httpx's `verify` for `url` (kept for callers that build a one-off request)."""
     if url.startswith("http://"):
         import ssl
 
@@ -59,294 +254,300 @@ def verify_for(url: str) -> Any:
     return True
 
 
-def _headers(endpoint: Endpoint) -> dict[str, str]:
-    headers = {"Content-Type": "application/json", "User-Agent": "brain"}
-    if endpoint.key:
-        headers["Authorization"] = f"Bearer {endpoint.key}"
-    return headers
+# ----- bounded reading ------------------------------------------------------------------------
 
 
-def chat(
-    endpoint: Endpoint,
-    model: str,
-    messages: list[Message],
+class TooBig(Exception):
+    """A body or a line passed its bound."""
+
+
+def _decoder(response: httpx.Response) -> Callable[[bytes], bytes] | None:
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        wbits = 47 if encoding != "deflate" else 15  # 47: gzip or zlib header, detected
+        inflater = zlib.decompressobj(wbits)
+
+        def inflate(data: bytes) -> bytes:
+            # max_length bounds what one chunk may expand to (a gzip bomb expands ~1000×).
+            out = inflater.decompress(data, MAX_LINE)
+            if inflater.unconsumed_tail:
+                raise TooBig("a compressed chunk expands past 1 MiB")
+            return out
+
+        return inflate
+    raise TooBig(f"an encoding brain does not read ({encoding})")
+
+
+def iter_bytes(response: httpx.Response, limit: int | None = None) -> Iterator[bytes]:
+    """The body's bytes as they arrive, decoded with a bound; TooBig past `limit` in all."""
+    decode = _decoder(response)
+    total = 0
+    for raw in response.iter_raw():
+        data = decode(raw) if decode else raw
+        total += len(data)
+        if limit is not None and total > limit:
+            raise TooBig(f"more than {limit // 1024} KiB")
+        if data:
+            yield data
+
+
+def read_body(response: httpx.Response, limit: int = MAX_BODY) -> bytes:
+    return b"".join(iter_bytes(response, limit))
+
+
+def iter_lines(response: httpx.Response, limit: int = MAX_LINE) -> Iterator[str]:
+    """Lines (without their ending) of a streamed body; TooBig for a line past `limit`."""
+    pending = bytearray()
+    for data in iter_bytes(response):
+        pending += data
+        start = 0
+        while True:
+            end = pending.find(b"\n", start)
+            if end < 0:
+                break
+            yield pending[start:end].rstrip(b"\r").decode("utf-8", "replace")
+            start = end + 1
+        del pending[:start]
+        if len(pending) > limit:
+            raise TooBig(f"a line longer than {limit // 1024} KiB")
+    if pending:
+        yield pending.decode("utf-8", "replace")
+
+
+def sse_events(response: httpx.Response) -> Iterator[str]:
+    """The `data` of each server-sent event (lines joined), as the SSE spec assembles them.
+    Comments (`: ping`), `event:` and `id:` lines are skipped."""
+    data: list[str] = []
+    size = 0
+    for line in iter_lines(response):
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data, size = [], 0
+            continue
+        if line.startswith("data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(" ") else value)
+            size += len(value)
+            if size > MAX_LINE:
+                raise TooBig("an event longer than 1 MiB")
+    if data:
+        yield "\n".join(data)
+
+
+def ndjson(response: httpx.Response) -> Iterator[Any]:
+    """One JSON value per non-empty line (Ollama's native streams). ValueError on a bad line."""
+    for line in iter_lines(response):
+        if line.strip():
+            yield json.loads(line)
+
+
+# ----- one request ----------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """A whole (small) answer: status, headers, the JSON body or its text."""
+
+    status: int
+    headers: dict[str, str]
+    body: Any  # parsed JSON, or the text when it is not JSON
+    text: str
+
+
+def request(
+    method: str,
+    url: str,
     *,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-    stream: bool = True,
-    on_delta: OnDelta | None = None,
-    extra: dict[str, Any] | None = None,
-) -> Answer:
-    """Send one chat completion; stream deltas to `on_delta`; return the Answer.
+    timeout: float,
+    connect: float | None = None,
+    json_body: Any = None,
+    headers: dict[str, str] | None = None,
+    limit: int = MAX_BODY,
+    internet: bool = False,
+    deadline: Deadline | None = None,
+) -> Reply:
+    """One request whose whole exchange, body included, ends within `timeout` seconds.
 
-    Raises BackendError (with `fallback_ok`) for failures before the first token, and the
-    specific errors (key, route, rate limit) that no fallback should hide.
+    Raises httpx.HTTPError (transport) or TooBig; the caller words them (`describe`).
     """
     import httpx
 
-    body: dict[str, Any] = {"model": model, "messages": messages, "stream": stream}
-    if temperature is not None:
-        body["temperature"] = temperature
-    if max_tokens is not None:
-        body["max_tokens"] = max_tokens
-    if stream:
-        body["stream_options"] = {"include_usage": True}
-    if endpoint.name == "apex":
-        body["include_fallback_errors"] = True
-    if extra:
-        body.update(extra)
-    # The read timeout is the first-token deadline: LiteLLM and Ollama send their headers with
-    # the first chunk, and a stall between chunks longer than that is a broken stream too.
-    timeout = httpx.Timeout(
-        connect=endpoint.connect_timeout,
-        read=endpoint.first_token_timeout,
-        write=10.0,
-        pool=endpoint.connect_timeout,
-    )
-    url = endpoint.base_url.rstrip("/") + "/v1/chat/completions"
-    answer = Answer(backend=endpoint.name, route=model)
-    start = time.monotonic()
+    deadline = deadline or Deadline(timeout, connect=connect)
+    client = http(url, internet=internet)
+    per_op = httpx.Timeout(timeout, connect=connect or timeout)
+    with (
+        watching(deadline),
+        client.stream(method, url, json=json_body, headers=headers, timeout=per_op) as response,
+    ):
+        raw = read_body(response, limit)
+    text = raw.decode("utf-8", "replace")
     try:
-        with httpx.Client(timeout=timeout, trust_env=False, verify=verify_for(url)) as client:
-            with client.stream("POST", url, json=body, headers=_headers(endpoint)) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise error_from_response(endpoint, model, response)
-                _read_headers(response, answer)
-                ctype = response.headers.get("content-type", "")
-                if stream and "text/event-stream" in ctype:
-                    _read_sse(endpoint, response, answer, on_delta, start)
-                else:
-                    _read_json(endpoint, response, answer, on_delta, start)
-    except httpx.TransportError as exc:
-        if answer.first_token_ms is None:
-            raise transport_error(endpoint, exc) from exc
-        answer.partial = True
-        answer.partial_reason = f"the stream from {endpoint.name} broke: {describe_transport(exc)}"
-    answer.total_ms = int((time.monotonic() - start) * 1000)
-    return answer
-
-
-def _read_headers(response: httpx.Response, answer: Answer) -> None:
-    h = response.headers
-    answer.model = h.get("x-litellm-model-id") or ""
-    cost = h.get("x-litellm-response-cost")
-    if cost:
-        try:
-            answer.cost = float(cost)
-        except ValueError:
-            pass
-    try:
-        fallbacks = int(h.get("x-litellm-attempted-fallbacks") or 0)
+        body: Any = json.loads(text) if text.strip() else None
     except ValueError:
-        fallbacks = 0
-    if fallbacks >= 1:
-        group = h.get("x-litellm-model-group") or "another model group"
-        reason = (
-            _fallback_reason(h.get("x-litellm-fallback-errors")) or f"Apex fell back to {group}"
-        )
-        answer.apex_fallbacks.append({"backend": "apex", "reason": reason, "answered_by": group})
+        body = text
+    return Reply(response.status_code, dict(response.headers), body, text)
 
 
-def _fallback_reason(errors: Any) -> str:
-    """LiteLLM's fallback errors (a JSON list of {message, type, …}, as a header string or a
-    list from the stream's litellm-fallback-metadata chunk) as one short line."""
-    if isinstance(errors, str):
-        try:
-            errors = json.loads(errors)
-        except ValueError:
-            return errors[:500]
-    if not isinstance(errors, list):
-        return ""
-    messages = [str(e.get("message") or e.get("type") or "") for e in errors if isinstance(e, dict)]
-    return "; ".join(m for m in messages if m)[:500]
+def describe(exc: BaseException) -> str:
+    """One short phrase for a failed exchange: DNS, refused, timed out, too big, cancelled."""
+    import httpx
+
+    if isinstance(exc, TooBig):
+        return f"sent {exc} (brain stops reading there)"
+    text = str(exc) or type(exc).__name__
+    low = text.lower()
+    if low.startswith("cancelled: "):
+        return text[len("cancelled: ") :]
+    if "name resolution" in low and "timed out" in low:
+        return "the name did not resolve in time (DNS timed out)"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "no answer to the connection attempt (timed out)"
+    if isinstance(exc, httpx.ReadTimeout):
+        return "connected, but no answer in time (timed out)"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if any(
+        s in low
+        for s in ("name or service not known", "nodename nor servname", "getaddrinfo", "errno -2")
+    ) or ("name resolution" in low):
+        return "the name does not resolve (DNS)"
+    if "refused" in low:
+        return "connection refused"
+    if "unreachable" in low:
+        return "network unreachable"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"the connection broke ({one_line(text, 120)})"
+    return one_line(text, 160)
 
 
-def _first(answer: Answer, start: float) -> None:
-    if answer.first_token_ms is None:
-        answer.first_token_ms = int((time.monotonic() - start) * 1000)
+# Kept for callers written before brain.client grew `describe`.
+describe_transport = describe
 
 
-def _read_sse(
-    endpoint: Endpoint,
-    response: httpx.Response,
-    answer: Answer,
-    on_delta: OnDelta | None,
-    start: float,
-) -> None:
-    done = False
-    finish = None
-    for line in response.iter_lines():
-        if not line.startswith("data:"):
-            continue  # comments (": ping"), event names, blank separators
-        data = line[5:].strip()
-        if data == "[DONE]":
-            done = True
-            break
-        try:
-            chunk = json.loads(data)
-        except json.JSONDecodeError:
-            _broken(
-                endpoint, answer, f"{endpoint.name} sent a line that is not JSON: {data[:80]!r}"
-            )
-            return
-        if not isinstance(chunk, dict):
-            _broken(endpoint, answer, f"{endpoint.name} sent an unexpected chunk: {data[:80]!r}")
-            return
-        if "error" in chunk:  # in-band errors (Ollama, LiteLLM after the stream started)
-            _broken(endpoint, answer, f"{endpoint.name} reported: {_error_message(chunk)}")
-            return
-        meta = chunk.get("litellm_fallback")
-        if isinstance(meta, dict):
-            reason = _fallback_reason(meta.get("errors"))
-            group = meta.get("fallback_model")
-            if not answer.apex_fallbacks:
-                answer.apex_fallbacks.append({"backend": "apex", "reason": "", "answered_by": ""})
-            fb = answer.apex_fallbacks[0]
-            fb["reason"] = reason or fb["reason"] or f"Apex fell back to {group or 'another group'}"
-            fb["answered_by"] = str(group or fb["answered_by"] or "another model group")
-        if chunk.get("usage"):
-            _take_usage(answer, chunk["usage"])
-        if not answer.model and chunk.get("model") and endpoint.name == "local":
-            answer.model = str(chunk["model"])
-        for choice in chunk.get("choices") or []:  # empty: LiteLLM's fallback metadata chunk
-            delta = (choice.get("delta") or {}).get("content") or ""
-            if delta:
-                _first(answer, start)
-                answer.text += delta
-                if on_delta:
-                    on_delta(delta)
-            finish = choice.get("finish_reason") or finish
-    if not done and finish is None:
-        _broken(
-            endpoint,
-            answer,
-            f"the stream from {endpoint.name} ended before the answer was complete",
-        )
-    elif finish == "length":
-        answer.partial = True
-        answer.partial_reason = "the answer hit the task's max_tokens limit"
+def is_timeout(exc: BaseException) -> bool:
+    import httpx
+
+    return isinstance(exc, httpx.TimeoutException) or "timed out" in str(exc).lower()
 
 
-def _broken(endpoint: Endpoint, answer: Answer, reason: str) -> None:
-    if answer.first_token_ms is None:
-        raise BackendError(reason, reason=reason, fallback_ok=True)
-    answer.partial = True
-    answer.partial_reason = reason
+def is_unreachable_host(exc: BaseException) -> bool:
+    """The host itself could not be reached (refused, DNS, connect timeout)."""
+    import httpx
+
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
 
 
-def _read_json(
-    endpoint: Endpoint,
-    response: httpx.Response,
-    answer: Answer,
-    on_delta: OnDelta | None,
-    start: float,
-) -> None:
-    raw = response.read()
-    try:
-        body = json.loads(raw)
-        message = body["choices"][0]["message"]
-        text = message.get("content") or ""
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        reason = (
-            f"{endpoint.name} answered with something that is not a chat completion: {raw[:80]!r}"
-        )
-        raise BackendError(reason, reason=reason) from None
-    _first(answer, start)
-    answer.text = text
-    if body.get("usage"):
-        _take_usage(answer, body["usage"])
-    if not answer.model and endpoint.name == "local":
-        answer.model = str(body.get("model") or "")
-    if body["choices"][0].get("finish_reason") == "length":
-        answer.partial = True
-        answer.partial_reason = "the answer hit the task's max_tokens limit"
-    if on_delta and text:
-        on_delta(text)
+# ----- errors in words ------------------------------------------------------------------------
+
+# LiteLLM and OpenAI-style servers wrap the cause in exception names and add paragraphs about
+# model groups and retries; the cause is what a person needs (issue 29, item 4).
+_NOISE_PREFIXES = (
+    "received model group",
+    "available model group fallbacks",
+    "litellm retried",
+    "litellm max retries",
+    "model group=",
+    "traceback",
+    "error_str",
+)
 
 
-def _take_usage(answer: Answer, usage: Any) -> None:
-    if isinstance(usage, dict):
-        for key in ("prompt_tokens", "completion_tokens"):
-            if isinstance(usage.get(key), int):
-                answer.usage[key] = usage[key]
+def one_line(text: str, limit: int = 300) -> str:
+    """The cause in `text`, on one line, cut at a word with an ellipsis past `limit`."""
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.lower().startswith(_NOISE_PREFIXES)] or lines[:1]
+    line = lines[0] if lines else ""
+    for _ in range(4):  # "litellm.APIConnectionError: APIConnectionError: OpenAIException - X"
+        head, sep, rest = line.partition(": ")
+        if sep and rest and (head.startswith("litellm.") or head.endswith(("Error", "Exception"))):
+            line = rest.strip()
+            continue
+        head, sep, rest = line.partition(" - ")
+        if sep and rest and head.endswith(("Exception", "Error")) and " " not in head:
+            line = rest.strip()
+            continue
+        break
+    line = " ".join(_printable(line).split())
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1].rsplit(" ", 1)[0] if " " in line[: limit - 1] else line[: limit - 1]
+    return cut.rstrip(" ,.;:") + "…"
 
 
-def _error_message(body: Any) -> str:
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() or ch == " " else " " for ch in text)
+
+
+def error_message(body: Any) -> str:
+    """The message in any of the usual error envelopes (OpenAI, Ollama, Anthropic, vLLM)."""
     if isinstance(body, dict):
-        err = body.get("error", body.get("detail", body))
+        err = body.get("error", body.get("detail", body.get("message", body)))
         if isinstance(err, dict):
-            return str(err.get("message") or err.get("detail") or err)[:300]
-        return str(err)[:300]
-    return str(body)[:300]
+            return str(err.get("message") or err.get("detail") or err.get("type") or err)
+        if isinstance(err, list) and err:
+            return error_message({"error": err[0]})
+        return str(err)
+    if isinstance(body, list) and body:
+        return error_message(body[0])
+    return str(body or "")
 
 
-def _error_type(body: Any) -> str:
+def error_type(body: Any) -> str:
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return str(body["error"].get("type") or "")
+        return str(body["error"].get("type") or body["error"].get("code") or "")
     return ""
 
 
-def error_from_response(endpoint: Endpoint, model: str, response: httpx.Response) -> BrainError:
-    """Map a non-200 answer to the error the user needs (research/litellm.md, "Errors")."""
-    status = response.status_code
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = response.text[:300]
-    message = _error_message(body)
-    etype = _error_type(body)
-    name = "Apex" if endpoint.name == "apex" else "the local server"
-    if endpoint.name == "apex":
-        if (
-            status in (401, 403)
-            or etype == "no_db_connection"
-            or (status == 400 and "api key" in message.lower())
-        ):
-            if not endpoint.key:
-                return KeyProblem(
-                    f"Apex needs a key, and none is set (HTTP {status}).",
-                    "Set the LiteLLM key with `brain keys set apex`, or export BRAIN_APEX_KEY "
-                    "(for scripts, or where no keyring works); then `brain queue run`.",
-                )
-            return KeyProblem(
-                f"Apex rejected the key (HTTP {status}).",
-                "Set the LiteLLM key with `brain keys set apex` (or BRAIN_APEX_KEY), then "
-                "`brain queue run`.",
-            )
-        if status == 400 and "invalid model name" in message.lower():
-            return ConfigError(
-                f"Apex has no route named `{model}`.",
-                f"Add `{model}` to Apex's LiteLLM config, or point the task at a route Apex has "
-                "(`brain routes` lists what brain asks for; `brain status` what Apex offers).",
-            )
-    else:
-        if status == 404 and "not found" in message.lower():
-            return BackendError(
-                f"the local server has no model `{model}`.",
-                f"Pull it with `ollama pull {model}`, or choose another with --model / "
-                "`brain config set local.model NAME`.",
-                reason=f"local model {model} is not pulled",
-                fallback_ok=False,
-            )
+_TOO_LONG = (
+    "context_length_exceeded",
+    "exceed_context_size",
+    "maximum context length",
+    "exceeds the maximum number of tokens",
+    "prompt is too long",
+    "longer than the context length",
+    "too large for model with",
+    "exceeds the available context size",
+)
+
+
+def says_too_long(message: str, etype: str = "") -> bool:
+    low = f"{etype} {message}".lower()
+    if "per min" in low or "tpm" in low or "rate limit" in low:
+        return False
+    return any(p in low for p in _TOO_LONG)
+
+
+def http_error(label: str, status: int, body: Any, headers: dict[str, str]) -> BrainError:
+    """The error for a non-200 answer that no backend-specific rule claimed.
+
+    408/5xx may fall back (nothing reached the user); 429 is "try later" (75); a context
+    overflow may fall back to a backend with a longer context (`too_long`); other 4xx refuse.
+    """
+    message = one_line(error_message(body))
     if status == 429:
-        retry = response.headers.get("retry-after") or response.headers.get(
-            "llm_provider-retry-after"
-        )
-        when = f" in {retry} s" if retry else " in a minute"
+        retry = headers.get("retry-after") or headers.get("llm_provider-retry-after")
+        when = f" in {retry} s" if retry and retry.replace(".", "", 1).isdigit() else " in a minute"
         return TemporaryFailure(
-            f"{name} is rate limited (HTTP 429): {message}",
+            f"{label} is rate limited (HTTP 429): {message}",
             f"Try again{when}; your input is kept (`brain queue run` replays it).",
         )
+    if says_too_long(message, error_type(body)):
+        reason = f"{label} says the input is too long for its model: {message}"
+        error = BackendError(reason, reason=reason, exit_code=65)
+        error.too_long = True
+        return error
     if status == 408 or status >= 500:
-        reason = f"{name} answered HTTP {status}: {message}"
+        reason = f"{label} answered HTTP {status}: {message}"
         return BackendError(
             reason,
             "This is usually passing; try again, or see `brain status`.",
             reason=reason,
             exit_code=75 if status in (408, 503) else 69,
         )
-    reason = f"{name} refused the request (HTTP {status}): {message}"
+    reason = f"{label} refused the request (HTTP {status}): {message}"
     return BackendError(
         reason,
         "Run with -v for details, or check `brain status`.",
@@ -355,43 +556,26 @@ def error_from_response(endpoint: Endpoint, model: str, response: httpx.Response
     )
 
 
-def describe_transport(exc: Exception) -> str:
-    """One short phrase for a connection failure: DNS, refused, or timed out."""
-    import httpx
+def transport_error(label: str, url: str, exc: BaseException) -> BackendError:
+    """A failure to exchange anything with `url` before the first token: may fall back.
 
-    text = str(exc) or type(exc).__name__
-    low = text.lower()
-    if isinstance(exc, httpx.ConnectTimeout):
-        return "no answer to the connection attempt (timed out)"
-    if isinstance(exc, httpx.ReadTimeout):
-        return "connected, but no answer in time (timed out)"
-    if isinstance(exc, httpx.TimeoutException):
-        return "timed out"
-    if (
-        "name or service not known" in low
-        or "nodename nor servname" in low
-        or "getaddrinfo" in low
-        or "name resolution" in low
-    ):
-        return "the name does not resolve (DNS)"
-    if "refused" in low:
-        return "connection refused"
-    if "unreachable" in low:
-        return "network unreachable"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"the connection broke ({text})"
-    return text
-
-
-def transport_error(endpoint: Endpoint, exc: Exception) -> BackendError:
-    import httpx
-
-    label = "Apex" if endpoint.name == "apex" else endpoint.name
-    phrase = describe_transport(exc)
-    reason = f"{label} ({endpoint.base_url}): {phrase}"
-    # Only a failure to reach the host says the host is away. A read timeout means it is
-    # there but this route was slow (a cold 31B model): other routes may answer at once.
-    away = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-    error = BackendError(reason, reason=reason, fallback_ok=True, transport=away)
+    `transport` is true when the host itself could not be reached (refused, DNS, connect
+    timeout): then it is away for every route. A read timeout means it is there but slow.
+    """
+    phrase = describe(exc)
+    reason = f"{label} ({url}): {phrase}"
+    error = BackendError(reason, reason=reason, transport=is_unreachable_host(exc))
     error.detail = phrase
+    error.timeout = is_timeout(exc)
     return error
+
+
+def refuse_too_long(tokens: int, limits: list[tuple[str, int]]) -> BadInput:
+    """Input longer than every model it may go to: bad input (65), never "try later"."""
+    where = ", ".join(f"{name} {limit:,}" for name, limit in limits)
+    return BadInput(
+        f"the input is about {tokens:,} tokens, longer than any model it may go to can read "
+        f"({where} tokens).",
+        "Send less (a part at a time), or ask a task with a long-input route such as "
+        "`brain digest`.",
+    )

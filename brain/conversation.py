@@ -1,8 +1,8 @@
 """A REPL conversation: its turns, the context sent with each question, and the slash commands.
 
 Owns what a conversation remembers (every turn, partial answers included), which turns fit
-the answering backend's context budget (the oldest are left out first), which backend the
-next question would go to (for the REPL's toolbar), the table of slash commands and the
+the answering backend's context budget (the oldest are left out first), the table of slash
+commands and the
 parsing of a typed line, and the conversation as Markdown (`/save`).
 
 Imports no prompt_toolkit, rich or click: brain.repl draws, this decides.
@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from brain.app import AUTO, OFFLINE, ONLINE
+from brain.backends import estimate_tokens
 from brain.client import Message
-from brain.offline.ladder import AUTO, OFFLINE, ONLINE, estimate_tokens
-from brain.offline.probe import Verdict
 from brain.settings import Settings
 from brain.tasks import Task
 
@@ -37,6 +37,7 @@ ALIASES = {"quit": "exit", "q": "exit", "?": "help", "h": "help", "new": "clear"
 
 # What a turn reserves for the answer, at least, when the task's max_tokens is larger.
 MIN_INPUT_SHARE = 0.25
+LOCAL_WINDOW = 8192
 
 
 @dataclass
@@ -97,38 +98,10 @@ def parse(text: str, task_names: list[str] | tuple[str, ...]) -> Line:
 def budget_for(settings: Settings, backend: str, task: Task) -> int:
     """Input tokens a question may use on `backend`, leaving room for the task's answer."""
     section = "local" if backend == "local" else "apex"
-    window = int(settings.get(section, "context_tokens"))
+    # local.context_tokens 0 means "as the model holds"; a conversation keeps to 8,192 then,
+    # which a laptop reads quickly (a single long question still goes whole).
+    window = int(settings.get(section, "context_tokens")) or LOCAL_WINDOW
     return max(window - task.max_tokens, int(window * MIN_INPUT_SHARE))
-
-
-def which_backend(
-    mode: str, task: Task, apex_url: str, verdict: Verdict | None, *, direct: bool = False
-) -> tuple[str, str]:
-    """Who the next question would go to, as the ladder would decide it, and why.
-
-    Returns (backend, reason) with backend one of "apex", "local", "anthropic" (a premium
-    task with `[premium] direct`, Apex away), "none", or "apex?" while Apex's reachability
-    is not known yet.
-    """
-    if mode == OFFLINE:
-        if not task.may_fall_back:
-            return "none", f"{task.name} answers only on Apex, and the mode is offline"
-        return "local", "the mode is offline"
-    if not apex_url:
-        why = "Apex is not configured (apex.url is empty)"
-        if mode == ONLINE or not task.may_fall_back:
-            return "none", why
-        return "local", why
-    if verdict is None:
-        return "apex?", "checking whether Apex is reachable"
-    if verdict.ok:
-        return "apex", f"Apex at {apex_url} is reachable"
-    why = f"Apex at {apex_url}: {verdict.reason}"
-    if direct:
-        return "anthropic", why + "; [premium] direct asks Anthropic"
-    if mode == ONLINE or not task.may_fall_back:
-        return "none", why
-    return "local", why
 
 
 class Conversation:

@@ -102,5 +102,7 @@ class BackendError(BrainError):
         # it is away for every route, not just this one.
         self.transport = transport
         self.detail = self.reason  # the bare phrase ("connection refused"), without the host
+        self.timeout = False  # the failure was a timeout (may be remembered for a few seconds)
+        self.too_long = False  # the model said the input does not fit its context
         if exit_code is not None:
             self.exit_code = exit_code

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from brain import premium
 from brain.errors import BrainError, NotInstalled
-from brain.settings import Settings
 from brain.tasks import Task
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
+
+    from brain.app import App
 
 SDK_PIN = "mcp==2.3.0"  # what brain is tested with; v2 renamed FastMCP to MCPServer
 
@@ -71,33 +72,21 @@ def stderr_notice(message: str) -> None:
 
 
 def answer(
-    conf: Settings,
+    app: "App",
     task: Task,
     text: str,
     material: str | None,
     *,
-    mode: str,
     notice: Callable[[str], None] = stderr_notice,
-    verbose: bool = False,
 ) -> tuple[str, str]:
     """Ask `task` through the ladder and record it; (answer, note for the caller or "")."""
     from brain import exchange
-    from brain.exchange import Material
-    from brain.store import opened
+    from brain.material import Material, compose
 
     materials = [Material("stdin", material)] if material else []
-    user_input, messages = exchange.compose(task, text.strip(), materials)
-    with opened() as store:
-        result = exchange.ask(
-            conf,
-            store,
-            task,
-            messages,
-            user_input,
-            mode=mode,
-            notice=notice,
-        )
-    a = result.outcome.answer
+    user_input, messages = compose(task, text.strip(), materials)
+    result = exchange.ask(app, exchange.Question(task, user_input, messages), _Sink(notice))
+    a = result.answer
     notes = []
     if a.backend != "apex":
         why = "; ".join(fb["reason"] for fb in result.outcome.fallbacks if fb.get("reason"))
@@ -105,7 +94,7 @@ def answer(
     notes.extend(result.notes())
     for note in notes:
         notice(note)
-    if verbose:
+    if app.verbose:
         notice(
             f"{task.name}: answered by {a.backend} {a.model} (route {result.outcome.route}) in "
             f"{a.total_ms} ms, history #{result.row}"
@@ -113,37 +102,58 @@ def answer(
     return a.text, ("brain: " + "; ".join(notes)) if notes else ""
 
 
-def status(conf: Settings, tasks: dict[str, Task], allow_premium: bool, mode: str) -> dict:
-    """What this server can reach now, and what each tool asks."""
-    from brain import secrets
-    from brain.offline import local, probe
-    from brain.store import opened
+def _answer_in_thread(app: "App", task: Task, text: str, material: str | None) -> tuple:
+    with app.fork() as mine:
+        return answer(mine, task, text, material)
 
+
+def _status_in_thread(app: "App", allow_premium: bool) -> dict:
+    with app.fork() as mine:
+        return status(mine, allow_premium)
+
+
+class _Sink:
+    """Notices to stderr (stdout is the protocol's); the answer is returned whole."""
+
+    def __init__(self, notice: Callable[[str], None]) -> None:
+        self.notice = notice
+
+    def delta(self, text: str) -> None:
+        pass
+
+    def waiting(self, text: str) -> None:
+        pass
+
+
+def status(app: "App", allow_premium: bool) -> dict:
+    """What this server can reach now, and what each tool asks (the backends' own checks)."""
+    from brain import secrets
+
+    conf = app.settings
     apex: dict[str, Any] = {"url": conf.apex_url or None}
-    if conf.apex_url and mode != "offline":
-        verdict = probe.probe(conf.apex_url, float(conf.get("apex", "connect_timeout")))
+    if conf.apex_url and app.mode != "offline":
+        verdict = app.backend("apex").probe()  # type: ignore[attr-defined]
         apex.update(reachable=verdict.ok, reason=verdict.reason or None)
         apex["latency_ms"] = verdict.latency_ms
     else:
         apex.update(reachable=False, reason="offline" if conf.apex_url else "apex.url is empty")
-    state = local.inspect(conf.local_url, conf.local_model)
-    paid = premium.routes(tasks)
-    with opened() as store:
-        today = premium.spent_today(store, paid)
+    local = app.backend("local").checks(app.local_model)[0]
+    paid = premium.routes(app.tasks)
+    today = premium.spent_today(app.store(), paid)
     return {
-        "mode": mode,
+        "mode": app.mode,
         "apex": apex,
         "apex_key_set": bool(secrets.get("apex")),
         "local": {
             "url": conf.local_url,
-            "model": conf.local_model,
-            "running": state.running,
-            "model_pulled": state.pulled,
-            "fix": state.fix() or None,
+            "model": app.local_model,
+            "ready": bool(local.ok),
+            "detail": local.detail,
+            "fix": local.fix or None,
         },
         "tools": [
             {"name": t.name, "route": t.route, "fallback": t.fallback}
-            for t in tool_tasks(tasks, allow_premium)
+            for t in tool_tasks(app.tasks, allow_premium)
         ],
         "premium": {
             "enabled": allow_premium,
@@ -153,9 +163,7 @@ def status(conf: Settings, tasks: dict[str, Task], allow_premium: bool, mode: st
     }
 
 
-def build(
-    conf: Settings, tasks: dict[str, Task], *, allow_premium: bool, mode: str, verbose: bool
-) -> "MCPServer":
+def build(app: "App", *, allow_premium: bool) -> "MCPServer":
     """The server with its tools; `serve` runs it on stdio."""
     from typing import Annotated
 
@@ -171,8 +179,9 @@ def build(
         "brain",
         version=__version__,
         instructions=INSTRUCTIONS,
-        log_level="INFO" if verbose else "WARNING",
+        log_level="INFO" if app.verbose else "WARNING",
     )
+    tasks = app.tasks
     paid = premium.routes(tasks)
     import logging
 
@@ -188,7 +197,7 @@ def build(
         ) -> CallToolResult:
             try:
                 reply, note = await anyio.to_thread.run_sync(
-                    lambda: answer(conf, task, text, material, mode=mode, verbose=verbose)
+                    lambda: _answer_in_thread(app, task, text, material)
                 )
             except BrainError as exc:
                 from brain.secrets import redact
@@ -205,7 +214,7 @@ def build(
         server.add_tool(make_tool(task), name=task.name, description=describe(task, paid))
 
     async def status_tool() -> str:
-        data = await anyio.to_thread.run_sync(lambda: status(conf, tasks, allow_premium, mode))
+        data = await anyio.to_thread.run_sync(lambda: _status_in_thread(app, allow_premium))
         return json.dumps(data, indent=2)
 
     server.add_tool(

@@ -48,7 +48,18 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
         ),
         "model": (str, "gemma4:e4b", "the local model's name, as `ollama list` shows it"),
         "keep_alive": (str, "30m", "how long Ollama keeps the model loaded, e.g. 30m, 1h, -1"),
-        "context_tokens": (int, 8192, "the local model's context window in tokens, > 0"),
+        "kind": (
+            str,
+            "auto",
+            "what serves local.url: auto (ask it), ollama, or openai (llama-server, LM Studio, "
+            "vLLM)",
+        ),
+        "context_tokens": (
+            int,
+            0,
+            "the most tokens of context brain asks of the local model, >= 0; 0 = as much as "
+            "the server says the model holds",
+        ),
         "first_token_timeout": (
             float,
             120.0,
@@ -238,6 +249,10 @@ def _in_range(section: str, key: str, value: Any) -> bool:
         return _is_base_url(value)
     if section == "premium" and key == "model":
         return bool(value.strip())
+    if section == "local" and key == "kind":
+        return value in ("auto", "ollama", "openai")
+    if section == "local" and key == "context_tokens":
+        return value >= 0
     if key in ("connect_timeout", "first_token_timeout", "context_tokens"):
         return value > 0
     if key in ("probe_ttl", "daily_usd"):

@@ -1,24 +1,25 @@
-"""What brain can reach right now: gathered into one plain report (rendered by commands/status).
+"""What brain can reach right now, gathered into one report (rendered by commands/status).
 
-Owns the checks: config, Apex liveliness (fresh probe, timed), whether Apex accepts the key
-and which routes it offers (/v1/models), the local server and its model, the keyring. Never
-prints.
+Asks the backends themselves (brain.backends): Apex's liveness, whether it takes the key and
+which routes it offers, the local server and what it serves; plus the config and the keyring.
+Never prints.
+
+Exit status (DESIGN.md): 0 only when a question would be answered as configured; a rejected or
+missing key 77; nothing reachable 69; a configuration error 78 (raised before this runs).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from brain.settings import Settings
+from brain.backends.base import Check
+from brain.errors import NOPERM, OK, UNAVAILABLE
 
+if TYPE_CHECKING:
+    from brain.app import App
 
-@dataclass
-class Check:
-    name: str
-    ok: bool | None  # None: not applicable / unknown
-    detail: str
-    fix: str = ""
+__all__ = ["Check", "Report", "gather"]
 
 
 @dataclass
@@ -27,7 +28,21 @@ class Report:
     routes_needed: list[str] = field(default_factory=list)
     routes_offered: list[str] | None = None
     apex_reachable: bool = False
+    key_ok: bool | None = None  # None: not known (Apex away, or not configured)
     local_ready: bool = False
+    offline: bool = False
+
+    @property
+    def answering(self) -> str | None:
+        if self.apex_reachable and self.key_ok is not False and not self.offline:
+            return "apex"
+        return "local" if self.local_ready else None
+
+    @property
+    def exit_code(self) -> int:
+        if self.apex_reachable and self.key_ok is False and not self.offline:
+            return NOPERM
+        return OK if self.answering else UNAVAILABLE
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -35,22 +50,17 @@ class Report:
             "routes_needed": self.routes_needed,
             "routes_offered": self.routes_offered,
             "apex_reachable": self.apex_reachable,
+            "key_ok": self.key_ok,
             "local_ready": self.local_ready,
-            "answering": "apex" if self.apex_reachable else ("local" if self.local_ready else None),
+            "answering": self.answering,
         }
 
 
-def gather(
-    conf: Settings, tasks: dict[str, Any], cache_dir: Any, local_model: str | None = None
-) -> Report:
-    import httpx
+def gather(app: App) -> Report:
+    from brain.offline.ladder import OFFLINE
 
-    from brain import secrets
-    from brain.client import describe_transport, verify_for
-    from brain.offline import local as local_mod
-    from brain.offline import probe
-
-    report = Report()
+    conf = app.settings
+    report = Report(offline=app.mode == OFFLINE)
     report.checks.append(
         Check(
             "config",
@@ -59,87 +69,52 @@ def gather(
             "" if conf.file_exists else "`brain config init` creates it.",
         )
     )
-    needed = sorted(
-        {t.route for t in tasks.values()} | {t.long_route for t in tasks.values() if t.long_route}
+    tasks = app.tasks.values()
+    report.routes_needed = sorted(
+        {t.route for t in tasks} | {t.long_route for t in tasks if t.long_route}
     )
-    report.routes_needed = needed
-    url = conf.apex_url
-    if not url:
+    _apex(app, report)
+    _local(app, report)
+    _keyring(report)
+    mode = {"offline": "offline", "online": "online (Apex only)"}.get(app.mode, "auto")
+    if conf.offline_env and app.mode == OFFLINE:
+        mode = "offline (BRAIN_OFFLINE)"
+    report.checks.append(Check("mode", None, mode))
+    return report
+
+
+def _apex(app: App, report: Report) -> None:
+    from brain import secrets
+
+    if not app.settings.apex_url:
         report.checks.append(
             Check("apex", False, "apex.url is not set", "`brain config init` (or BRAIN_APEX_URL).")
         )
-    else:
-        verdict = probe.probe(url, float(conf.get("apex", "connect_timeout")))
-        probe.remember(cache_dir, verdict)
-        report.apex_reachable = verdict.ok
-        if verdict.ok:
-            report.checks.append(Check("apex", True, f"{url} answers ({verdict.latency_ms} ms)"))
-        else:
-            report.checks.append(
-                Check(
-                    "apex",
-                    False,
-                    f"{url}: {verdict.reason}",
-                    "Is Apex on, and Tailscale connected (`tailscale status`)?",
-                )
-            )
-    try:
-        key = secrets.get("apex")
-    except Exception:
-        key = None
-    key_source = next((k.source for k in secrets.listing() if k.name == "apex"), "")
-    if report.apex_reachable:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        try:
-            response = httpx.get(
-                url + "/v1/models",
-                headers=headers,
-                timeout=5.0,
-                trust_env=False,
-                verify=verify_for(url),
-            )
-            body = (
-                response.json()
-                if response.headers.get("content-type", "").startswith("application/json")
-                else {}
-            )
-        except (httpx.HTTPError, ValueError) as exc:
-            report.checks.append(
-                Check("key", None, f"could not ask /v1/models: {describe_transport(exc)}")
-            )
-        else:
-            etype = (
-                body.get("error", {}).get("type") if isinstance(body.get("error"), dict) else None
-            )
-            if response.status_code == 200:
-                report.checks.append(
-                    Check(
-                        "key", True, f"accepted (from {key_source or 'nowhere: Apex needs none'})"
-                    )
-                )
-                report.routes_offered = sorted(
-                    m.get("id", "") for m in body.get("data", []) if isinstance(m, dict)
-                )
-            elif response.status_code in (401, 403) or etype == "no_db_connection":
-                state = f"rejected (from {key_source})" if key else "missing"
-                report.checks.append(
-                    Check("key", False, state, "`brain keys set apex` with the LiteLLM key.")
-                )
-            else:
-                report.checks.append(
-                    Check("key", None, f"/v1/models answered HTTP {response.status_code}")
-                )
-    else:
+        return
+    apex = app.backend("apex")
+    checks = apex.checks("")
+    report.checks += checks
+    report.apex_reachable = bool(checks and checks[0].ok)
+    source = next((k.source for k in secrets.listing() if k.name == "apex"), "")
+    if not report.apex_reachable:
+        set_ = bool(source)
         report.checks.append(
             Check(
                 "key",
-                None if key else False,
-                f"set (from {key_source})" if key else "not set",
-                "" if key else "`brain keys set apex` (or BRAIN_APEX_KEY).",
+                None if set_ else False,
+                f"set (from {source})" if set_ else "not set",
+                "" if set_ else "`brain keys set apex` (or BRAIN_APEX_KEY).",
             )
         )
-    if report.routes_offered is not None:
-        missing = [r for r in needed if r not in report.routes_offered]
+        return
+    state, offered, why = apex.models()  # type: ignore[attr-defined]
+    if state == "ok":
+        report.key_ok = True
+        report.routes_offered = offered
+        report.checks.append(
+            Check("key", True, f"accepted (from {source or 'nowhere: Apex needs none'})")
+        )
+        missing = [r for r in report.routes_needed if r not in (offered or [])]
         report.checks.append(
             Check(
                 "routes",
@@ -152,12 +127,35 @@ def gather(
                 else "Add them to Apex's LiteLLM config (`brain apex render` writes one).",
             )
         )
-    model = local_model or conf.local_model
-    state = local_mod.inspect(conf.local_url, model)
-    report.local_ready = state.running and state.pulled is not False
-    report.checks.append(Check("local", report.local_ready, state.summary(), state.fix()))
-    found = local_mod.discover()
-    others = [f for f in found if f.url != conf.local_url]
+    elif state in ("rejected", "missing"):
+        report.key_ok = False
+        detail = (
+            f"rejected by Apex (from {source}; {why})"
+            if state == "rejected"
+            else "not set, and Apex needs one"
+        )
+        report.checks.append(
+            Check(
+                "key",
+                False,
+                detail,
+                "`brain keys set apex` with the LiteLLM key (or BRAIN_APEX_KEY).",
+            )
+        )
+    else:
+        report.checks.append(Check("key", None, why))
+
+
+def _local(app: App, report: Report) -> None:
+    from brain.backends import discover
+
+    local = app.backend("local")
+    checks = local.checks(app.local_model)
+    report.checks += checks
+    report.local_ready = bool(checks and checks[0].ok)
+    url = app.settings.local_url
+    found = discover()
+    others = [f for f in found if f.url != url]
     if found:
         listing = "; ".join(
             f"{f.kind} at {f.url}" + (f" ({', '.join(f.models[:3])})" if f.models else "")
@@ -166,23 +164,25 @@ def gather(
         fix = ""
         if others and not report.local_ready:
             fix = f"Use one: `brain config set local.url {others[0].url}`."
-        report.checks.append(
-            Check("local servers", None, f"{listing}; brain uses {conf.local_url}", fix)
-        )
+        report.checks.append(Check("local servers", None, f"{listing}; brain uses {url}", fix))
     else:
         report.checks.append(
             Check("local servers", None, "none on the usual ports (11434, 8080, 1234, 8000)")
         )
+
+
+def _keyring(report: Report) -> None:
+    from brain import secrets
+
+    name = secrets.backend_name()
+    usable = "none" not in name
     report.checks.append(
         Check(
             "keyring",
-            "none" not in secrets.backend_name(),
-            secrets.backend_name(),
+            usable,
+            name,
             ""
-            if "none" not in secrets.backend_name()
+            if usable
             else "Install a Secret Service or `pip install keyrings.alt`, or use BRAIN_APEX_KEY.",
         )
     )
-    mode = "offline (BRAIN_OFFLINE)" if conf.offline_env else "auto"
-    report.checks.append(Check("mode", None, mode))
-    return report

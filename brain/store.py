@@ -1,9 +1,16 @@
-"""History and queue: one SQLite table of exchanges in the data dir (file mode 0600).
+"""History and queue: one SQLite table of exchanges in the data dir (file mode 0600), plus
+the Slack outbox and a few named values.
 
-An input is written before its request goes out (status `queued`), then updated with the
-answer (`answered`, or `partial`). So a crash, a kill -9 or "nothing reachable" leaves it in
-the queue, and a queued input answered later lands in the history like any other.
-Keys never reach this file: only the text the user sent and the answer.
+What must stay true:
+- An input is written before its request goes out, claimed by the process sending it
+  (`sending`, with its pid). It ends `answered` or `partial`, goes back to `queued` with the
+  reason when nothing could answer, or `failed` when it can never be answered (too long for
+  every model). A claim whose process is gone (kill -9, a crash) counts as queued again.
+- A queued input is sent by one process only: `claim` is a compare-and-swap on its status
+  (two `brain queue run` at once, or one during an in-flight `brain dump`, never send it twice).
+- The schema has a version (`PRAGMA user_version`); MIGRATIONS run in order when a store
+  opens, in one write transaction, so a brain.db from any earlier release opens with every row.
+- Keys never reach this file: only the text the user sent and the answer (masked).
 """
 
 from __future__ import annotations
@@ -16,45 +23,64 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-QUEUED, ANSWERED, PARTIAL, FAILED = "queued", "answered", "partial", "failed"
+if TYPE_CHECKING:
+    from brain.backends.base import Answer
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS exchanges (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    time REAL NOT NULL,
-    status TEXT NOT NULL,
-    task TEXT NOT NULL,
-    route TEXT,
-    backend TEXT,
-    model TEXT,
-    fallbacks TEXT,
-    prompt_tokens INTEGER,
-    completion_tokens INTEGER,
-    first_token_ms INTEGER,
-    total_ms INTEGER,
-    cost REAL,
-    input TEXT NOT NULL,
-    messages TEXT NOT NULL,
-    answer TEXT,
-    partial INTEGER NOT NULL DEFAULT 0,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS exchanges_status ON exchanges(status);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    time REAL NOT NULL,
-    channel TEXT NOT NULL,
-    text TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
-);
-CREATE TABLE IF NOT EXISTS state (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
+QUEUED, SENDING, ANSWERED, PARTIAL, FAILED = "queued", "sending", "answered", "partial", "failed"
+STALE_CLAIM = 24 * 3600.0  # a claim older than this is stale even if its pid lives (reused)
+
+# Each entry brings the schema from version i to i + 1. Never edit one that has shipped:
+# append. Version 1 is the schema of brain 0.1.0, which had no version (user_version 0).
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE IF NOT EXISTS exchanges (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time REAL NOT NULL,
+        status TEXT NOT NULL,
+        task TEXT NOT NULL,
+        route TEXT,
+        backend TEXT,
+        model TEXT,
+        fallbacks TEXT,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        first_token_ms INTEGER,
+        total_ms INTEGER,
+        cost REAL,
+        input TEXT NOT NULL,
+        messages TEXT NOT NULL,
+        answer TEXT,
+        partial INTEGER NOT NULL DEFAULT 0,
+        error TEXT
+    );
+    CREATE INDEX IF NOT EXISTS exchanges_status ON exchanges(status);
+    CREATE TABLE IF NOT EXISTS outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time REAL NOT NULL,
+        channel TEXT NOT NULL,
+        text TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT
+    );
+    CREATE TABLE IF NOT EXISTS state (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+    """
+    ALTER TABLE exchanges ADD COLUMN partial_reason TEXT;
+    ALTER TABLE exchanges ADD COLUMN claimed_by INTEGER;
+    ALTER TABLE exchanges ADD COLUMN claimed_at REAL;
+    CREATE INDEX IF NOT EXISTS exchanges_time ON exchanges(time);
+    """,
+]
+VERSION = len(MIGRATIONS)
+
+
+class NewerStore(Exception):
+    """brain.db was written by a newer brain (its schema version is past ours)."""
 
 
 @dataclass
@@ -77,12 +103,13 @@ class Exchange:
     answer: str | None
     partial: bool
     error: str | None
+    partial_reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.time)),
-            "status": self.status,
+            "status": QUEUED if self.status == SENDING else self.status,
             "task": self.task,
             "route": self.route,
             "backend": self.backend,
@@ -97,6 +124,7 @@ class Exchange:
             "input": self.input,
             "answer": self.answer,
             "partial": self.partial,
+            "partial_reason": self.partial_reason,
             "error": self.error,
         }
 
@@ -104,14 +132,34 @@ class Exchange:
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
-        new = not path.exists()
-        if new:
+        if not path.exists():
             # Create it 0600 before SQLite opens it: the history holds everything typed.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self.db = sqlite3.connect(path, timeout=5.0, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version == VERSION:
+            return
+        if version > VERSION:
+            raise NewerStore(
+                f"{self.path} has schema version {version}; this brain knows {VERSION}"
+            )
+        self.db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            for step in MIGRATIONS[version:]:
+                for statement in step.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+            self.db.execute(f"PRAGMA user_version = {VERSION}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     @classmethod
     def open_default(cls) -> Store:
@@ -122,77 +170,124 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    # ----- one question's life ------------------------------------------------------------------
     def add(self, task: str, route: str, user_input: str, messages: list[dict[str, str]]) -> int:
+        """Keep an input before it is sent, claimed by this process."""
         cur = self.db.execute(
-            "INSERT INTO exchanges (time, status, task, route, input, messages) VALUES (?,?,?,?,?,?)",
-            (time.time(), QUEUED, task, route, user_input, json.dumps(messages)),
+            "INSERT INTO exchanges (time, status, task, route, input, messages, claimed_by,"
+            " claimed_at) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                time.time(),
+                SENDING,
+                task,
+                route,
+                user_input,
+                json.dumps(messages),
+                os.getpid(),
+                time.time(),
+            ),
         )
         return int(cur.lastrowid or 0)
 
-    def finish(
-        self,
-        row: int,
-        *,
-        route: str,
-        backend: str,
-        model: str,
-        fallbacks: list[dict[str, str]],
-        usage: dict[str, int],
-        first_token_ms: int | None,
-        total_ms: int,
-        cost: float | None,
-        answer: str,
-        partial: bool,
-    ) -> None:
+    def claim(self, row: int) -> bool:
+        """Take a queued input (or one whose sender is gone) for this process; False when
+        another process has it, or it is not waiting to be sent."""
+        found = self.db.execute(
+            "SELECT status, claimed_by, claimed_at FROM exchanges WHERE id=?", (row,)
+        ).fetchone()
+        if found is None or not _claimable(found):
+            return False
+        cur = self.db.execute(
+            "UPDATE exchanges SET status=?, claimed_by=?, claimed_at=? WHERE id=? AND status=?"
+            " AND IFNULL(claimed_by, -1)=IFNULL(?, -1)",
+            (SENDING, os.getpid(), time.time(), row, found["status"], found["claimed_by"]),
+        )
+        return cur.rowcount == 1
+
+    def finish(self, row: int, route: str, answer: Answer, fallbacks: list[dict[str, str]]) -> None:
+        from brain.secrets import redact
+
         self.db.execute(
             "UPDATE exchanges SET status=?, route=?, backend=?, model=?, fallbacks=?,"
             " prompt_tokens=?, completion_tokens=?, first_token_ms=?, total_ms=?, cost=?,"
-            " answer=?, partial=?, error=NULL, time=? WHERE id=?",
+            " answer=?, partial=?, partial_reason=?, error=NULL, claimed_by=NULL, time=?"
+            " WHERE id=?",
             (
-                PARTIAL if partial else ANSWERED,
+                PARTIAL if answer.partial else ANSWERED,
                 route,
-                backend,
-                model,
-                json.dumps(fallbacks),
-                usage.get("prompt_tokens"),
-                usage.get("completion_tokens"),
-                first_token_ms,
-                total_ms,
-                cost,
-                answer,
-                int(partial),
+                answer.backend,
+                answer.model,
+                redact(json.dumps(fallbacks)),
+                answer.usage.get("prompt_tokens"),
+                answer.usage.get("completion_tokens"),
+                answer.first_token_ms,
+                answer.total_ms,
+                answer.cost,
+                answer.text,
+                int(answer.partial),
+                redact(answer.partial_reason) or None,
                 time.time(),
                 row,
             ),
         )
 
-    def fail(self, row: int, error: str) -> None:
-        """The input stays in the queue with the reason it was not answered (keys masked)."""
+    def release(self, row: int, error: str) -> None:
+        """Back to the queue, with the reason it was not answered (keys masked)."""
         from brain.secrets import redact
 
         self.db.execute(
-            "UPDATE exchanges SET status=?, error=? WHERE id=?", (QUEUED, redact(error)[:1000], row)
+            "UPDATE exchanges SET status=?, error=?, claimed_by=NULL WHERE id=?",
+            (QUEUED, redact(error)[:1000], row),
         )
 
+    fail = release  # the name 0.1 used
+
+    def give_up(self, row: int, error: str) -> None:
+        """It can never be answered (too long for every model): out of the queue for good."""
+        from brain.secrets import redact
+
+        self.db.execute(
+            "UPDATE exchanges SET status=?, error=?, claimed_by=NULL WHERE id=?",
+            (FAILED, redact(error)[:1000], row),
+        )
+
+    # ----- reading --------------------------------------------------------------------------
     def get(self, row: int) -> Exchange | None:
         found = self.db.execute("SELECT * FROM exchanges WHERE id=?", (row,)).fetchone()
         return _exchange(found) if found else None
 
     def history(self, limit: int = 20) -> list[Exchange]:
+        # Newest first along the time index; the status filter stops after `limit` rows.
         rows = self.db.execute(
-            "SELECT * FROM exchanges WHERE status IN (?,?) ORDER BY time DESC, id DESC LIMIT ?",
+            "SELECT * FROM exchanges INDEXED BY exchanges_time WHERE status IN (?,?)"
+            " ORDER BY time DESC, id DESC LIMIT ?",
             (ANSWERED, PARTIAL, limit),
         ).fetchall()
         return [_exchange(r) for r in reversed(rows)]
 
     def queued(self) -> list[Exchange]:
+        """Inputs waiting to be sent, including those whose sender died."""
         rows = self.db.execute(
-            "SELECT * FROM exchanges WHERE status=? ORDER BY id", (QUEUED,)
+            "SELECT * FROM exchanges WHERE status IN (?,?) ORDER BY id", (QUEUED, SENDING)
         ).fetchall()
-        return [_exchange(r) for r in rows]
+        return [_exchange(r) for r in rows if _claimable(r)]
+
+    def in_flight(self) -> list[Exchange]:
+        rows = self.db.execute(
+            "SELECT * FROM exchanges WHERE status=? ORDER BY id", (SENDING,)
+        ).fetchall()
+        return [_exchange(r) for r in rows if not _claimable(r)]
 
     def drop(self, row: int) -> bool:
-        cur = self.db.execute("DELETE FROM exchanges WHERE id=? AND status=?", (row, QUEUED))
+        """Forget a queued input (not one another process is sending)."""
+        found = self.db.execute(
+            "SELECT status, claimed_by, claimed_at FROM exchanges WHERE id=?", (row,)
+        ).fetchone()
+        if found is None or not (_claimable(found) or found["claimed_by"] == os.getpid()):
+            return False
+        cur = self.db.execute(
+            "DELETE FROM exchanges WHERE id=? AND status IN (?,?)", (row, QUEUED, SENDING)
+        )
         return cur.rowcount > 0
 
     # ----- notices waiting to be sent (brain.notify) ---------------------------------------
@@ -223,7 +318,8 @@ class Store:
 
     def set_state(self, name: str, value: str) -> None:
         self.db.execute(
-            "INSERT INTO state (name, value) VALUES (?,?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+            "INSERT INTO state (name, value) VALUES (?,?)"
+            " ON CONFLICT(name) DO UPDATE SET value=excluded.value",
             (name, value),
         )
 
@@ -234,7 +330,45 @@ class Store:
         return float(found[0])
 
 
+def _claimable(row: Any) -> bool:
+    if row["status"] == QUEUED:
+        return True
+    if row["status"] != SENDING:
+        return False
+    pid, at = row["claimed_by"], row["claimed_at"]
+    if pid is None or at is None or time.time() - at > STALE_CLAIM:
+        return True
+    return not _alive(int(pid))
+
+
+def _alive(pid: int) -> bool:
+    """Is process `pid` running? (POSIX: signal 0; Windows: OpenProcess and its exit code.)"""
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        kernel32.CloseHandle(handle)
+        return bool(ok) and code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
 def _exchange(row: sqlite3.Row) -> Exchange:
+    keys = row.keys()
     return Exchange(
         id=row["id"],
         time=row["time"],
@@ -243,18 +377,27 @@ def _exchange(row: sqlite3.Row) -> Exchange:
         route=row["route"],
         backend=row["backend"],
         model=row["model"],
-        fallbacks=json.loads(row["fallbacks"] or "[]"),
+        fallbacks=_json_list(row["fallbacks"]),
         prompt_tokens=row["prompt_tokens"],
         completion_tokens=row["completion_tokens"],
         first_token_ms=row["first_token_ms"],
         total_ms=row["total_ms"],
         cost=row["cost"],
         input=row["input"],
-        messages=json.loads(row["messages"] or "[]"),
+        messages=_json_list(row["messages"]),
         answer=row["answer"],
         partial=bool(row["partial"]),
         error=row["error"],
+        partial_reason=row["partial_reason"] if "partial_reason" in keys else None,
     )
+
+
+def _json_list(text: str | None) -> list[Any]:
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
 
 
 @contextmanager

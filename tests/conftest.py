@@ -107,7 +107,13 @@ def _ollama_session_server() -> Iterator[HTTPServer]:
 
 @pytest.fixture
 def apex_server(_apex_session_server: HTTPServer) -> Iterator[HTTPServer]:
-    yield from _cleared(_apex_session_server)
+    """A bare server where Apex's liveness probe answers (the probe runs beside every request);
+    `server.clear()` first for one where it does not."""
+    for server in _cleared(_apex_session_server):
+        server.expect_request("/health/liveliness", method="GET").respond_with_data(
+            '"I\'m alive!"', content_type="application/json"
+        )
+        yield server
 
 
 @pytest.fixture
@@ -181,8 +187,39 @@ class Run:
 
 
 @pytest.fixture
-def brain(home: Home) -> Any:
-    """Run the installed `brain` in a subprocess: brain("dump", "x", input="...")."""
+def brain(home: Home, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run brain in this process, as `brain ARGS` would from the shell (brain.cli.run: the one
+    place errors become exit codes), with stdin, stdout and stderr captured and not terminals:
+    brain("dump", "x", input="...", env={...}). For what needs a real process (signals, a
+    pty, closing a pipe, the installed script itself) use `brain_proc`."""
+    from click.testing import CliRunner
+
+    from brain.cli import run as run_brain
+
+    def run(
+        *args: str,
+        input: str | bytes | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> Run:
+        monkeypatch.chdir(home.root)
+        runner = CliRunner()
+        data = input.encode() if isinstance(input, str) else (input or b"")
+        with runner.isolation(input=data, env=env) as (out, err, _mixed):
+            try:
+                code = run_brain(list(args))
+            except SystemExit as exc:  # shell completion ends the process itself
+                code = exc.code if isinstance(exc.code, int) else 0
+            sys.stdout.flush()
+            sys.stderr.flush()
+        return Run(code, out.getvalue().decode(), err.getvalue().decode())
+
+    return run
+
+
+@pytest.fixture
+def brain_proc(home: Home) -> Any:
+    """Run the installed `brain` in a subprocess: brain_proc("dump", "x", input="...")."""
 
     def run(
         *args: str,
@@ -218,3 +255,24 @@ def write_config(home: Home) -> Any:
         return path
 
     return write
+
+
+@pytest.fixture
+def make_app(home: Home) -> Iterator[Any]:
+    """An App in this process, from this test's environment: make_app(mode="offline",
+    apex_first_token_timeout=0.5) sets [apex] first_token_timeout (section_key=value)."""
+    from brain.app import App
+
+    made: list[App] = []
+
+    def make(mode: str = "auto", **values: Any) -> App:
+        app = App.load(offline=mode == "offline", online=mode == "online")
+        for name, value in values.items():
+            section, _, key = name.partition("_")
+            app.settings.values[section][key] = value
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        app.close()

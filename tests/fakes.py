@@ -239,21 +239,45 @@ def _litellm_auth_error() -> Response:
     )
 
 
+def fake_tokens(text: str) -> int:
+    """The fake Ollama's tokenizer: one token per 4 characters (real ones vary; brain's own
+    estimate must stay above it, which is what the tests check)."""
+    return -(-len(text) // 4)
+
+
 class FakeOllama:
-    """Ollama's /api/tags and its OpenAI-compatible /v1/chat/completions."""
+    """Ollama as it really behaves (research/real-chain.md, research/clients.md §3):
+
+    - native /api/chat streams NDJSON, honours `options.num_ctx`, and without it uses the
+      server default (`default_ctx`, 4,096 on a GPU under 24 GB);
+    - the OpenAI-compatible /v1/chat/completions cannot set the context: it always uses the
+      default;
+    - either way, input past the context is silently dropped from the start (`kept` records
+      what the model really read), as Ollama does;
+    - /api/show reports the model's own context (`model_ctx`), /api/ps what is loaded and with
+      which context, /api/tags what is pulled, /api/version that it is Ollama.
+    """
 
     def __init__(self, server: HTTPServer, models: list[str] | None = None) -> None:
         self.server = server
         self.models = ["gemma4:e4b"] if models is None else models
         self.pieces = ["local ", "answer"]
-        self.requests: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []  # every chat request, native or /v1
         self.first_delay = 0.0
         self.loaded: list[str] = list(self.models)  # what /api/ps says is in memory
+        self.loaded_ctx: dict[str, int] = {}
         self.generate_requests: list[dict[str, Any]] = []
         self.delay = 0.0  # between streamed pieces: a model decoding at 1/delay tokens/s
+        self.default_ctx = 4096
+        self.model_ctx = 131072
+        self.kept: list[str] = []  # the prompt text each request really reached the model with
+        self.num_ctx_seen: list[int | None] = []
         server.expect_request("/api/tags", method="GET").respond_with_handler(self._tags)
         server.expect_request("/api/ps", method="GET").respond_with_handler(self._ps)
+        server.expect_request("/api/version", method="GET").respond_with_json({"version": "0.13.0"})
+        server.expect_request("/api/show", method="POST").respond_with_handler(self._show)
         server.expect_request("/api/generate", method="POST").respond_with_handler(self._generate)
+        server.expect_request("/api/chat", method="POST").respond_with_handler(self._native)
         server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(
             self._chat
         )
@@ -270,8 +294,27 @@ class FakeOllama:
         return Response(json.dumps({"models": models}), content_type="application/json")
 
     def _ps(self, _request: Request) -> Response:
-        models = [{"name": m, "model": m, "size": 1, "size_vram": 1} for m in self.loaded]
+        models = [
+            {
+                "name": m,
+                "model": m,
+                "size": 1,
+                "size_vram": 1,
+                "context_length": self.loaded_ctx.get(m, self.default_ctx),
+            }
+            for m in self.loaded
+        ]
         return Response(json.dumps({"models": models}), content_type="application/json")
+
+    def _show(self, request: Request) -> Response:
+        model = (request.get_json() or {}).get("model")
+        if model not in self.models:
+            return _json_error(404, {"error": f"model '{model}' not found"})
+        info = {"general.architecture": "gemma3", "gemma3.context_length": self.model_ctx}
+        return Response(
+            json.dumps({"model_info": info, "parameters": "", "capabilities": ["completion"]}),
+            content_type="application/json",
+        )
 
     def _generate(self, request: Request) -> Response:
         body = request.get_json()
@@ -283,24 +326,81 @@ class FakeOllama:
             content_type="application/json",
         )
 
+    def _load(self, model: str, ctx: int) -> None:
+        if model in self.models:
+            if model not in self.loaded:
+                self.loaded.append(model)
+            self.loaded_ctx[model] = ctx
+
+    def _read(self, messages: list[dict[str, Any]], ctx: int) -> tuple[str, int]:
+        """What the model reads of `messages` in a context of `ctx` tokens: the end only."""
+        text = "\n".join(str(m.get("content", "")) for m in messages)
+        tokens = fake_tokens(text)
+        kept = text if tokens <= ctx else text[-ctx * 4 :]
+        self.kept.append(kept)
+        return kept, min(tokens, ctx)
+
+    def _not_found(self, model: str, native: bool) -> Response:
+        if native:
+            return _json_error(404, {"error": f"model '{model}' not found"})
+        return _json_error(
+            404,
+            {
+                "error": {
+                    "message": f"model '{model}' not found",
+                    "type": "not_found_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+        )
+
+    def _native(self, request: Request) -> Response:
+        body = request.get_json()
+        self.requests.append(body)
+        model = body.get("model")
+        if model not in self.models:
+            return self._not_found(model, native=True)
+        num_ctx = (body.get("options") or {}).get("num_ctx")
+        self.num_ctx_seen.append(num_ctx)
+        ctx = min(int(num_ctx or self.default_ctx), self.model_ctx)
+        self._load(model, ctx)
+        _, prompt_tokens = self._read(body.get("messages", []), ctx)
+        return Response(
+            self._ndjson(model, prompt_tokens), status=200, mimetype="application/x-ndjson"
+        )
+
+    def _ndjson(self, model: str, prompt_tokens: int) -> Iterator[str]:
+        if self.first_delay:
+            time.sleep(self.first_delay)
+        for piece in self.pieces:
+            if self.delay:
+                time.sleep(self.delay)
+            line = {
+                "model": model,
+                "message": {"role": "assistant", "content": piece},
+                "done": False,
+            }
+            yield json.dumps(line) + "\n"
+        done = {
+            "model": model,
+            "message": {"role": "assistant", "content": ""},
+            "done": True,
+            "done_reason": "stop",
+            "prompt_eval_count": prompt_tokens,
+            "eval_count": len(self.pieces),
+        }
+        yield json.dumps(done) + "\n"
+
     def _chat(self, request: Request) -> Response:
         body = request.get_json()
         self.requests.append(body)
         model = body.get("model")
-        if model in self.models and model not in self.loaded:
-            self.loaded.append(model)
         if model not in self.models:
-            return _json_error(
-                404,
-                {
-                    "error": {
-                        "message": f"model '{model}' not found",
-                        "type": "not_found_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-            )
+            return self._not_found(model, native=False)
+        self._load(model, self.default_ctx)
+        self.num_ctx_seen.append(None)
+        self._read(body.get("messages", []), self.default_ctx)  # /v1 cannot set num_ctx
         if body.get("stream"):
             gen = sse_body(self.pieces, model=model, first_delay=self.first_delay, delay=self.delay)
             return Response(gen, status=200, mimetype="text/event-stream")

@@ -11,25 +11,21 @@ import xml.etree.ElementTree as ET
 import pytest
 from fakes import refused_url
 
-from brain import settings
+from brain.app import App
 from brain.bench import judge, measure, prompts, report
 from brain.errors import ConfigError
-from brain.offline import ladder
-from brain.tasks import all_tasks
 
 PIECES = [f"w{i} " for i in range(25)]
 
 
 def _conf():
-    return settings.load()
+    """The App for this test's environment (its settings are `.settings`)."""
+    return App.load()
 
 
 def _run(conf, route: str, backend: str = "apex") -> measure.Run:
-    endpoint = (
-        ladder.apex_endpoint(conf, None) if backend == "apex" else ladder.local_endpoint(conf)
-    )
     return measure.measure(
-        endpoint,
+        conf.backend(backend),
         route,
         [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
         temperature=0.2,
@@ -113,9 +109,8 @@ def test_unknown_route_and_cut_stream_are_failures_with_reasons(apex):
 
 # ----- the plan and the whole run ------------------------------------------------------------
 def _cells(conf, **kw):
-    tasks = all_tasks(conf.tasks, conf.path.parent)
     defaults = {"routes": None, "apex": True, "local": False, "local_model": conf.local_model}
-    return measure.plan(conf, tasks, prompts.shipped(), **{**defaults, **kw})
+    return measure.plan(conf.settings, conf.tasks, prompts.shipped(), **{**defaults, **kw})
 
 
 def test_plan_uses_each_prompts_task_route_unless_routes_are_given():
@@ -147,7 +142,6 @@ def test_run_bench_interleaves_and_records_failures(apex, ollama):
         conf,
         _cells(conf, local=True),
         runs=2,
-        get_key=lambda: None,
         on_progress=lambda d, t, label, run: seen.append((d, t, label, run)),
     )
     labels = [(r.run, r.prompt, r.target) for r in result.runs]
@@ -168,9 +162,7 @@ def test_unreachable_apex_fails_its_runs_and_local_still_runs(ollama, monkeypatc
     monkeypatch.setenv("BRAIN_APEX_URL", refused_url())
     conf = _conf()
     notices = []
-    result = measure.run_bench(
-        conf, _cells(conf, local=True), runs=1, get_key=lambda: None, notice=notices.append
-    )
+    result = measure.run_bench(conf, _cells(conf, local=True), runs=1, notice=notices.append)
     apex_runs = [r for r in result.runs if r.backend == "apex"]
     local_runs = [r for r in result.runs if r.backend == "local"]
     assert all(r.status == "failed" and "connection refused" in r.reason for r in apex_runs)
@@ -181,7 +173,7 @@ def test_unreachable_apex_fails_its_runs_and_local_still_runs(ollama, monkeypatc
 def test_apex_not_configured_is_a_config_error():
     conf = _conf()
     with pytest.raises(ConfigError, match=r"apex\.url is empty"):
-        measure.run_bench(conf, _cells(conf), runs=1, get_key=lambda: None)
+        measure.run_bench(conf, _cells(conf), runs=1)
 
 
 # ----- prompts ----------------------------------------------------------------------------
@@ -238,7 +230,7 @@ def _result(apex, runs=2):
     apex.answer("draft", PIECES, delay=0.016, usage=(30, 25))
     conf = _conf()
     cells = [c for c in _cells(conf) if c.prompt.name != "overnight-digest"]
-    return measure.run_bench(conf, cells, runs=runs, get_key=lambda: None)
+    return measure.run_bench(conf, cells, runs=runs)
 
 
 def test_report_markdown_and_chart(apex):
@@ -264,9 +256,7 @@ def test_report_markdown_and_chart(apex):
 def test_report_lists_failures_and_json_has_every_run(apex):
     apex.answer("brain_dump", ["x"])
     conf = _conf()
-    result = measure.run_bench(
-        conf, _cells(conf, routes=["brain_dump", "gone"]), runs=1, get_key=lambda: None
-    )
+    result = measure.run_bench(conf, _cells(conf, routes=["brain_dump", "gone"]), runs=1)
     text = report.markdown(result, None)
     assert "## Failures" in text and "on apex gone, run 1: Apex has no route named `gone`" in text
     data = report.as_json(result)
@@ -304,7 +294,7 @@ def test_judge_scores_each_first_answer(apex):
     result = _result(apex, runs=1)
     verdict = {"scores": {"faithful": 5, "structure": 4}, "overall": 4, "note": "clear"}
     apex.answer("judge", ["```json\n", json.dumps(verdict), "\n```"], model_id="claude-x")
-    out = judge.judge_all(result, ladder.apex_endpoint(_conf(), None), "judge")
+    out = judge.judge_all(result, _conf().backend("apex"), "judge")
     assert [(j.prompt, j.overall, j.judge_model) for j in out] == [
         ("classroom-dump", 4, "claude-x"),
         ("page-rewrite", 4, "claude-x"),
@@ -322,7 +312,7 @@ def test_judge_scores_each_first_answer(apex):
 def test_judge_that_does_not_answer_in_form(apex):
     result = _result(apex, runs=1)
     apex.answer("judge", "It's pretty good overall.")
-    out = judge.judge_all(result, ladder.apex_endpoint(_conf(), None), "judge")
+    out = judge.judge_all(result, _conf().backend("apex"), "judge")
     assert all("not answer in the expected form" in j.error for j in out)
     assert "pretty good" in out[0].error
 
@@ -465,7 +455,7 @@ def test_ctrl_c_keeps_the_runs_that_finished(apex):
         if run is not None and done == 3:
             raise KeyboardInterrupt
 
-    result = measure.run_bench(conf, cells, runs=3, get_key=lambda: None, on_progress=progress)
+    result = measure.run_bench(conf, cells, runs=3, on_progress=progress)
     assert result.interrupted and len(result.runs) == 3
     assert "Interrupted" in report.markdown(result, None)
 

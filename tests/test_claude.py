@@ -45,11 +45,11 @@ def record(env: dict[str, str]) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def test_local_points_claude_code_at_apex(apex: FakeApex, brain, stand_in) -> None:
+def test_local_points_claude_code_at_apex(apex: FakeApex, brain_proc, stand_in) -> None:
     apex.key = KEY
     apex.answer("code", "unused")
     env = {**stand_in, "BRAIN_APEX_KEY": KEY, "ANTHROPIC_API_KEY": "sk-ant-real-account"}
-    r = brain("claude", "--local", "-p", "say hi", "--output-format", "json", env=env)
+    r = brain_proc("claude", "--local", "-p", "say hi", "--output-format", "json", env=env)
     assert r.code == 7, r.stderr  # Claude Code's own exit code
     seen = record(stand_in)
     assert seen is not None
@@ -64,9 +64,9 @@ def test_local_points_claude_code_at_apex(apex: FakeApex, brain, stand_in) -> No
     assert apex.requests == []  # brain itself asked nothing; only /health and /v1/models
 
 
-def test_route_option_and_arguments_after_double_dash(apex: FakeApex, brain, stand_in) -> None:
+def test_route_option_and_arguments_after_double_dash(apex: FakeApex, brain_proc, stand_in) -> None:
     apex.answer("draft", "unused")
-    r = brain("claude", "--local", "--route", "draft", "--", "--continue", "-v", env=stand_in)
+    r = brain_proc("claude", "--local", "--route", "draft", "--", "--continue", "-v", env=stand_in)
     assert r.code == 7, r.stderr
     seen = record(stand_in)
     assert seen["argv"] == ["--continue", "-v"]
@@ -75,16 +75,18 @@ def test_route_option_and_arguments_after_double_dash(apex: FakeApex, brain, sta
     assert "no `apex` key is set" in r.stderr
 
 
-def test_user_route_for_code_task_is_used(apex: FakeApex, brain, stand_in, write_config) -> None:
+def test_user_route_for_code_task_is_used(
+    apex: FakeApex, brain_proc, stand_in, write_config
+) -> None:
     write_config('[tasks.code]\nroute = "qwen_coder"\n')
     apex.answer("qwen_coder", "unused")
-    assert brain("claude", "--local", env=stand_in).code == 7
+    assert brain_proc("claude", "--local", env=stand_in).code == 7
     assert record(stand_in)["env"]["CLAUDE_CODE_SUBAGENT_MODEL"] == "qwen_coder"
 
 
-def test_without_local_claude_code_runs_unchanged(apex: FakeApex, brain, stand_in) -> None:
+def test_without_local_claude_code_runs_unchanged(apex: FakeApex, brain_proc, stand_in) -> None:
     env = {**stand_in, "ANTHROPIC_API_KEY": "sk-ant-real-account"}
-    r = brain("claude", "-p", "hi", env=env)
+    r = brain_proc("claude", "-p", "hi", env=env)
     assert r.code == 7, r.stderr
     seen = record(stand_in)
     assert seen["argv"] == ["-p", "hi"]
@@ -94,59 +96,59 @@ def test_without_local_claude_code_runs_unchanged(apex: FakeApex, brain, stand_i
 
 
 def test_without_local_a_config_mistake_does_not_block_claude_code(
-    brain, stand_in, write_config
+    brain_proc, stand_in, write_config
 ) -> None:
     write_config("[apex]\nurl = 42\n")
-    assert brain("claude", "--version", env=stand_in).code == 7
+    assert brain_proc("claude", "--version", env=stand_in).code == 7
     assert record(stand_in)["argv"] == ["--version"]
-    r = brain("claude", "--local", env=stand_in)
+    r = brain_proc("claude", "--local", env=stand_in)
     assert r.code == 78 and "apex" in r.stderr
 
 
-def test_claude_not_installed(brain, tmp_path: Path) -> None:
+def test_claude_not_installed(brain_proc, tmp_path: Path) -> None:
     empty = tmp_path / "empty-bin"
     empty.mkdir()
-    r = brain("claude", "--local", env={"PATH": str(empty)})
+    r = brain_proc("claude", "--local", env={"PATH": str(empty)})
     assert r.code == 69, r.stderr
     assert "not installed" in r.stderr
     assert "npm install -g @anthropic-ai/claude-code" in r.stderr
 
 
-def test_apex_unreachable(brain, stand_in) -> None:
-    r = brain("claude", "--local", env={**stand_in, "BRAIN_APEX_URL": refused_url()})
+def test_apex_unreachable(brain_proc, stand_in) -> None:
+    r = brain_proc("claude", "--local", env={**stand_in, "BRAIN_APEX_URL": refused_url()})
     assert r.code == 69, r.stderr
     assert "connection refused" in r.stderr and "cannot be reached" in r.stderr
     assert "(no --local) uses your Anthropic account" in r.stderr
     assert record(stand_in) is None  # Claude Code was never started
 
 
-def test_apex_not_configured(brain, stand_in) -> None:
-    r = brain("claude", "--local", env=stand_in)
+def test_apex_not_configured(brain_proc, stand_in) -> None:
+    r = brain_proc("claude", "--local", env=stand_in)
     assert r.code == 78, r.stderr
     assert "apex.url" in r.stderr
     assert record(stand_in) is None
 
 
-def test_route_apex_does_not_have(apex: FakeApex, brain, stand_in) -> None:
+def test_route_apex_does_not_have(apex: FakeApex, brain_proc, stand_in) -> None:
     apex.answer("brain_dump", "x")
-    r = brain("claude", "--local", "--route", "nope", env=stand_in)
+    r = brain_proc("claude", "--local", "--route", "nope", env=stand_in)
     assert r.code == 78, r.stderr
     assert "no route `nope`" in r.stderr and "brain_dump" in r.stderr
     assert record(stand_in) is None
 
 
-def test_key_rejected_before_claude_code_starts(apex: FakeApex, brain, stand_in) -> None:
+def test_key_rejected_before_claude_code_starts(apex: FakeApex, brain_proc, stand_in) -> None:
     apex.key = KEY
     apex.answer("code", "x")
-    r = brain("claude", "--local", env={**stand_in, "BRAIN_APEX_KEY": "sk-wrong-key-1234"})
+    r = brain_proc("claude", "--local", env={**stand_in, "BRAIN_APEX_KEY": "sk-wrong-key-1234"})
     assert r.code == 77, r.stderr
     assert "brain keys set apex" in r.stderr
     assert record(stand_in) is None
 
 
-def test_premium_route_is_refused(apex: FakeApex, brain, stand_in) -> None:
+def test_premium_route_is_refused(apex: FakeApex, brain_proc, stand_in) -> None:
     apex.answer("premium_reasoning", "x")
-    r = brain("claude", "--local", "--route", "premium_reasoning", env=stand_in)
+    r = brain_proc("claude", "--local", "--route", "premium_reasoning", env=stand_in)
     assert r.code == 2, r.stderr
     assert "premium" in r.stderr
     assert record(stand_in) is None

@@ -73,7 +73,7 @@ def litellm() -> str:
 
 
 def test_real_claude_code_through_real_litellm(
-    litellm: str, claude_program: str, ollama: FakeOllama, brain, tmp_path: Path
+    litellm: str, claude_program: str, ollama: FakeOllama, brain_proc, tmp_path: Path
 ) -> None:
     # The upstream: an OpenAI-compatible server that streams chat completions.
     ollama.models = ["fake-coder"]
@@ -87,7 +87,7 @@ def test_real_claude_code_through_real_litellm(
             "BRAIN_APEX_URL": proxy,
             "BRAIN_APEX_KEY": MASTER_KEY,
         }
-        r = brain("claude", "--local", "-p", "say hi", env=env, timeout=240)
+        r = brain_proc("claude", "--local", "-p", "say hi", env=env, timeout=240)
         log = proxy.log_text()
 
     assert r.code == 0, f"stderr:\n{r.stderr}\nproxy log:\n{log[-3000:]}"

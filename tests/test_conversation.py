@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
 from brain import settings
+from brain.backends import estimate_tokens
 from brain.conversation import (
     SLASH_COMMANDS,
     Conversation,
@@ -15,9 +17,9 @@ from brain.conversation import (
     Turn,
     budget_for,
     parse,
-    which_backend,
 )
-from brain.offline.ladder import estimate_tokens
+from brain.offline import probe
+from brain.offline.ladder import next_backend
 from brain.offline.probe import Verdict
 from brain.tasks import all_tasks, builtin_tasks
 
@@ -50,7 +52,8 @@ def test_repl_commands_win_over_a_task_of_the_same_name():
 
 
 def _verdict(ok: bool) -> Verdict:
-    return Verdict("http://apex:4000", ok, "" if ok else "connection refused", 0.0)
+    reason = "" if ok else "connection refused"
+    return Verdict("http://apex:4000", ok, reason, time.time(), kind="ok" if ok else "refused")
 
 
 @pytest.mark.parametrize(
@@ -67,23 +70,39 @@ def _verdict(ok: bool) -> Verdict:
         ("offline", "premium", "http://apex:4000", _verdict(True), "none"),
     ],
 )
-def test_which_backend(mode, task, url, verdict, backend):
-    got, why = which_backend(mode, builtin_tasks()[task], url, verdict)
+def test_next_backend(make_app, monkeypatch, mode, task, url, verdict, backend):
+    monkeypatch.setenv("BRAIN_APEX_URL", url) if url else None
+    app = make_app(mode)
+    if verdict is not None:
+        probe.remember(app.cache_dir, verdict)
+    got, why = next_backend(app, app.tasks[task], mode)
     assert got == backend
     assert why  # always says why
 
 
-def test_which_backend_premium_direct():
-    premium = builtin_tasks()["premium"]
-    away, up = _verdict(False), _verdict(True)
-    assert which_backend("auto", premium, "http://apex:4000", away, direct=True)[0] == "anthropic"
-    assert which_backend("auto", premium, "http://apex:4000", up, direct=True)[0] == "apex"
+def test_next_backend_premium_direct(make_app, monkeypatch, write_config):
+    write_config("[premium]\ndirect = true\n")
+    monkeypatch.setenv("BRAIN_APEX_URL", "http://apex:4000")
+    app = make_app()
+    premium = app.tasks["premium"]
+    probe.remember(app.cache_dir, _verdict(False))
+    assert next_backend(app, premium, "auto")[0] == "anthropic"
+    probe.remember(app.cache_dir, _verdict(True))
+    assert next_backend(app, premium, "auto")[0] == "apex"
+
+
+def test_next_backend_premium_direct_needs_apex_configured(make_app, write_config):
     # As the ladder: with no Apex configured at all, premium has nowhere to go.
-    assert which_backend("auto", premium, "", None, direct=True)[0] == "none"
+    write_config("[premium]\ndirect = true\n")
+    app = make_app()
+    assert next_backend(app, app.tasks["premium"], "auto")[0] == "none"
 
 
-def test_which_backend_names_the_reason_apex_is_away():
-    _, why = which_backend("auto", builtin_tasks()["dump"], "http://apex:4000", _verdict(False))
+def test_next_backend_names_the_reason_apex_is_away(make_app, monkeypatch):
+    monkeypatch.setenv("BRAIN_APEX_URL", "http://apex:4000")
+    app = make_app()
+    probe.remember(app.cache_dir, _verdict(False))
+    _, why = next_backend(app, app.tasks["dump"], "auto")
     assert "connection refused" in why and "http://apex:4000" in why
 
 

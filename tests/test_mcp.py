@@ -129,7 +129,7 @@ def test_status_tool(apex: FakeApex) -> None:
     data = json.loads(texts(result)[0])
     assert data["apex"] == {"url": apex.url, "reachable": True, "reason": None,
                             "latency_ms": data["apex"]["latency_ms"]}  # fmt: skip
-    assert data["local"]["running"] is False and "ollama" in data["local"]["fix"]
+    assert data["local"]["ready"] is False and "ollama" in data["local"]["fix"]
     assert {"name": "dump", "route": "brain_dump", "fallback": "local"} in data["tools"]
     assert data["premium"]["enabled"] is False
     assert apex.requests == []  # status asks no model
@@ -186,12 +186,12 @@ def test_stdout_is_protocol_only(ollama: FakeOllama, monkeypatch) -> None:
     assert b"answering on this laptop" in err  # the notice went where it belongs
 
 
-def test_without_the_sdk_the_message_names_the_extra(brain, tmp_path: Path) -> None:
+def test_without_the_sdk_the_message_names_the_extra(brain_proc, tmp_path: Path) -> None:
     # A directory early on sys.path whose `mcp` package fails to import, like a missing one.
     fake = tmp_path / "no-mcp" / "mcp"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError('no mcp here')\n")
-    r = brain(
+    r = brain_proc(
         "mcp",
         env={"PYTHONPATH": os.pathsep.join([str(fake.parent), str(SUPPORT)])},
     )

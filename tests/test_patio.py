@@ -16,13 +16,18 @@ from conftest import spawn_brain
 from fakes import FakeApex, FakeOllama, HangingListener, refused_url
 from pytest_httpserver import HTTPServer
 
-from brain.offline import local as local_mod
+from brain import backends as local_mod
 
 
-def queued(home) -> list[sqlite3.Row]:
-    db = sqlite3.connect(home.data / "brain" / "brain.db")
-    db.row_factory = sqlite3.Row
-    return db.execute("SELECT * FROM exchanges WHERE status='queued'").fetchall()
+def queued(home) -> list:
+    """What `brain queue run` would send: queued rows, and rows whose sender is gone."""
+    from brain.store import Store
+
+    store = Store(home.data / "brain" / "brain.db")
+    try:
+        return store.queued()
+    finally:
+        store.close()
 
 
 def test_blackholed_apex_falls_back_with_timed_out(ollama: FakeOllama, brain) -> None:
@@ -61,7 +66,7 @@ def test_cold_local_model_is_announced_and_kept_warm(
     r = brain("--offline", "dump", "x")
     assert r.code == 0 and r.stdout == "local answer\n"
     assert "loading gemma4:e4b on this laptop" in r.stderr
-    assert ollama.generate_requests[-1] == {"model": "gemma4:e4b", "keep_alive": "45m"}
+    assert ollama.requests[-1]["keep_alive"] == "45m"  # kept warm by the request itself
     warm = brain("--offline", "dump", "y")
     assert "loading" not in warm.stderr
 
@@ -147,7 +152,7 @@ def test_kill_9_mid_answer_leaves_the_input_in_the_queue(apex: FakeApex, home) -
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     rows = queued(home)
-    assert [r["input"] for r in rows] == ["the thought that must survive"]
+    assert [r.input for r in rows] == ["the thought that must survive"]
 
 
 # ----- Slack --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from fakes import FakeAnthropic, FakeApex, FakeOllama
 
 from brain import premium
+from brain.backends.base import Answer
 from brain.tasks import PREMIUM_ROUTE
 
 UPSTREAM_500 = {
@@ -49,7 +50,7 @@ WALK_CONFIG = """
 probe_ttl = 0  # a failed answer would otherwise mark Apex away for the next run
 
 [local]
-context_tokens = 64
+context_tokens = 2000
 
 [premium]
 direct = true
@@ -88,7 +89,7 @@ def test_walk_every_task_with_everything_failing_never_reaches_premium(
             if route:
                 apex.error(route, 500, UPSTREAM_500)
     premium_routes = premium.routes(tasks)
-    short, long_input = "x", "word " * 400  # long: past local.context_tokens (64)
+    short, long_input = "x", "word " * 3000  # long: past local.context_tokens (2000)
 
     for name, task in tasks.items():
         for text in (short, long_input):
@@ -106,8 +107,10 @@ def test_walk_every_task_with_everything_failing_never_reaches_premium(
                 # The request really went out and failed on Apex…
                 assert len(asked) == 1 and asked[0] not in premium_routes, (name, asked)
                 assert direct_calls == 0, name
-                # …and the ladder really went down (when mode and task allow) — to local only.
-                expect_local = 1 if (task.may_fall_back and not mode) else 0
+                # …and the ladder really went down (when mode and task allow) — to local only,
+                # and only with what the local context can hold (nothing is silently cut).
+                fits = text is short
+                expect_local = 1 if (task.may_fall_back and not mode and fits) else 0
                 assert local_calls == expect_local, (name, local_calls)
     all_asked = {b["model"] for b in apex.requests}
     assert all_asked & premium_routes == {PREMIUM_ROUTE}  # only from premium and deep
@@ -221,19 +224,7 @@ def test_spent_today_counts_only_today_and_premium_routes(home) -> None:
     ]
     for route, cost, at in rows:
         row = store.add("t", route, "x", [])
-        store.finish(
-            row,
-            route=route,
-            backend="apex",
-            model="m",
-            fallbacks=[],
-            usage={},
-            first_token_ms=1,
-            total_ms=1,
-            cost=cost,
-            answer="a",
-            partial=False,
-        )
+        store.finish(row, route, Answer(text="a", backend="apex", model="m", cost=cost), [])
         store.db.execute("UPDATE exchanges SET time=? WHERE id=?", (at, row))
     assert premium.spent_today(store, {PREMIUM_ROUTE}, now) == pytest.approx(0.5)
     assert premium.spent_today(store, {PREMIUM_ROUTE, "claude_opus"}, now) == pytest.approx(0.75)

@@ -7,42 +7,24 @@ test_repl_pty.py; here each typed line goes straight to `handle`, as the prompt 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
 from typing import Any
 
 import pytest
 
-from brain import settings
 from brain.offline import probe
-from brain.repl import Options, Repl
-from brain.store import Store
-from brain.tasks import all_tasks
+from brain.repl import Repl
 
 
 @pytest.fixture
-def make_repl(home: Any, write_config: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def make_repl(home: Any, write_config: Any, monkeypatch: pytest.MonkeyPatch, make_app) -> Any:
     write_config('[apex]\nprobe_ttl = 0\n[tasks.daily]\nroute = "daily_route"\n')
     monkeypatch.chdir(home.root)
-    made: list[Repl] = []
 
     def make(task: str = "ask", mode: str = "auto") -> Repl:
-        conf = settings.load()
-        repl = Repl(
-            conf,
-            all_tasks(conf.tasks, conf.path.parent),
-            task,
-            mode,
-            Options(),
-            cache_dir=settings.cache_dir(),
-            data_dir=settings.data_dir(),
-        )
-        repl.store = Store.open_default()
-        made.append(repl)
-        return repl
+        return Repl(make_app(mode), task)
 
-    yield make
-    for repl in made:
-        repl.store.close()
+    return make
 
 
 def test_save_writes_markdown_and_never_overwrites_silently(apex, make_repl, home, capsys):
@@ -147,10 +129,8 @@ def test_clear_starts_a_new_conversation(apex, make_repl, capsys):
 
 
 def test_status_and_help_say_what_is_what(apex, make_repl, capsys):
-    probe.remember(
-        settings.cache_dir(), probe.Verdict(apex.url, True, "", __import__("time").time())
-    )
     repl = make_repl()
+    probe.remember(repl.app.cache_dir, probe.Verdict(apex.url, True, "", time.time()))
     repl.handle("/status")
     out = capsys.readouterr().out
     assert "mode         auto" in out
@@ -174,8 +154,10 @@ def test_exit_and_modes(make_repl, capsys):
 
 
 def test_the_history_file_is_private(make_repl):
+    from brain.repl_prompt import session
+
     repl = make_repl()
-    repl._session()
+    session(repl)
     assert repl.history_path.exists()
     assert oct(os.stat(repl.history_path).st_mode & 0o777) == "0o600"
 
@@ -197,7 +179,7 @@ def test_a_failed_question_stays_queued_when_another_is_asked(apex, make_repl, c
 def test_premium_refused_by_the_cap_leaves_nothing_queued(apex, write_config, make_repl, capsys):
     apex.answer("premium_reasoning", ["deep thought"], cost=0.75)
     repl = make_repl()
-    repl.conf.values["premium"]["daily_usd"] = 0.5
+    repl.app.settings.values["premium"]["daily_usd"] = 0.5
     repl.handle("/premium is this rubric fair?")
     assert "premium: this answer cost $0.7500" in capsys.readouterr().err  # shown, like one-shot
     repl.handle("/premium and this one?")

@@ -51,7 +51,10 @@ def term(home: Any, write_config: Any) -> Iterator[Any]:
 
 
 def exchanges(home: Any) -> list[dict[str, Any]]:
-    db = sqlite3.connect(home.data / "brain" / "brain.db")
+    path = home.data / "brain" / "brain.db"
+    if not path.exists():  # the store is opened on the first question
+        return []
+    db = sqlite3.connect(path)
     db.row_factory = sqlite3.Row
     try:
         return [dict(r) for r in db.execute("SELECT * FROM exchanges ORDER BY id")]

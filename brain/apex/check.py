@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from brain import client
+from brain import backends
 from brain.apex import catalog
-from brain.client import Endpoint
+from brain.backends.base import Backend
 from brain.errors import BrainError, ConfigError, KeyProblem, Unreachable
 from brain.tasks import PREMIUM_ROUTE
 
@@ -73,33 +73,32 @@ def is_local(model_id: str) -> bool | None:
     return catalog.PROVIDERS[deployment.provider].local
 
 
-def ensure_reachable(endpoint: Endpoint) -> None:
+def ensure_reachable(endpoint: Backend) -> None:
     from brain.offline import probe
 
-    if not endpoint.base_url:
+    if not endpoint.url:
         raise ConfigError(
             "Apex is not configured (apex.url is empty).",
             "Set it with `brain config set apex.url http://APEX:4000` (or BRAIN_APEX_URL).",
         )
-    verdict = probe.probe(endpoint.base_url, max(endpoint.connect_timeout, 2.0))
+    verdict = probe.probe(endpoint.url, max(endpoint.connect, 2.0))
     if not verdict.ok:
         raise Unreachable(
-            f"Apex at {endpoint.base_url} does not answer: {verdict.reason}.",
+            f"Apex at {endpoint.url} does not answer: {verdict.reason}.",
             "On Apex: is the proxy running (`docker compose ps` in its folder)? On both "
             "machines: is Tailscale up (`tailscale status`)? Then run `brain apex check` again.",
         )
 
 
-def check_route(endpoint: Endpoint, route: str, tasks: list[str]) -> RouteCheck:
+def check_route(endpoint: Backend, route: str, tasks: list[str]) -> RouteCheck:
     result = RouteCheck(route, tasks)
     try:
-        answer = client.chat(
+        answer = backends.chat(
             endpoint,
             route,
             [{"role": "user", "content": PROMPT}],
             temperature=0.0,
             max_tokens=16,
-            stream=True,
         )
     except KeyProblem:
         raise
@@ -126,7 +125,7 @@ def check_route(endpoint: Endpoint, route: str, tasks: list[str]) -> RouteCheck:
 
 
 def smoke(
-    endpoint: Endpoint,
+    endpoint: Backend,
     routes: Mapping[str, list[str]],
     *,
     premium: bool = False,
@@ -159,10 +158,10 @@ def exit_code(results: list[RouteCheck]) -> int:
     return OK
 
 
-def as_json(endpoint: Endpoint, results: list[RouteCheck]) -> dict[str, Any]:
+def as_json(endpoint: Backend, results: list[RouteCheck]) -> dict[str, Any]:
     return {
         "version": JSON_VERSION,
-        "apex": endpoint.base_url,
+        "apex": endpoint.url,
         "ok": exit_code(results) == 0,
         "routes": [r.as_json() for r in results],
     }
@@ -219,7 +218,7 @@ def no_cloud_step(route: str) -> bool:
 
 
 def drill(
-    endpoint: Endpoint,
+    endpoint: Backend,
     routes: Mapping[str, list[str]],
     pause: Callable[[str], None],
     *,

@@ -12,15 +12,15 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from brain.backends.base import Backend
 from brain.bench.measure import OK, BenchResult, Judgement
 from brain.bench.prompts import judge_instructions
-from brain.client import Endpoint
 from brain.errors import BrainError
 
 
 def judge_all(
     result: BenchResult,
-    endpoint: Endpoint,
+    endpoint: Backend,
     route: str,
     *,
     on_progress: Callable[[int, int, str], None] = lambda _d, _t, _l: None,
@@ -51,7 +51,7 @@ def judge_all(
 
 
 def judge_one(
-    endpoint: Endpoint,
+    endpoint: Backend,
     route: str,
     *,
     system: str,
@@ -60,7 +60,7 @@ def judge_one(
     rubric: str,
     judgement: Judgement,
 ) -> Judgement:
-    from brain import client
+    from brain import backends
     from brain.secrets import redact
 
     content = (
@@ -70,7 +70,7 @@ def judge_one(
         f"## Rubric\n{rubric.strip()}\n"
     )
     try:
-        reply = client.chat(
+        reply = backends.chat(
             endpoint,
             route,
             [
@@ -79,7 +79,6 @@ def judge_one(
             ],
             temperature=0.0,
             max_tokens=400,
-            stream=True,
         )
     except BrainError as exc:
         judgement.error = f"the judge could not answer: {redact(exc.message)}"

@@ -19,14 +19,18 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from brain import __version__
+from brain.backends.base import Backend
 from brain.bench.prompts import BenchPrompt
-from brain.client import Endpoint, Message
+from brain.client import Message
 from brain.errors import BrainError, ConfigError, UsageError
 from brain.settings import Settings
 from brain.tasks import Task
+
+if TYPE_CHECKING:
+    from brain.app import App
 
 APEX, LOCAL = "apex", "local"
 OK, PARTIAL, FAILED = "ok", "partial", "failed"
@@ -132,7 +136,7 @@ def decode_rate(times: list[float], server_tokens: int | None) -> tuple[float | 
 
 
 def measure(
-    endpoint: Endpoint,
+    endpoint: Backend,
     model: str,
     messages: list[Message],
     *,
@@ -141,7 +145,7 @@ def measure(
     run: Run,
 ) -> Run:
     """Send one streamed request and fill `run` with what was measured (or why it failed)."""
-    from brain import client
+    from brain import backends
     from brain.secrets import redact
 
     times: list[float] = []
@@ -151,13 +155,12 @@ def measure(
 
     start = time.perf_counter()
     try:
-        answer = client.chat(
+        answer = backends.chat(
             endpoint,
             model,
             messages,
             temperature=temperature,
             max_tokens=max_tokens,
-            stream=True,
             on_delta=on_delta,
         )
     except BrainError as exc:
@@ -209,7 +212,7 @@ def plan(
     local_model: str,
 ) -> list[Cell]:
     """Every prompt on every target. Without `routes`, each prompt runs on its task's route."""
-    from brain.exchange import Material, compose
+    from brain.material import Material, compose
 
     if not prompts:
         raise UsageError("no prompts to run.", "Drop --only, or check the names it gives.")
@@ -240,12 +243,11 @@ ProgressFn = Callable[[int, int, str, Run | None], None]
 
 
 def run_bench(
-    settings: Settings,
+    app: App,
     cells: list[Cell],
     *,
     runs: int,
     warmup: int = 0,
-    get_key: Callable[[], str | None],
     on_progress: ProgressFn = lambda _done, _total, _label, _run: None,
     notice: Callable[[str], None] = lambda _m: None,
 ) -> BenchResult:
@@ -257,7 +259,7 @@ def run_bench(
     """
     import httpx  # noqa: F401  imported before any clock starts, so no run pays for it
 
-    from brain.offline import ladder, probe
+    from brain.offline import probe
 
     if runs < 1:
         raise UsageError("--runs must be 1 or more.")
@@ -265,14 +267,15 @@ def run_bench(
         started=dt.datetime.now().astimezone(),
         finished=None,
         machine=machine(),
-        setup=setup(settings, cells),
+        setup=setup(app.settings, cells),
         prompts=_unique_prompts(cells),
         cells=cells,
         runs=[],
         runs_per_cell=runs,
         warmup=warmup,
     )
-    endpoints: dict[str, Endpoint] = {}
+    settings = app.settings
+    endpoints: dict[str, Backend] = {}
     dead: dict[str, str] = {}  # backend -> why nothing was sent to it
     if any(c.target.backend == APEX for c in cells):
         if not settings.apex_url:
@@ -286,9 +289,9 @@ def run_bench(
             dead[APEX] = f"Apex at {settings.apex_url}: {verdict.reason}"
             notice(f"{dead[APEX]}; its runs are recorded as failed.")
             result.notes.append(dead[APEX])
-        endpoints[APEX] = ladder.apex_endpoint(settings, get_key())
+        endpoints[APEX] = app.backend("apex")
     if any(c.target.backend == LOCAL for c in cells):
-        endpoints[LOCAL] = ladder.local_endpoint(settings)
+        endpoints[LOCAL] = app.backend("local")
 
     total = len(cells) * runs + warmup * len({c.target for c in cells})
     done = 0

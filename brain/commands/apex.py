@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from brain.cli import global_options, opts
+from brain.commands.common import global_options, opts
 
 CTX = {"help_option_names": ["-h", "--help"]}
 
@@ -87,12 +87,12 @@ def render(
     from brain import secrets
     from brain.apex import catalog
     from brain.apex import render as core
-    from brain.commands.ask import context
+    from brain.commands.common import app
     from brain.render import Output
 
     o = opts(ctx)
     out = Output(json_mode=o.json, verbose=o.verbose)
-    _conf, tasks = context(ctx)
+    tasks = app(ctx).tasks
     defaults = core.Options()
     if slack is None:
         slack = bool(secrets.get("slack"))
@@ -161,18 +161,17 @@ def check(ctx: click.Context, drill: bool, premium: bool, only: tuple[str, ...])
     Exit status: 0 when every route answered; 69 when some did not; 78 when Apex lacks a
     route brain uses (render the config again and redeploy it).
     """
-    from brain import secrets
     from brain.apex import check as core
     from brain.apex.catalog import routes_of
-    from brain.commands.ask import context
+    from brain.commands.common import app
     from brain.errors import UsageError
-    from brain.offline.ladder import apex_endpoint
     from brain.render import Output
 
     o = opts(ctx)
     out = Output(json_mode=o.json, verbose=o.verbose)
-    conf, tasks = context(ctx)
-    endpoint = apex_endpoint(conf, secrets.get("apex"))
+    the_app = app(ctx)
+    tasks = the_app.tasks
+    endpoint = the_app.backend("apex")
     routes = routes_of(tasks)
     unknown = [r for r in only if r not in routes]
     if unknown:
@@ -183,13 +182,13 @@ def check(ctx: click.Context, drill: bool, premium: bool, only: tuple[str, ...])
     core.ensure_reachable(endpoint)
     if not drill:
         if not o.json:
-            out.waiting(f"asking {len(only or routes)} routes on {endpoint.base_url}…")
+            out.waiting(f"asking {len(only or routes)} routes on {endpoint.url}…")
         results = core.smoke(endpoint, routes, premium=premium, only=only or None)
         out.stop()
         if o.json:
             out.json(core.as_json(endpoint, results))
         else:
-            _table(out, f"Apex at {endpoint.base_url}", results)
+            _table(out, f"Apex at {endpoint.url}", results)
             _advice(out, results)
         return core.exit_code(results)
 

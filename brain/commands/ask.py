@@ -1,45 +1,18 @@
-"""The task commands (`brain dump|digest|draft|code|premium|ask` and user tasks)."""
+"""The task commands (`brain dump|digest|draft|code|premium|ask` and user tasks): arguments and
+stdin in, one brain.exchange.ask, the answer out."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
 
-from brain.cli import global_options, opts
+from brain.commands.common import CONTEXT, app, global_options, report
 from brain.commands.complete import files
 
 
-def context(ctx: click.Context) -> Any:
-    """Settings and the task table for this run (shared by the other commands)."""
-    from brain import settings
-    from brain.tasks import from_settings
-
-    conf = settings.load(opts(ctx).config)
-    return conf, from_settings(conf)
-
-
-def mode_of(ctx: click.Context, conf: Any) -> str:
-    from brain.errors import UsageError
-    from brain.offline import ladder
-
-    o = opts(ctx)
-    if o.offline and o.online:
-        raise UsageError("--offline and --online contradict each other; give one.")
-    if o.offline:
-        return ladder.OFFLINE
-    if o.online:
-        return ladder.ONLINE
-    return ladder.OFFLINE if conf.offline_env else ladder.AUTO
-
-
 def task_command(name: str) -> click.Command:
-    @click.command(
-        name=name,
-        context_settings={"help_option_names": ["-h", "--help"]},
-        help=_help(name),
-    )
+    @click.command(name=name, context_settings=CONTEXT, help=_help(name))
     @click.argument("words", nargs=-1, metavar="[INSTRUCTION|FILE]...", shell_complete=files)
     @global_options
     @click.pass_context
@@ -69,76 +42,28 @@ _HOW = (
 )
 
 
-def read_stdin() -> str | None:
-    from brain.exchange import decode
-
-    if sys.stdin is None or sys.stdin.isatty():
-        return None
-    data = sys.stdin.buffer.read()
-    return decode(data, "stdin") if data else None
-
-
 def run_task(ctx: click.Context, name: str, words: tuple[str, ...]) -> int:
-    from brain import exchange
-    from brain.exchange import Material
+    from brain import exchange, material
     from brain.render import Output
-    from brain.store import opened
 
-    o = opts(ctx)
-    conf, tasks = context(ctx)
-    task = tasks[name]
-    mode = mode_of(ctx, conf)
-    instruction, material = exchange.split_args(words)
-    piped = read_stdin()
+    the_app = app(ctx)
+    task = the_app.task(name)
+    piped = material.read_stdin(sys.stdin.buffer if sys.stdin else None, _isatty(sys.stdin))
+    used = len(piped.encode("utf-8")) if piped else 0
+    instruction, given = material.split_args(words, used)
     if piped is not None:
-        material.insert(0, Material("stdin", piped))
-    user_input, messages = exchange.compose(task, instruction, material)
-
-    out = Output(json_mode=o.json, verbose=o.verbose)
-    if mode != "offline" and conf.apex_url:
-        out.waiting(f"asking Apex ({o.route or task.route})…")
+        given.insert(0, material.Material("stdin", piped))
+    text, messages = material.compose(task, instruction, given)
+    out = Output(json_mode=the_app.json, verbose=the_app.verbose)
     try:
-        with opened() as store:
-            result = exchange.ask(
-                conf,
-                store,
-                task,
-                messages,
-                user_input,
-                mode=mode,
-                route=o.route,
-                model=o.model,
-                on_delta=out.delta,
-                notice=out.notice,
-                on_local_start=out.waiting,
-            )
+        result = exchange.ask(the_app, exchange.Question(task, text, messages), out)
     finally:
         out.stop()
-    code = report(out, result)
-    if result.notify_pending:
-        from brain import notify
-
-        notify.spawn_sender()
-    return code
+    return report(out, result)
 
 
-def report(out: Any, result: Any) -> int:
-    """Print the JSON object or the closing notices; the exit code for this answer."""
-    a = result.outcome.answer
-    if out.json_mode:
-        out.json(result.as_json())
-    elif not a.text:
-        out.notice("the model answered with no text.")
-    who = f"{a.backend} {a.model or ''}".strip()
-    usage = a.usage
-    out.info(
-        f"answered by {who} (route {result.outcome.route}); first token "
-        f"{a.first_token_ms} ms, total {a.total_ms} ms; tokens in/out "
-        f"{usage.get('prompt_tokens', '?')}/{usage.get('completion_tokens', '?')}"
-        + (f"; cost ${a.cost:.6f}" if a.cost is not None else "")
-    )
-    for note in result.notes():
-        out.notice(note)
-    if a.partial:
-        return 0 if "max_tokens" in a.partial_reason else 75
-    return 0
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return False

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from brain.cli import global_options, opts
+from brain.commands.common import global_options, opts
 
 
 def _names(values: tuple[str, ...]) -> list[str]:
@@ -91,19 +91,16 @@ def bench(
     """
     import datetime as dt
 
-    from brain import secrets
     from brain.bench import judge as judge_mod
     from brain.bench import measure, prompts, report
-    from brain.commands.ask import context
+    from brain.commands.common import app
     from brain.errors import Interrupted, Unreachable, UsageError
-    from brain.offline import ladder
     from brain.render import Output
 
     o = opts(ctx)
     output = Output(json_mode=o.json, verbose=o.verbose)
-    conf, tasks = context(ctx)
-    if o.offline and o.online:
-        raise UsageError("--offline and --online contradict each other; give one.")
+    the_app = app(ctx)
+    conf, tasks = the_app.settings, the_app.tasks
     if o.online and local:
         raise UsageError("--online and --local contradict each other; give one.")
     offline = o.offline or (conf.offline_env and not o.online)
@@ -151,21 +148,13 @@ def bench(
     if judge and not conf.apex_url:
         raise UsageError("--judge asks a route on Apex, and apex.url is not set.")
 
-    key: list[str | None] = []
-
-    def get_key() -> str | None:
-        if not key:
-            key.append(secrets.get("apex"))
-        return key[0]
-
     progress = _Progress(output)
     try:
         result = measure.run_bench(
-            conf,
+            the_app,
             cells,
             runs=runs,
             warmup=warmup,
-            get_key=get_key,
             on_progress=progress.update,
             notice=progress.notice,
         )
@@ -175,7 +164,7 @@ def bench(
             try:
                 result.judgements = judge_mod.judge_all(
                     result,
-                    ladder.apex_endpoint(conf, get_key()),
+                    the_app.backend("apex"),
                     judge,
                     on_progress=lambda d, t, label: progress.update(d, t, label, None),
                 )

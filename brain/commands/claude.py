@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from brain.cli import global_options, opts
+from brain.commands.common import global_options, opts
 
 
 @click.command(
@@ -38,8 +38,8 @@ def claude(ctx: click.Context, local: bool, claude_args: tuple[str, ...]) -> int
     """
     import os
 
-    from brain import claude_code, secrets
-    from brain.commands.ask import context
+    from brain import claude_code
+    from brain.commands.common import app
     from brain.errors import UsageError
     from brain.render import Output
 
@@ -51,14 +51,8 @@ def claude(ctx: click.Context, local: bool, claude_args: tuple[str, ...]) -> int
             "Ollama on this laptop.",
         )
     if local:
-        conf, tasks = context(ctx)
         handoff = claude_code.prepare_local(
-            conf,
-            tasks,
-            route=o.route,
-            args=list(claude_args),
-            base_env=os.environ,
-            get_key=lambda: secrets.get("apex"),
+            app(ctx), route=o.route, args=list(claude_args), base_env=os.environ
         )
     elif o.route:
         raise UsageError(

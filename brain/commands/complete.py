@@ -66,7 +66,7 @@ def files(_ctx: click.Context, _param: Any, incomplete: str) -> list[CompletionI
 def _user_tasks(ctx: click.Context) -> list[str]:
     try:
         from brain import settings
-        from brain.cli import opts
+        from brain.commands.common import opts
 
         return list(settings.load(opts(ctx).config).tasks)
     except Exception:  # a broken config.toml is reported when a command runs, not on Tab

@@ -30,12 +30,12 @@ def script(shell: str) -> str:
     """The completion script for `shell`, with a header saying how to install it."""
     from click.shell_completion import get_completion_class
 
-    from brain.cli import cli
-
     cls = get_completion_class(shell)
     if cls is None:  # click knows every name in SHELLS
         raise click.UsageError(f"no completion for {shell}")
-    comp = cls(cli, {}, "brain", COMPLETE_VAR)
+    # The script depends only on the program's name and the variable, not on the commands
+    # (those are asked for at Tab time), so a bare group stands in for brain's root.
+    comp = cls(click.Group("brain"), {}, "brain", COMPLETE_VAR)
     # The template itself: BashComplete.source() would also run bash to check its version.
     body = comp.source_template % comp.source_vars()
     if shell == "fish":

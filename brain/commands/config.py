@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from brain.cli import global_options, opts
+from brain.commands.common import global_options, opts
 from brain.commands.complete import config_keys, config_values
 
 
@@ -143,7 +143,7 @@ def init(
 ) -> int:
     """Create config.toml: asks Apex's URL, checks it, stores the key in the keyring."""
     from brain import secrets, settings
-    from brain.offline import local as local_mod
+    from brain.app import App
     from brain.offline import probe
     from brain.render import Output
 
@@ -200,9 +200,8 @@ def init(
         if value.strip():
             secrets.set_key("apex", value)
             out.notice(f"stored the apex key in the keyring ({secrets.backend_name()}).")
-    state = local_mod.inspect(
-        local.get("url") or current["local"]["url"], local.get("model") or current["local"]["model"]
-    )
-    out.notice(f"local: {state.summary()}." + (f" {state.fix()}" if state.fix() else ""))
+    with App.load(str(target)) as written:
+        local_check = written.backend("local").checks(written.local_model)[0]
+    out.notice(f"local: {local_check.detail}." + (f" {local_check.fix}" if local_check.fix else ""))
     out.notice("next: `brain status` shows everything brain can reach.")
     return 0

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from brain.cli import global_options, opts
+from brain.commands.common import global_options, opts
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

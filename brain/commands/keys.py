@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from brain.cli import global_options, opts
+from brain.commands.common import global_options, opts
 from brain.commands.complete import key_names
 
 

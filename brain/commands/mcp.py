@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from brain.cli import global_options, opts
+from brain.commands.common import global_options
 
 
 @click.command(
@@ -29,13 +29,9 @@ def mcp(ctx: click.Context, allow_premium: bool) -> int:
     protocol only; notices go to stderr.
     """
     from brain import mcp_server
-    from brain.commands.ask import context, mode_of
+    from brain.commands.common import app
 
     mcp_server.require_sdk()
-    o = opts(ctx)
-    conf, tasks = context(ctx)
-    server = mcp_server.build(
-        conf, tasks, allow_premium=allow_premium, mode=mode_of(ctx, conf), verbose=o.verbose
-    )
+    server = mcp_server.build(app(ctx), allow_premium=allow_premium)
     mcp_server.serve(server)
     return 0

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import click
 
-from brain.cli import global_options, opts
+from brain.commands.common import global_options, opts
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,12 +20,11 @@ def queue() -> None:
 @click.pass_context
 def list_(ctx: click.Context) -> int:
     """Show queued inputs."""
+    from brain.commands.common import app
     from brain.render import Output
-    from brain.store import opened
 
     out = Output(json_mode=opts(ctx).json)
-    with opened() as store:
-        rows = store.queued()
+    rows = app(ctx).store().queued()
     if out.json_mode:
         out.json({"queued": [r.as_dict() for r in rows]})
         return 0
@@ -47,73 +47,71 @@ def list_(ctx: click.Context) -> int:
 @click.pass_context
 def run(ctx: click.Context, ids: tuple[int, ...]) -> int:
     """Send queued inputs (all, or the IDS given); answers land in the history."""
-    from brain import exchange
-    from brain.commands.ask import context, mode_of, report
-    from brain.errors import BrainError, Interrupted, PipeClosed
+    from brain.commands.common import app
     from brain.render import Output
-    from brain.store import opened
 
-    o = opts(ctx)
-    conf, tasks = context(ctx)
-    mode = mode_of(ctx, conf)
-    out = Output(json_mode=o.json, verbose=o.verbose)
-    results = []
-    pending_notice = False
-    failed = 0
-    last_error: BrainError | None = None
-    with opened() as store:
-        rows = [r for r in store.queued() if not ids or r.id in ids]
-        if not rows:
-            out.notice("nothing queued" + (" with those ids." if ids else "."))
-            return 0
-        for r in rows:
-            task = tasks.get(r.task)
-            if task is None:
-                out.notice(f"#{r.id}: task `{r.task}` no longer exists; left in the queue.")
-                failed += 1
-                continue
-            if not o.json:
-                out.notice(f"#{r.id} ({r.task}): {r.input.strip()[:60]}")
-            try:
-                result = exchange.ask(
-                    conf,
-                    store,
-                    task,
-                    r.messages,
-                    r.input,
-                    mode=mode,
-                    route=o.route,
-                    model=o.model,
-                    on_delta=out.delta,
-                    notice=out.notice,
-                    row=r.id,
-                )
-            except (Interrupted, PipeClosed):
+    the_app = app(ctx)
+    out = Output(json_mode=the_app.json, verbose=the_app.verbose)
+    rows = [r for r in the_app.store().queued() if not ids or r.id in ids]
+    if not rows:
+        out.notice("nothing queued" + (" with those ids." if ids else "."))
+        return 0
+    sent = _Run(the_app, out)
+    for r in rows:
+        sent.one(r)
+    if the_app.json:
+        out.json({"answered": sent.results, "still_queued": sent.failed})
+    return sent.finish()
+
+
+class _Run:
+    """One `queue run`: each queued input through brain.exchange.ask, as a one-shot would."""
+
+    def __init__(self, the_app: Any, out: Any) -> None:
+        self.app, self.out = the_app, out
+        self.results: list[dict[str, Any]] = []
+        self.failed = 0
+        self.code = 0
+
+    def one(self, r: Any) -> None:
+        from brain import exchange
+        from brain.commands.common import report
+        from brain.errors import BrainError
+
+        task = self.app.tasks.get(r.task)
+        if task is None:
+            self.out.notice(f"#{r.id}: task `{r.task}` no longer exists; left in the queue.")
+            self.failed += 1
+            return
+        if not self.app.json:
+            self.out.notice(f"#{r.id} ({r.task}): {r.input.strip()[:60]}")
+        question = exchange.Question(task, r.input, r.messages, row=r.id)
+        try:
+            result = exchange.ask(self.app, question, self.out)
+        except exchange.AlreadySending as exc:
+            self.out.stop()
+            self.out.notice(exc.message)
+            return
+        except BrainError as exc:
+            from brain.errors import Interrupted, PipeClosed
+
+            self.out.stop()
+            if isinstance(exc, (Interrupted, PipeClosed)):
                 raise  # Ctrl-C stops the whole run; what arrived is kept by exchange.ask
-            except BrainError as exc:
-                out.stop()
-                out.error(exc)
-                failed += 1
-                last_error = exc
-                continue
-            finally:
-                out.stop()
-            results.append(result.as_json())
-            pending_notice = pending_notice or result.notify_pending
-            if not o.json:
-                report(out, result)  # partial, Apex-side fallback, premium cost: as one-shot
-    if pending_notice:
-        from brain import notify
+            self.out.error(exc)
+            self.failed += 1
+            self.code = self.code or exc.exit_code
+            return
+        self.out.stop()
+        self.results.append(result.as_json())
+        code = report(self.out, result) if not self.app.json else result.exit_code
+        self.code = self.code or code
 
-        notify.spawn_sender()
-    if o.json:
-        out.json({"answered": results, "still_queued": failed})
-    if failed:
-        with opened() as store:
-            left = len(store.queued())
-        out.notice(f"{left} input(s) still queued (`brain queue list`).")
-        return last_error.exit_code if last_error else 69
-    return 0
+    def finish(self) -> int:
+        if self.failed:
+            left = len(self.app.store().queued())
+            self.out.notice(f"{left} input(s) still queued (`brain queue list`).")
+        return self.code
 
 
 @queue.command("drop")

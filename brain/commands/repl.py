@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from brain.cli import global_options, opts
+from brain.commands.common import global_options
 from brain.commands.complete import task_names
 
 
@@ -31,37 +31,20 @@ def repl(ctx: click.Context, task: str | None) -> int:
 
 
 def open_repl(ctx: click.Context, task: str) -> int:
-    from brain import settings
-    from brain.commands.ask import context, mode_of
+    from brain.commands.common import app
     from brain.errors import UsageError
     from brain.render import Output
-    from brain.repl import Options, Repl
+    from brain.repl import Repl
 
     if not (_isatty(sys.stdin) and _isatty(sys.stdout)):
         raise UsageError(
             "the REPL needs a terminal, and stdin or stdout is not one.",
             'For one question without a terminal: brain ask "..."   or   ... | brain ask',
         )
-    o = opts(ctx)
-    conf, tasks = context(ctx)
-    if task not in tasks:
-        raise UsageError(
-            f"no task `{task}`.",
-            f"Tasks: {', '.join(tasks)} (add your own as [tasks.NAME] in config.toml).",
-        )
-    mode = mode_of(ctx, conf)
-    if o.json:
+    the_app = app(ctx)
+    if the_app.json:
         Output().notice("--json is for one-shot commands; the REPL ignores it.")
-    session = Repl(
-        conf,
-        tasks,
-        task,
-        mode,
-        Options(route=o.route, model=o.model, verbose=o.verbose),
-        cache_dir=settings.cache_dir(),
-        data_dir=settings.data_dir(),
-    )
-    return session.run()
+    return Repl(the_app, task).run()
 
 
 def _isatty(stream: object) -> bool:

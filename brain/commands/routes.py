@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import click
 
-from brain.cli import global_options, opts
+from brain.commands.common import CONTEXT, app, global_options
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=CONTEXT)
 @global_options
 @click.pass_context
 def routes(ctx: click.Context) -> int:
     """Which route on Apex each task asks, its long-input route, and its fallback."""
-    from brain.commands.ask import context
     from brain.render import Output
 
-    o = opts(ctx)
-    conf, tasks = context(ctx)
-    local = o.model or conf.local_model
-    out = Output(json_mode=o.json)
-    if o.json:
+    the_app = app(ctx)
+    local = the_app.local_model
+    out = Output(json_mode=the_app.json)
+    tasks = the_app.tasks.values()
+    if the_app.json:
         out.json(
             {
                 "tasks": [
@@ -31,7 +30,7 @@ def routes(ctx: click.Context) -> int:
                         "local_model": local if t.may_fall_back else None,
                         "source": "built-in" if t.builtin else "config",
                     }
-                    for t in tasks.values()
+                    for t in tasks
                 ]
             }
         )
@@ -44,7 +43,7 @@ def routes(ctx: click.Context) -> int:
             f"local {local}" if t.may_fall_back else "none (Apex only)",
             "built-in" if t.builtin else "config",
         ]
-        for t in tasks.values()
+        for t in tasks
     ]
     out.table("tasks → routes", ["task", "route on Apex", "long input", "fallback", "from"], rows)
     return 0

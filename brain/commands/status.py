@@ -4,35 +4,39 @@ from __future__ import annotations
 
 import click
 
-from brain.cli import global_options, opts
+from brain.commands.common import CONTEXT, app, global_options
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=CONTEXT)
 @global_options
 @click.pass_context
 def status(ctx: click.Context) -> int:
-    """Apex reachable and how fast, key accepted, routes, local model, keyring, config."""
-    from brain import settings
-    from brain.commands.ask import context
+    """Apex reachable and how fast, key accepted, routes, local model, keyring, config.
+
+    Exit status: 0 when a question would be answered as configured; 77 when Apex rejects the
+    key (or needs one); 69 when nothing can answer.
+    """
     from brain.render import Output
     from brain.status import gather
 
-    o = opts(ctx)
-    conf, tasks = context(ctx)
-    report = gather(conf, tasks, settings.cache_dir(), o.model)
-    out = Output(json_mode=o.json)
-    if o.json:
+    the_app = app(ctx)
+    report = gather(the_app)
+    out = Output(json_mode=the_app.json)
+    if the_app.json:
         out.json(report.as_json())
+        return report.exit_code
+    mark = {True: "ok", False: "NO", None: "–"}
+    rows = [[c.name, mark[c.ok], c.detail, c.fix] for c in report.checks]
+    out.table("brain status", ["check", "", "detail", "what to do"], rows)
+    if report.key_ok is False:
+        out.notice(
+            "Apex answers but does not take the key: every question to it fails (77) until "
+            "`brain keys set apex` stores the right one."
+        )
+    elif report.answering == "apex":
+        out.notice("questions go to Apex.")
+    elif report.answering == "local":
+        out.notice("Apex is away: questions are answered on this laptop.")
     else:
-        mark = {True: "ok", False: "NO", None: "–"}
-        rows = [[c.name, mark[c.ok], c.detail, c.fix] for c in report.checks]
-        out.table("brain status", ["check", "", "detail", "what to do"], rows)
-        if report.apex_reachable:
-            out.notice("questions go to Apex.")
-        elif report.local_ready:
-            out.notice("Apex is away: questions are answered on this laptop.")
-        else:
-            out.notice(
-                "nothing can answer now; inputs are kept in `brain queue` until something can."
-            )
-    return 0 if (report.apex_reachable or report.local_ready) else 69
+        out.notice("nothing can answer now; inputs are kept in `brain queue` until something can.")
+    return report.exit_code

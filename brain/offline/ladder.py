@@ -1,27 +1,35 @@
-"""The backend ladder: Apex first, then the laptop's local model, then nothing.
+"""The backend ladder: which backends a question may use, in which order, and the loop over
+them.
 
-A request that fails before its first token moves down the ladder when the mode and the
-task's policy allow; after the first token a cut-off answer is returned as partial, never
-replaced. Premium (fallback "none") never leaves Apex. Each fallback is reported once through
-`notice` and recorded in `Outcome.fallbacks`.
+- Order (DESIGN.md "Backends, in order"): apex, then the laptop's local server; `anthropic`
+  only for a premium task with `[premium] direct` in the default mode. `--online`: apex only;
+  `--offline`: local only. A task whose fallback is "none" (premium) never reaches local.
+- A failure before the first token moves down the ladder (ONE notice line naming who answers
+  next and why); after the first token a cut-off answer is kept as partial, never replaced.
+- Nothing is silently truncated: a backend whose context is known to be too small for the
+  input is left out before anything is sent; a task with a long-input route takes it when the
+  input is past the local context; input too long for every backend is bad input (65).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from brain import client, premium
-from brain.client import Answer, Endpoint, Message, OnDelta
+from brain import premium
+from brain.app import AUTO, OFFLINE, ONLINE
+from brain.backends import estimate_tokens
+from brain.backends.base import Answer, ChatRequest, Sink
+from brain.client import Message, refuse_too_long
 from brain.errors import BackendError, ConfigError, Unreachable
-from brain.offline import local as local_mod
-from brain.offline import probe
-from brain.settings import Settings
 from brain.tasks import Task
 
-AUTO, ONLINE, OFFLINE = "auto", "online", "offline"
+if TYPE_CHECKING:
+    from brain.app import App
+
+__all__ = ["AUTO", "OFFLINE", "ONLINE", "Outcome", "Plan", "next_backend", "plan", "run"]
+
+KEPT = "Your input is kept: `brain queue run` sends it once something answers."
 
 
 @dataclass
@@ -34,212 +42,197 @@ class Outcome:
 
 @dataclass
 class Plan:
-    """What a request will do, decided before anything is sent."""
+    """What a question will do, decided before anything is sent."""
 
     task: Task
     route: str
     mode: str
     local_model: str
-    long_input: bool = False
-    est_tokens: int = 0
+    messages: list[Message]
+    tokens: int
+    backends: list[str]  # names, in order: apex, anthropic, local
+    left_out: list[tuple[str, str, str]] = field(default_factory=list)  # (name, why, fix)
+    current: str = ""  # the backend being asked now (a partial answer is kept under its name)
+
+    def request(self, app: App, name: str) -> ChatRequest:
+        model = app.backend(name).model_for(self.route, self.local_model)
+        return ChatRequest(
+            model, self.messages, self.task.temperature, self.task.max_tokens, self.tokens
+        )
 
 
-def estimate_tokens(messages: list[Message]) -> int:
-    # ~4 characters a token for English prose; close enough to choose a route.
-    return sum(len(m.get("content", "")) for m in messages) // 4 + 8 * len(messages)
+def order(app: App, task: Task, mode: str, route: str) -> tuple[list[str], list[tuple]]:
+    """The backends `task` may use in `mode`, and those left out with why (and the fix)."""
+    names: list[str] = []
+    left: list[tuple[str, str, str]] = []
+    if mode != OFFLINE:
+        if app.settings.apex_url:
+            names.append("apex")
+        else:
+            fix = "To use Apex: `brain config init` asks its URL and key; then `brain status`."
+            if mode == ONLINE:
+                raise ConfigError("Apex is not configured, and --online allows nothing else.", fix)
+            left.append(("apex", "not configured (apex.url is empty)", fix))
+        if names and premium.direct_allowed(app.settings, task, route, mode):
+            names.append("anthropic")  # when a configured Apex cannot be reached
+    if task.may_fall_back and mode != ONLINE:
+        names.append("local")
+    if not names:
+        raise Unreachable(*_nowhere(task, route, mode))
+    return names, left
+
+
+def _nowhere(task: Task, route: str, mode: str) -> tuple[str, str]:
+    if mode == OFFLINE:
+        return (
+            f"`{task.name}` answers only on Apex (route {route}), and --offline (or "
+            "BRAIN_OFFLINE) keeps brain on this laptop.",
+            f"Run it again without --offline when Apex is reachable. {KEPT}",
+        )
+    return (
+        f"`{task.name}` answers only on Apex (route {route}), and Apex is not configured.",
+        f"To use Apex: `brain config init` asks its URL and key; then `brain status`. {KEPT}",
+    )
 
 
 def plan(
-    settings: Settings,
+    app: App,
     task: Task,
     messages: list[Message],
+    *,
     mode: str = AUTO,
     route: str | None = None,
     model: str | None = None,
 ) -> Plan:
-    est = estimate_tokens(messages)
-    long_input = est > int(settings.get("local", "context_tokens"))
-    chosen = route or (task.long_route if long_input and task.long_route else task.route)
-    return Plan(task, chosen, mode, model or settings.local_model, long_input, est)
+    """Choose the route and the backends for `messages`; BadInput (65) when no backend it may
+    use can read that much. Asks the network only about inputs too long to fit anywhere
+    unasked (the local context, Apex's /model/info)."""
+    tokens = estimate_tokens(messages)
+    local_model = model or app.settings.local_model
+    chosen = route or task.route
+    names, left = order(app, task, mode, chosen)
+    if route is None and task.long_route and _past_local(app, names, local_model, tokens):
+        chosen = task.long_route
+    the_plan = Plan(task, chosen, mode, local_model, messages, tokens, names, left)
+    _fit(app, the_plan)
+    return the_plan
 
 
-def apex_endpoint(settings: Settings, key: str | None) -> Endpoint:
-    return Endpoint(
-        "apex",
-        settings.apex_url,
-        key,
-        float(settings.get("apex", "connect_timeout")),
-        float(settings.get("apex", "first_token_timeout")),
-    )
+def _past_local(app: App, names: list[str], model: str, tokens: int) -> bool:
+    """Past the laptop's context (DESIGN.md: digest's long input goes to long_context_summary)."""
+    limit = app.backend("local").context_tokens(model, tokens) if "local" in names else None
+    if limit is None:
+        configured = int(app.settings.get("local", "context_tokens"))
+        limit = configured or 8192
+    return tokens > limit
 
 
-def local_endpoint(settings: Settings) -> Endpoint:
-    return Endpoint(
-        "local",
-        settings.local_url,
-        None,
-        1.0,
-        float(settings.get("local", "first_token_timeout")),
-    )
+def _fit(app: App, the_plan: Plan) -> None:
+    """Leave out the backends that cannot read the input; refuse it if none can."""
+    limits: list[tuple[str, int]] = []
+    for name in list(the_plan.backends):
+        backend = app.backend(name)
+        model = backend.model_for(the_plan.route, the_plan.local_model)
+        limit = backend.context_tokens(model, the_plan.tokens)
+        if limit is None:
+            continue
+        # Apex's figure is for input alone; a local context also holds the answer: keep room
+        # for it (a quarter of the context at most, so a short input on a small model goes).
+        room = limit if name == "apex" else limit - min(the_plan.task.max_tokens, limit // 4)
+        if the_plan.tokens > room:
+            limits.append((backend.label(), limit))
+            the_plan.backends.remove(name)
+            why = f"the input (~{the_plan.tokens:,} tokens) is longer than its context ({limit:,})"
+            the_plan.left_out.append((name, why, ""))
+    if not the_plan.backends:
+        raise refuse_too_long(the_plan.tokens, limits)
 
 
-def run(
-    settings: Settings,
-    the_plan: Plan,
-    messages: list[Message],
-    *,
-    cache_dir: Path,
-    get_key: Callable[[], str | None],
-    on_delta: OnDelta | None = None,
-    notice: Callable[[str], None] = lambda _msg: None,
-    on_local_start: Callable[[str], None] | None = None,
-) -> Outcome:
-    """Answer `messages` with the first backend that can, as `the_plan` allows."""
+def run(app: App, the_plan: Plan, sink: Sink) -> Outcome:
+    """Answer with the first backend of the plan that can."""
     task = the_plan.task
-    premium.check_plan(settings, task, the_plan.route)
-    fallbacks: list[dict[str, str]] = []
-    apex_reason = ""
-    apex_fix = ""
-    if the_plan.mode != OFFLINE:
-        url = settings.apex_url
-        if not url:
-            # Not a fallback: with no Apex configured the laptop is the only backend. Say so
-            # only when nothing answers, or when the task needs Apex.
-            apex_reason = "not configured (apex.url is empty)"
-            apex_fix = "To use Apex: `brain config init` asks its URL and key; then `brain status`."
-            if the_plan.mode == ONLINE:
-                raise ConfigError(
-                    "Apex is not configured, and --online allows nothing else.", apex_fix
-                )
-            if not task.may_fall_back:
-                raise Unreachable(
-                    f"`{task.name}` answers only on Apex (route {the_plan.route}), and Apex is "
-                    "not configured.",
-                    _kept(apex_fix),
-                )
-        else:
-            verdict = probe.check(
-                cache_dir,
-                url,
-                float(settings.get("apex", "probe_ttl")),
-                float(settings.get("apex", "connect_timeout")),
-            )
-            if not verdict.ok:
-                apex_reason = f"Apex ({url}): {verdict.reason}"
-                if verdict.cached:
-                    apex_reason += " (seen in the last few seconds)"
-                apex_fix = (
-                    "Check that Apex is on and Tailscale is connected (`tailscale status`); "
-                    "`brain status` shows what brain sees."
-                )
-            else:
-                endpoint = apex_endpoint(settings, get_key())
-                try:
-                    answer = client.chat(
-                        endpoint,
-                        the_plan.route,
-                        messages,
-                        temperature=task.temperature,
-                        max_tokens=task.max_tokens,
-                        on_delta=on_delta,
-                    )
-                except BackendError as exc:
-                    if not exc.fallback_ok:
-                        raise
-                    apex_reason = exc.reason
-                    apex_fix = exc.fix or "`brain status` shows what brain sees of Apex."
-                    if exc.transport:
-                        # The host could not be reached after a good probe (it just went
-                        # away): the next commands skip it for a while. An HTTP error or a
-                        # slow first token concerns one route; other routes may answer.
-                        probe.remember(
-                            cache_dir,
-                            probe.Verdict(url, False, exc.detail, time.time(), probe.CHEAP_MS),
-                        )
-                else:
-                    probe.remember(
-                        cache_dir, probe.Verdict(url, True, "", time.time(), answer.first_token_ms)
-                    )
-                    fallbacks.extend(answer.apex_fallbacks)
-                    return Outcome(answer, task.name, the_plan.route, fallbacks)
-        if the_plan.mode == ONLINE:
-            raise Unreachable(f"{apex_reason}; --online allows nothing else.", _kept(apex_fix))
-        if premium.direct_allowed(settings, task, the_plan.route, the_plan.mode):
-            # Still the premium lane the user asked for, by another road; never a fallback.
-            notice(f"{apex_reason} — asking Anthropic directly ([premium] direct = true).")
-            fallbacks.append({"backend": "apex", "reason": apex_reason})
-            answer = premium.ask_direct(settings, task, messages, apex_reason, on_delta)
-            return Outcome(answer, task.name, the_plan.route, fallbacks)
-        if not task.may_fall_back:
-            raise Unreachable(
-                f"{apex_reason}. `{task.name}` answers only on Apex (route {the_plan.route}) "
-                "and never falls back to another model.",
-                _kept(apex_fix),
-            )
-        if url:
-            fallbacks.append({"backend": "apex", "reason": apex_reason})
-    elif not task.may_fall_back:
-        raise Unreachable(
-            f"`{task.name}` answers only on Apex (route {the_plan.route}), and --offline "
-            "(or BRAIN_OFFLINE) keeps brain on this laptop.",
-            _kept("Run it again without --offline when Apex is reachable."),
-        )
+    premium.check_plan(app.settings, task, the_plan.route)
+    tried: list[tuple[str, BackendError]] = []
+    for name in the_plan.backends:
+        backend = app.backend(name)
+        request = the_plan.request(app, name)
+        if tried:
+            sink.notice(f"{_short(tried[-1][1].reason)} — {backend.taking_over(request.model)}.")
+        if name != "local":  # the local backend says itself whether its model is loading
+            sink.waiting(f"{backend.taking_over(request.model)}…")
+        the_plan.current = name
+        try:
+            answer = backend.chat(request, sink)
+        except BackendError as exc:
+            if not exc.fallback_ok:
+                raise
+            tried.append((name, exc))
+            continue
+        fallbacks = [{"backend": n, "reason": e.reason} for n, e in tried]
+        return Outcome(answer, task.name, the_plan.route, fallbacks + answer.apex_fallbacks)
+    raise _nothing_answered(app, the_plan, tried)
 
-    local = local_endpoint(settings)
-    model = the_plan.local_model
-    if fallbacks:
-        notice(f"{fallbacks[-1]['reason']} — answering on this laptop with {model}.")
-    if the_plan.long_input:
-        notice(
-            f"The input is about {the_plan.est_tokens} tokens, more than the local model's "
-            f"context ({settings.get('local', 'context_tokens')}); its answer may miss parts."
+
+def _short(reason: str) -> str:
+    from brain.client import one_line
+
+    return one_line(reason, 200)
+
+
+def _nothing_answered(
+    app: App, the_plan: Plan, tried: list[tuple[str, BackendError]]
+) -> Unreachable | BackendError:
+    if tried and all(e.too_long for _, e in tried):
+        error = tried[-1][1]
+        return refuse_too_long(the_plan.tokens, []) if len(tried) > 1 else error
+    if the_plan.mode == ONLINE and tried:
+        reason, fix = app.backend("apex").explain(tried[0][1])
+        return Unreachable(f"{reason}; --online allows nothing else.", f"{fix} {KEPT}".strip())
+    if not the_plan.task.may_fall_back and tried:
+        told = [app.backend(name).explain(error) for name, error in tried]
+        reason = "; ".join(r for r, _ in told)
+        fix = " ".join(dict.fromkeys(f for _, f in told if f))
+        return Unreachable(
+            f"{reason}. `{the_plan.task.name}` answers only on Apex (route {the_plan.route}) "
+            "and never falls back to another model.",
+            f"{fix} {KEPT}".strip(),
         )
-    warm = local_mod.loaded(settings.local_url, model)  # None: not Ollama, or not running
-    if warm is False:
-        notice(f"loading {model} on this laptop; the first answer after a pause takes longer.")
-    if on_local_start:
-        on_local_start(
-            f"loading {model} on this laptop…"
-            if warm is False
-            else f"{model} is thinking on this laptop…"
-        )
+    lines = ["Nothing could answer; your input is kept in the queue."]
+    fixes: list[str] = []
+    for name, why, fix in the_plan.left_out:
+        lines.append(f"{_title(name)}: {why}")
+        if fix:
+            fixes.append(fix)
+    for name, error in tried:
+        reason, fix = app.backend(name).explain(error)
+        lines.append(reason if reason.lower().startswith(name) else f"{name}: {reason}")
+        if fix:
+            fixes.append(fix)
+    fixes.append("Then `brain queue run` sends what was kept (`brain queue list` shows it).")
+    return Unreachable("\n".join(lines), "\n".join(dict.fromkeys(fixes)))
+
+
+def _title(name: str) -> str:
+    return {"apex": "Apex", "local": "local", "anthropic": "Anthropic"}.get(name, name)
+
+
+def next_backend(app: App, task: Task, mode: str, route: str | None = None) -> tuple[str, str]:
+    """Who the next question would go to, from what is known without asking the network (the
+    REPL toolbar): (backend name, or "none"; why). "apex?" while Apex's state is unknown."""
+    route = route or task.route
     try:
-        answer = client.chat(
-            local,
-            model,
-            messages,
-            temperature=task.temperature,
-            max_tokens=task.max_tokens,
-            on_delta=on_delta,
-        )
-    except BackendError as exc:
-        state = local_mod.inspect(settings.local_url, model)
-        local_reason = (
-            state.summary() if (not state.running or state.pulled is False) else exc.reason
-        )
-        local_fix = state.fix() or exc.fix or ""
-        if not state.running:
-            others = [f for f in local_mod.discover() if f.url != settings.local_url]
-            if others:
-                first = others[0]
-                local_fix = (
-                    f"{first.kind} answers at {first.url}: use it with "
-                    f"`brain config set local.url {first.url}`. Or: {local_fix}"
-                )
-        lines = ["Nothing could answer; your input is kept in the queue."]
-        if apex_reason:
-            lines.append(
-                apex_reason if apex_reason.lower().startswith("apex") else f"Apex: {apex_reason}"
-            )
-        lines.append(f"local: {local_reason}")
-        fixes = [p for p in (local_fix, apex_fix) if p]
-        fixes.append("Then `brain queue run` sends what was kept (`brain queue list` shows it).")
-        raise Unreachable("\n".join(lines), "\n".join(fixes)) from exc
-    if warm is not None:
-        local_mod.keep_warm(settings.local_url, model, str(settings.get("local", "keep_alive")))
-    return Outcome(answer, task.name, the_plan.route, fallbacks)
-
-
-def _kept(fix: str) -> str:
-    tail = "Your input is kept: `brain queue run` sends it once something answers."
-    return f"{fix} {tail}".strip()
+        names, left = order(app, task, mode, route)
+    except (Unreachable, ConfigError) as exc:
+        return "none", exc.message
+    away = f"Apex is {left[0][1]}" if left else ""
+    for name in names:
+        if name == "apex":
+            state, why = app.backend("apex").state()
+            if state == "away":
+                away = why
+                continue
+            return ("apex?" if state == "unknown" else "apex"), why
+        if name == "anthropic":
+            return name, f"{away}; [premium] direct asks Anthropic"
+        return name, "the mode is offline" if mode == OFFLINE else away
+    return "none", f"{away}; {task.name} answers only on Apex"

@@ -1,23 +1,30 @@
-"""Is Apex reachable? A cheap GET /health/liveliness with short timeouts, and a cached verdict.
+"""Is Apex reachable? `GET /health/liveliness` (no key, no model call), beside the request.
 
-The verdict lives in the cache dir so a run of commands does not probe each time. A good
-verdict lasts `apex.probe_ttl`. A bad verdict that was cheap to reach (refused, or a name
-that failed at once) is not reused at all: probing again costs milliseconds, and Apex coming
-back is noticed on the very next command. A bad verdict that cost time (a timeout: a
-blackholed address, a hung server, a DNS server that does not answer) is reused for at most
-FAIL_TTL seconds. A successful request refreshes the verdict (`remember`).
+What must stay true (DESIGN.md, "Deciding that Apex is away…"; issue 29 items 1, 3, 10):
+- The probe runs beside every Apex request (`Beside`), so a healthy Apex pays no round trip
+  before its answer, and a frozen one (a stopped proxy, a hung GPU, a half-open port) is left
+  within about a second, also right after a success: when the probe fails before the first
+  token, it cancels the request and the ladder moves down.
+- A verdict is classified by what failed, never by how long it took: a refused connection or
+  a failed name look-up is never remembered (a returning Apex is used by the very next
+  command); a timeout is remembered for FAIL_TTL seconds (a run of commands on the patio pays
+  it once). A good verdict is kept only to tell the REPL toolbar and `brain status`.
+- The probe has a hard limit, name resolution included (brain.client.resolve).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from brain.client import Deadline
+
 FAIL_TTL = 10.0
-CHEAP_MS = 100  # a failure found faster than this is re-checked rather than cached
+OK, REFUSED, DNS, TIMEOUT, HTTP = "ok", "refused", "dns", "timeout", "http"
 
 
 @dataclass
@@ -27,97 +34,140 @@ class Verdict:
     reason: str  # why not reachable, or "" when it is
     at: float  # wall-clock time of the observation
     latency_ms: int | None = None
+    kind: str = OK  # ok | refused | dns | timeout | http
     cached: bool = False
+
+    def age(self) -> float:
+        return max(time.time() - self.at, 0.0)
 
 
 def _cache_file(cache_dir: Path) -> Path:
     return cache_dir / "apex-probe.json"
 
 
-def cached(cache_dir: Path, url: str, ttl: float) -> Verdict | None:
+def last(cache_dir: Path, url: str) -> Verdict | None:
+    """The last verdict about `url`, whatever its age (for the toolbar and status)."""
     try:
         data = json.loads(_cache_file(cache_dir).read_text())
-        verdict = Verdict(**data)
-    except (OSError, ValueError, TypeError):
-        return None
-    if not verdict.ok and (verdict.latency_ms or 0) < CHEAP_MS:
-        return None
-    age = time.time() - verdict.at
-    limit = ttl if verdict.ok else min(ttl, FAIL_TTL)
-    if verdict.url != url or age < 0 or age > limit:
+        verdict = Verdict(
+            url=str(data["url"]),
+            ok=bool(data["ok"]),
+            reason=str(data.get("reason", "")),
+            at=float(data["at"]),
+            latency_ms=data.get("latency_ms") if isinstance(data.get("latency_ms"), int) else None,
+            kind=str(data.get("kind", OK if data["ok"] else TIMEOUT)),
+        )
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None  # a missing, corrupt or wrong-typed file is no verdict
+    if verdict.url != url:
         return None
     verdict.cached = True
     return verdict
 
 
+def away(cache_dir: Path, url: str, ttl: float = FAIL_TTL) -> Verdict | None:
+    """A timeout seen in the last `ttl` seconds: Apex is taken to be away without asking."""
+    verdict = last(cache_dir, url)
+    if verdict is None or verdict.ok or verdict.kind != TIMEOUT:
+        return None
+    age = time.time() - verdict.at
+    return verdict if 0 <= age <= min(ttl, FAIL_TTL) else None
+
+
 def remember(cache_dir: Path, verdict: Verdict) -> None:
-    """Store a verdict; a write failure only costs a probe next time."""
+    """Keep a verdict; a write failure only costs a probe next time."""
     path = _cache_file(cache_dir)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         data = asdict(verdict)
         data.pop("cached")
         tmp.write_text(json.dumps(data))
         os.replace(tmp, path)
     except OSError:
-        pass
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def probe(url: str, timeout: float = 1.0) -> Verdict:
-    """GET {url}/health/liveliness: no key, no model call, ~1 RTT when Apex is up.
-
-    Runs in a thread with a hard deadline: httpx's timeouts do not bound name resolution,
-    and a resolver that never answers (MagicDNS with Tailscale down) must cost ~1 s too.
-    """
-    import threading
-
-    box: list[Verdict] = []
-    start = time.monotonic()
-    worker = threading.Thread(target=lambda: box.append(_probe(url, timeout)), daemon=True)
-    worker.start()
-    worker.join(timeout + 0.5)
-    if box:
-        return box[0]
-    ms = int((time.monotonic() - start) * 1000)
-    return Verdict(
-        url, False, "no answer in time (timed out; the name may not resolve)", time.time(), ms
-    )
-
-
-def _probe(url: str, timeout: float) -> Verdict:
+    """One liveness probe, bounded by `timeout` for the connection (DNS included) and
+    `timeout` more for the answer."""
     import httpx
 
-    from brain.client import describe_transport, verify_for
+    from brain.client import TooBig, describe, request
 
     start = time.monotonic()
+    deadline = Deadline(2 * timeout, connect=timeout)
     try:
-        response = httpx.get(
+        reply = request(
+            "GET",
             url.rstrip("/") + "/health/liveliness",
-            timeout=httpx.Timeout(timeout),
-            trust_env=False,
-            verify=verify_for(url),
+            timeout=timeout,
+            connect=timeout,
+            limit=4096,
+            deadline=deadline,
         )
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, TooBig) as exc:
         ms = int((time.monotonic() - start) * 1000)
-        return Verdict(url, False, describe_transport(exc), time.time(), ms)
+        phrase = describe(exc)
+        return Verdict(url, False, phrase, time.time(), ms, _kind(exc, phrase))
     ms = int((time.monotonic() - start) * 1000)
-    if response.status_code >= 500 or response.status_code in (404, 408):
+    if reply.status >= 500 or reply.status in (404, 408):
         # 404: something else listens there (not a LiteLLM proxy); 5xx: the proxy is sick.
-        return Verdict(
-            url, False, f"/health/liveliness answered HTTP {response.status_code}", time.time(), ms
-        )
-    return Verdict(url, True, "", time.time(), ms)
+        why = f"/health/liveliness answered HTTP {reply.status}"
+        return Verdict(url, False, why, time.time(), ms, HTTP)
+    return Verdict(url, True, "", time.time(), ms, OK)
 
 
-def check(cache_dir: Path, url: str, ttl: float, timeout: float = 1.0) -> Verdict:
-    verdict = cached(cache_dir, url, ttl)
-    if verdict is None:
-        verdict = probe(url, timeout)
+def _kind(exc: BaseException, phrase: str) -> str:
+    from brain.client import is_timeout
+
+    if "does not resolve" in phrase:
+        return DNS
+    if is_timeout(exc):
+        return TIMEOUT
+    if "refused" in phrase:
+        return REFUSED
+    return HTTP
+
+
+class Beside:
+    """The probe in a thread beside a request: when it fails before the request's first
+    token, it cancels the request's deadline with the reason."""
+
+    def __init__(self, url: str, deadline: Deadline, timeout: float) -> None:
+        self.url, self.deadline, self.timeout = url, deadline, timeout
+        self.verdict: Verdict | None = None
+        self._thread = threading.Thread(target=self._run, name="apex-probe", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        verdict = probe(self.url, self.timeout)
+        self.verdict = verdict
         if not verdict.ok:
-            from brain.offline.diagnose import tailscale
+            self.deadline.cancel(f"Apex ({self.url}): {verdict.reason}")
 
-            extra = tailscale()
-            if extra:
-                verdict.reason = f"{verdict.reason}; {extra}"
-        remember(cache_dir, verdict)
+    def result(self, wait: float = 0.0) -> Verdict | None:
+        self._thread.join(wait)
+        return self.verdict
+
+
+def check(cache_dir: Path, url: str, timeout: float = 1.0) -> Verdict:
+    """A probe now (a remembered timeout counts), with Tailscale's words when it fails; the
+    verdict is remembered. For `brain status`, the REPL toolbar and `brain claude`."""
+    verdict = away(cache_dir, url)
+    if verdict is not None:
+        return verdict
+    verdict = probe(url, timeout)
+    if not verdict.ok:
+        verdict.reason = with_tailscale(verdict.reason)
+    remember(cache_dir, verdict)
     return verdict
+
+
+def with_tailscale(reason: str) -> str:
+    from brain.offline.diagnose import tailscale
+
+    extra = tailscale()
+    return f"{reason}; {extra}" if extra else reason

@@ -1,0 +1,147 @@
+"""What the commands share: the global flags, the App built once per run from them, and how a
+finished answer is reported. brain.cli imports this; nothing here imports brain.cli.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from brain.app import App
+    from brain.exchange import Result
+    from brain.settings import Settings
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+class Opts:
+    """The global flags as given (a plain class: `dataclasses` costs `brain --help` ~15 ms)."""
+
+    def __init__(self) -> None:
+        self.offline = False
+        self.online = False
+        self.json = False
+        self.config: str | None = None
+        self.route: str | None = None
+        self.model: str | None = None
+        self.verbose = False
+
+
+def opts(ctx: click.Context) -> Opts:
+    root = ctx.find_root()
+    return root.meta.setdefault("brain.opts", Opts())
+
+
+def _store(name: str) -> Any:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value not in (None, False):
+            setattr(opts(ctx), name, value)
+        return value
+
+    return callback
+
+
+# (flags, attribute, is a flag, metavar, help)
+_GLOBAL = [
+    (("--offline",), "offline", True, None, "Answer on this laptop only (local model)."),
+    (("--online",), "online", True, None, "Answer on Apex only; never fall back."),
+    (("--json", "json_"), "json", True, None, "Print one JSON object on stdout."),
+    (
+        ("--config",),
+        "config",
+        False,
+        "PATH",
+        "Use this config.toml (default: BRAIN_CONFIG or the user config dir).",
+    ),
+    (("--route",), "route", False, "NAME", "Ask this route on Apex instead of the task's own."),
+    (("--model",), "model", False, "NAME", "Use this local model instead of local.model."),
+    (
+        ("-v", "--verbose"),
+        "verbose",
+        True,
+        None,
+        "Say more: who answered, timings; tracebacks on errors.",
+    ),
+]
+
+
+def global_options(func: Any) -> Any:
+    """The global flags, accepted before or after the subcommand (`brain --json dump x`)."""
+    for flags, attr, is_flag, metavar, text in reversed(_GLOBAL):
+        extra: dict[str, Any] = {"type": click.Path(dir_okay=False)} if attr == "config" else {}
+        func = click.option(
+            *flags,
+            is_flag=is_flag,
+            metavar=metavar,
+            expose_value=False,
+            callback=_store(attr),
+            help=text,
+            **extra,
+        )(func)
+    return func
+
+
+def settings(ctx: click.Context) -> Settings:
+    """config.toml, loaded once per run (the App reuses it); its errors are raised."""
+    from brain import settings as settings_mod
+
+    root = ctx.find_root()
+    path = opts(ctx).config
+    cached = root.meta.get("brain.settings")
+    if cached is None or cached[0] != path:
+        try:
+            cached = (path, settings_mod.load(path))
+        except Exception as exc:  # kept, so every caller sees the same error
+            cached = (path, exc)
+        root.meta["brain.settings"] = cached
+    if isinstance(cached[1], Exception):
+        raise cached[1]
+    return cached[1]
+
+
+def app(ctx: click.Context) -> App:
+    """The App for this run, built once the command's own flags are parsed."""
+    from brain.app import App
+
+    root = ctx.find_root()
+    built = root.meta.get("brain.app")
+    if built is None:
+        o = opts(ctx)
+        built = App.load(
+            offline=o.offline,
+            online=o.online,
+            settings=settings(ctx),
+            route=o.route,
+            model=o.model,
+            verbose=o.verbose,
+            json=o.json,
+        )
+        root.meta["brain.app"] = built
+        root.call_on_close(built.close)
+    return built
+
+
+def report(out: Any, result: Result) -> int:
+    """Print the JSON object or the closing notices; the exit code for this answer."""
+    a = result.answer
+    if out.json_mode:
+        out.json(result.as_json())
+    elif not a.text:
+        out.notice("the model answered with no text.")
+    who = f"{a.backend} {a.model or ''}".strip()
+    usage = a.usage
+    out.info(
+        f"answered by {who} (route {result.outcome.route}); first token "
+        f"{a.first_token_ms} ms, total {a.total_ms} ms; tokens in/out "
+        f"{usage.get('prompt_tokens', '?')}/{usage.get('completion_tokens', '?')}"
+        + (f"; cost ${a.cost:.6f}" if a.cost else "")
+    )
+    for note in result.notes():
+        out.notice(note)
+    if result.notify_pending:
+        from brain import notify
+
+        notify.spawn_sender()
+    return result.exit_code

@@ -1,0 +1,177 @@
+"""What the user gives a task, turned into the input that is kept and the messages sent.
+
+The rules (DESIGN.md, "Conventions of the command line"): piped stdin and files named as
+arguments are the material, the other words the instruction; empty input is a usage error;
+binary or non-UTF-8 input is refused; a word that looks like a file but names nothing is
+refused (a typo must not silently become the instruction). Every read is bounded: the whole
+input is at most MAX_INPUT_BYTES, and nothing past that is read (an endless pipe is refused
+after MAX_INPUT_BYTES + 1 bytes, not read to the end).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from brain.client import Message
+from brain.errors import BadInput, UsageError
+from brain.tasks import Task
+
+MAX_INPUT_BYTES = 4 * 1024 * 1024
+
+# Endings that make a single word look like a file the user meant to send.
+_FILE_ENDINGS = (
+    *(".md", ".txt", ".log", ".csv", ".json", ".yaml", ".yml", ".toml", ".diff", ".patch"),
+    *(".py", ".js", ".ts", ".rs", ".go", ".html", ".tex", ".rst"),
+)
+
+
+@dataclass
+class Material:
+    name: str  # "stdin" or a file path
+    text: str
+
+
+def too_big(name: str, limit: int = MAX_INPUT_BYTES) -> BadInput:
+    return BadInput(
+        f"{name} is more than {limit // 1024} KiB; brain sends at most {limit // 1024} KiB "
+        "in one question.",
+        "Send a smaller part, or split it over several questions.",
+    )
+
+
+def read_bounded(stream: BinaryIO, name: str, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """At most `limit` bytes of `stream`; BadInput (without reading on) past that."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = stream.read(min(1 << 16, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise too_big(name, limit)
+
+
+def decode(data: bytes, name: str) -> str:
+    """Text from bytes, or BadInput for anything that is not text."""
+    if len(data) > MAX_INPUT_BYTES:
+        raise too_big(name)
+    if b"\x00" in data[:8192]:
+        raise BadInput(f"{name} looks binary (it contains NUL bytes); brain sends text only.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadInput(
+            f"{name} is not UTF-8 text; brain sends text only.",
+            "Convert it first, e.g. `iconv -f latin1 -t utf-8 FILE | brain digest`.",
+        ) from None
+
+
+def read_stdin(stream: BinaryIO | None, is_tty: bool) -> str | None:
+    """Piped stdin as material, or None when stdin is a terminal or empty."""
+    if stream is None or is_tty:
+        return None
+    data = read_bounded(stream, "stdin")
+    return decode(data, "stdin") if data else None
+
+
+def read_file(path: Path, name: str, budget: int = MAX_INPUT_BYTES) -> str:
+    try:
+        if path.stat().st_size > budget:
+            raise too_big(name, budget) if budget == MAX_INPUT_BYTES else _over_total()
+        with path.open("rb") as fh:
+            data = read_bounded(fh, name, budget)
+    except OSError as exc:
+        raise BadInput(f"cannot read {name}: {exc.strerror}") from exc
+    return decode(data, name)
+
+
+def _over_total() -> BadInput:
+    return BadInput(
+        f"the files together are more than {MAX_INPUT_BYTES // 1024} KiB; brain sends at most "
+        f"{MAX_INPUT_BYTES // 1024} KiB in one question.",
+        "Name fewer files, or split them over several questions.",
+    )
+
+
+def split_args(words: tuple[str, ...] | list[str], used: int = 0) -> tuple[str, list[Material]]:
+    """Arguments that name existing files are material; the rest is the instruction.
+    `used`: bytes of material already taken (stdin), counted against the one cap."""
+    instruction: list[str] = []
+    material: list[Material] = []
+    for word in words:
+        _check_utf8(word)
+        path = Path(word).expanduser()
+        plain = bool(word) and not any(c.isspace() for c in word) and len(word) < 4096
+        if word and "\n" not in word and len(word) < 4096 and _exists(path.is_file):
+            text = read_file(path, word, MAX_INPUT_BYTES - used)
+            used += len(text.encode("utf-8"))
+            material.append(Material(word, text))
+        elif "/" in word and len(word) < 4096 and _exists(path.is_dir):
+            raise BadInput(
+                f"{word} is a directory", f"Name the files, e.g. `{word.rstrip('/')}/*.md`."
+            )
+        elif plain and _looks_like_a_file(word) and not _exists(path.exists):
+            raise BadInput(
+                f"no such file: {word}",
+                "Check the name. To send it as words, put it inside a quoted instruction.",
+            )
+        else:
+            instruction.append(word)
+    return " ".join(instruction).strip(), material
+
+
+def _check_utf8(word: str) -> None:
+    try:
+        word.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput(
+            "an argument is not valid UTF-8 text (the terminal sent other bytes).",
+            "Set the terminal to UTF-8, or pipe the text in: `iconv -t utf-8 FILE | brain ...`.",
+        ) from None
+
+
+def _looks_like_a_file(word: str) -> bool:
+    # "notes/monday.md", "./draft", "~/x" look like files; "and/or", "v1.2", "e.g." do not.
+    return word.startswith(("./", "../", "~/")) or word.lower().endswith(_FILE_ENDINGS)
+
+
+def _exists(check: Callable[[], bool]) -> bool:
+    # A long instruction is not a path: stat() raises ENAMETOOLONG past 255 bytes a name.
+    try:
+        return check()
+    except OSError:
+        return False
+
+
+def compose(task: Task, instruction: str, material: list[Material]) -> tuple[str, list[Message]]:
+    """The user's input as stored, and the messages sent for it."""
+    if not instruction and not any(m.text.strip() for m in material):
+        raise UsageError(
+            "nothing to send: give an instruction, pipe text in, or name files.",
+            f'For example: brain {task.name} "..."   or   cat notes.md | brain {task.name}',
+        )
+    parts: list[str] = []
+    if instruction:
+        parts.append(instruction)
+    several = len(material) > 1
+    for m in material:
+        if not m.text.strip():
+            continue
+        if several or m.name != "stdin":
+            parts.append(f"--- {m.name} ---\n{m.text.rstrip()}")
+        else:
+            parts.append(m.text.rstrip())
+    text = "\n\n".join(parts)
+    return text, messages_for(task, text)
+
+
+def messages_for(task: Task, text: str) -> list[Message]:
+    return [
+        {"role": "system", "content": task.prompt.strip()},
+        {"role": "user", "content": text},
+    ]
