@@ -169,7 +169,8 @@ def _keep(store: Any, question: Question, route: str) -> int:
         return store.add(question.task.name, route, question.text, question.messages)
     if not store.claim(question.row):
         raise AlreadySending(
-            f"#{question.row} is being sent by another brain right now; it is not sent twice."
+            f"#{question.row} was taken by another brain (being sent, or answered already); "
+            "it is not sent twice."
         )
     return question.row
 

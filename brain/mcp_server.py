@@ -165,13 +165,8 @@ def status(app: "App", allow_premium: bool) -> dict:
 
 def build(app: "App", *, allow_premium: bool) -> "MCPServer":
     """The server with its tools; `serve` runs it on stdio."""
-    from typing import Annotated
-
     import anyio
     from mcp.server.mcpserver import MCPServer
-    from mcp.server.mcpserver.exceptions import ToolError
-    from mcp.types import CallToolResult, TextContent
-    from pydantic import Field
 
     from brain import __version__
 
@@ -187,31 +182,8 @@ def build(app: "App", *, allow_premium: bool) -> "MCPServer":
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call is brain's own
 
-    def make_tool(task: Task) -> Callable[..., Any]:
-        async def tool(
-            text: Annotated[str, Field(description="What to do: the instruction or question.")],
-            material: Annotated[
-                str | None,
-                Field(description="Text to work on (notes, a diff, a document), if any."),
-            ] = None,
-        ) -> CallToolResult:
-            try:
-                reply, note = await anyio.to_thread.run_sync(
-                    lambda: _answer_in_thread(app, task, text, material)
-                )
-            except BrainError as exc:
-                from brain.secrets import redact
-
-                raise ToolError(redact(str(exc))) from None
-            content = [TextContent(type="text", text=reply)]
-            if note:
-                content.append(TextContent(type="text", text=note))
-            return CallToolResult(content=content)
-
-        return tool
-
     for task in tool_tasks(tasks, allow_premium):
-        server.add_tool(make_tool(task), name=task.name, description=describe(task, paid))
+        server.add_tool(_task_tool(app, task), name=task.name, description=describe(task, paid))
 
     async def status_tool() -> str:
         data = await anyio.to_thread.run_sync(lambda: _status_in_thread(app, allow_premium))
@@ -224,6 +196,38 @@ def build(app: "App", *, allow_premium: bool) -> "MCPServer":
         "and today's premium spending. Asks no model.",
     )
     return server
+
+
+def _task_tool(app: "App", task: Task) -> Callable[..., Any]:
+    """The tool for one task: text and material in, the answer (and a note) out."""
+    from typing import Annotated
+
+    import anyio
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.types import CallToolResult, TextContent
+    from pydantic import Field
+
+    async def tool(
+        text: Annotated[str, Field(description="What to do: the instruction or question.")],
+        material: Annotated[
+            str | None,
+            Field(description="Text to work on (notes, a diff, a document), if any."),
+        ] = None,
+    ) -> CallToolResult:
+        try:
+            reply, note = await anyio.to_thread.run_sync(
+                lambda: _answer_in_thread(app, task, text, material)
+            )
+        except BrainError as exc:
+            from brain.secrets import redact
+
+            raise ToolError(redact(str(exc))) from None
+        content = [TextContent(type="text", text=reply)]
+        if note:
+            content.append(TextContent(type="text", text=note))
+        return CallToolResult(content=content)
+
+    return tool
 
 
 def serve(server: "MCPServer") -> None:

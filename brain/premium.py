@@ -26,8 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from brain.errors import ConfigError, TemporaryFailure, UsageError
-from brain.tasks import NONE, PREMIUM_ROUTE, Task
+from brain.errors import TemporaryFailure, UsageError
+from brain.tasks import NONE, PREMIUM_ROUTE, Task, check_premium, premium_routes
 
 if TYPE_CHECKING:
     from brain.backends.base import Answer
@@ -37,45 +37,10 @@ if TYPE_CHECKING:
 # ----- who may reach premium ------------------------------------------------------------
 
 
-def routes(tasks: dict[str, Task] | None = None, user: dict[str, Any] | None = None) -> set[str]:
-    """The premium routes: premium_reasoning and the route of the `premium` task.
-
-    Pass the merged task table, or the raw `[tasks.NAME]` tables of config (cheaper: no
-    prompts are read).
-    """
-    found = {PREMIUM_ROUTE}
-    if tasks is not None and "premium" in tasks:
-        found.add(tasks["premium"].route)
-    if user is not None:
-        route = (user.get("premium") or {}).get("route")
-        if isinstance(route, str) and route:
-            found.add(route)
-    return found
-
-
-def check_tasks(tasks: dict[str, Task]) -> None:
-    """Refuse a task table where a task that may fall back could reach a premium route.
-
-    Refused rather than quietly changed: the user wrote the task, and a quiet change of
-    its fallback would surprise them later (docs/premium.md).
-    """
-    premium = routes(tasks)
-    for task in tasks.values():
-        if task.route in premium and task.fallback != NONE:
-            raise ConfigError(
-                f'[tasks.{task.name}] asks the premium route `{task.route}` with fallback = "'
-                f'{task.fallback}": premium never falls back to another model, and a task '
-                "that falls back never asks premium.",
-                f'Add fallback = "none" to [tasks.{task.name}] (it then answers only on Apex), '
-                "or give it another route.",
-            )
-        if task.long_route in premium and task.route not in premium:
-            raise ConfigError(
-                f"[tasks.{task.name}] long_route = `{task.long_route}` would send long inputs "
-                "to paid Claude without being asked.",
-                f"Choose another long_route for [tasks.{task.name}]; ask premium explicitly "
-                'with `brain premium "..."`.',
-            )
+# The premium routes and the task-table rule live with the table (brain.tasks), which checks
+# them whenever it is built; they are named here too, where the rest of premium is.
+routes = premium_routes
+check_tasks = check_premium
 
 
 def check_plan(settings: Settings, task: Task, route: str) -> None:

@@ -107,43 +107,42 @@ def _apex(app: App, report: Report) -> None:
             )
         )
         return
-    state, offered, why = apex.models()  # type: ignore[attr-defined]
-    if state == "ok":
-        report.key_ok = True
-        report.routes_offered = offered
-        report.checks.append(
-            Check("key", True, f"accepted (from {source or 'nowhere: Apex needs none'})")
-        )
-        missing = [r for r in report.routes_needed if r not in (offered or [])]
-        report.checks.append(
-            Check(
-                "routes",
-                not missing,
-                "all routes the tasks use are on Apex"
-                if not missing
-                else f"missing on Apex: {', '.join(missing)}",
-                ""
-                if not missing
-                else "Add them to Apex's LiteLLM config (`brain apex render` writes one).",
-            )
-        )
-    elif state in ("rejected", "missing"):
+    _key_and_routes(apex, report, source)
+
+
+def _key_and_routes(apex: Any, report: Report, source: str) -> None:
+    """Whether Apex takes the key (its /v1/models), and whether it has every route brain uses."""
+    state, offered, why = apex.models()
+    if state in ("rejected", "missing"):
         report.key_ok = False
         detail = (
             f"rejected by Apex (from {source}; {why})"
             if state == "rejected"
             else "not set, and Apex needs one"
         )
+        fix = "`brain keys set apex` with the LiteLLM key (or BRAIN_APEX_KEY)."
+        report.checks.append(Check("key", False, detail, fix))
+        return
+    if state != "ok":
+        report.checks.append(Check("key", None, why))
+        return
+    report.key_ok = True
+    report.routes_offered = offered
+    report.checks.append(
+        Check("key", True, f"accepted (from {source or 'nowhere: Apex needs none'})")
+    )
+    missing = [r for r in report.routes_needed if r not in (offered or [])]
+    if missing:
         report.checks.append(
             Check(
-                "key",
+                "routes",
                 False,
-                detail,
-                "`brain keys set apex` with the LiteLLM key (or BRAIN_APEX_KEY).",
+                f"missing on Apex: {', '.join(missing)}",
+                "Add them to Apex's LiteLLM config (`brain apex render` writes one).",
             )
         )
     else:
-        report.checks.append(Check("key", None, why))
+        report.checks.append(Check("routes", True, "all routes the tasks use are on Apex"))
 
 
 def _local(app: App, report: Report) -> None:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from brain.errors import ConfigError
+
 if TYPE_CHECKING:
     from brain.backends.base import Answer
 
@@ -79,7 +81,7 @@ MIGRATIONS: list[str] = [
 VERSION = len(MIGRATIONS)
 
 
-class NewerStore(Exception):
+class NewerStore(ConfigError):
     """brain.db was written by a newer brain (its schema version is past ours)."""
 
 
@@ -137,16 +139,21 @@ class Store:
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self.db = sqlite3.connect(path, timeout=5.0, isolation_level=None)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
         self._migrate()
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version <= VERSION:  # never change the file of a newer brain, not even its journal
+            self.db.execute("PRAGMA journal_mode=WAL")
         if version == VERSION:
             return
         if version > VERSION:
+            self.db.close()
             raise NewerStore(
-                f"{self.path} has schema version {version}; this brain knows {VERSION}"
+                f"{self.path} was written by a newer brain (schema version {version}; this one "
+                f"knows up to {VERSION}). Nothing in it was changed.",
+                "Upgrade brain (`pip install -U` the same way you installed it), or point this "
+                "one at another data dir (XDG_DATA_HOME).",
             )
         self.db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it
         try:

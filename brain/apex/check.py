@@ -257,73 +257,81 @@ def drill(
         return report
     pause(STOP_OLLAMA)
     report.during = run("ollama stopped")
-    during = {r.route: r for r in report.during}
-    for r in before:
-        d = during.get(r.route)
-        if d is None:
-            continue
-        if not r.ok:
-            report.verdicts.append(
-                Verdict(r.route, False, f"did not answer before the drill: {r.error}")
-            )
-        elif not r.on_apex_gpu:
-            verdict_ok = d.ok
-            text = (
-                f"not on Ollama ({r.model}); still answered by {d.model}"
-                if d.ok
-                else f"not on Ollama ({r.model}), yet it failed: {d.error}"
-            )
-            report.verdicts.append(Verdict(r.route, verdict_ok, text))
-        elif d.ok and d.on_apex_gpu is False:
-            report.verdicts.append(
-                Verdict(r.route, True, f"cascaded from {r.model} to {d.model} ({d.group})")
-            )
-        elif d.ok:
-            report.verdicts.append(
-                Verdict(
-                    r.route,
-                    False,
-                    f"still answered by {d.model} on Apex's GPU: is Ollama really stopped?",
-                )
-            )
-        elif no_cloud_step(r.route):
-            report.verdicts.append(
-                Verdict(
-                    r.route,
-                    True,
-                    "no answer from Apex, as designed: this route has no cloud step; brain "
-                    "answers it on this laptop",
-                )
-            )
-        else:
-            report.verdicts.append(
-                Verdict(r.route, False, f"did not cascade to the cloud: {d.error}")
-            )
+    report.verdicts += cascade_verdicts(before, report.during)
     pause(START_OLLAMA)
     wanted = [r.route for r in local]
+    report.after, report.flip_back_s = _wait_flip_back(
+        lambda: run("ollama started", wanted), wanted, flip_back_timeout, poll_every
+    )
+    report.verdicts += flip_back_verdicts(report.after, wanted, flip_back_timeout)
+    return report
+
+
+def cascade_verdicts(before: list[RouteCheck], during: list[RouteCheck]) -> list[Verdict]:
+    """With Ollama on Apex stopped: did each route cascade to the cloud (or fail as designed)?"""
+    found = {r.route: r for r in during}
+    verdicts = []
+    for r in before:
+        d = found.get(r.route)
+        if d is not None:
+            verdicts.append(_cascade(r, d))
+    return verdicts
+
+
+def _cascade(r: RouteCheck, d: RouteCheck) -> Verdict:
+    if not r.ok:
+        return Verdict(r.route, False, f"did not answer before the drill: {r.error}")
+    if not r.on_apex_gpu:
+        text = (
+            f"not on Ollama ({r.model}); still answered by {d.model}"
+            if d.ok
+            else f"not on Ollama ({r.model}), yet it failed: {d.error}"
+        )
+        return Verdict(r.route, d.ok, text)
+    if d.ok and d.on_apex_gpu is False:
+        return Verdict(r.route, True, f"cascaded from {r.model} to {d.model} ({d.group})")
+    if d.ok:
+        return Verdict(
+            r.route, False, f"still answered by {d.model} on Apex's GPU: is Ollama really stopped?"
+        )
+    if no_cloud_step(r.route):
+        return Verdict(
+            r.route,
+            True,
+            "no answer from Apex, as designed: this route has no cloud step; brain answers it "
+            "on this laptop",
+        )
+    return Verdict(r.route, False, f"did not cascade to the cloud: {d.error}")
+
+
+def _wait_flip_back(
+    check: Callable[[], list[RouteCheck]], wanted: list[str], timeout: float, every: float
+) -> tuple[list[RouteCheck], float | None]:
     start = time.monotonic()
     while True:
-        report.after = run("ollama started", wanted)
-        back = {r.route for r in report.after if r.ok and r.on_apex_gpu}
-        if back >= set(wanted):
-            report.flip_back_s = round(time.monotonic() - start, 1)
-            break
-        if time.monotonic() - start > flip_back_timeout:
-            break
-        time.sleep(poll_every)
-    after = {r.route: r for r in report.after}
+        after = check()
+        if {r.route for r in after if r.ok and r.on_apex_gpu} >= set(wanted):
+            return after, round(time.monotonic() - start, 1)
+        if time.monotonic() - start > timeout:
+            return after, None
+        time.sleep(every)
+
+
+def flip_back_verdicts(after: list[RouteCheck], wanted: list[str], timeout: float) -> list[Verdict]:
+    found = {r.route: r for r in after}
+    verdicts = []
     for route in wanted:
-        a = after.get(route)
+        a = found.get(route)
         if a is not None and a.ok and a.on_apex_gpu:
-            report.verdicts.append(Verdict(route, True, f"flipped back to {a.model}"))
+            verdicts.append(Verdict(route, True, f"flipped back to {a.model}"))
         else:
             now = (a.model or a.error) if a else "no answer"
-            report.verdicts.append(
+            verdicts.append(
                 Verdict(
                     route,
                     False,
-                    f"did not flip back to Apex's GPU within {flip_back_timeout:.0f} s "
-                    f"(now: {now}); is Ollama running and its model pulled?",
+                    f"did not flip back to Apex's GPU within {timeout:.0f} s (now: {now}); is "
+                    "Ollama running and its model pulled?",
                 )
             )
-    return report
+    return verdicts

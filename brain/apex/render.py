@@ -288,6 +288,7 @@ def _chain_text(r: RoutePlan) -> str:
 
 
 def render_config(plan: Plan) -> str:
+    # long: the file top to bottom, one block per section, so it reads like the YAML it writes.
     out: list[str] = [
         f"# LiteLLM proxy configuration for Apex, written by `brain apex render` (brain "
         f"{__version__})",

@@ -259,8 +259,6 @@ def run_bench(
     """
     import httpx  # noqa: F401  imported before any clock starts, so no run pays for it
 
-    from brain.offline import probe
-
     if runs < 1:
         raise UsageError("--runs must be 1 or more.")
     result = BenchResult(
@@ -274,9 +272,29 @@ def run_bench(
         runs_per_cell=runs,
         warmup=warmup,
     )
+    backends, dead = _backends(app, cells, result, notice)
+    bench = _Bench(backends, dead, on_progress)
+    bench.total = len(cells) * runs + warmup * len({c.target for c in cells})
+    try:
+        bench.warm_up(cells, warmup)
+        bench.total = bench.done + len(cells) * runs
+        for n in range(1, runs + 1):
+            for i, cell in enumerate(cells):
+                bench.one(i, cell, n, runs, result.runs)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        result.notes.append("The benchmark was interrupted; the report has the runs finished.")
+    result.finished = dt.datetime.now().astimezone()
+    return result
+
+
+def _backends(
+    app: App, cells: list[Cell], result: BenchResult, notice: Callable[[str], None]
+) -> tuple[dict[str, Backend], dict[str, str]]:
+    """The backends the cells use, and those found dead before anything was sent (why)."""
     settings = app.settings
-    endpoints: dict[str, Backend] = {}
-    dead: dict[str, str] = {}  # backend -> why nothing was sent to it
+    backends: dict[str, Backend] = {}
+    dead: dict[str, str] = {}
     if any(c.target.backend == APEX for c in cells):
         if not settings.apex_url:
             raise ConfigError(
@@ -284,69 +302,66 @@ def run_bench(
                 "Set it with `brain config set apex.url http://apex:4000` (or BRAIN_APEX_URL), "
                 "or measure only this laptop with `brain bench --offline --local`.",
             )
-        verdict = probe.probe(settings.apex_url, float(settings.get("apex", "connect_timeout")))
+        backends[APEX] = app.backend("apex")
+        verdict = backends[APEX].probe()  # type: ignore[attr-defined]
         if not verdict.ok:
             dead[APEX] = f"Apex at {settings.apex_url}: {verdict.reason}"
             notice(f"{dead[APEX]}; its runs are recorded as failed.")
             result.notes.append(dead[APEX])
-        endpoints[APEX] = app.backend("apex")
     if any(c.target.backend == LOCAL for c in cells):
-        endpoints[LOCAL] = app.backend("local")
+        backends[LOCAL] = app.backend("local")
+    return backends, dead
 
-    total = len(cells) * runs + warmup * len({c.target for c in cells})
-    done = 0
-    stopped: dict[
-        int, tuple[str, str]
-    ] = {}  # cell index -> reason its remaining runs were not sent
-    try:
+
+class _Bench:
+    """The runs, in order, with the progress count and the cells that stopped for good."""
+
+    def __init__(
+        self, backends: dict[str, Backend], dead: dict[str, str], on_progress: ProgressFn
+    ) -> None:
+        self.backends, self.dead, self.on_progress = backends, dead, on_progress
+        self.done = 0
+        self.total = 0
+        self.stopped: dict[int, tuple[str, str]] = {}  # cell -> why its other runs were not sent
+
+    def _measure(self, cell: Cell, run: Run) -> None:
+        measure(
+            self.backends[cell.target.backend],
+            cell.target.name,
+            cell.messages,
+            temperature=cell.task.temperature,
+            max_tokens=cell.prompt.max_tokens or cell.task.max_tokens,
+            run=run,
+        )
+
+    def warm_up(self, cells: list[Cell], warmup: int) -> None:
         warmed: set[Target] = set()
         for cell in cells:
-            if cell.target in warmed or cell.target.backend in dead:
+            if cell.target in warmed or cell.target.backend in self.dead:
                 continue
             warmed.add(cell.target)
             for _ in range(warmup):
-                on_progress(done, total, f"warm-up · {cell.target.label}", None)
-                measure(
-                    endpoints[cell.target.backend],
-                    cell.target.name,
-                    cell.messages,
-                    temperature=cell.task.temperature,
-                    max_tokens=cell.prompt.max_tokens or cell.task.max_tokens,
-                    run=Run(cell.prompt.name, cell.target.label, "", "", 0),
-                )
-                done += 1
-        total = done + len(cells) * runs
-        for n in range(1, runs + 1):
-            for i, cell in enumerate(cells):
-                label = f"{cell.prompt.name} · {cell.target.label} · run {n}/{runs}"
-                on_progress(done, total, label, None)
-                run = Run(
-                    cell.prompt.name, cell.target.label, cell.target.backend, cell.target.name, n
-                )
-                if cell.target.backend in dead:
-                    run.reason = dead[cell.target.backend]
-                elif i in stopped:
-                    run.reason = f"not sent: an earlier run failed with: {stopped[i][0]}"
-                    run.fix = stopped[i][1]
-                else:
-                    measure(
-                        endpoints[cell.target.backend],
-                        cell.target.name,
-                        cell.messages,
-                        temperature=cell.task.temperature,
-                        max_tokens=cell.prompt.max_tokens or cell.task.max_tokens,
-                        run=run,
-                    )
-                    if run.status == FAILED and _permanent(run.reason):
-                        stopped[i] = (run.reason, run.fix)
-                result.runs.append(run)
-                done += 1
-                on_progress(done, total, label, run)
-    except KeyboardInterrupt:
-        result.interrupted = True
-        result.notes.append("The benchmark was interrupted; the report has the runs finished.")
-    result.finished = dt.datetime.now().astimezone()
-    return result
+                self.on_progress(self.done, self.total, f"warm-up · {cell.target.label}", None)
+                self._measure(cell, Run(cell.prompt.name, cell.target.label, "", "", 0))
+                self.done += 1
+
+    def one(self, i: int, cell: Cell, n: int, runs: int, into: list[Run]) -> None:
+        """Run `cell` once (or record why not) into `into`, kept before progress is told."""
+        label = f"{cell.prompt.name} · {cell.target.label} · run {n}/{runs}"
+        self.on_progress(self.done, self.total, label, None)
+        run = Run(cell.prompt.name, cell.target.label, cell.target.backend, cell.target.name, n)
+        if cell.target.backend in self.dead:
+            run.reason = self.dead[cell.target.backend]
+        elif i in self.stopped:
+            run.reason = f"not sent: an earlier run failed with: {self.stopped[i][0]}"
+            run.fix = self.stopped[i][1]
+        else:
+            self._measure(cell, run)
+            if run.status == FAILED and _permanent(run.reason):
+                self.stopped[i] = (run.reason, run.fix)
+        into.append(run)
+        self.done += 1
+        self.on_progress(self.done, self.total, label, run)
 
 
 def _permanent(reason: str) -> bool:

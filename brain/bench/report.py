@@ -161,6 +161,7 @@ def default_path(directory: Path, day: dt.date) -> Path:
 
 
 def markdown(result: BenchResult, chart_name: str | None) -> str:
+    # long: the report top to bottom, section after section, as it is read.
     rows = summarise(result)
     m = result.machine
     took = (result.finished or result.started) - result.started

@@ -82,6 +82,7 @@ def render(
 
     Rendering twice gives the same bytes; files that differ are replaced only with --force.
     """
+    # long: option wiring and the two ways of reporting; the work is core.render_files.
     from pathlib import Path
 
     from brain import secrets
@@ -161,6 +162,7 @@ def check(ctx: click.Context, drill: bool, premium: bool, only: tuple[str, ...])
     Exit status: 0 when every route answered; 69 when some did not; 78 when Apex lacks a
     route brain uses (render the config again and redeploy it).
     """
+    # long: the smoke test, then the drill with its pauses for the user, in the order run.
     from brain.apex import check as core
     from brain.apex.catalog import routes_of
     from brain.commands.common import app

@@ -89,22 +89,39 @@ def bench(
     a web-page rewrite) and any of your own, streaming, and writes a Markdown report with the
     answers and an SVG chart of tokens per second.
     """
-    import datetime as dt
-
-    from brain.bench import judge as judge_mod
-    from brain.bench import measure, prompts, report
+    from brain.bench import measure
     from brain.commands.common import app
-    from brain.errors import Interrupted, Unreachable, UsageError
     from brain.render import Output
 
     o = opts(ctx)
     output = Output(json_mode=o.json, verbose=o.verbose)
     the_app = app(ctx)
-    conf, tasks = the_app.settings, the_app.tasks
-    if o.online and local:
+    use_apex, use_local, route_list = _targets(the_app, output, routes, local, judge)
+    cells = measure.plan(
+        the_app.settings,
+        the_app.tasks,
+        _prompts(prompt_files, only),
+        routes=route_list or None,
+        apex=use_apex,
+        local=use_local,
+        local_model=the_app.local_model,
+    )
+    result = _measure(the_app, output, cells, runs, warmup, judge)
+    _show(output, result, None if no_report else _write_report(result, out))
+    return _conclude(output, result)
+
+
+def _targets(
+    the_app: Any, output: Any, routes: tuple[str, ...], local: bool, judge: str | None
+) -> tuple[bool, bool, list[str]]:
+    """(measure Apex, measure the laptop, the routes asked for), or the usage error."""
+    from brain.errors import UsageError
+
+    conf = the_app.settings
+    if the_app.mode == "online" and local:
         raise UsageError("--online and --local contradict each other; give one.")
-    offline = o.offline or (conf.offline_env and not o.online)
-    route_list = _names(routes) or ([o.route] if o.route else [])
+    offline = the_app.mode == "offline"
+    route_list = _names(routes) or ([the_app.route] if the_app.route else [])
     if offline and (route_list or judge):
         raise UsageError(
             "--routes and --judge ask Apex, and --offline (or BRAIN_OFFLINE) keeps brain on "
@@ -116,6 +133,15 @@ def bench(
     if use_apex and not conf.apex_url and use_local and not route_list and not judge:
         output.notice("Apex is not configured (apex.url); measuring the local model only.")
         use_apex = False
+    if judge and not conf.apex_url:
+        raise UsageError("--judge asks a route on Apex, and apex.url is not set.")
+    return use_apex, use_local, route_list
+
+
+def _prompts(prompt_files: tuple[Path, ...], only: tuple[str, ...]) -> list[Any]:
+    """The shipped prompts, the user's, narrowed by --only; names are unique."""
+    from brain.bench import prompts
+    from brain.errors import UsageError
 
     chosen = prompts.shipped()
     for file in prompt_files:
@@ -135,18 +161,14 @@ def bench(
         raise UsageError(
             f"two prompts are named `{dup}`.", "Rename one in your prompts file (names are unique)."
         )
+    return chosen
 
-    cells = measure.plan(
-        conf,
-        tasks,
-        chosen,
-        routes=route_list or None,
-        apex=use_apex,
-        local=use_local,
-        local_model=o.model or conf.local_model,
-    )
-    if judge and not conf.apex_url:
-        raise UsageError("--judge asks a route on Apex, and apex.url is not set.")
+
+def _measure(
+    the_app: Any, output: Any, cells: list[Any], runs: int, warmup: int, judge: str | None
+) -> Any:
+    from brain.bench import judge as judge_mod
+    from brain.bench import measure
 
     progress = _Progress(output)
     try:
@@ -158,8 +180,9 @@ def bench(
             on_progress=progress.update,
             notice=progress.notice,
         )
-        if judge and result.ok_runs() and not result.interrupted:
+        if judge:
             result.judge_route = judge
+        if judge and result.ok_runs() and not result.interrupted:
             progress.notice(f"asking {judge} on Apex to judge the answers (a model's opinion)…")
             try:
                 result.judgements = judge_mod.judge_all(
@@ -171,25 +194,34 @@ def bench(
             except KeyboardInterrupt:
                 result.interrupted = True
                 result.notes.append("Judging was interrupted; the judgements are incomplete.")
-        elif judge:
-            result.judge_route = judge
     finally:
         progress.stop()
+    return result
 
-    report_path = chart_path = None
-    if not no_report:
-        report_path = out or report.default_path(Path.cwd(), dt.date.today())
-        chart_path = report_path.with_suffix(".svg")
-        _write(chart_path, report.svg_chart(result))
-        _write(report_path, report.markdown(result, chart_path.name))
 
+def _write_report(result: Any, out: Path | None) -> tuple[Path, Path]:
+    import datetime as dt
+
+    from brain.bench import report
+
+    report_path = out or report.default_path(Path.cwd(), dt.date.today())
+    chart_path = report_path.with_suffix(".svg")
+    _write(chart_path, report.svg_chart(result))
+    _write(report_path, report.markdown(result, chart_path.name))
+    return report_path, chart_path
+
+
+def _show(output: Any, result: Any, written: tuple[Path, Path] | None) -> None:
+    from brain.bench import report
+
+    report_path, chart_path = written or (None, None)
     if output.json_mode:
         output.json(report.as_json(result, report_path, chart_path))
     else:
         columns, rows = report.table_rows(report.summarise(result), result.judgements)
         output.table(None, columns, rows)
-    if report_path:
-        output.notice(f"wrote {report_path} and {chart_path.name if chart_path else ''}.")
+    if report_path and chart_path:
+        output.notice(f"wrote {report_path} and {chart_path.name}.")
     unscored = [j for j in result.judgements if j.error]
     if unscored:
         output.notice(
@@ -197,6 +229,13 @@ def bench(
             f"{len(result.judgements)} answers; {unscored[0].prompt} on {unscored[0].target}: "
             f"{unscored[0].error}"
         )
+
+
+def _conclude(output: Any, result: Any) -> int:
+    """0, or the error that says why the benchmark did not measure what it was asked to."""
+    from brain.bench import measure
+    from brain.errors import Interrupted, Unreachable
+
     failed = [r for r in result.runs if r.status != measure.OK]
     if result.interrupted:
         raise Interrupted(

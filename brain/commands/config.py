@@ -142,6 +142,7 @@ def init(
     force: bool,
 ) -> int:
     """Create config.toml: asks Apex's URL, checks it, stores the key in the keyring."""
+    # long: the first-run dialogue in the order it asks, each answer checked as it comes.
     from brain import secrets, settings
     from brain.app import App
     from brain.offline import probe

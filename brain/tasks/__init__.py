@@ -143,9 +143,7 @@ def all_tasks(
         else:
             task = replace(base, builtin=False, **changes)
         tasks[name] = task
-    from brain.premium import check_tasks  # premium imports this module: import here
-
-    check_tasks(tasks)
+    check_premium(tasks)
     return tasks
 
 
@@ -172,3 +170,49 @@ def _user_prompt(value: str, config_dir: Path | None) -> str:
                 "Fix the path in [tasks.NAME] prompt, or put the prompt text there instead.",
             ) from exc
     return value
+
+
+# ----- the premium lane's rule for the table (brain.premium holds the rest) ---------------
+
+
+def premium_routes(
+    tasks: dict[str, Task] | None = None, user: dict[str, Any] | None = None
+) -> set[str]:
+    """The premium routes: premium_reasoning and the route of the `premium` task.
+
+    Pass the merged task table, or the raw `[tasks.NAME]` tables of config (cheaper: no
+    prompts are read).
+    """
+    found = {PREMIUM_ROUTE}
+    if tasks is not None and "premium" in tasks:
+        found.add(tasks["premium"].route)
+    if user is not None:
+        route = (user.get("premium") or {}).get("route")
+        if isinstance(route, str) and route:
+            found.add(route)
+    return found
+
+
+def check_premium(tasks: dict[str, Task]) -> None:
+    """Refuse a task table where a task that may fall back could reach a premium route.
+
+    Refused rather than quietly changed: the user wrote the task, and a quiet change of
+    its fallback would surprise them later (docs/premium.md).
+    """
+    premium = premium_routes(tasks)
+    for task in tasks.values():
+        if task.route in premium and task.fallback != NONE:
+            raise ConfigError(
+                f'[tasks.{task.name}] asks the premium route `{task.route}` with fallback = "'
+                f'{task.fallback}": premium never falls back to another model, and a task '
+                "that falls back never asks premium.",
+                f'Add fallback = "none" to [tasks.{task.name}] (it then answers only on Apex), '
+                "or give it another route.",
+            )
+        if task.long_route in premium and task.route not in premium:
+            raise ConfigError(
+                f"[tasks.{task.name}] long_route = `{task.long_route}` would send long inputs "
+                "to paid Claude without being asked.",
+                f"Choose another long_route for [tasks.{task.name}]; ask premium explicitly "
+                'with `brain premium "..."`.',
+            )

@@ -1,0 +1,138 @@
+"""The store across releases and processes: a brain.db written by 0.1.0 opens with every row,
+a newer one is refused untouched, and a queued input is claimed by one sender only."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from brain.backends.base import Answer
+from brain.errors import ConfigError
+from brain.store import QUEUED, SENDING, VERSION, Store
+
+FIXTURE = Path(__file__).parent / "fixtures" / "brain-0.1.0.db"
+
+
+@pytest.fixture
+def old_db(tmp_path: Path) -> Path:
+    path = tmp_path / "brain.db"
+    shutil.copy(FIXTURE, path)
+    return path
+
+
+def test_the_fixture_is_a_store_without_a_version() -> None:
+    db = sqlite3.connect(FIXTURE)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 0
+    columns = {row[1] for row in db.execute("PRAGMA table_info(exchanges)")}
+    assert "claimed_by" not in columns  # written before the schema changed
+    db.close()
+
+
+def test_a_store_written_by_0_1_0_opens_with_every_row(old_db: Path) -> None:
+    store = Store(old_db)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == VERSION
+    history = store.history(50)
+    assert [(e.id, e.task, e.status) for e in history] == [
+        (1, "dump", "answered"),
+        (2, "digest", "answered"),
+        (3, "draft", "partial"),
+        (4, "premium", "answered"),
+    ]
+    assert history[0].answer == "- [ ] call Sam about the field trip"
+    assert history[1].fallbacks[0]["reason"].endswith("connection refused")
+    assert history[3].cost == pytest.approx(0.0123)
+    queued = store.queued()
+    assert [(e.id, e.input) for e in queued] == [
+        (5, "soil pH for blueberries?"),
+        (6, "review this diff"),
+    ]
+    assert "connection refused" in (queued[0].error or "")
+    assert store.outbox("slack") == [(1, ":warning: brain fallback fired", 0)]
+    assert store.get_state("notify.backend") == "local:gemma4:e4b"
+    # The old rows go on as any other: a queued one is claimed, answered and in the history.
+    assert store.claim(5)
+    store.finish(5, "default", Answer(text="5.0", backend="apex", model="m"), [])
+    assert [e.id for e in store.history(50)][-1] == 5
+    store.close()
+    # Opening again migrates nothing twice.
+    again = Store(old_db)
+    assert len(again.history(50)) == 5 and [e.id for e in again.queued()] == [6]
+    again.close()
+
+
+def test_two_processes_opening_an_old_store_at_once_both_work(old_db: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from brain.store import Store; "
+        "s = Store(Path(sys.argv[1])); print(len(s.history(50))); s.close()"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(old_db)], stdout=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    outs = [p.communicate(timeout=60)[0].decode().strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0]
+    assert outs == ["4", "4", "4", "4"]
+
+
+def test_a_store_from_a_newer_brain_is_refused_untouched(old_db: Path) -> None:
+    db = sqlite3.connect(old_db)
+    db.execute(f"PRAGMA user_version = {VERSION + 1}")
+    db.commit()
+    db.close()
+    before = old_db.read_bytes()
+    with pytest.raises(ConfigError) as err:
+        Store(old_db)
+    assert err.value.exit_code == 78 and "newer brain" in err.value.message
+    assert old_db.read_bytes() == before
+
+
+def test_a_queued_input_is_claimed_by_one_sender_only(tmp_path: Path) -> None:
+    first = Store(tmp_path / "brain.db")
+    row = first.add("ask", "default", "x", [])
+    first.release(row, "nothing answered")
+    second = Store(tmp_path / "brain.db")
+    wins: list[bool] = []
+    barrier = threading.Barrier(2)
+
+    def take(store_path: Path) -> None:
+        store = Store(store_path)
+        barrier.wait()
+        wins.append(store.claim(row))
+        store.close()
+
+    threads = [threading.Thread(target=take, args=(tmp_path / "brain.db",)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == [False, True]
+    assert second.get(row).status == SENDING
+    assert second.queued() == []  # its sender (this process) is alive
+    first.close()
+    second.close()
+
+
+def test_a_claim_whose_sender_died_counts_as_queued(tmp_path: Path) -> None:
+    store = Store(tmp_path / "brain.db")
+    row = store.add("ask", "default", "lost in a crash", [])
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    store.db.execute("UPDATE exchanges SET claimed_by=? WHERE id=?", (int(dead.stdout), row))
+    assert [e.input for e in store.queued()] == ["lost in a crash"]
+    assert store.claim(row) and store.get(row).status == SENDING
+    store.release(row, "again nothing")
+    assert store.get(row).status == QUEUED
+    store.close()
+
+
+def test_the_store_file_is_private(tmp_path: Path) -> None:
+    Store(tmp_path / "brain.db").close()
+    assert oct(os.stat(tmp_path / "brain.db").st_mode & 0o777) == "0o600"
