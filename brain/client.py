@@ -456,8 +456,11 @@ _NOISE_PREFIXES = (
 
 
 def one_line(text: str, limit: int = 300) -> str:
-    """The cause in `text`, on one line, cut at a word with an ellipsis past `limit`."""
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    """The cause in `text`, on one line, cut at a word with an ellipsis past `limit`. Keys are
+    masked before the cut, so a cut never leaves part of one (brain.secrets)."""
+    from brain.secrets import redact
+
+    lines = [ln.strip() for ln in redact(str(text)).splitlines() if ln.strip()]
     lines = [ln for ln in lines if not ln.lower().startswith(_NOISE_PREFIXES)] or lines[:1]
     line = lines[0] if lines else ""
     for _ in range(4):  # "litellm.APIConnectionError: APIConnectionError: OpenAIException - X"

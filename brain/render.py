@@ -148,10 +148,15 @@ class Output:
             _out("\n")
 
     def json(self, obj: dict[str, Any]) -> None:
-        _out(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+        from brain.secrets import redact  # a key or a URL's password never reaches stdout
+
+        _out(redact(json.dumps(obj, ensure_ascii=False, indent=2)) + "\n")
 
     def write(self, text: str) -> None:
         """Plain text on stdout (lists, paths, config)."""
+        from brain.secrets import redact
+
+        text = redact(text)
         _out(text if text.endswith("\n") else text + "\n")
 
     def table(self, title: str | None, columns: list[str], rows: list[list[str]]) -> None:
@@ -163,8 +168,10 @@ class Output:
             table = Table(title=title, show_lines=False, header_style="bold")
             for col in columns:
                 table.add_column(col, overflow="fold")
+            from brain.secrets import redact
+
             for row in rows:
-                table.add_row(*[_escape(c) for c in row])
+                table.add_row(*[_escape(redact(c)) for c in row])
             Console().print(table)
         else:
             lines = ["\t".join(columns)] + ["\t".join(row) for row in rows]

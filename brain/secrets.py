@@ -3,14 +3,26 @@
 Lookup order: environment variable, then keyring. A key is never written to a file, a log
 line or an error: `redact` masks every known key in any text shown to the user. With no
 usable keyring backend this says so and names the fixes; it never falls back to plaintext.
+
+What must stay true (issue 31, item 4):
+- A key is stripped of surrounding whitespace when read (a key file saved with CRLF ends in
+  `\r`); a key that still holds a character no HTTP header can carry is refused (77) before
+  anything is sent, never sent mangled and never echoed.
+- `redact` masks every key this process has read, the env ones, the password of a URL
+  (`scheme://user:PASSWORD@host`) and what a cut may leave of a key: any run of 8 or more of
+  its first or last characters. So masking holds whether it happens before or after a cut.
+- `Masker` masks an answer while it streams: a key split over several pieces is held back
+  until it can be told apart, so it never reaches the terminal, a pipe or the history.
 """
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 from dataclasses import dataclass
 
-from brain.errors import ConfigError, UsageError
+from brain.errors import BadInput, ConfigError, KeyProblem, UsageError
 
 SERVICE = "brain"
 # name -> (environment variable, what it is)
@@ -21,6 +33,9 @@ KEYS: dict[str, tuple[str, str]] = {
 }
 
 _seen: set[str] = set()  # every key value this process has handled, for redaction
+HEADER_KEYS = ("apex", "anthropic")  # sent in an HTTP header: printable ASCII, no spaces
+PIECE = 8  # a run this long of a key's start or end is masked (what a cut leaves)
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*):([^\s/@]+)@")
 
 
 @dataclass
@@ -76,8 +91,9 @@ def get(name: str, *, required: bool = False) -> str | None:
             value = None
         except Exception:
             value = None
+    value = _clean(name, value, env_var)
     if value:
-        _seen.add(value)
+        remember(value)
     elif required:
         from brain.errors import KeyProblem
 
@@ -88,11 +104,61 @@ def get(name: str, *, required: bool = False) -> str | None:
     return value
 
 
+def _clean(name: str, value: str | None, env_var: str) -> str | None:
+    """The key without surrounding whitespace; KeyProblem for one no header can carry."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value and name in HEADER_KEYS and not header_safe(value):
+        remember(value)  # masked, should any of it be shown
+        where = f"${env_var}" if os.environ.get(env_var) else "the keyring"
+        raise KeyProblem(
+            f"The `{name}` key in {where} holds characters no key has (a space, a control "
+            "character or a non-ASCII letter); it was not sent.",
+            f"Set it again, exactly as issued: `brain keys set {name}` (or export {env_var}).",
+        )
+    return value or None
+
+
+def header_safe(value: str) -> bool:
+    """Printable ASCII without spaces: what an API key is, and what a header can carry."""
+    return all("!" <= ch <= "~" for ch in value)
+
+
+def remember(value: str) -> None:
+    """Mask `value` (a key, a password) in everything this process shows or keeps."""
+    if value:
+        _seen.add(value)
+
+
+def remember_url(url: str) -> None:
+    """A URL's password, and the Basic credentials httpx would send for it, are secrets."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return
+    if password:
+        remember(password)
+        remember(unquote(password))
+        token = f"{unquote(user or '')}:{unquote(password)}".encode()
+        remember(base64.b64encode(token).decode())
+
+
 def set_key(name: str, value: str) -> None:
     check_name(name)
-    if not value.strip():
+    value = value.strip()
+    if not value:
         raise UsageError("an empty key was given; nothing was stored")
-    _seen.add(value.strip())
+    remember(value)
+    if name in HEADER_KEYS and not header_safe(value):
+        raise BadInput(
+            f"that `{name}` key holds characters no key has (a space, a control character or "
+            "a non-ASCII letter); nothing was stored.",
+            "Paste the key exactly as issued.",
+        )
     try:
         _backend().set_password(SERVICE, name, value.strip())
     except ConfigError:
@@ -126,13 +192,96 @@ def listing() -> list[KeyInfo]:
     return out
 
 
-def redact(text: str) -> str:
-    """Mask every key this process has seen (and the env ones) in `text`."""
+def without_password(url: str) -> str:
+    """`url` with its password masked: how a URL is written into a cache file or shown."""
+    return _URL_PASSWORD.sub(r"\1:****@", url) if "@" in url else url
+
+
+def known() -> list[str]:
+    """Every secret to mask, longest first."""
     values = set(_seen)
     for env_var, _ in KEYS.values():
-        if os.environ.get(env_var):
-            values.add(os.environ[env_var])
-    for value in sorted(values, key=len, reverse=True):
-        if len(value) >= 4:
+        raw = os.environ.get(env_var)
+        if raw:
+            values.add(raw)
+            values.add(raw.strip())
+    return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    """Mask every key this process has seen (and the env ones), URL passwords, and what a
+    cut may have left of a key, in `text`."""
+    text = str(text)
+    if "@" in text:
+        text = _URL_PASSWORD.sub(r"\1:****@", text)
+    for value in known():
+        if value in text:
             text = text.replace(value, "****")
+        if len(value) > PIECE and (value[:PIECE] in text or value[-PIECE:] in text):
+            text = _mask_pieces(text, value)
     return text
+
+
+def _mask_pieces(text: str, value: str) -> str:
+    """Mask runs of `value`'s first or last characters (PIECE or more): what is left of a key
+    that was cut before it was masked."""
+    out: list[str] = []
+    i = 0
+    head, tail = value[:PIECE], value[-PIECE:]
+    while i < len(text):
+        if text.startswith(head, i):
+            n = PIECE
+            while i + n < len(text) and n < len(value) and text[i + n] == value[n]:
+                n += 1
+            out.append("****")
+            i += n
+            continue
+        if text.startswith(tail, i):
+            # the end of the key: extend backwards over what is already in `out`
+            start = len(value) - PIECE
+            while start > 0 and out and out[-1] == value[start - 1]:
+                out.pop()
+                start -= 1
+            out.append("****")
+            i += PIECE
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+class Masker:
+    """Masks keys in a text that arrives in pieces (a streamed answer): `feed` returns what
+    is safe to show now, holding back an ending that could be the start of a key; `flush`
+    returns the rest at the end."""
+
+    def __init__(self) -> None:
+        self.secrets: list[str] | None = None  # read at the first piece: the key is read by then
+        self.pending = ""
+
+    def feed(self, text: str) -> str:
+        if self.secrets is None:
+            self.secrets = known()
+        if not self.secrets:
+            return text
+        buffer = self.pending + text
+        for value in self.secrets:
+            if value in buffer:
+                buffer = buffer.replace(value, "****")
+        hold = self._held(buffer)
+        self.pending = buffer[len(buffer) - hold :] if hold else ""
+        return redact(buffer[: len(buffer) - hold])
+
+    def flush(self) -> str:
+        rest, self.pending = self.pending, ""
+        return redact(rest)
+
+    def _held(self, buffer: str) -> int:
+        """The length of the longest ending of `buffer` that begins some key."""
+        longest = 0
+        for value in self.secrets or ():
+            for n in range(min(len(value) - 1, len(buffer)), longest, -1):
+                if buffer.endswith(value[:n]):
+                    longest = n
+                    break
+        return longest
