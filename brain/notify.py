@@ -8,6 +8,7 @@ while Slack is unreachable the notice waits in the outbox for the next run.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -113,12 +114,13 @@ def flush(store: Store, webhook: str, timeout: float = 5.0) -> int:
 
 def main() -> int:
     from brain import secrets
+    from brain.files import open_lock
     from brain.settings import data_dir
 
     webhook = secrets.get("slack")
     if not webhook:
         return 0
-    with open(data_dir() / "notify.lock", "w") as lock:
+    with os.fdopen(open_lock(data_dir() / "notify.lock"), "w") as lock:
         try:
             import fcntl
 
