@@ -217,9 +217,18 @@ def redact(text: str) -> str:
     for value in known():
         if value in text:
             text = text.replace(value, "****")
-        if len(value) > PIECE and (value[:PIECE] in text or value[-PIECE:] in text):
-            text = _mask_pieces(text, value)
+        core = _core(value)
+        if len(core) > PIECE and (core[:PIECE] in text or core[-PIECE:] in text):
+            text = _mask_pieces(text, core)
     return text
+
+
+def _core(value: str) -> str:
+    """The part of a secret whose pieces are masked. A URL (the Slack webhook) begins with
+    what every URL of its host begins with: only its last part, the token, is secret."""
+    if "://" in value:
+        return value.rstrip("/").rsplit("/", 1)[-1]
+    return value
 
 
 def _mask_pieces(text: str, value: str) -> str:

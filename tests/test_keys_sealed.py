@@ -33,7 +33,6 @@ def files_leak(home: Any, secret: str = SECRET) -> list[str]:
     return found
 
 
-
 def test_a_cut_through_a_key_leaves_none_of_it() -> None:
     remember(SECRET)
     text = "x" * 285 + "/" + SECRET + " rejected"
@@ -148,3 +147,13 @@ def test_a_password_in_apex_url_is_never_shown(
     for path in Path(home.root).rglob("*"):
         if path.is_file():
             assert b"hunter2" not in path.read_bytes(), path
+
+
+def test_a_webhook_url_masks_its_token_not_every_url_of_its_host() -> None:
+    hook = "https://hooks.slack.com/services/T0AAA/B0BBB/abcdefghijklmnopqrstuvwx"
+    remember(hook)
+    text = "see https://hooks.slack.com/services/T9/B9/other and http://127.0.0.1:4000"
+    assert redact(text) == text
+    cut = "posting to https://hooks.slack.com/services/T0AAA/B0BBB/****…"
+    assert redact(f"posting to {hook[:-4]}…") == cut
+    assert redact(f"token …{hook[-12:]}") == "token …****"
