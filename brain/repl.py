@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from brain import conversation as conv
 from brain.conversation import Conversation, Turn
-from brain.errors import BrainError, Interrupted
+from brain.errors import BrainError, Interrupted, Terminated
 from brain.offline import probe
 
 if TYPE_CHECKING:
@@ -134,6 +134,8 @@ class Repl:
             while True:
                 try:
                     text = prompt.prompt(self.prompt_message, default=self.prefill)
+                except Terminated:  # SIGTERM, or SIGHUP: the terminal is gone
+                    raise
                 except KeyboardInterrupt:  # Ctrl-C at the prompt clears the line
                     self.prefill = ""
                     continue
@@ -143,6 +145,8 @@ class Repl:
                 try:
                     if self.handle(text) == "exit":
                         return 0
+                except Terminated:
+                    raise
                 except KeyboardInterrupt:
                     self.say("[dim]interrupted.[/]")
         finally:
@@ -196,6 +200,8 @@ class Repl:
         except Interrupted as stopped:
             out.stop()
             self._interrupted(task, text, sent, sink, stopped)
+            if stopped.exit_code != 130:  # SIGTERM or SIGHUP: kept, and the session ends
+                raise
             return
         except BrainError as exc:
             out.stop()

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from brain.commands.common import CONTEXT, app, global_options, report
+from brain.commands.common import CONTEXT, app, global_options, report, require_stdout
 from brain.commands.complete import files
 
 
@@ -48,6 +48,7 @@ def run_task(ctx: click.Context, name: str, words: tuple[str, ...]) -> int:
 
     the_app = app(ctx)
     task = the_app.task(name)
+    require_stdout()
     piped = material.read_stdin(sys.stdin.buffer if sys.stdin else None, _isatty(sys.stdin))
     used = len(piped.encode("utf-8")) if piped else 0
     instruction, given = material.split_args(words, used)

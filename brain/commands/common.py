@@ -123,11 +123,34 @@ def app(ctx: click.Context) -> App:
     return built
 
 
+def require_stdout() -> None:
+    """Refuse, before anything is sent, to ask a question whose answer has nowhere to go:
+    stdout was closed when brain started (`>&-`; brain.cli.ClosedStream)."""
+    import sys
+
+    if getattr(sys.stdout, "brain_closed", False):
+        from brain.errors import OutputError
+
+        raise OutputError(
+            "stdout is closed (`>&-`), so an answer would have nowhere to go; nothing was sent.",
+            "Send the answer somewhere: `> FILE`, `| less`, or nothing (the terminal).",
+        )
+
+
 def report(out: Any, result: Result) -> int:
     """Print the JSON object or the closing notices; the exit code for this answer."""
     a = result.answer
     if out.json_mode:
-        out.json(result.as_json())
+        try:
+            out.json(result.as_json())
+        except OSError as exc:
+            from brain.errors import OutputError
+
+            raise OutputError(
+                f"could not write the answer to stdout: {exc.strerror or exc}. The answer is "
+                f"kept in the history as #{result.row}.",
+                f"See it with `brain history {result.row}` once stdout can be written.",
+            ) from None
     elif not a.text:
         out.notice("the model answered with no text.")
     who = f"{a.backend} {a.model or ''}".strip()

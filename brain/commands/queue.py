@@ -41,17 +41,22 @@ def list_(ctx: click.Context) -> int:
     return 0
 
 
+# A row id is an SQLite integer: a larger number names no row (and must not crash the lookup).
+ROW_ID = click.IntRange(1, (1 << 63) - 1)
+
+
 @queue.command("run")
-@click.argument("ids", nargs=-1, type=int)
+@click.argument("ids", nargs=-1, type=ROW_ID)
 @global_options
 @click.pass_context
 def run(ctx: click.Context, ids: tuple[int, ...]) -> int:
     """Send queued inputs (all, or the IDS given); answers land in the history."""
-    from brain.commands.common import app
+    from brain.commands.common import app, require_stdout
     from brain.render import Output
 
     the_app = app(ctx)
     out = Output(json_mode=the_app.json, verbose=the_app.verbose)
+    require_stdout()
     rows = [r for r in the_app.store().queued() if not ids or r.id in ids]
     if not rows:
         out.notice("nothing queued" + (" with those ids." if ids else "."))
@@ -115,7 +120,7 @@ class _Run:
 
 
 @queue.command("drop")
-@click.argument("ids", nargs=-1, type=int, required=True)
+@click.argument("ids", nargs=-1, type=ROW_ID, required=True)
 @global_options
 def drop(ids: tuple[int, ...]) -> int:
     """Forget queued inputs by ID (see `brain queue list`)."""
