@@ -281,10 +281,19 @@ def _decoder(response: httpx.Response) -> Callable[[bytes], bytes] | None:
 
 
 def iter_bytes(response: httpx.Response, limit: int | None = None) -> Iterator[bytes]:
-    """The body's bytes as they arrive, decoded with a bound; TooBig past `limit` in all."""
+    """The body's bytes as they arrive, decoded with a bound; TooBig past `limit` in all.
+
+    The thread's Deadline is looked at on every chunk too: where brain's network backend is
+    not in the way (a proxy from the environment), bytes that keep coming without content
+    still end at the deadline."""
+    import httpx
+
     decode = _decoder(response)
     total = 0
+    deadline: Deadline | None = getattr(_local, "deadline", None)
     for raw in response.iter_raw():
+        if deadline is not None and (deadline.cancelled or deadline.remaining() <= 0):
+            raise httpx.ReadTimeout(deadline.why or "no content before the deadline")
         data = decode(raw) if decode else raw
         total += len(data)
         if limit is not None and total > limit:

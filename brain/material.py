@@ -5,7 +5,9 @@ arguments are the material, the other words the instruction; empty input is a us
 binary or non-UTF-8 input is refused; a word that looks like a file but names nothing is
 refused (a typo must not silently become the instruction). Every read is bounded: the whole
 input is at most MAX_INPUT_BYTES, and nothing past that is read (an endless pipe is refused
-after MAX_INPUT_BYTES + 1 bytes, not read to the end).
+after MAX_INPUT_BYTES + 1 bytes, not read to the end). The cap is on the whole request as
+composed (instruction, stdin and every file, from the command line, the REPL or MCP alike),
+with MAX_LABELS bytes allowed for the file labels brain adds.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from brain.errors import BadInput, UsageError
 from brain.tasks import Task
 
 MAX_INPUT_BYTES = 4 * 1024 * 1024
+MAX_LABELS = 64 * 1024  # the "--- name ---" lines brain puts between files
 
 # Endings that make a single word look like a file the user meant to send.
 _FILE_ENDINGS = (
@@ -167,6 +170,11 @@ def compose(task: Task, instruction: str, material: list[Material]) -> tuple[str
         else:
             parts.append(m.text.rstrip())
     text = "\n\n".join(parts)
+    if (
+        len(text) > MAX_INPUT_BYTES // 4
+        and len(text.encode("utf-8")) > MAX_INPUT_BYTES + MAX_LABELS
+    ):
+        raise too_big("the input (instruction and material together)")
     return text, messages_for(task, text)
 
 

@@ -11,7 +11,9 @@ click or rich.
 # No `from __future__ import annotations`: the SDK reads the tools' annotations at runtime,
 # and they name types imported inside build().
 import json
+import re
 import sys
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -231,4 +233,162 @@ def _task_tool(app: "App", task: Task) -> Callable[..., Any]:
 
 
 def serve(server: "MCPServer") -> None:
-    server.run("stdio")
+    """Serve on stdin/stdout through brain's own line reader (`Lines`): every request has a
+    bound, and one the SDK would drop without a word gets an error result instead."""
+    import anyio
+
+    anyio.run(_serve_stdio, server)
+
+
+async def _serve_stdio(server: "MCPServer") -> None:
+    import anyio
+    from mcp.server.stdio import stdio_server
+
+    wire_in, wire_out, restore = _claim_stdio()
+    try:
+        out = Wire(wire_out)
+        async with stdio_server(anyio.wrap_file(Lines(wire_in, out)), anyio.wrap_file(out)) as (
+            read,
+            write,
+        ):
+            low = server._lowlevel_server  # what MCPServer.run_stdio_async runs, on our streams
+            await low.run(read, write, low.create_initialization_options())
+    finally:
+        restore()
+
+
+def _claim_stdio() -> tuple[Any, Any, Callable[[], None]]:
+    """The protocol's own copies of fd 0 and 1; while serving, fd 0 reads /dev/null and fd 1
+    writes to stderr, so nothing a handler or a child prints can corrupt the protocol (what
+    the SDK does when it owns the streams)."""
+    import os
+
+    wire_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    wire_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    saved = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+
+    def restore() -> None:
+        for fd, copy in zip((0, 1), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
+
+    return wire_in, wire_out, restore
+
+
+MAX_REQUEST = 16 << 20  # bytes of one JSON-RPC line: 4 MiB of text, escaped, with room to spare
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_ID = re.compile(rb'"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")')
+_METHOD = re.compile(rb'"method"\s*:\s*"([^"]{1,100})"')
+
+
+class Wire:
+    """stdout for the protocol: one whole line per write, from any thread."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        data = text.encode("utf-8", "backslashreplace")
+        with self.lock:
+            self.raw.write(data)
+        return len(text)
+
+    def flush(self) -> None:
+        with self.lock:
+            self.raw.flush()
+
+    def reply(self, message: dict[str, Any]) -> None:
+        self.write(json.dumps(message) + "\n")
+        self.flush()
+
+
+class Lines:
+    """stdin for the protocol: lines of at most MAX_REQUEST bytes. A request the SDK cannot
+    read or would drop silently (too large; a lone UTF-16 surrogate, which is valid JSON that
+    pydantic refuses as invalid, so the SDK logs it at debug level and never answers) is
+    answered here with an error for its id and not passed on."""
+
+    def __init__(self, raw: Any, wire: Wire) -> None:
+        self.raw = raw
+        self.wire = wire
+        self.pending = b""
+
+    def readline(self) -> str:
+        while True:
+            line = self._line()
+            if line is None:
+                return ""
+            if len(line) > MAX_REQUEST:
+                self._refuse(
+                    line[:65536], None, f"the request is larger than {MAX_REQUEST >> 20} MiB"
+                )
+                continue
+            text = line.decode("utf-8", "replace")
+            why = _lone_surrogate(text)
+            if why:
+                self._refuse(line[:65536], text, why)
+                continue
+            return text
+
+    def _line(self) -> bytes | None:
+        """The next line (its first MAX_REQUEST + 1 bytes: the rest is read and dropped)."""
+        kept = bytearray(self.pending)
+        self.pending = b""
+        while b"\n" not in kept:
+            chunk = self.raw.read(1 << 16)
+            if not chunk:
+                return bytes(kept) if kept else None
+            if len(kept) <= MAX_REQUEST:
+                kept += chunk
+            elif b"\n" in chunk:  # the end of an oversized line: keep what follows it
+                self.pending = chunk[chunk.index(b"\n") + 1 :]
+                return bytes(kept[: MAX_REQUEST + 1])
+        end = kept.index(b"\n")
+        self.pending = bytes(kept[end + 1 :])
+        return bytes(kept[: end + 1])
+
+    def _refuse(self, head: bytes, text: str | None, why: str) -> None:
+        request: Any = None
+        if text is not None:
+            try:
+                request = json.loads(text)
+            except ValueError:
+                request = None
+        if isinstance(request, dict):
+            rid, method = request.get("id"), request.get("method")
+        else:
+            found, named = _ID.search(head), _METHOD.search(head)
+            rid = json.loads(found.group(1)) if found else None
+            method = named.group(1).decode() if named else None
+        stderr_notice(f"refused a request ({method or 'unknown method'}): {why}")
+        if rid is None:
+            return  # a notification: there is no one to answer
+        message = f"brain: {why}. Nothing was asked."
+        if method == "tools/call":
+            result = {"content": [{"type": "text", "text": message}], "isError": True}
+            self.wire.reply({"jsonrpc": "2.0", "id": rid, "result": result})
+        else:
+            error = {"code": -32600, "message": message}
+            self.wire.reply({"jsonrpc": "2.0", "id": rid, "error": error})
+
+
+def _lone_surrogate(text: str) -> str:
+    """Why `text` (one JSON-RPC line) cannot be served, or "": it holds a lone UTF-16
+    surrogate escape (\\ud800 alone), which is not a character."""
+    if not _SURROGATE_ESCAPE.search(text):
+        return ""
+    try:
+        json.dumps(json.loads(text), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return (
+            "the request holds a lone UTF-16 surrogate (an escape such as \\ud800 without its "
+            "pair), which is not a character; send valid Unicode text"
+        )
+    except (ValueError, RecursionError):
+        return ""  # not JSON at all: the SDK says what it says about that
+    return ""

@@ -87,27 +87,39 @@ def spawn_sender() -> None:
 
 
 def flush(store: Store, webhook: str, timeout: float = 5.0) -> int:
-    """Post every waiting notice, oldest first; stop at the first failure. Returns how many sent."""
+    """Post every waiting notice, oldest first; stop at the first failure. Returns how many sent.
+
+    Each post is one brain.client.request: the whole exchange (connection, headers, body) ends
+    within `timeout` seconds however the server dribbles, and at most 64 KiB of its answer is
+    read (Slack answers "ok"); a webhook that answers forever costs 5 s, never memory.
+    """
     import httpx
 
-    from brain.secrets import redact
+    from brain.client import TooBig, describe, one_line, request
 
     sent = 0
     for row, text, _attempts in store.outbox(SLACK):
         try:
-            response = httpx.post(webhook, json={"text": text}, timeout=timeout, trust_env=True)
-        except httpx.HTTPError as exc:
-            store.outbox_failed(row, redact(f"{type(exc).__name__}: {exc}"))
+            reply = request(
+                "POST",
+                webhook,
+                timeout=timeout,
+                json_body={"text": text},
+                limit=64 * 1024,
+                internet=True,
+            )
+        except (httpx.HTTPError, TooBig) as exc:
+            store.outbox_failed(row, describe(exc))
             break
-        if response.status_code // 100 == 2:
+        if reply.status // 100 == 2:
             store.outbox_sent(row)
             sent += 1
-        elif response.status_code in (400, 403, 404, 410):
+        elif reply.status in (400, 403, 404, 410):
             # Slack says the webhook itself is wrong (revoked, bad URL): retrying won't help.
-            store.outbox_failed(row, f"HTTP {response.status_code}: {response.text[:100]}")
+            store.outbox_failed(row, f"HTTP {reply.status}: {one_line(reply.text, 100)}")
             break
         else:
-            store.outbox_failed(row, f"HTTP {response.status_code}")
+            store.outbox_failed(row, f"HTTP {reply.status}")
             break
     return sent
 

@@ -198,3 +198,54 @@ def test_without_the_sdk_the_message_names_the_extra(brain_proc, tmp_path: Path)
     assert r.code == 69, r.stderr
     assert "brain-cli[mcp]" in r.stderr
     assert r.stdout == ""
+
+
+@pytest.mark.parametrize("text", [r"x\ud800y", r"\udfff", r"pair ok \ud83d\ude00 then lone \ud83d"])
+def test_a_lone_surrogate_gets_an_error_result_not_silence(apex: FakeApex, text: str) -> None:
+    """Issue 31, item 14: pydantic (the SDK's JSON parser) refuses a lone UTF-16 surrogate
+    escape as invalid JSON, and the SDK's dispatcher drops what it cannot parse with a debug
+    log: the client waited forever. brain answers that request with an error result."""
+    hello = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "0"},
+        },
+    }
+    call = (
+        '{"jsonrpc": "2.0", "id": 2, "method": "tools/call", '
+        f'"params": {{"name": "dump", "arguments": {{"text": "{text}"}}}}}}'
+    )
+    proc = subprocess.Popen(
+        [brain_executable(), "mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=server_env(),
+    )
+    lines = [
+        json.dumps(hello),
+        '{"jsonrpc": "2.0", "method": "notifications/initialized"}',
+        call,
+        '{"jsonrpc": "2.0", "id": 3, "method": "ping"}',
+    ]
+    out, err = proc.communicate(("\n".join(lines) + "\n").encode(), timeout=60)
+    replies = {m["id"]: m for m in map(json.loads, out.splitlines()) if "id" in m}
+    assert replies[2]["result"]["isError"] is True, err.decode()
+    assert "lone UTF-16 surrogate" in replies[2]["result"]["content"][0]["text"]
+    assert replies[3]["result"] == {}  # and the server goes on
+    assert apex.requests == []  # nothing was asked
+
+
+def test_a_surrogate_pair_is_a_character_and_is_asked(apex: FakeApex) -> None:
+    apex.answer("brain_dump", ["noted"])
+
+    async def calls(s):
+        return await s.call_tool("dump", {"text": "smile \U0001f600"})
+
+    result = session([], calls)
+    assert not result.is_error and texts(result) == ["noted"]
+    assert apex.requests[0]["messages"][-1]["content"] == "smile \U0001f600"
