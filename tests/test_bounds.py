@@ -193,15 +193,12 @@ def test_the_slack_sender_never_follows_the_webhook_elsewhere(home: Any) -> None
     store = Store(home.data / "brain" / "brain.db")
     store.outbox_add("slack", "notice")
     store.close()
-    moved = hostile.reply(302, b"")
-
     def redirect(conn: Any, request: Any, stopped: Any) -> None:
         conn.sendall(
             b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/elsewhere\r\n"
             b"Content-Length: 0\r\nConnection: close\r\n\r\n"
         )
 
-    assert moved
     with Hostile({"/hook": redirect}, alive=False) as slack:
         r = run_capped(
             [sys.executable, "-m", "brain.notify"],

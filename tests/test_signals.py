@@ -115,7 +115,7 @@ def test_closing_the_terminal_mid_answer_in_the_repl_keeps_the_partial(
     os.close(t.child.child_fd)  # the terminal window closes: the kernel sends SIGHUP
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
+        done, _status = os.waitpid(pid, os.WNOHANG)
         if done:
             break
         time.sleep(0.05)
