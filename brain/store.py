@@ -512,7 +512,9 @@ class Store:
     @_guarded("read today's spending in")
     def spent_since(self, since: float, route: str) -> float:
         found = self.db.execute(
-            "SELECT COALESCE(SUM(cost), 0) FROM exchanges WHERE route=? AND time>=?", (route, since)
+            # A negative cost (a bad header kept by an older brain) must not lift the cap.
+            "SELECT COALESCE(SUM(cost), 0) FROM exchanges WHERE route=? AND time>=? AND cost>0",
+            (route, since),
         ).fetchone()
         return float(found[0])
 
