@@ -266,3 +266,41 @@ def test_a_full_stdout_with_json_says_where_the_answer_is(apex: FakeApex, brain,
     assert r.returncode == 74, err
     assert "brain history 1" in err
     assert [row["status"] for row in rows(home.data)] == ["answered"]
+
+
+# ----- item 6: valid JSON of the wrong shape ----------------------------------------------------
+
+
+def _shaped(body: bytes) -> Any:
+    def script(conn: Any, _request: Request, _stopped: threading.Event) -> None:
+        conn.sendall(SSE_HEAD + body)
+
+    return script
+
+
+@pytest.mark.parametrize(
+    "body", [b'data: {"choices": 7}\n\n', b"data: [1, 2]\n\n", b'data: {"choices": ["x"]}\n\n']
+)
+def test_wrong_shape_before_the_first_token_falls_back(
+    ollama: Any, brain, monkeypatch: pytest.MonkeyPatch, body: bytes
+) -> None:
+    with Hostile({"/v1/chat/completions": _shaped(body)}) as apex:
+        monkeypatch.setenv("BRAIN_APEX_URL", apex.url)
+        r = brain("--json", "dump", "x")
+    assert r.code == 0, r.stderr
+    assert r.json["backend"] == "local" and "unexpected" in r.json["fallbacks"][0]["reason"]
+
+
+def test_wrong_shape_after_the_first_token_keeps_what_was_shown(
+    brain, home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = chunk("start ") + b'data: {"choices": 7}\n\n'
+    with Hostile({"/v1/chat/completions": _shaped(body)}) as apex:
+        monkeypatch.setenv("BRAIN_APEX_URL", apex.url)
+        r = brain("dump", "the thought")
+        assert r.code == 75 and r.stdout == "start \n", r.stderr
+        assert "unexpected shape" in r.stderr
+        assert brain("queue", "run").code == 0
+        assert len([q for q in apex.requests if q.path == "/v1/chat/completions"]) == 1
+    [row] = rows(home.data)
+    assert row["status"] == "partial" and row["answer"] == "start "
