@@ -271,7 +271,10 @@ def _decoder(response: httpx.Response) -> Callable[[bytes], bytes] | None:
 
         def inflate(data: bytes) -> bytes:
             # max_length bounds what one chunk may expand to (a gzip bomb expands ~1000×).
-            out = inflater.decompress(data, MAX_LINE)
+            try:
+                out = inflater.decompress(data, MAX_LINE)
+            except zlib.error as exc:
+                raise TooBig(f"a {encoding} body that does not inflate ({exc})") from None
             if inflater.unconsumed_tail:
                 raise TooBig("a compressed chunk expands past 1 MiB")
             return out

@@ -25,6 +25,15 @@ from brain.errors import StorageError
 MAX_CACHE = 1 << 20  # a cache file larger than this is not brain's: ignored
 
 
+def expand(name: str | os.PathLike[str]) -> Path:
+    """`name` with `~` or `~user` expanded; as given when it cannot be (an unknown user, no
+    home directory), where pathlib raises RuntimeError."""
+    try:
+        return Path(name).expanduser()
+    except RuntimeError:
+        return Path(name)
+
+
 def private_dir(path: Path) -> Path:
     """`path` as a directory only the user can enter (created 0700; tightened if it is a
     directory of brain's own). OSError when it cannot be made."""

@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from brain.client import Message
 from brain.errors import BadInput, UsageError
+from brain.files import expand
 from brain.tasks import Task
 
 MAX_INPUT_BYTES = 4 * 1024 * 1024
@@ -108,7 +109,7 @@ def split_args(words: tuple[str, ...] | list[str], used: int = 0) -> tuple[str, 
     material: list[Material] = []
     for word in words:
         _check_utf8(word)
-        path = Path(word).expanduser()
+        path = expand(word)
         plain = bool(word) and not any(c.isspace() for c in word) and len(word) < 4096
         if word and "\n" not in word and len(word) < 4096 and _exists(path.is_file):
             text = read_file(path, word, MAX_INPUT_BYTES - used)

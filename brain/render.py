@@ -148,9 +148,9 @@ class Output:
             _out("\n")
 
     def json(self, obj: dict[str, Any]) -> None:
-        from brain.secrets import redact  # a key or a URL's password never reaches stdout
+        from brain.secrets import redact_all  # a key or a URL's password never reaches stdout
 
-        _out(redact(json.dumps(obj, ensure_ascii=False, indent=2)) + "\n")
+        _out(json.dumps(redact_all(obj), ensure_ascii=False, indent=2) + "\n")
 
     def write(self, text: str) -> None:
         """Plain text on stdout (lists, paths, config)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shlex
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from brain import conversation as conv
@@ -358,7 +357,9 @@ class Repl:
 
 
 def _is_file(word: str) -> bool:
+    from brain.files import expand
+
     try:
-        return bool(word) and len(word) < 4096 and Path(word).expanduser().is_file()
+        return bool(word) and len(word) < 4096 and expand(word).is_file()
     except OSError:
         return False

@@ -21,6 +21,7 @@ import base64
 import os
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from brain.errors import BadInput, ConfigError, KeyProblem, UsageError
 
@@ -221,6 +222,18 @@ def redact(text: str) -> str:
         if len(core) > PIECE and (core[:PIECE] in text or core[-PIECE:] in text):
             text = _mask_pieces(text, core)
     return text
+
+
+def redact_all(value: Any) -> Any:
+    """`value` (JSON-like: dicts, lists, strings) with every string redacted; the structure
+    is kept, so a key holding a quote cannot break the JSON it is masked in."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_all(k): redact_all(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_all(v) for v in value]
+    return value
 
 
 def _core(value: str) -> str:

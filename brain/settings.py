@@ -133,11 +133,13 @@ ENV = {
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    from brain.files import expand
+
     if explicit:
-        return Path(explicit).expanduser()
+        return expand(explicit)
     env = os.environ.get("BRAIN_CONFIG")
     if env:
-        return Path(env).expanduser()
+        return expand(env)
     from platformdirs import user_config_dir
 
     return Path(user_config_dir(APP, appauthor=False)) / "config.toml"
@@ -214,6 +216,10 @@ def present(path: Path) -> bool:
     a device such as /dev/zero, a pipe): it would be silently ignored or read forever."""
     try:
         info = path.stat()
+    except ValueError:  # a NUL in the name
+        raise ConfigError(
+            f"{str(path)!r} is not a valid path", "Name a config.toml file."
+        ) from None
     except OSError as exc:
         if path.is_symlink():  # a dotfiles link whose target moved: not "no config"
             raise ConfigError(

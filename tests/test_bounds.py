@@ -193,6 +193,7 @@ def test_the_slack_sender_never_follows_the_webhook_elsewhere(home: Any) -> None
     store = Store(home.data / "brain" / "brain.db")
     store.outbox_add("slack", "notice")
     store.close()
+
     def redirect(conn: Any, request: Any, stopped: Any) -> None:
         conn.sendall(
             b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/elsewhere\r\n"

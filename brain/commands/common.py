@@ -67,10 +67,19 @@ _GLOBAL = [
 ]
 
 
+class _ConfigPath(click.Path):
+    """click.Path, with a NUL in the name a usage error (os.stat raises ValueError on it)."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if "\x00" in str(value):
+            self.fail("a path cannot contain a NUL byte", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def global_options(func: Any) -> Any:
     """The global flags, accepted before or after the subcommand (`brain --json dump x`)."""
     for flags, attr, is_flag, metavar, text in reversed(_GLOBAL):
-        extra: dict[str, Any] = {"type": click.Path(dir_okay=False)} if attr == "config" else {}
+        extra: dict[str, Any] = {"type": _ConfigPath(dir_okay=False)} if attr == "config" else {}
         func = click.option(
             *flags,
             is_flag=is_flag,
