@@ -279,7 +279,7 @@ def _claim_stdio() -> tuple[Any, Any, Callable[[], None]]:
     return wire_in, wire_out, restore
 
 
-MAX_REQUEST = 16 << 20  # bytes of one JSON-RPC line: 4 MiB of text, escaped, with room to spare
+MAX_REQUEST = 8 << 20  # bytes of one JSON-RPC line: 4 MiB of material, with room for escapes
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _ID = re.compile(rb'"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")')
 _METHOD = re.compile(rb'"method"\s*:\s*"([^"]{1,100})"')
@@ -314,43 +314,36 @@ class Lines:
     answered here with an error for its id and not passed on."""
 
     def __init__(self, raw: Any, wire: Wire) -> None:
-        self.raw = raw
+        import io
+
+        self.raw = io.BufferedReader(raw, 1 << 16)
         self.wire = wire
-        self.pending = b""
 
     def readline(self) -> str:
         while True:
-            line = self._line()
-            if line is None:
+            line = self.raw.readline(MAX_REQUEST + 1)
+            if not line:
                 return ""
-            if len(line) > MAX_REQUEST:
-                self._refuse(
-                    line[:65536], None, f"the request is larger than {MAX_REQUEST >> 20} MiB"
-                )
+            if len(line) > MAX_REQUEST and not line.endswith(b"\n"):
+                head = line[:65536]
+                del line  # never hold more than one bound's worth
+                self._skip_line()
+                self._refuse(head, None, f"the request is larger than {MAX_REQUEST >> 20} MiB")
                 continue
             text = line.decode("utf-8", "replace")
+            del line
             why = _lone_surrogate(text)
             if why:
-                self._refuse(line[:65536], text, why)
+                self._refuse(text[:65536].encode(), text, why)
                 continue
             return text
 
-    def _line(self) -> bytes | None:
-        """The next line (its first MAX_REQUEST + 1 bytes: the rest is read and dropped)."""
-        kept = bytearray(self.pending)
-        self.pending = b""
-        while b"\n" not in kept:
-            chunk = self.raw.read(1 << 16)
-            if not chunk:
-                return bytes(kept) if kept else None
-            if len(kept) <= MAX_REQUEST:
-                kept += chunk
-            elif b"\n" in chunk:  # the end of an oversized line: keep what follows it
-                self.pending = chunk[chunk.index(b"\n") + 1 :]
-                return bytes(kept[: MAX_REQUEST + 1])
-        end = kept.index(b"\n")
-        self.pending = bytes(kept[end + 1 :])
-        return bytes(kept[: end + 1])
+    def _skip_line(self) -> None:
+        """Read and drop the rest of an oversized line, a bounded piece at a time."""
+        while True:
+            piece = self.raw.readline(1 << 16)
+            if not piece or piece.endswith(b"\n"):
+                return
 
     def _refuse(self, head: bytes, text: str | None, why: str) -> None:
         request: Any = None

@@ -5,7 +5,7 @@ a stall after the first token), an endless /api/ps, a health check that never st
 downloading, a Slack webhook that answers forever, `apex check` against a server that never
 sends content, and MCP requests past the cap. brain runs as a process under a 512 MiB address
 space cap (tests/support/capped.py), so a failure here cannot take the machine down; its peak
-resident memory must stay under PEAK_MIB (bench/hostile.py measures and reports the figures).
+resident memory must stay under PEAK_MIB (bench/memory.py measures and reports the figures).
 """
 
 from __future__ import annotations
@@ -283,7 +283,7 @@ def test_mcp_a_request_past_the_cap_gets_an_error_result(mcp_server: Any) -> Non
     mcp_server.stdin.flush()
     reply = _reply(mcp_server, 2)
     assert reply["result"]["isError"] is True
-    assert "larger than 16 MiB" in reply["result"]["content"][0]["text"]
+    assert "larger than 8 MiB" in reply["result"]["content"][0]["text"]
     assert "tools" in _reply(mcp_server, 3)["result"]  # the server goes on
 
 

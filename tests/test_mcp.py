@@ -232,9 +232,19 @@ def test_a_lone_surrogate_gets_an_error_result_not_silence(apex: FakeApex, text:
         call,
         '{"jsonrpc": "2.0", "id": 3, "method": "ping"}',
     ]
-    out, err = proc.communicate(("\n".join(lines) + "\n").encode(), timeout=60)
-    replies = {m["id"]: m for m in map(json.loads, out.splitlines()) if "id" in m}
-    assert replies[2]["result"]["isError"] is True, err.decode()
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(("\n".join(lines) + "\n").encode())
+    proc.stdin.flush()
+    replies: dict[int, Any] = {}
+    while not {2, 3} <= set(replies):  # wait for both before closing stdin (which ends it)
+        raw = proc.stdout.readline()
+        assert raw, proc.stderr.read().decode() if proc.stderr else ""
+        message = json.loads(raw)
+        if "id" in message:
+            replies[message["id"]] = message
+    proc.stdin.close()
+    proc.wait(timeout=30)
+    assert replies[2]["result"]["isError"] is True
     assert "lone UTF-16 surrogate" in replies[2]["result"]["content"][0]["text"]
     assert replies[3]["result"] == {}  # and the server goes on
     assert apex.requests == []  # nothing was asked

@@ -2,19 +2,21 @@
 
 Every memory test runs brain with an address-space limit (RLIMIT_AS, what `ulimit -v` and
 `prlimit --as` set), so a read without a bound fails inside brain instead of taking the
-machine down; the peak resident memory comes from wait4's rusage of that one process.
-Used by tests/test_bounds.py and bench/hostile.py. POSIX only.
+machine down; the peak resident memory comes from wait4's rusage of that one process (tests/support/peak.py
+starts it, so the figure is brain's own).
+Used by tests/test_bounds.py and bench/memory.py. POSIX only.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 from dataclasses import dataclass
-from typing import IO, Any
+from pathlib import Path
+from typing import IO
 
 CAP = 512 << 20  # bytes of address space; brain's own is ~170 MiB (threads reserve stacks)
+PEAK = Path(__file__).with_name("peak.py")
 
 
 @dataclass
@@ -38,56 +40,53 @@ def run_capped(
     cap: int = CAP,
     timeout: float = 120.0,
     cwd: str | None = None,
+    linger: float = 0.0,
 ) -> Capped:
-    """Run `argv` with at most `cap` bytes of address space; its exit code, output and peak."""
-    import resource
+    """Run `argv` with at most `cap` bytes of address space; its exit code, output and peak.
 
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    The command is started by tests/support/peak.py, a small launcher, so that its peak is its
+    own and not that of this (larger) process it would otherwise be forked from. `input` is
+    written to its stdin, which is closed `linger` seconds later."""
+    import sys
+    import tempfile
 
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE if input is not None else stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-        preexec_fn=limit,
-    )
-    out: dict[str, bytes] = {}
-
-    def drain(name: str, stream: Any) -> None:
-        out[name] = stream.read()
-
-    readers = [
-        threading.Thread(target=drain, args=(n, s), daemon=True)
-        for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))
-    ]
-    for r in readers:
-        r.start()
-    if input is not None:
-        assert proc.stdin is not None
-        threading.Thread(target=_feed, args=(proc.stdin, input), daemon=True).start()
-    timer = threading.Timer(timeout, proc.kill)
-    timer.start()
-    try:
-        _pid, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        timer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    for r in readers:
-        r.join(10)
+    with tempfile.NamedTemporaryFile("r", suffix=".peak") as peak:
+        launcher = [sys.executable, str(PEAK), peak.name, str(cap), "--", *argv]
+        proc = subprocess.Popen(
+            launcher,
+            stdin=subprocess.PIPE if input is not None else stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+        )
+        if input is not None:
+            assert proc.stdin is not None
+            feed = threading.Thread(target=_feed, args=(proc.stdin, input, linger), daemon=True)
+            feed.start()
+            proc.stdin = None  # the feeder closes it; communicate() must not, at once
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        text = peak.read().strip()
     return Capped(
         proc.returncode,
-        out.get("stdout", b"").decode("utf-8", "replace"),
-        out.get("stderr", b"").decode("utf-8", "replace"),
-        usage.ru_maxrss,
+        out.decode("utf-8", "replace"),
+        err.decode("utf-8", "replace"),
+        int(text) if text else 0,
     )
 
 
-def _feed(stream: IO[bytes], data: bytes) -> None:
+def _feed(stream: IO[bytes], data: bytes, linger: float = 0.0) -> None:
+    """Write `data`; close after `linger` seconds (a server that ends at end of input)."""
+    import time
+
     try:
         stream.write(data)
+        stream.flush()
+        time.sleep(linger)
         stream.close()
     except OSError:
         pass  # brain stopped reading (as it should past its bound)

@@ -1,6 +1,6 @@
 """Hostile HTTP servers on raw sockets, so that every byte is ours: endless lines and bodies,
 keep-alive pings with no content, headers dribbled a byte at a time, a gzip bomb, a server that
-echoes the Authorization header back. Used by the tests (issue 31) and by bench/hostile.py,
+echoes the Authorization header back. Used by the tests (issue 31) and by bench/memory.py,
 which measures brain's peak memory against each of them.
 
 A server runs one *script* per request path; the script gets the connection, the parsed
