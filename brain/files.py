@@ -55,6 +55,20 @@ def tighten(path: Path) -> None:
         pass
 
 
+def private_file(path: Path) -> None:
+    """Create `path` 0600 if it is missing; tighten it to 0600 if an older brain (or a umask)
+    left it readable by others. For files brain appends to in place (brain.db, the REPL
+    history)."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        if os.name == "posix":
+            info = path.stat()
+            if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+                path.chmod(0o600)
+    except OSError:
+        pass  # whoever opens it next says what is wrong
+
+
 def write_private(path: Path, data: str | bytes) -> None:
     """Replace the file at `path` (the target, when `path` is a symlink) with `data`, mode 0600
     (or the file's own mode when it was stricter), atomically. OSError on failure, with the

@@ -248,3 +248,14 @@ def test_a_cache_write_is_atomic_and_private(tmp_path: Path) -> None:
     assert mode(path) == 0o600 and load_cache(path) == {"a": 1}
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in path.parent.iterdir()] == ["c.json"]
+
+
+def test_a_loose_brain_db_from_an_older_brain_is_tightened(apex: FakeApex, brain, home) -> None:
+    apex.answer("brain_dump", ["fine"])
+    assert brain("dump", "x").code == 0
+    db = home.data / "brain" / "brain.db"
+    db.chmod(0o644)
+    assert brain("dump", "y").code == 0
+    assert mode(db) == 0o600
+    for extra in db.parent.glob("brain.db-*"):
+        assert mode(extra) == 0o600, extra
