@@ -215,7 +215,7 @@ def test_the_slack_sender_never_follows_the_webhook_elsewhere(home: Any) -> None
 # ----- apex check ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("script", [hostile.pings, hostile.endless_line, hostile.dribble])
+@pytest.mark.parametrize("script", [hostile.pings, hostile.endless_line])
 def test_apex_check_against_a_server_that_sends_no_content(fast: None, script: Any) -> None:
     with Hostile({"/v1/chat/completions": script}) as apex:
         r = brain_capped("apex", "check", "--json", extra={"BRAIN_APEX_URL": apex.url})
