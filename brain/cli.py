@@ -183,9 +183,12 @@ def _run(args: list[str], verbose: bool) -> int:
     try:
         rv = cli.main(args=args, prog_name="brain", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
-    except click.exceptions.Abort:
-        _say("brain: interrupted\n")
-        return 130
+    except click.exceptions.Abort as exc:
+        # click turns a KeyboardInterrupt (Ctrl-C, or SIGTERM/SIGHUP as Terminated) into Abort.
+        cause = exc.__cause__ or exc.__context__
+        name = getattr(cause, "name", "")
+        _say(f"brain: {'stopped by ' + name if name else 'interrupted'}\n")
+        return 128 + getattr(cause, "signum", 2)
     except KeyboardInterrupt as exc:
         name = getattr(exc, "name", "")
         _say(f"\nbrain: {'stopped by ' + name if name else 'interrupted'}\n")

@@ -125,3 +125,55 @@ def test_closing_the_terminal_mid_answer_in_the_repl_keeps_the_partial(
     [row] = rows(home)
     assert row["status"] == "partial" and row["answer"].startswith("w0 w1 w2 w3")
     assert len(apex.requests) == 1
+
+
+def test_sigterm_while_reading_stdin_is_143_and_keeps_nothing(home) -> None:
+    import subprocess
+
+    reader, writer = os.pipe()  # a pipe that stays open and silent
+    proc = subprocess.Popen(
+        [brain_executable(), "digest"],
+        stdin=reader,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
+    os.close(reader)
+    _wait_reading_stdin(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=20)
+    os.close(writer)
+    assert proc.returncode == 143, err.decode()
+    assert "stopped by SIGTERM" in err.decode()
+    assert not (home.data / "brain" / "brain.db").exists()  # nothing had been kept
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_signal_at_the_repl_prompt_ends_it(home, sig: int, code: int) -> None:
+    from terminal import Terminal
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), env.get("PYTHONPATH", "")])
+    t = Terminal([brain_executable()], env, str(home.root))
+    t.ready()
+    t.child.kill(sig)
+    assert t.wait_exit() == code
+
+
+def _wait_reading_stdin(pid: int, timeout: float = 20.0) -> None:
+    """Until `pid` is blocked in read(0, ...) (Linux: /proc/PID/syscall)."""
+    path = f"/proc/{pid}/syscall"
+    if not os.path.exists(path):
+        pytest.skip("no /proc/PID/syscall to see the process block on its stdin")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as fh:
+                fields = fh.read().split()
+        except OSError:
+            fields = []
+        if fields[:2] == ["0", "0x0"]:  # x86-64 read(fd 0, ...)
+            return
+        time.sleep(0.05)
+    pytest.skip("brain never blocked reading its stdin (not x86-64?)")
