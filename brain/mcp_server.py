@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from brain import premium
+from brain.client import one_line
 from brain.errors import BrainError, NotInstalled
 from brain.tasks import Task
 
@@ -281,7 +282,7 @@ def _claim_stdio() -> tuple[Any, Any, Callable[[], None]]:
 
 MAX_REQUEST = 8 << 20  # bytes of one JSON-RPC line: 4 MiB of material, with room for escapes
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-_ID = re.compile(rb'"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")')
+_ID = re.compile(rb'"id"\s*:\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|"(?:[^"\\]|\\.)*")')
 _METHOD = re.compile(rb'"method"\s*:\s*"([^"]{1,100})"')
 
 
@@ -308,10 +309,13 @@ class Wire:
 
 
 class Lines:
-    """stdin for the protocol: lines of at most MAX_REQUEST bytes. A request the SDK cannot
-    read or would drop silently (too large; a lone UTF-16 surrogate, which is valid JSON that
-    pydantic refuses as invalid, so the SDK logs it at debug level and never answers) is
-    answered here with an error for its id and not passed on."""
+    """stdin for the protocol: lines of at most MAX_REQUEST bytes. The SDK reads each line with
+    pydantic, and a line it cannot read it logs at debug level and drops
+    (mcp.shared.jsonrpc_dispatcher._dispatch): the client waits forever for its answer. So a
+    request it would drop is answered here with an error for its id and not passed on: one
+    too large, one holding a lone UTF-16 surrogate (valid JSON that pydantic's parser refuses),
+    one whose shape is not JSON-RPC (a method that is not a string, params that are not an
+    object, a batch), or a line that is not JSON at all but names an id."""
 
     def __init__(self, raw: Any, wire: Wire) -> None:
         import io
@@ -332,7 +336,7 @@ class Lines:
                 continue
             text = line.decode("utf-8", "replace")
             del line
-            why = _lone_surrogate(text)
+            why = _unreadable(text)
             if why:
                 self._refuse(text[:65536].encode(), text, why)
                 continue
@@ -350,17 +354,23 @@ class Lines:
         if text is not None:
             try:
                 request = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 request = None
-        if isinstance(request, dict):
-            rid, method = request.get("id"), request.get("method")
+        if isinstance(request, list):  # a batch: MCP has none; each request gets its error
+            for item in request:
+                self._answer(item if isinstance(item, dict) else {}, why)
+        elif isinstance(request, dict):
+            self._answer(request, why)
         else:
             found, named = _ID.search(head), _METHOD.search(head)
             rid = json.loads(found.group(1)) if found else None
-            method = named.group(1).decode() if named else None
-        stderr_notice(f"refused a request ({method or 'unknown method'}): {why}")
-        if rid is None:
-            return  # a notification: there is no one to answer
+            self._answer({"id": rid, "method": named.group(1).decode() if named else None}, why)
+
+    def _answer(self, request: dict[str, Any], why: str) -> None:
+        rid, method = request.get("id"), request.get("method")
+        stderr_notice(f"refused a request ({method if isinstance(method, str) else '?'}): {why}")
+        if not isinstance(rid, (str, int, float)) or isinstance(rid, bool):
+            return  # a notification, or an id no answer could carry: no one to answer
         message = f"brain: {why}. Nothing was asked."
         if method == "tools/call":
             result = {"content": [{"type": "text", "text": message}], "isError": True}
@@ -368,6 +378,32 @@ class Lines:
         else:
             error = {"code": -32600, "message": message}
             self.wire.reply({"jsonrpc": "2.0", "id": rid, "error": error})
+
+
+def _unreadable(text: str) -> str:
+    """Why the SDK would drop `text` (one JSON-RPC line) without an answer, or "" when it
+    reads it."""
+    if not text.strip():
+        return ""
+    why = _lone_surrogate(text)
+    if why:
+        return why
+    import mcp_types
+
+    try:
+        message = mcp_types.jsonrpc_message_adapter.validate_json(text, by_name=False)
+    except Exception as exc:  # pydantic's ValidationError, or anything else it raises
+        return f"the request is not a JSON-RPC 2.0 message MCP reads ({_first_error(exc)})"
+    if isinstance(message, mcp_types.JSONRPCNotification) and '"id"' in text:
+        # An id that is neither an integer nor a string (13.5, true, null): pydantic reads the
+        # request as a notification, and a notification gets no answer.
+        try:
+            has_id = "id" in json.loads(text)
+        except (ValueError, RecursionError, TypeError):
+            has_id = False
+        if has_id:
+            return "the request's id is neither an integer nor a string"
+    return ""
 
 
 def _lone_surrogate(text: str) -> str:
@@ -383,5 +419,16 @@ def _lone_surrogate(text: str) -> str:
             "pair), which is not a character; send valid Unicode text"
         )
     except (ValueError, RecursionError):
-        return ""  # not JSON at all: the SDK says what it says about that
+        return ""  # not JSON at all: the check after this one says so
     return ""
+
+
+def _first_error(exc: Exception) -> str:
+    """pydantic's first complaint, as "where: what" on one line."""
+    try:
+        first = exc.errors()[0]  # type: ignore[attr-defined]
+        where = ".".join(str(part) for part in first["loc"][1:])
+        what = str(first["msg"])
+    except Exception:
+        return one_line(str(exc), 160)
+    return one_line(f"{where}: {what}" if where else what, 160)

@@ -259,3 +259,49 @@ def test_a_surrogate_pair_is_a_character_and_is_asked(apex: FakeApex) -> None:
     result = session([], calls)
     assert not result.is_error and texts(result) == ["noted"]
     assert apex.requests[0]["messages"][-1]["content"] == "smile \U0001f600"
+
+
+@pytest.mark.parametrize(
+    ("line", "rid"),
+    [
+        ('{"jsonrpc": "2.0", "id": 10, "method": 7}', 10),
+        ('{"jsonrpc": "2.0", "id": 11, "method": "tools/call", "params": [1, 2]}', 11),
+        ('{"jsonrpc": "1.0", "id": 12, "method": "ping"}', 12),
+        ('{"jsonrpc": "2.0", "id": 13.5, "method": "ping"}', 13.5),
+        ('[{"jsonrpc": "2.0", "id": 14, "method": "ping"}]', 14),
+        ('{"jsonrpc": "2.0", "id": 15, "method": "ping" garbage', 15),
+    ],
+)
+def test_a_request_the_sdk_cannot_read_gets_an_error_not_silence(line: str, rid: Any) -> None:
+    hello = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "0"},
+        },
+    }
+    proc = subprocess.Popen(
+        [brain_executable(), "mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=server_env(),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write((json.dumps(hello) + "\n" + line + "\n").encode())
+    proc.stdin.flush()
+    try:
+        while True:
+            raw = proc.stdout.readline()
+            assert raw, "the server ended without answering"
+            message = json.loads(raw)
+            if message.get("id") == rid:
+                break
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    error = message.get("error") or message["result"]["content"][0]
+    assert "brain: the request" in json.dumps(error)

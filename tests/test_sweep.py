@@ -350,3 +350,101 @@ def test_any_ollama_answer(ollama_server: Any, brain: Any, monkeypatch: Any, rep
     r = brain("--offline", "--json", "dump", "x")
     r.args = ["--json", "dump"]
     no_bug(r, (reply, ps, show))
+
+
+# ----- what an MCP client sends ---------------------------------------------------------------
+
+
+@pytest.fixture
+def mcp_server(home: Any) -> Any:
+    """One `brain mcp` for the whole sweep, initialized; Apex and the local model refused."""
+    import subprocess
+
+    pytest.importorskip("mcp")
+    from conftest import SUPPORT, brain_executable
+    from fakes import refused_url
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), env.get("PYTHONPATH", "")])
+    env["BRAIN_APEX_URL"] = refused_url()
+    proc = subprocess.Popen(
+        [brain_executable(), "mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    hello = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "sweep", "version": "0"},
+        },
+    }
+    proc.stdin.write((json.dumps(hello) + "\n").encode())
+    proc.stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
+    proc.stdin.flush()
+    assert json.loads(proc.stdout.readline())["id"] == 0
+    proc.next_id = 1  # type: ignore[attr-defined]
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+@st.composite
+def mcp_requests(draw: Any) -> tuple[int, str]:
+    """(its id, one line): a request nearly right, or of any shape, sometimes not JSON."""
+    method = draw(st.sampled_from(["ping", "tools/list", "tools/call", "no/such", 7, None]))
+    params: Any = draw(
+        st.one_of(
+            json_values,
+            st.fixed_dictionaries(
+                {
+                    "name": st.sampled_from(["dump", "ask", "status", "nope", 3]),
+                    "arguments": st.one_of(
+                        json_values,
+                        st.fixed_dictionaries({"text": st.text(max_size=30)}),
+                    ),
+                }
+            ),
+        )
+    )
+    request: dict[str, Any] = {"jsonrpc": draw(st.sampled_from(["2.0", "2.0", "1.0"]))}
+    request["method"] = method
+    request["params"] = params
+    line = json.dumps(request)
+    damage = draw(st.sampled_from(["none", "none", "surrogate", "garbage"]))
+    if damage == "surrogate":
+        line = line.replace('"jsonrpc"', '"\\udc80": 1, "jsonrpc"', 1)
+    return draw(st.sampled_from(["plain", "float id"])), line if damage != "garbage" else line[:-1]
+
+
+@settings(
+    max_examples=int(os.environ.get("BRAIN_SWEEP_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(request=mcp_requests())
+def test_every_mcp_request_gets_an_answer(mcp_server: Any, request) -> None:
+    """Item 14, swept: whatever a client sends with an id, it gets an answer for that id (the
+    SDK drops what pydantic cannot read without a word; brain answers those itself)."""
+    import select
+
+    kind, line = request
+    rid: Any = mcp_server.next_id
+    mcp_server.next_id += 1
+    if kind == "float id":
+        rid += 0.5
+    line = line.replace("{", f'{{"id": {json.dumps(rid)}, ', 1)
+    mcp_server.stdin.write((line + "\n").encode())
+    mcp_server.stdin.flush()
+    while True:
+        ready, _, _ = select.select([mcp_server.stdout], [], [], 10.0)
+        assert ready, f"no answer for id {rid} to {line!r}"
+        raw = mcp_server.stdout.readline()
+        assert raw, f"the server ended on {line!r}"
+        if json.loads(raw).get("id") == rid:
+            return
