@@ -86,7 +86,7 @@ class Result:
         return {
             "version": JSON_VERSION,
             "id": self.row,
-            "answer": secrets.redact(a.text),
+            "answer": secrets.redact(a.text, urls=False),
             "task": self.outcome.task,
             "route": self.outcome.route,
             "backend": a.backend,
@@ -219,7 +219,7 @@ def _quietly(step: Any, *args: Any) -> None:
 
 def _masked(outcome: Outcome) -> None:
     a = outcome.answer
-    a.text = secrets.redact(a.text)
+    a.text = secrets.redact(a.text, urls=False)  # as the Masker showed it
     a.partial_reason = secrets.redact(a.partial_reason)
     outcome.fallbacks = [
         {k: secrets.redact(v) if isinstance(v, str) else v for k, v in fb.items()}
@@ -285,7 +285,7 @@ def _stopped(store: Any, row: int, the_plan: Any, tap: _Tap, exc: BaseException)
     if isinstance(exc, OutputError):
         reason = exc.message
     partial = Answer(
-        text=secrets.redact("".join(tap.pieces)),
+        text=secrets.redact("".join(tap.pieces), urls=False),
         backend=the_plan.current,
         partial=True,
         partial_reason=reason,

@@ -148,15 +148,16 @@ class Output:
             _out("\n")
 
     def json(self, obj: dict[str, Any]) -> None:
-        from brain.secrets import redact_all  # a key or a URL's password never reaches stdout
+        # A key, or a configured URL's password, never reaches stdout (brain.secrets).
+        from brain.secrets import redact_all
 
-        _out(json.dumps(redact_all(obj), ensure_ascii=False, indent=2) + "\n")
+        _out(json.dumps(redact_all(obj, urls=False), ensure_ascii=False, indent=2) + "\n")
 
     def write(self, text: str) -> None:
         """Plain text on stdout (lists, paths, config)."""
         from brain.secrets import redact
 
-        text = redact(text)
+        text = redact(text, urls=False)
         _out(text if text.endswith("\n") else text + "\n")
 
     def table(self, title: str | None, columns: list[str], rows: list[list[str]]) -> None:
@@ -171,7 +172,7 @@ class Output:
             from brain.secrets import redact
 
             for row in rows:
-                table.add_row(*[_escape(redact(c)) for c in row])
+                table.add_row(*[_escape(redact(c, urls=False)) for c in row])
             Console().print(table)
         else:
             lines = ["\t".join(columns)] + ["\t".join(row) for row in rows]

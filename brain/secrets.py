@@ -209,30 +209,25 @@ def known() -> list[str]:
     return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
 
 
-def redact(text: str) -> str:
-    """Mask every key this process has seen (and the env ones), URL passwords, and what a
-    cut may have left of a key, in `text`."""
+def redact(text: str, *, urls: bool = True) -> str:
+    """Mask every key this process has seen (and the env ones), and what a cut may have left
+    of a key, in `text`; with `urls`, also the password of any URL (brain's own messages).
+    An answer is masked with urls=False: a connection string a model writes is content."""
     text = str(text)
-    if "@" in text:
+    if urls and "@" in text:
         text = _URL_PASSWORD.sub(r"\1:****@", text)
-    for value in known():
-        if value in text:
-            text = text.replace(value, "****")
-        core = _core(value)
-        if len(core) > PIECE and (core[:PIECE] in text or core[-PIECE:] in text):
-            text = _mask_pieces(text, core)
-    return text
+    return _mask_known(text, known())
 
 
-def redact_all(value: Any) -> Any:
+def redact_all(value: Any, *, urls: bool = True) -> Any:
     """`value` (JSON-like: dicts, lists, strings) with every string redacted; the structure
     is kept, so a key holding a quote cannot break the JSON it is masked in."""
     if isinstance(value, str):
-        return redact(value)
+        return redact(value, urls=urls)
     if isinstance(value, dict):
-        return {redact_all(k): redact_all(v) for k, v in value.items()}
+        return {redact_all(k, urls=urls): redact_all(v, urls=urls) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [redact_all(v) for v in value]
+        return [redact_all(v, urls=urls) for v in value]
     return value
 
 
@@ -275,7 +270,9 @@ def _mask_pieces(text: str, value: str) -> str:
 class Masker:
     """Masks keys in a text that arrives in pieces (a streamed answer): `feed` returns what
     is safe to show now, holding back an ending that could be the start of a key; `flush`
-    returns the rest at the end."""
+    returns the rest at the end. An answer is masked for the secrets brain knows (keys, a
+    configured URL's password), never for URLs a model writes (see `redact(urls=False)`).
+    The work per piece does not grow with the answer: at most the longest key is held."""
 
     def __init__(self) -> None:
         self.secrets: list[str] | None = None  # read at the first piece: the key is read by then
@@ -286,24 +283,39 @@ class Masker:
             self.secrets = known()
         if not self.secrets:
             return text
-        buffer = self.pending + text
+        buffer = self.pending + text if self.pending else text
         for value in self.secrets:
             if value in buffer:
                 buffer = buffer.replace(value, "****")
         hold = self._held(buffer)
         self.pending = buffer[len(buffer) - hold :] if hold else ""
-        return redact(buffer[: len(buffer) - hold])
+        return _mask_known(buffer[: len(buffer) - hold], self.secrets)
 
     def flush(self) -> str:
         rest, self.pending = self.pending, ""
-        return redact(rest)
+        return _mask_known(rest, self.secrets or [])
 
     def _held(self, buffer: str) -> int:
         """The length of the longest ending of `buffer` that begins some key."""
         longest = 0
         for value in self.secrets or ():
-            for n in range(min(len(value) - 1, len(buffer)), longest, -1):
-                if buffer.endswith(value[:n]):
-                    longest = n
-                    break
+            first = value[0]
+            start = max(len(buffer) - len(value) + 1, 0)
+            i = buffer.find(first, start)
+            while i != -1:
+                if len(buffer) - i > longest and value.startswith(buffer[i:]):
+                    longest = len(buffer) - i
+                    break  # the earliest match is the longest for this key
+                i = buffer.find(first, i + 1)
         return longest
+
+
+def _mask_known(text: str, secrets: list[str]) -> str:
+    """Whole keys and what a cut left of them, without the URL rule (for answers)."""
+    for value in secrets:
+        if value in text:
+            text = text.replace(value, "****")
+        core = _core(value)
+        if len(core) > PIECE and (core[:PIECE] in text or core[-PIECE:] in text):
+            text = _mask_pieces(text, core)
+    return text

@@ -373,7 +373,7 @@ class Store:
                 answer.first_token_ms,
                 answer.total_ms,
                 answer.cost,
-                redact(answer.text),
+                redact(answer.text, urls=False),
                 int(answer.partial),
                 redact(answer.partial_reason) or None,
                 time.time(),

@@ -157,3 +157,19 @@ def test_a_webhook_url_masks_its_token_not_every_url_of_its_host() -> None:
     cut = "posting to https://hooks.slack.com/services/T0AAA/B0BBB/****…"
     assert redact(f"posting to {hook[:-4]}…") == cut
     assert redact(f"token …{hook[-12:]}") == "token …****"
+
+
+def test_a_connection_string_in_an_answer_is_content_not_masked(apex: FakeApex, brain) -> None:
+    apex.answer("code", ["use postgres://app:s3cret-pw@db:5432/app ", "in the .env"])
+    r = brain("--json", "code", "how do I connect?")
+    assert r.json["answer"] == "use postgres://app:s3cret-pw@db:5432/app in the .env"
+    assert "s3cret-pw" in brain("history", "--json").stdout  # shown, kept and listed alike
+
+
+def test_a_configured_url_password_is_masked_in_an_answer_too(
+    ollama: FakeOllama, brain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRAIN_APEX_URL", refused_url().replace("http://", "http://u:Pw-9f8e7d6c@"))
+    ollama.pieces = ["apex is at http://u:Pw-9f8e7d6c@host"]
+    r = brain("dump", "where is apex?")
+    assert r.code == 0 and "Pw-9f8e7d6c" not in r.stdout and "u:****@host" in r.stdout
