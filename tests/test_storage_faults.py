@@ -304,3 +304,19 @@ def test_wrong_shape_after_the_first_token_keeps_what_was_shown(
         assert len([q for q in apex.requests if q.path == "/v1/chat/completions"]) == 1
     [row] = rows(home.data)
     assert row["status"] == "partial" and row["answer"] == "start "
+
+
+def test_queue_run_into_a_full_stdout_stops_at_the_first_answer(
+    apex: FakeApex, brain, home
+) -> None:
+    from fakes import refused_url
+
+    for text in ("first kept", "second kept", "third kept"):
+        assert brain("dump", text, env={"BRAIN_APEX_URL": refused_url()}).code == 69
+    apex.answer("brain_dump", ["an answer"])
+    with open("/dev/full", "w") as full:
+        r = run_brain("queue", "run", env={}, stdout=full)
+    assert r.returncode == 74, r.stderr.decode()
+    assert len(apex.requests) == 1  # the rest were not sent into nowhere
+    by_input = {row["input"]: row["status"] for row in rows(home.data)}
+    assert by_input == {"first kept": "partial", "second kept": "queued", "third kept": "queued"}

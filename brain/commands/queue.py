@@ -98,11 +98,14 @@ class _Run:
             self.out.notice(exc.message)
             return
         except BrainError as exc:
-            from brain.errors import Interrupted, PipeClosed
+            from brain.errors import Interrupted, OutputError, PipeClosed, StorageError
 
             self.out.stop()
-            if isinstance(exc, (Interrupted, PipeClosed)):
-                raise  # Ctrl-C stops the whole run; what arrived is kept by exchange.ask
+            # Ctrl-C, a signal, a stdout or a disk that cannot be written stop the whole run
+            # (what arrived is kept by exchange.ask): the next inputs would only fail the same
+            # way, some after being sent.
+            if isinstance(exc, (Interrupted, PipeClosed, OutputError, StorageError)):
+                raise
             self.out.error(exc)
             self.failed += 1
             self.code = self.code or exc.exit_code
