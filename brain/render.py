@@ -52,6 +52,15 @@ def money(usd: float) -> str:
     return f"${usd:.{digits}f}"
 
 
+def cut(text: str, width: int) -> str:
+    """At most `width` characters, cut at a word and marked with an ellipsis when cut."""
+    if len(text) <= width:
+        return text
+    head = text[: width - 1]
+    space = head.rfind(" ")
+    return (head[:space] if space > width // 2 else head).rstrip() + "…"
+
+
 def _isatty(stream: Any) -> bool:
     try:
         return bool(stream.isatty())

@@ -198,8 +198,9 @@ def test_queue_run_answers_later_into_history(apex: FakeApex, brain, monkeypatch
     assert r.code == 0, r.stderr
     assert "sorted" in r.stdout
     assert brain("queue", "list", "--json").json["queued"] == []
-    hist = brain("history", "--json").json["exchanges"]
+    hist = [json.loads(line) for line in brain("history", "--json").stdout.splitlines()]
     assert hist[-1]["input"] == "kept thought" and hist[-1]["answer"] == "sorted"
+    assert hist[-1]["status"] == "answered"
 
 
 def test_local_not_pulled_names_the_pull_command(ollama: FakeOllama, brain) -> None:
@@ -392,6 +393,7 @@ def test_ctrl_c_stops_the_whole_queue_run(apex: FakeApex, brain, home) -> None:
     assert brain("dump", "second kept", env=down).code == 69
     apex.answer("brain_dump", [f"piece{i} " for i in range(200)], delay=0.05)
     proc = spawn_brain("queue", "run")
+    assert b"first kept" in proc.stdout.readline()  # the answer's label, on stdout
     assert proc.stdout.read(6) == b"piece0"
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=20)

@@ -7,16 +7,16 @@ from typing import Any
 
 import click
 
-from brain.commands.common import global_options, opts
+from brain.commands.common import Group, global_options, opts
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 def queue() -> None:
     """Inputs nothing could answer yet (Apex and the local model were both away)."""
 
 
 @queue.command("list")
-@global_options
+@global_options("json")
 @click.pass_context
 def list_(ctx: click.Context) -> int:
     """Show queued inputs."""
@@ -29,13 +29,18 @@ def list_(ctx: click.Context) -> int:
         out.json({"queued": [r.as_dict() for r in rows]})
         return 0
     if not rows:
-        out.notice("the queue is empty: every input has been answered.")
+        out.notice("the queue is empty.")
         return 0
+    from brain.render import cut
+
     table = []
     for r in rows:
         first = r.input.strip().splitlines()[0] if r.input.strip() else ""
+        why = r.error or ""
+        if out.stdout_tty:  # piped, every line whole (tab-separated, for other programs)
+            first, why = cut(first, 60), cut(why, 80)
         when = time.strftime("%m-%d %H:%M", time.localtime(r.time))
-        table.append([str(r.id), when, r.task, first[:60], (r.error or "")[:80]])
+        table.append([str(r.id), when, r.task, first.replace("\t", " "), why.replace("\t", " ")])
     out.table("queued inputs", ["id", "when", "task", "input", "why not answered"], table)
     out.notice("`brain queue run` sends them; `brain queue drop ID` forgets one.")
     return 0
@@ -83,8 +88,11 @@ class _Run:
             self.out.notice(f"#{r.id}: task `{r.task}` no longer exists; left in the queue.")
             self.failed += 1
             return
-        if not self.app.json:
-            self.out.notice(f"#{r.id} ({r.task}): {r.input.strip()[:60]}")
+        if not self.app.json:  # on stdout, above its answer, terminal or piped
+            from brain.render import cut
+
+            first = (r.input.strip().splitlines() or [""])[0]
+            self.out.header(f"#{r.id} · {r.task} · {cut(first, 60)}")
         question = exchange.Question(task, r.input, r.messages, row=r.id)
         try:
             result = exchange.ask(self.app, question, self.out)
@@ -116,7 +124,7 @@ class _Run:
 
 @queue.command("drop")
 @click.argument("ids", nargs=-1, type=int, required=True)
-@global_options
+@global_options()
 def drop(ids: tuple[int, ...]) -> int:
     """Forget queued inputs by ID (see `brain queue list`)."""
     from brain.errors import UsageError
@@ -126,11 +134,16 @@ def drop(ids: tuple[int, ...]) -> int:
     out = Output()
     missing = []
     with opened() as store:
+        dropped = []
         for row in ids:
             if store.drop(row):
-                out.notice(f"dropped #{row}.")
+                dropped.append(f"#{row}")
             else:
                 missing.append(str(row))
+        left = len(store.queued())
+    if dropped:
+        rest = f"{left} still queued." if left else "the queue is now empty."
+        out.notice(f"dropped {', '.join(dropped)} (not sent, gone for good); {rest}")
     if missing:
         raise UsageError(f"no queued input with id {', '.join(missing)}", "See `brain queue list`.")
     return 0
