@@ -7,13 +7,12 @@ from typing import Any
 
 import click
 
-from brain.commands.common import global_options, opts
+from brain.commands.common import Group, global_options, opts
 
 CTX = {"help_option_names": ["-h", "--help"]}
 
 
-@click.group(context_settings=CTX)
-@global_options
+@click.group(cls=Group, context_settings=CTX)
 def apex() -> None:
     """Apex's side: write its LiteLLM config from brain's task table, and check it.
 
@@ -58,7 +57,7 @@ def apex() -> None:
     help="Where the files live on a Linux Apex, for the systemd unit (default /opt/brain-apex).",
 )
 @click.option("--force", is_flag=True, help="Replace files that differ (a .env is never touched).")
-@global_options
+@global_options("json", "config")
 @click.pass_context
 def render(
     ctx: click.Context,
@@ -154,7 +153,7 @@ def render(
     multiple=True,
     help="Check only this route (repeatable).",
 )
-@global_options
+@global_options("json", "config")
 @click.pass_context
 def check(ctx: click.Context, drill: bool, premium: bool, only: tuple[str, ...]) -> int:
     """Ask every route on Apex a tiny question and show who answered.

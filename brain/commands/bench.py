@@ -69,7 +69,7 @@ Docs: docs/bench.md.""",
     help="The Markdown report (default: Gemma_Benchmark_YYYY-MM-DD.md here; the SVG beside it).",
 )
 @click.option("--no-report", is_flag=True, help="Write no files; print the table (or --json) only.")
-@global_options
+@global_options("offline", "online", "json", "config", "model")
 @click.pass_context
 def bench(
     ctx: click.Context,

@@ -28,7 +28,7 @@ from brain.commands.common import global_options, opts
     help="Send Claude Code to Apex: the `code` route (or --route NAME) answers every request.",
 )
 @click.argument("claude_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- CLAUDE_ARGS]...")
-@global_options
+@global_options("offline", "config", "route")
 @click.pass_context
 def claude(ctx: click.Context, local: bool, claude_args: tuple[str, ...]) -> int:
     """Start Claude Code; with --local, a model on Apex answers it instead of Anthropic.

@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from brain.commands.common import global_options, opts
+from brain.commands.common import Group, global_options, opts
 from brain.commands.complete import config_keys, config_values
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 def config() -> None:
     """config.toml: where Apex is, the local model, user tasks. Keys live in the keyring."""
 
@@ -23,7 +23,7 @@ def _path(ctx: click.Context) -> Any:
 
 
 @config.command("path")
-@global_options
+@global_options("config")
 @click.pass_context
 def path(ctx: click.Context) -> int:
     """Print where config.toml is (it may not exist yet)."""
@@ -34,7 +34,7 @@ def path(ctx: click.Context) -> int:
 
 
 @config.command("show")
-@global_options
+@global_options("json", "config")
 @click.pass_context
 def show(ctx: click.Context) -> int:
     """The configuration brain uses: defaults, then config.toml, then environment."""
@@ -79,7 +79,7 @@ def show(ctx: click.Context) -> int:
 @config.command("set")
 @click.argument("key", shell_complete=config_keys)
 @click.argument("value", shell_complete=config_values)
-@global_options
+@global_options("config")
 @click.pass_context
 def set_(ctx: click.Context, key: str, value: str) -> int:
     """Set KEY (section.key, or tasks.NAME.field) to VALUE in config.toml."""
@@ -131,7 +131,7 @@ def raw_value(raw: dict[str, Any], parts: list[str]) -> Any:
 @click.option("--local-model", metavar="NAME", help="The local model (default gemma4:e4b).")
 @click.option("--no-input", is_flag=True, help="Ask nothing; use the options and defaults.")
 @click.option("--force", is_flag=True, help="Start from defaults instead of the existing file.")
-@global_options
+@global_options("config")
 @click.pass_context
 def init(
     ctx: click.Context,

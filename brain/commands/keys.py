@@ -6,11 +6,11 @@ import sys
 
 import click
 
-from brain.commands.common import global_options, opts
+from brain.commands.common import Group, global_options, opts
 from brain.commands.complete import key_names
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 def keys() -> None:
     """Keys in the OS keyring: apex (LiteLLM key), slack (webhook URL), anthropic.
 
@@ -22,7 +22,7 @@ def keys() -> None:
 @keys.command("set")
 @click.argument("name", shell_complete=key_names)
 @click.option("--stdin", "from_stdin", is_flag=True, help="Read the key from stdin (for scripts).")
-@global_options
+@global_options()
 def set_(name: str, from_stdin: bool) -> int:
     """Store key NAME in the keyring (asked for with hidden input)."""
     from brain import secrets
@@ -50,7 +50,7 @@ def set_(name: str, from_stdin: bool) -> int:
 
 
 @keys.command("list")
-@global_options
+@global_options("json")
 @click.pass_context
 def list_(ctx: click.Context) -> int:
     """Which keys are set and where each comes from (never the values)."""
@@ -77,7 +77,7 @@ def list_(ctx: click.Context) -> int:
 
 @keys.command("delete")
 @click.argument("name", shell_complete=key_names)
-@global_options
+@global_options()
 def delete(name: str) -> int:
     """Remove key NAME from the keyring."""
     from brain import secrets

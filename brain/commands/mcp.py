@@ -19,7 +19,7 @@ from brain.commands.common import global_options
     is_flag=True,
     help="Also offer the premium task(s) as tools (paid Claude; off by default).",
 )
-@global_options
+@global_options("offline", "online", "config", "model")
 @click.pass_context
 def mcp(ctx: click.Context, allow_premium: bool) -> int:
     """Serve brain's tasks as MCP tools over stdin/stdout (an MCP client starts this).

@@ -20,7 +20,7 @@ from brain.commands.complete import task_names
     epilog="Inside: /help lists the commands. Docs: docs/repl.md.",
 )
 @click.argument("task", required=False, shell_complete=task_names)
-@global_options
+@global_options("offline", "online", "config", "route", "model")
 @click.pass_context
 def repl(ctx: click.Context, task: str | None) -> int:
     """Talk with brain: a conversation on TASK (default: ask), with /commands.

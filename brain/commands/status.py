@@ -8,7 +8,7 @@ from brain.commands.common import CONTEXT, app, global_options
 
 
 @click.command(context_settings=CONTEXT)
-@global_options
+@global_options("offline", "online", "json", "config", "model")
 @click.pass_context
 def status(ctx: click.Context) -> int:
     """Apex reachable and how fast, key accepted, routes, local model, keyring, config.
