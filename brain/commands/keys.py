@@ -30,9 +30,12 @@ def set_(name: str, from_stdin: bool) -> int:
     from brain.render import Output
 
     secrets.check_name(name)
+    secrets.require_keyring()  # before anyone types a key that could not be kept
     if from_stdin:
         value = sys.stdin.readline().strip()
     elif sys.stdin.isatty():
+        if secrets.plaintext():
+            Output().notice(f"the keyring here is {secrets.backend_name()}.")
         value = click.prompt(f"{name} key ({secrets.KEYS[name][1]})", hide_input=True, err=True)
     else:
         raise UsageError(
@@ -41,7 +44,7 @@ def set_(name: str, from_stdin: bool) -> int:
     secrets.set_key(name, value)
     env_var = secrets.KEYS[name][0]
     out = Output()
-    out.notice(f"stored `{name}` in the keyring ({secrets.backend_name()}).")
+    out.notice(f"stored `{name}` in the keyring: {secrets.backend_name()}.")
     import os
 
     if os.environ.get(env_var):
