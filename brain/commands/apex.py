@@ -7,12 +7,17 @@ from typing import Any
 
 import click
 
+from brain import install
 from brain.commands.common import Group, global_options, opts
 
 CTX = {"help_option_names": ["-h", "--help"]}
 
 
-@click.group(cls=Group, context_settings=CTX)
+@click.group(
+    cls=Group,
+    context_settings=CTX,
+    epilog=f"Set-up from an empty Windows box: {install.doc('apex.md')}.",
+)
 def apex() -> None:
     """Apex's side: write its LiteLLM config from brain's task table, and check it.
 
@@ -20,8 +25,6 @@ def apex() -> None:
     brain apex render ./apex        the files to copy to Apex (config.yaml, .env.example, …)
     brain apex check                every route answers? who answered? (from the laptop)
     brain apex check --drill        stop Ollama on Apex: do routes cascade and flip back?
-
-    Set-up from an empty Windows box: docs/apex.md.
     """
 
 
@@ -133,7 +136,7 @@ def render(
     }
     out.notice(
         "next: copy these files to Apex, copy .env.example to .env there and fill it in, then "
-        "`docker compose up -d` (docs/apex.md walks through it); from this laptop, "
+        f"`docker compose up -d` ({install.doc('apex.md')} walks through it); from this laptop, "
         "`brain apex check`."
     )
     out.info(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from brain import install
 from brain.commands.common import global_options, opts
 
 
@@ -20,7 +21,7 @@ from brain.commands.common import global_options, opts
     '  brain claude --local -p "say hi"   one question, printed\n'
     "  brain claude --local --route draft -- --continue\n"
     "  brain claude                       plain Claude Code (your Anthropic account)\n"
-    "\nDocs: docs/claude.md",
+    f"\nDocs: {install.doc('claude.md')}",
 )
 @click.option(
     "--local",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from brain import install
 from brain.commands.common import global_options
 
 
@@ -12,7 +13,7 @@ from brain.commands.common import global_options
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="\b\nRegister it with Claude Code:\n"
     "  claude mcp add brain -- brain mcp\n"
-    "\nClaude Desktop, Cursor and others: docs/mcp.md",
+    f"\nClaude Desktop, Cursor and others: {install.doc('mcp.md')}",
 )
 @click.option(
     "--allow-premium",
