@@ -170,6 +170,8 @@ def app(ctx: click.Context) -> App:
 
 def report(out: Any, result: Result) -> int:
     """Print the JSON object or the closing notices; the exit code for this answer."""
+    from brain.render import money
+
     a = result.answer
     if out.json_mode:
         out.json(result.as_json())
@@ -181,7 +183,7 @@ def report(out: Any, result: Result) -> int:
         f"answered by {who} (route {result.outcome.route}); first token "
         f"{a.first_token_ms} ms, total {a.total_ms} ms; tokens in/out "
         f"{usage.get('prompt_tokens', '?')}/{usage.get('completion_tokens', '?')}"
-        + (f"; cost ${a.cost:.6f}" if a.cost else "")
+        + (f"; cost {money(a.cost)}" if a.cost is not None else "")
     )
     for note in result.notes():
         out.notice(note)
