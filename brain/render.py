@@ -92,16 +92,22 @@ class Output:
             self._err_console = Console(stderr=True, highlight=False, soft_wrap=True)
         return self._err_console
 
-    def notice(self, message: str) -> None:
+    def notice(self, message: str, fixes: list[str] | None = None) -> None:
+        """One line for the person (stderr); `fixes`: what they can do, one line each."""
         from brain.secrets import redact
 
         self._pause_status()
         message = clean(redact(message))
+        fixes = [clean(redact(f)) for f in fixes or []]
         with self._above_answer():
             if self.stderr_tty:
-                self.err_console().print(f"[yellow]brain:[/] {_escape(message)}")
+                console = self.err_console()
+                console.print(f"[yellow]brain:[/] {_escape(message)}")
+                for line in fixes:
+                    console.print(f"  [cyan]→[/] {_escape(line)}")
             else:
-                sys.stderr.write(f"brain: {message}\n")
+                lines = [f"brain: {message}", *(f"  → {f}" for f in fixes)]
+                sys.stderr.write("\n".join(lines) + "\n")
                 sys.stderr.flush()
 
     def info(self, message: str) -> None:

@@ -199,8 +199,8 @@ def _ask_url(target: Any, section: str, question: str, default: str) -> str:
     def check(value: str) -> str:
         try:
             return str(settings.validate(target, section, "url", value.strip().rstrip("/")))
-        except ConfigError as exc:
-            raise click.BadParameter(f"{exc.message} {exc.fix or ''}".strip()) from None
+        except ConfigError as exc:  # its message names config.toml, not written yet
+            raise click.BadParameter(f"{value!r} is not a URL brain can use. {exc.fix}") from None
 
     return str(click.prompt(question, default=default, err=True, value_proc=check))
 
@@ -252,9 +252,8 @@ def _apex_key(out: Any, app: Any, reachable: bool, interactive: bool) -> None:
     try:
         secrets.require_keyring()
     except ConfigError as exc:
-        out.notice(exc.message.replace(" Nothing was stored.", " So no key is asked for here."))
-        for line in (exc.fix or "").splitlines():
-            out.notice(f"  → {line}")
+        told = exc.message.replace(" Nothing was stored.", " So no key is asked for here.")
+        out.notice(told, (exc.fix or "").splitlines())
         return
     has = secrets.get("apex") is not None
     if secrets.plaintext():
