@@ -105,8 +105,9 @@ def _refuse_empty_pipe(name: str, words: tuple[str, ...]) -> None:
 
     if _isatty(sys.stderr):
         raise UsageError(
-            "nothing came through the pipe: the command before | printed nothing (e.g. "
-            "`git diff` with no changes). Nothing was sent.",
+            "nothing came through the pipe: stdin is empty (the command before | printed "
+            "nothing, e.g. `git diff` with no changes, or the file after < is empty). "
+            "Nothing was sent.",
             f"Check that command's output; to ask without material, drop the pipe: "
             f'`brain {name} "..."`.',
         )
