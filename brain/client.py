@@ -18,16 +18,16 @@ which backend is which, prints, or decides about fallbacks.
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from brain.deadline import Deadline, current_deadline, watching
 from brain.errors import BackendError, BadInput, BrainError, TemporaryFailure
+
+__all__ = ["Deadline", "current_deadline", "watching"]  # the deadline, for the backends
 
 if TYPE_CHECKING:
     import httpx
@@ -38,171 +38,6 @@ OnDelta = Callable[[str], None]
 MAX_LINE = 1 << 20  # one line of an SSE or NDJSON stream
 MAX_BODY = 4 << 20  # a JSON answer or an error body
 MAX_ANSWER = 16 << 20  # characters of one answer; past it the answer ends as partial
-READ_SLICE = 0.2  # seconds a blocked read waits before looking at its deadline again
-
-_local = threading.local()
-
-
-class Deadline:
-    """A point in time by which the next piece of content must arrive.
-
-    `progress()` moves it `seconds` ahead; only the parsers call it, on content. `cancel()` (from
-    any thread) makes the next read fail; `why` says why.
-    """
-
-    def __init__(self, seconds: float, *, connect: float | None = None) -> None:
-        self.seconds = _finite(seconds)
-        self.at = time.monotonic() + self.seconds
-        self.connect = connect
-        self.why = ""
-        self.started = False  # content arrived: from now on a cancel is ignored
-        self._cancelled = threading.Event()
-        self._lock = threading.Lock()
-
-    def progress(self) -> None:
-        self.at = time.monotonic() + self.seconds
-
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
-
-    def start(self) -> None:
-        with self._lock:
-            self.started = True
-
-    def cancel(self, why: str) -> bool:
-        """Stop the exchange unless its content has begun; True when it was stopped."""
-        with self._lock:
-            if self.started:
-                return False
-            self.why = why
-            self._cancelled.set()
-            return True
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
-
-def _finite(seconds: float) -> float:
-    # inf or 1e308 from a config would overflow time arithmetic; a day is "no limit" enough.
-    return min(max(float(seconds), 0.0), 86_400.0)
-
-
-@contextmanager
-def watching(deadline: Deadline) -> Iterator[Deadline]:
-    """Reads on this thread honour `deadline` until the block ends."""
-    before = getattr(_local, "deadline", None)
-    _local.deadline = deadline
-    try:
-        yield deadline
-    finally:
-        _local.deadline = before
-
-
-def _clip(timeout: float | None) -> float | None:
-    """The wait allowed for one socket operation: the caller's timeout, the deadline, a slice."""
-    import httpcore
-
-    deadline: Deadline | None = getattr(_local, "deadline", None)
-    if deadline is None:
-        return timeout
-    if deadline.cancelled:
-        raise httpcore.ReadError(f"cancelled: {deadline.why}")
-    left = deadline.remaining()
-    if left <= 0:
-        raise httpcore.ReadTimeout("no content before the deadline")
-    wait = min(left, READ_SLICE)
-    return wait if timeout is None else min(timeout, wait)
-
-
-def _make_backend() -> Any:
-    """An httpcore network backend whose reads honour the thread's Deadline and whose name
-    resolution has a hard limit. Built on first use (httpcore is imported lazily)."""
-    import httpcore
-
-    class Stream(httpcore.NetworkStream):
-        def __init__(self, inner: Any) -> None:
-            self._inner = inner
-
-        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-            started = time.monotonic()
-            while True:
-                wait = _clip(timeout)
-                try:
-                    return self._inner.read(max_bytes, wait)
-                except httpcore.ReadTimeout:
-                    waited = time.monotonic() - started
-                    if wait == timeout or (timeout is not None and waited >= timeout):
-                        raise
-                    # Only a slice ran out: look at the deadline again.
-
-        def write(self, buffer: bytes, timeout: float | None = None) -> None:
-            deadline: Deadline | None = getattr(_local, "deadline", None)
-            if deadline is not None and deadline.cancelled:
-                raise httpcore.WriteError(f"cancelled: {deadline.why}")
-            self._inner.write(buffer, timeout)
-
-        def close(self) -> None:
-            self._inner.close()
-
-        def start_tls(self, ssl_context: Any, server_hostname: Any = None, timeout: Any = None):
-            return Stream(self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-        def get_extra_info(self, info: str) -> Any:
-            return self._inner.get_extra_info(info)
-
-    class Backend(httpcore.SyncBackend):
-        def connect_tcp(
-            self,
-            host: str,
-            port: int,
-            timeout: float | None = None,
-            local_address: str | None = None,
-            socket_options: Any = None,
-        ) -> Any:
-            deadline: Deadline | None = getattr(_local, "deadline", None)
-            limit = timeout if timeout is not None else 10.0
-            if deadline is not None and deadline.connect is not None:
-                limit = min(limit, deadline.connect)
-            started = time.monotonic()
-            address = resolve(host, port, limit, deadline)
-            left = max(limit - (time.monotonic() - started), 0.05)
-            inner = super().connect_tcp(address, port, left, local_address, socket_options)
-            return Stream(inner)
-
-    return Backend()
-
-
-def resolve(host: str, port: int, limit: float, deadline: Deadline | None = None) -> str:
-    """The first address of `host`, within `limit` seconds (getaddrinfo itself has no timeout:
-    a resolver that never answers, as MagicDNS with Tailscale down, must cost `limit` only)."""
-    import httpcore
-
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-        return host  # already an address
-    except OSError:
-        pass
-    box: list[Any] = []
-
-    def look_up() -> None:
-        try:
-            box.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0])
-        except OSError as exc:
-            box.append(exc)
-
-    worker = threading.Thread(target=look_up, daemon=True)
-    worker.start()
-    end = time.monotonic() + limit
-    while worker.is_alive() and time.monotonic() < end:
-        if deadline is not None and deadline.cancelled:
-            raise httpcore.ConnectError(f"cancelled: {deadline.why}")
-        worker.join(min(READ_SLICE, max(end - time.monotonic(), 0)))
-    if not box:
-        raise httpcore.ConnectTimeout(f"name resolution of {host} timed out")
-    if isinstance(box[0], OSError):
-        raise httpcore.ConnectError(f"[Errno {box[0].errno}] {box[0].strerror}: {host}")
-    return str(box[0])
 
 
 _clients: dict[tuple[bool, bool], Any] = {}
@@ -235,7 +70,9 @@ def _new_client(tls: bool, internet: bool) -> httpx.Client:
     # The pool's network backend is httpcore's documented extension point; httpx does not
     # expose it, so it is set on the pool it built (tests/test_client.py checks it is used).
     # A proxy from the environment (internet hosts only) gets httpx's own transport and timeouts.
-    transport._pool._network_backend = _make_backend()
+    from brain.transport import DeadlineBackend
+
+    transport._pool._network_backend = DeadlineBackend()
     return httpx.Client(
         transport=transport,
         trust_env=internet,

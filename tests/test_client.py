@@ -331,7 +331,7 @@ def test_the_shared_client_reads_through_brains_network_backend() -> None:
 
     client = http("http://127.0.0.1:1")
     pool = client._transport._pool
-    assert type(pool._network_backend).__name__ == "Backend"
+    assert type(pool._network_backend).__name__ == "DeadlineBackend"
 
 
 # ----- hostile servers: raw sockets, so every byte is ours --------------------------------------
@@ -463,3 +463,20 @@ def test_a_gzip_bomb_is_not_inflated(raw, chat) -> None:
     with pytest.raises(BackendError) as err:
         chat(server.url, "x", name="local", kind="openai")
     assert "KiB" in err.value.reason or "MiB" in err.value.reason
+
+
+def test_every_address_of_a_name_is_tried(apex: FakeApex, chat) -> None:
+    # Each address is tried in turn (where `localhost` is ::1 first, the fake on 127.0.0.1 is
+    # still reached; on this machine it resolves to 127.0.0.1 alone: the name path is checked).
+    apex.answer("brain_dump", ["found"])
+    url = apex.url.replace("127.0.0.1", "localhost")
+    assert chat(url, "brain_dump").text == "found"
+
+
+def test_a_question_apex_answers_never_touches_the_laptops_server(
+    apex: FakeApex, ollama: FakeOllama, ollama_server, brain
+) -> None:
+    apex.answer("brain_dump", ["from apex"])
+    ollama_server.clear_log()
+    assert brain("dump", "x").stdout == "from apex\n"
+    assert ollama_server.log == []  # no detection, no /api/ps: the happy path is Apex alone

@@ -57,7 +57,15 @@ def make(app: App, name: str) -> Backend:
 
 
 def local(app: App) -> Backend:
-    """The backend for `local.url`: of the kind `local.kind` names, or detected."""
+    """The backend for `local.url`. What serves it is found out on first real use, so a
+    question Apex answers never waits on the laptop's server."""
+    from brain.backends.base import LazyLocal
+
+    return LazyLocal(app, lambda: _local_now(app))
+
+
+def _local_now(app: App) -> Backend:
+    """The backend of the kind `local.kind` names, or of the kind that answers at local.url."""
     url = app.settings.local_url
     kind = str(app.settings.get("local", "kind"))
     if kind == "auto":

@@ -132,7 +132,7 @@ def _fit(app: App, the_plan: Plan) -> None:
     limits: list[tuple[str, int]] = []
     for name in list(the_plan.backends):
         backend = app.backend(name)
-        model = backend.model_for(the_plan.route, the_plan.local_model)
+        model = the_plan.local_model if name == "local" else the_plan.route
         limit = backend.context_tokens(model, the_plan.tokens)
         if limit is None:
             continue
