@@ -228,6 +228,25 @@ def request(
     return Reply(response.status_code, dict(response.headers), body, text)
 
 
+def ask_small(url: str, timeout: float, body: Any = None) -> Reply | None:
+    """GET `url` (POST `body` when given) for a small answer (at most 1 MiB), or None when
+    nothing usable came back in `timeout` seconds: for questions whose failure only means
+    "do not know" (what a local server is, what it has loaded)."""
+    import httpx
+
+    try:
+        return request(
+            "POST" if body is not None else "GET",
+            url,
+            timeout=timeout,
+            connect=min(timeout, 1.0),
+            json_body=body,
+            limit=1 << 20,
+        )
+    except (httpx.HTTPError, TooBig):
+        return None
+
+
 def describe(exc: BaseException) -> str:
     """One short phrase for a failed exchange: DNS, refused, timed out, too big, cancelled."""
     import httpx

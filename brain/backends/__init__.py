@@ -130,12 +130,13 @@ class Found:
 def discover(ports: dict[int, str] | None = None, timeout: float = 0.3) -> list[Found]:
     """Local servers answering on the usual ports (a refused port costs nothing)."""
     from brain.backends import ollama, openai_local
+    from brain.client import ask_small
 
     found = []
     for port, label in (ports or USUAL_PORTS).items():
         base = f"http://127.0.0.1:{port}"
         if ollama.detect(base, timeout):
-            reply = ollama._get(base + "/api/tags", timeout)
+            reply = ask_small(base + "/api/tags", timeout)
             models = reply.body.get("models", []) if reply and isinstance(reply.body, dict) else []
             names = [str(m.get("name")) for m in models if isinstance(m, dict) and m.get("name")]
             found.append(Found(base, "Ollama", names))

@@ -200,6 +200,22 @@ class Backend(ABC):
 Factory = Callable[["App"], Backend]
 
 
+class LocalServer(Backend):
+    """What every kind of server on the laptop shares: its URL, the first-token deadline
+    (a cold model loads slowly) and the context cap from `local.context_tokens`."""
+
+    name = "local"
+
+    def __init__(self, app: App) -> None:
+        super().__init__(app)
+        self.url = app.settings.local_url
+        self.first_token = float(app.settings.get("local", "first_token_timeout"))
+        self.cap = int(app.settings.get("local", "context_tokens"))
+
+    def taking_over(self, model: str) -> str:
+        return f"answering on this laptop with {model}"
+
+
 # Below this, an input (with room for an answer) fits any model a local server runs.
 SMALL_CONTEXT = 4096
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from brain.backends.base import Answer, Backend, ChatRequest, Check, Sink
+from brain.backends.base import Answer, ChatRequest, Check, LocalServer, Sink
 from brain.backends.wire import openai_body, post_stream, read_openai
-from brain.client import Deadline, http_error
+from brain.client import Deadline, ask_small, http_error
 from brain.errors import BackendError, BrainError
 
 if TYPE_CHECKING:
@@ -27,19 +27,8 @@ def detect(url: str, timeout: float = 0.5) -> bool:
     return _served(url, timeout) is not None
 
 
-def _get(url: str, timeout: float) -> Any:
-    import httpx
-
-    from brain.client import TooBig, request
-
-    try:
-        return request("GET", url, timeout=timeout, connect=min(timeout, 1.0), limit=1 << 20)
-    except (httpx.HTTPError, TooBig):
-        return None
-
-
 def _served(url: str, timeout: float) -> list[dict[str, Any]] | None:
-    reply = _get(url + "/v1/models", timeout)
+    reply = ask_small(url + "/v1/models", timeout)
     if reply is None or reply.status != 200 or not isinstance(reply.body, dict):
         return None
     data = reply.body.get("data")
@@ -48,22 +37,18 @@ def _served(url: str, timeout: float) -> list[dict[str, Any]] | None:
     return [m for m in data if isinstance(m, dict) and m.get("id")]
 
 
-class OpenAILocalBackend(Backend):
-    name = "local"
+class OpenAILocalBackend(LocalServer):
     kind = KIND
 
     def __init__(self, app: App) -> None:
         super().__init__(app)
-        self.url = app.settings.local_url
-        self.first_token = float(app.settings.get("local", "first_token_timeout"))
-        self.cap = int(app.settings.get("local", "context_tokens"))
         self._models: list[dict[str, Any]] | None = None
 
     def label(self) -> str:
         return f"the local server ({self.url})"
 
     def taking_over(self, model: str) -> str:
-        return f"answering on this laptop ({self.url})"
+        return f"answering on this laptop with {model} ({self.url})"
 
     def served(self) -> list[str] | None:
         if self._models is None:
@@ -99,7 +84,7 @@ class OpenAILocalBackend(Backend):
             return self.cap
         if tokens + 2048 <= 4096:
             return None
-        props = _get(self.url + "/props", 1.0)  # llama-server: the context each slot holds
+        props = ask_small(self.url + "/props", 1.0)  # llama-server: the context each slot holds
         if props is not None and props.status == 200 and isinstance(props.body, dict):
             settings = props.body.get("default_generation_settings")
             ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
