@@ -355,6 +355,7 @@ class Reply:
     headers: dict[str, str]
     body: Any  # parsed JSON, or the text when it is not JSON
     text: str
+    raw: bytes = b""  # the body as it came (a caller that must tell text from binary)
 
 
 def request(
@@ -388,7 +389,7 @@ def request(
         body: Any = json.loads(text) if text.strip() else None
     except ValueError:
         body = text
-    return Reply(response.status_code, dict(response.headers), body, text)
+    return Reply(response.status_code, dict(response.headers), body, text, raw)
 
 
 def describe(exc: BaseException) -> str:
