@@ -119,7 +119,8 @@ def test_second_digest_with_nothing_new_asks_no_model(
     assert r.stdout == ""
     assert len(apex.requests) == 1  # no model asked
     assert "nothing new to digest: no model was asked" in r.stderr
-    assert "notes (glob ~/notes/*.md): nothing new since" in r.stderr
+    assert "nothing new in 2 sources since " in r.stderr and "(the last digest):" in r.stderr
+    assert "notes (glob ~/notes/*.md): nothing new\n" in r.stderr
     assert "feed (url http://127.0.0.1" in r.stderr and "the same text as the last" in r.stderr
     # Something new: only that is sent.
     (notes / "tue.md").write_text("tuesday: field trip forms\n")
@@ -243,7 +244,10 @@ def test_out_and_post_land_the_digest(
     assert out.read_text() == "**Decisions**\n- soil pH lab\n"
     assert "wrote the digest to" in r.stderr and "posted the digest to Slack" in r.stderr
     time.sleep(0.5)  # and no second sender posts it again
-    assert posted(slack) == ["**Decisions**\n- soil pH lab\n"]
+    (text,) = posted(slack)
+    head, body = text.split("\n", 1)
+    assert head.startswith("*Digest* — ") and " from notes (brain on " in head
+    assert body == "**Decisions**\n- soil pH lab\n"
     db = sqlite3.connect(home.data / "brain" / "brain.db")
     assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
 
@@ -266,7 +270,8 @@ def test_post_to_an_unreachable_slack_waits_in_the_outbox(
     assert r.code == 75 and r.stdout == "the digest\n"
     assert "waits in the outbox" in r.stderr and "ConnectError" in r.stderr
     db = sqlite3.connect(home.data / "brain" / "brain.db")
-    assert [t for (t,) in db.execute("SELECT text FROM outbox")] == ["the digest\n"]
+    (waiting,) = [t for (t,) in db.execute("SELECT text FROM outbox")]
+    assert waiting.startswith("*Digest* — ") and waiting.endswith("\nthe digest\n")
 
 
 def test_out_into_a_missing_folder_is_refused_first(apex: FakeApex, brain, notes, write_config):
@@ -349,3 +354,17 @@ def test_parse_since() -> None:
     for bad in ("0h", "soon", "2024-13-01", "3000-01-01"):
         with pytest.raises(Exception, match="--since"):
             parse_since(bad, now)
+
+
+def test_nothing_reachable_keeps_the_input_and_the_marks(brain, write_config, notes) -> None:
+    from fakes import refused_url
+
+    write_config('[[digest.sources]]\nname = "notes"\nglob = "~/notes/*.md"\n')
+    down = {"BRAIN_APEX_URL": refused_url()}  # and the laptop's server refuses (conftest)
+    r = brain("digest", env=down)
+    assert r.code == 69 and "kept in the queue" in r.stderr
+    assert "marks did not move: the next `brain digest` gathers this material again" in r.stderr
+    queued = brain("queue", "list", "--json").json["queued"]
+    assert len(queued) == 1 and "monday: we chose the soil pH lab" in queued[0]["input"]
+    r = brain("digest", env=down)  # the same material again, not "nothing new"
+    assert r.code == 69 and "1 file" in r.stderr

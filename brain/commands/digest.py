@@ -182,11 +182,20 @@ def run_digest(
     if gather and not units:
         return _nothing_new(output, the_app, gathered)
     from brain.digest import parts
+    from brain.errors import BrainError
 
     try:
         done = parts.answer(the_app, the_app.task("digest"), instruction, units, output, intro)
         if done.line and not output.json_mode:
             output.delta(f"\n\n{done.line}\n")
+    except BrainError as exc:
+        if gathered and exc.exit_code:
+            again = (
+                'The sources\' "last digest" marks did not move: the next `brain digest` '
+                "gathers this material again."
+            )
+            exc.fix = f"{exc.fix}\n{again}" if exc.fix else again
+        raise
     finally:
         output.stop()
     return _land(output, the_app, done, gathered, out_path, post)
@@ -208,15 +217,20 @@ def _tell_gathered(output: Output, gathered: list[Gathered]) -> None:
     total = sum(g.size for g in gathered)
     files_read = sum(g.files for g in gathered)
     with_material = [g for g in gathered if g.units]
-    head = f"gathered {size(total)}" + (f" ({files_read} files)" if files_read else "")
-    output.notice(
-        f"{head} from {len(with_material)} of {len(gathered)} source"
-        f"{'s' if len(gathered) != 1 else ''}:"
-    )
+    windows = {g.window for g in gathered if not g.failed}
+    one_window = len(windows) == 1
+    count = f"{len(gathered)} source{'s' if len(gathered) != 1 else ''}"
+    since = f" {next(iter(windows))}" if one_window else ""
+    if with_material:
+        files = f" ({files_read} file{'s' if files_read != 1 else ''})" if files_read else ""
+        head = f"gathered {size(total)}{files} from {len(with_material)} of {count}, new{since}:"
+    else:
+        head = f"nothing new in {count}{since}:"
+    output.notice(head)
     for got in gathered:
-        line = "  " + got.summary()
+        line = "  " + got.summary(with_since=not one_window)
         if got.failed:
-            line += "; the other sources go on, and the next digest reads it from the same time"
+            line += "; the others go on, and the next digest reads it from the same time"
         output.notice(line)
         for warning in got.warnings:
             output.notice(f"    {warning}")
@@ -316,7 +330,7 @@ def _land(
         _write(out_path, text)
         output.notice(f"wrote the digest to {out_path}")
     if post:
-        code = _post(output, the_app, text) or code
+        code = _post(output, the_app, text, gathered) or code
     return code
 
 
@@ -355,13 +369,24 @@ def _need_webhook() -> None:
         )
 
 
-def _post(output: Output, the_app: App, text: str) -> int:
+def _heading(gathered: list[Gathered]) -> str:
+    """The Slack message's first line: what it is, when, from what."""
+    import socket
+    from datetime import datetime
+
+    names = [g.source.name for g in gathered if g.units]
+    origin = f" from {', '.join(names)}" if names else ""
+    stamp = datetime.now().strftime("%a %d %b %H:%M")
+    return f"*Digest* — {stamp}{origin} (brain on {socket.gethostname()})"
+
+
+def _post(output: Output, the_app: App, text: str, gathered: list[Gathered]) -> int:
     """Through the outbox and its one sender, in this process: the post is the point of the
     run, so whether Slack took it is said now. 0, or 75 when it waits in the outbox."""
     from brain import notify
 
     store = the_app.store()
-    rows = notify.post(store, text)
+    rows = notify.post(store, f"{_heading(gathered)}\n{text}")
     notify.send_now()
     waiting = {row: attempts for row, _text, attempts in store.outbox(notify.SLACK)}
     if not any(row in waiting for row in rows):

@@ -162,10 +162,11 @@ def answer(
             if i + 1 == len(names):
                 raise _nothing_answered(app, task, room, state, moved, instruction) from None
             after = room_for(app, task, names[i + 1], tokens, names)
+            what = "the rest" if state.parts else "it"
             how = (
-                f"digesting the rest in parts that fit its context ({after.limit:,} tokens)"
+                f"digesting {what} in parts that fit its context ({after.limit:,} tokens)"
                 if after.limit
-                else "digesting the rest there"
+                else f"digesting {what} there"
             )
             sink.notice(f"{one_line(moved.reason, 200)} — {after.taking_over}: {how}.")
     raise AssertionError("unreachable")  # pragma: no cover

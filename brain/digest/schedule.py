@@ -125,7 +125,9 @@ def program() -> list[str]:
 
 def environment(system: str) -> tuple[dict[str, str], list[str]]:
     """(what the entry sets, the secret variables set here that it leaves out)."""
-    env = {"PATH": os.environ.get("PATH", os.defpath)}
+    # HOME too: brain finds its config, history and keyring from it, and a scheduler may
+    # start the job with another (cron takes it from the password file).
+    env = {"HOME": str(Path.home()), "PATH": os.environ.get("PATH", os.defpath)}
     env.update({k: os.environ[k] for k in CARRIED if os.environ.get(k)})
     bus = os.environ.get("DBUS_SESSION_BUS_ADDRESS", "")
     if system == "cron" and bus.startswith("unix:path=/run/user/"):
@@ -197,7 +199,7 @@ def build(
         entry.cron_line = line.replace("%", "\\%")  # cron reads % as a line break
         entry.see = "crontab -l"
         entry.log = str(log)
-        entry.now = f"{assignments} {command}"
+        entry.now = command
         entry.notes.append(
             "cron does not run a time it missed while the laptop slept; a systemd user timer "
             "does (`--scheduler systemd`, when your session has one)."

@@ -106,18 +106,22 @@ class Gathered:
     def failed(self) -> bool:
         return bool(self.error)
 
-    def summary(self) -> str:
-        """One line for stderr: what it gave, since when."""
+    @property
+    def window(self) -> str:
+        return f"since {when(self.since)} ({self.since_why})"
+
+    def summary(self, with_since: bool = True) -> str:
+        """One line for stderr: what it gave (and since when, unless said once for all)."""
         head = f"{self.source.name} ({self.source.describe()})"
         if self.error:
             return f"{head}: failed: {self.error}"
-        since = f"since {when(self.since)} ({self.since_why})"
+        since = f" {self.window}" if with_since else ""
         if self.unchanged:
             return f"{head}: nothing new (the same text as the last digest read)"
         if not self.units:
-            return f"{head}: nothing new {since}"
+            return f"{head}: nothing new{since}"
         what = f"{self.files} file{'s' if self.files != 1 else ''}, " if self.files else ""
-        return f"{head}: {what}{size(self.size)} {since}"
+        return f"{head}: {what}{size(self.size)}{since}"
 
 
 def when(stamp: float) -> str:
@@ -210,7 +214,7 @@ def gather(
         if got.error:
             got.units, got.size, got.files = [], 0, 0
         elif got.source.kind == "url" and override is None and got.seen == seen_before:
-            got.units, got.unchanged = [], True
+            got.units, got.size, got.unchanged = [], 0, True
         return got
 
     if not jobs:
