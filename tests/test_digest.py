@@ -368,3 +368,21 @@ def test_nothing_reachable_keeps_the_input_and_the_marks(brain, write_config, no
     assert len(queued) == 1 and "monday: we chose the soil pH lab" in queued[0]["input"]
     r = brain("digest", env=down)  # the same material again, not "nothing new"
     assert r.code == 69 and "1 file" in r.stderr
+
+
+def test_a_digest_cut_short_is_not_written_posted_or_marked(
+    apex: FakeApex, brain, write_config, notes, slack: HTTPServer, home
+) -> None:
+    write_config('[[digest.sources]]\nname = "notes"\nglob = "~/notes/*.md"\n')
+    apex.answer("daily_digest", ["**Decisions**\n", "- soil", " pH lab"], cut_after=2)
+    out = home.root / "digest.md"
+    r = brain(
+        "digest", "--out", str(out), "--post", env={"BRAIN_SLACK_WEBHOOK": slack.url_for("/hook")}
+    )
+    assert r.code == 75 and r.stdout.startswith("**Decisions**\n- soil"), r.stderr
+    assert "the digest is incomplete: not written to the file; not posted; the next digest" in (
+        r.stderr
+    )
+    assert not out.exists() and posted(slack) == []
+    db = sqlite3.connect(home.data / "brain" / "brain.db")
+    assert db.execute("SELECT COUNT(*) FROM state WHERE name LIKE 'digest.%'").fetchone()[0] == 0

@@ -127,7 +127,6 @@ def run_digest(
     scheduler: str,
 ) -> int:
     from brain import material
-    from brain.commands.ask import _isatty
     from brain.digest import sources as src
     from brain.errors import UsageError
     from brain.render import Output
@@ -162,7 +161,7 @@ def run_digest(
             "For example: cat notes/*.md | brain digest",
         )
     output = Output(json_mode=the_app.json, verbose=the_app.verbose)
-    units = _units(given)
+    units = _units(given, alone=not gather)
     gathered: list[Gathered] = []
     intro = ""
     if gather:
@@ -201,13 +200,20 @@ def run_digest(
     return _land(output, the_app, done, gathered, out_path, post)
 
 
-def _units(given: list[Any]) -> list[Any]:
+def _units(given: list[Any], *, alone: bool) -> list[Any]:
     from brain.digest.sources import Unit
 
     # A lone stdin is the material as it came (no label), as `brain digest` always sent it.
-    if len(given) == 1 and given[0].name == "stdin":
+    if alone and len(given) == 1 and given[0].name == "stdin":
         return [Unit("stdin", "", given[0].text)]
     return [Unit(m.name, m.name, m.text) for m in given]
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def _tell_gathered(output: Output, gathered: list[Gathered]) -> None:
@@ -292,7 +298,7 @@ class _Report:
 
     def notes(self) -> list[str]:
         lines = self.done.result.notes()
-        lines += [f"the notes on {p} were cut short" for p in self.done.incomplete]
+        lines += [f"cut short, the notes on {p}" for p in self.done.incomplete]
         return lines
 
     def as_json(self) -> dict[str, Any]:
@@ -316,13 +322,13 @@ def _land(
     as_json = answer.text + (f"\n\n{done.line}" if done.line else "")
     code = report(output, _Report(done, as_json, _info(gathered, done)))
     if not complete:
-        if out_path or post or gathered:
-            output.notice(
-                "the digest is incomplete: "
-                + ("it is not written to the file, " if out_path else "")
-                + ("not posted, " if post else "")
-                + "and the next digest gathers the same material again."
-            )
+        held = [
+            *(["not written to the file"] if out_path else []),
+            *(["not posted"] if post else []),
+            *(["the next digest gathers the same material again"] if gathered else []),
+        ]
+        if held:
+            output.notice(f"the digest is incomplete: {'; '.join(held)}.")
         return code
     if gathered:
         src.commit(the_app.store(), gathered)
@@ -424,7 +430,7 @@ def _schedule(
     config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
     log = the_app.data_dir / "digest.log"
     if schedule.strip().lower() == "off":
-        systems = [system] if system else []
+        systems = [system] if scheduler != "auto" else sched.installed_here()
         removed = [
             line
             for s in systems
@@ -433,7 +439,8 @@ def _schedule(
         for line in removed:
             output.write(line)
         if not removed:
-            output.notice(f"no digest was scheduled ({sched_name(system)}); nothing to remove.")
+            where = ", ".join(systems) or "no scheduler here"
+            output.notice(f"no digest was scheduled ({where}); nothing to remove.")
         return 0
     hour, minute = sched.parse_time(schedule)
     if since and not since.strip()[-1:].isalpha():
@@ -479,10 +486,6 @@ def _schedule(
             "never go in a file): the scheduled run reads the keyring (`brain keys list`)."
         )
     return 0
-
-
-def sched_name(system: str) -> str:
-    return system or "no scheduler found"
 
 
 def _argv(

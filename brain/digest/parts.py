@@ -252,7 +252,7 @@ def _on(
             _one_by_one(pinned, room, part_task, parts, state, sink)
         if state.parts - before != len(parts):  # pragma: no cover - _MoveOn raised instead
             raise AssertionError("a part was neither answered nor carried on")
-    return _combine(pinned, task, part_task, room, state, instruction, sink)
+    return _combine(pinned, task, part_task, room, state, instruction, intro, sink)
 
 
 def _pinned(app: App, room: Room) -> App:
@@ -504,6 +504,7 @@ def _combine(
     room: Room,
     state: _State,
     instruction: str,
+    intro: str,
     sink: Sink,
 ) -> Done:
     """The last request: every note in one request; rounds of merging first when they do not
@@ -512,7 +513,7 @@ def _combine(
     if not state.notes:  # pragma: no cover - only material is read in parts
         raise BadInput(f"the input is longer than {room.label} reads at once ({room.limit:,}).")
     while True:
-        text, messages = _final(task, state, instruction)
+        text, messages = _final(task, state, instruction, intro)
         if _fits(room, messages):
             break
         if state.rounds >= MAX_ROUNDS:
@@ -545,7 +546,9 @@ def _combine(
     )
 
 
-def _final(task: Task, state: _State, instruction: str) -> tuple[str, list[Message]]:
+def _final(
+    task: Task, state: _State, instruction: str, intro: str = ""
+) -> tuple[str, list[Message]]:
     from brain.material import messages_for
 
     head = (
@@ -553,7 +556,7 @@ def _final(task: Task, state: _State, instruction: str) -> tuple[str, list[Messa
         "Below are the notes made on each part, in order; write the digest from them."
     )
     body = "\n\n".join(f"--- notes on {n.label} ---\n{n.text}" for n in state.notes)
-    text = "\n\n".join(p for p in (instruction, head, body) if p)
+    text = "\n\n".join(p for p in (instruction, intro, head, body) if p)
     return text, messages_for(task, text)
 
 

@@ -98,6 +98,16 @@ def default_system() -> str:
     return ""
 
 
+def installed_here() -> list[str]:
+    """Every scheduler an entry of brain's may be in on this machine (`--schedule off` looks in
+    all of them: a laptop that gained a systemd session may still have brain's cron line)."""
+    if sys.platform == "win32":
+        return ["windows"]
+    if sys.platform == "darwin":
+        return ["launchd"]
+    return ["systemd", *(["cron"] if shutil.which("crontab") else [])]
+
+
 def _systemd_user_answers() -> bool:
     if not shutil.which("systemctl"):
         return False
@@ -290,7 +300,13 @@ def install(entry: Entry) -> list[str]:
         done.append("added to your crontab: " + entry.cron_line)
     for i, command in enumerate(entry.run):
         may_fail = entry.system == "launchd" and i == 0  # bootout of an entry not loaded
-        _run(command, may_fail=may_fail)
+        try:
+            _run(command, may_fail=may_fail)
+        except BrainError as exc:
+            written = "; ".join(done) or "nothing was written"
+            rest = " && ".join(_shown(c) for c in entry.run[i:])
+            exc.fix = f"So far: {written}. Once that is fixed, run `{rest}` yourself."
+            raise
         if not may_fail:
             done.append("ran " + _shown(command))
     return done
@@ -379,8 +395,7 @@ def _run(command: list[str], *, may_fail: bool = False) -> bool:
         said = (done.stderr or done.stdout).strip().splitlines()
         raise SchedulerFailed(
             f"`{_shown(command)}` failed (exit {done.returncode})"
-            + (f": {said[-1]}" if said else ""),
-            "The files above are written; run that command yourself once the cause is fixed.",
+            + (f": {said[-1]}" if said else "")
         )
     return done.returncode == 0
 
