@@ -157,6 +157,17 @@ def post(store: Store, text: str) -> list[int]:
     return [store.outbox_add(SLACK, piece) for piece in pieces]
 
 
+def post_now(store: Store, text: str) -> str | None:
+    """`post` and send at once; None when Slack took all of it, else why it waits."""
+    rows = post(store, text)
+    send_now()
+    waiting = {row for row, _text, _attempts in store.outbox(SLACK)} & set(rows)
+    if not waiting:
+        return None
+    found = store.db.execute("SELECT last_error FROM outbox WHERE id=?", (min(waiting),)).fetchone()
+    return found[0] if found and found[0] else "another brain is sending the outbox right now"
+
+
 def main() -> int:
     send_now()
     return 0

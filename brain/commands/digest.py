@@ -391,15 +391,10 @@ def _post(output: Output, the_app: App, text: str, gathered: list[Gathered]) -> 
     run, so whether Slack took it is said now. 0, or 75 when it waits in the outbox."""
     from brain import notify
 
-    store = the_app.store()
-    rows = notify.post(store, f"{_heading(gathered)}\n{text}")
-    notify.send_now()
-    waiting = {row: attempts for row, _text, attempts in store.outbox(notify.SLACK)}
-    if not any(row in waiting for row in rows):
+    reason = notify.post_now(the_app.store(), f"{_heading(gathered)}\n{text}")
+    if reason is None:
         output.notice("posted the digest to Slack.")
         return 0
-    why = store.db.execute("SELECT last_error FROM outbox WHERE id=?", (rows[0],)).fetchone()
-    reason = why[0] if why and why[0] else "another brain is sending the outbox right now"
     output.notice(
         f"Slack did not take the digest yet ({reason}); it waits in the outbox, and the next "
         "`brain digest --post` (or any answer) sends it."
