@@ -192,6 +192,7 @@ class Reply:
     headers: dict[str, str]
     body: Any  # parsed JSON, or the text when it is not JSON
     text: str
+    raw: bytes = b""  # the body as it came (a caller that must tell text from binary)
 
 
 def request(
@@ -225,7 +226,7 @@ def request(
         body: Any = json.loads(text) if text.strip() else None
     except ValueError:
         body = text
-    return Reply(response.status_code, dict(response.headers), body, text)
+    return Reply(response.status_code, dict(response.headers), body, text, raw)
 
 
 def ask_small(url: str, timeout: float, body: Any = None) -> Reply | None:

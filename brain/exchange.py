@@ -14,7 +14,7 @@ Prints nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from brain import premium, secrets
@@ -37,6 +37,9 @@ class Question:
     text: str  # the input as kept in the history
     messages: list[Message]
     row: int | None = None  # an input kept earlier (queue run, /retry): sent again, not re-added
+    # Backends that failed before this question was asked ({backend, reason}): a digest in parts
+    # that moved down the ladder between parts reports them with the answer, as the ladder would.
+    fallbacks: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -152,6 +155,8 @@ def ask(app: App, question: Question, sink: Sink) -> Result:
             store.release(row, why_not_answered(exc))
         exc.row = row  # type: ignore[attr-defined]  # the entry it is kept under (REPL /retry)
         raise
+    if question.fallbacks:
+        outcome.fallbacks = [*question.fallbacks, *outcome.fallbacks]
     store.finish(row, outcome.route, outcome.answer, outcome.fallbacks)
     result = Result(outcome, row)
     result.premium = premium.spending(app.settings, store, outcome.route, outcome.answer)

@@ -111,13 +111,15 @@ def flush(store: Store, webhook: str, timeout: float = 5.0) -> int:
     return sent
 
 
-def main() -> int:
+def send_now() -> int | None:
+    """Send the outbox in this process (the one sender: the detached one runs this too).
+    How many were sent; None when no webhook is set or another sender is at it."""
     from brain import secrets
     from brain.settings import data_dir
 
     webhook = secrets.get("slack")
     if not webhook:
-        return 0
+        return None
     with open(data_dir() / "notify.lock", "w") as lock:
         try:
             import fcntl
@@ -126,12 +128,48 @@ def main() -> int:
         except ImportError:
             pass  # Windows: two senders at once may post a notice twice; nothing is lost
         except OSError:
-            return 0  # another sender is at it
+            return None  # another sender is at it
         store = Store.open_default()
         try:
-            flush(store, webhook)
+            return flush(store, webhook)
         finally:
             store.close()
+
+
+SLACK_TEXT = 39_000  # Slack cuts a message's text past 40,000 characters
+
+
+def post(store: Store, text: str) -> list[int]:
+    """Put `text` in the outbox for Slack (in several messages, in order, when longer than
+    Slack keeps in one); the outbox rows. `send_now` or the next sender posts them."""
+    from brain.secrets import redact
+
+    text = redact(text)
+    pieces: list[str] = []
+    while len(text) > SLACK_TEXT:
+        cut = text.rfind("\n", 0, SLACK_TEXT)
+        cut = cut if cut > 0 else SLACK_TEXT
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    pieces.append(text)
+    if len(pieces) > 1:
+        pieces = [f"({i}/{len(pieces)}) {p}" for i, p in enumerate(pieces, 1)]
+    return [store.outbox_add(SLACK, piece) for piece in pieces]
+
+
+def post_now(store: Store, text: str) -> str | None:
+    """`post` and send at once; None when Slack took all of it, else why it waits."""
+    rows = post(store, text)
+    send_now()
+    waiting = {row for row, _text, _attempts in store.outbox(SLACK)} & set(rows)
+    if not waiting:
+        return None
+    found = store.db.execute("SELECT last_error FROM outbox WHERE id=?", (min(waiting),)).fetchone()
+    return found[0] if found and found[0] else "another brain is sending the outbox right now"
+
+
+def main() -> int:
+    send_now()
     return 0
 
 

@@ -12,6 +12,11 @@ from brain.commands.complete import files
 
 
 def task_command(name: str) -> click.Command:
+    if name == "digest":  # the digest gathers its own material, and lands where it is read
+        from brain.commands.digest import digest_command
+
+        return digest_command()
+
     @click.command(name=name, context_settings=CONTEXT, help=_help(name))
     @click.argument("words", nargs=-1, metavar="[INSTRUCTION|FILE]...", shell_complete=files)
     @global_options

@@ -54,6 +54,7 @@ def show(ctx: click.Context) -> int:
                 "exists": conf.file_exists,
                 "values": conf.values,
                 "tasks": conf.tasks,
+                "digest_sources": conf.digest_sources,
                 "keys": key_state,
             }
         )
@@ -68,6 +69,8 @@ def show(ctx: click.Context) -> int:
     body: dict[str, Any] = {s: dict(v) for s, v in conf.values.items()}
     if conf.tasks:
         body["tasks"] = conf.tasks
+    if conf.digest_sources:
+        body["digest"]["sources"] = conf.digest_sources
     out.write(tomli_w.dumps(body).rstrip())
     out.write(
         "\n# keys (OS keyring; values never shown): "

@@ -170,7 +170,9 @@ def run(app: App, the_plan: Plan, sink: Sink) -> Outcome:
             continue
         fallbacks = [{"backend": n, "reason": e.reason} for n, e in tried]
         return Outcome(answer, task.name, the_plan.route, fallbacks + answer.apex_fallbacks)
-    raise _nothing_answered(app, the_plan, tried)
+    error = _nothing_answered(app, the_plan, tried)
+    error.tried = tried  # type: ignore[attr-defined]  # each backend's own error (a digest in parts)
+    raise error
 
 
 def _short(reason: str) -> str:
