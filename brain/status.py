@@ -178,19 +178,25 @@ def _voice(app: App, report: Report) -> None:
     from brain.voice import local
 
     route = str(app.settings.get("voice", "route"))
+    whisper = local.check(app)
     if report.routes_offered is not None:
         has = route in report.routes_offered
+        where = (
+            "voice memos are transcribed on this laptop"
+            if whisper.ok
+            else "nor has this laptop a Whisper: voice memos wait in the queue"
+        )
         report.checks.append(
             Check(
                 "voice route",
                 True if has else None,
                 f"Apex transcribes on `{route}`"
                 if has
-                else f"Apex has no `{route}` route: voice memos are transcribed on this laptop",
+                else f"Apex has no `{route}` route; {where}",
                 "" if has else "`brain apex render` adds it (docs/voice.md).",
             )
         )
-    report.checks.append(local.check(app))
+    report.checks.append(whisper)
 
 
 def _keyring(report: Report) -> None:
