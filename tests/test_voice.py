@@ -606,3 +606,23 @@ def test_config_init_on_a_terminal_offers_to_fetch_the_model(home):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_transcribed_but_not_answered_keeps_the_transcript_for_queue_run(
+    apex: FakeApex, brain, home, monkeypatch
+):
+    """Apex transcribes, then neither Apex's route nor the laptop answers: the transcript is
+    what waits in the queue (not transcribed twice), and queue run reports it."""
+    speech.tone(home.root / "memo.wav")
+    apex.transcribes("transcribe", "Call Sam.")
+    apex.error("brain_dump", 503, {"error": {"message": "overloaded", "type": "server_error"}})
+    r = brain("dump", "memo.wav")
+    assert r.code in (69, 75), r.stderr
+    queued = brain("queue", "list", "--json").json["queued"][0]
+    assert queued["input"] == "Call Sam." and queued["transcript"]["text"] == "Call Sam."
+    uploads = len(apex.uploads)
+    apex.answer("brain_dump", ["- [ ] call Sam"])
+    r = brain("--json", "queue", "run")
+    assert r.code == 0, r.stderr
+    assert len(apex.uploads) == uploads  # not sent to Whisper again
+    assert r.json["answered"][0]["transcript"]["text"] == "Call Sam."

@@ -109,7 +109,21 @@ class Recordings:
         for f in data.get("files") or []:
             if isinstance(f, dict) and f.get("path") and f.get("slot"):
                 files.append(Audio(str(f.get("name") or f["path"]), Path(f["path"]), f["slot"]))
-        return cls(files) if files else None
+        if not files:
+            return None
+        kept = cls(files)
+        heard = data.get("transcript")
+        if isinstance(heard, dict) and isinstance(heard.get("text"), str):
+            seconds = heard.get("audio_seconds")
+            kept.transcript = Transcript(
+                heard["text"],
+                str(heard.get("backend") or ""),
+                str(heard.get("model") or ""),
+                float(seconds) if isinstance(seconds, int | float) else None,
+                int(heard.get("ms") or 0),
+            )
+            kept.heard.append(kept.transcript)
+        return kept
 
 
 def check_file(path: Path, name: str) -> None:

@@ -190,16 +190,22 @@ class LocalWhisper(Transcriber):
             raise _unreadable(audio, exc) from None
         total = float(getattr(info, "duration", 0.0) or 0.0)
         pieces: list[str] = []
-        for segment in segments:
-            text = segment.text.strip()
-            if text:
-                pieces.append(text)
-            progress(
-                sink,
-                f"transcribing {audio.name} on this laptop ({label}): "
-                f"{clock(min(segment.end, total) if total else segment.end)} of {clock(total)}"
-                + (f" · {_tail(text)}" if text else ""),
-            )
+        try:
+            for segment in segments:  # decoded one by one, as they are asked for
+                text = segment.text.strip()
+                if text:
+                    pieces.append(text)
+                progress(
+                    sink,
+                    f"transcribing {audio.name} on this laptop ({label}): "
+                    f"{clock(min(segment.end, total) if total else segment.end)} of {clock(total)}"
+                    + (f" · {_tail(text)}" if text else ""),
+                )
+        except (RuntimeError, ValueError, MemoryError) as exc:  # CTranslate2 or the decoder
+            from brain.client import one_line
+
+            reason = f"Whisper failed on this laptop: {one_line(str(exc) or type(exc).__name__)}"
+            raise BackendError(reason, reason=reason) from None
         ms = int((time.monotonic() - start) * 1000)
         sink.notice(
             f"transcribed {audio.name} ({clock(total)}) on this laptop with Whisper {label} "
