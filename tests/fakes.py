@@ -761,3 +761,74 @@ class FakeProviders:
                 yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
 
         return Response(events(), mimetype="text/event-stream")
+
+
+class FakeHub:
+    """The Hugging Face Hub as huggingface_hub (2.x) asks it when faster-whisper downloads a
+    model: the revision and tree APIs, then HEAD and GET of each file under /resolve/. It
+    serves the files of `directory` as `repo` (point HF_ENDPOINT at `.url`). `stall_after`:
+    send that many bytes of the first file larger than it, then hang (a connection that dies
+    mid-download)."""
+
+    SHA = "0123456789abcdef0123456789abcdef01234567"
+
+    def __init__(self, server: HTTPServer, repo: str, directory: Any) -> None:
+        import re
+        from pathlib import Path
+
+        self.server = server
+        self.repo = repo
+        self.files = {p.name: p.read_bytes() for p in Path(directory).iterdir() if p.is_file()}
+        self.stall_after: int | None = None
+        self.asked: list[str] = []
+        server.expect_request(re.compile(".*")).respond_with_handler(self._handle)
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for("").rstrip("/")
+
+    def _handle(self, request: Request) -> Response:
+        import hashlib
+
+        path = request.path
+        self.asked.append(f"{request.method} {path}")
+        if path == "/api/agent-harnesses":
+            return Response(json.dumps({"standardEnvVars": [], "harnesses": {}}))
+        if path.startswith(f"/api/models/{self.repo}/tree/"):
+            tree = [
+                {"type": "file", "path": n, "size": len(d), "oid": hashlib.sha1(d).hexdigest()}
+                for n, d in self.files.items()
+            ]
+            return Response(json.dumps(tree), content_type="application/json")
+        if path.startswith(f"/api/models/{self.repo}"):
+            siblings = [{"rfilename": n} for n in self.files]
+            body = {"id": self.repo, "sha": self.SHA, "siblings": siblings}
+            return Response(json.dumps(body), content_type="application/json")
+        prefix = f"/{self.repo}/resolve/"
+        name = path.rsplit("/", 1)[-1]
+        if not path.startswith(prefix) or name not in self.files:
+            return Response(
+                "Entry not found", status=404, headers={"X-Error-Code": "EntryNotFound"}
+            )
+        data = self.files[name]
+        headers = {
+            "X-Repo-Commit": self.SHA,
+            "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+            "Accept-Ranges": "bytes",
+        }
+        if request.method == "HEAD":
+            response = Response(b"", headers=headers)
+            response.automatically_set_content_length = False
+            response.headers["Content-Length"] = str(len(data))
+            return response
+        if self.stall_after is not None and len(data) > self.stall_after:
+            cut = self.stall_after
+
+            def dribble() -> Iterator[bytes]:
+                yield data[:cut]
+                time.sleep(3600)  # the rest never comes (the server thread dies with it)
+
+            response = Response(dribble(), headers=headers)
+            response.headers["Content-Length"] = str(len(data))
+            return response
+        return Response(data, headers=headers, content_type="application/octet-stream")

@@ -626,3 +626,61 @@ def test_transcribed_but_not_answered_keeps_the_transcript_for_queue_run(
     assert r.code == 0, r.stderr
     assert len(apex.uploads) == uploads  # not sent to Whisper again
     assert r.json["answered"][0]["transcript"]["text"] == "Call Sam."
+
+
+@pytest.fixture
+def hub(tmp_path):
+    """A fake Hugging Face Hub serving the tiny.en model as faster-whisper names it."""
+    from fakes import FakeHub
+    from pytest_httpserver import HTTPServer
+
+    model = speech.require_tiny_en()
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield FakeHub(server, "Systran/faster-whisper-tiny.en", model)
+    server.clear()
+    server.stop()
+
+
+def test_fetch_while_online_then_transcribe_offline(hub, brain_proc, home, tmp_path):
+    """`brain voice fetch` from the hub (huggingface_hub's own requests, to a fake hub), then
+    the patio: status says the model is there, and a memo is transcribed with no network."""
+    hf = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf")}
+    r = brain_proc("voice", "fetch", "tiny.en", env=hf)
+    assert r.code == 0, r.stderr
+    target = home.data / "brain" / "whisper" / "tiny.en"
+    assert f"fetched Whisper tiny.en: {target}" in r.stderr
+    assert "Warning" not in r.stderr
+    assert (target / "model.bin").read_bytes() == hub.files["model.bin"]
+    assert not (target / ".cache").exists() and not target.with_name("tiny.en.part").exists()
+    assert any(a.startswith("GET /Systran/faster-whisper-tiny.en/resolve/") for a in hub.asked)
+    patio = {**hf, "HF_ENDPOINT": refused_url(), "BRAIN_WHISPER_MODEL": "tiny.en"}
+    status = json.loads(brain_proc("status", "--json", env=patio).stdout)
+    check = next(c for c in status["checks"] if c["name"] == "whisper")
+    assert check["ok"] is True and "tiny.en is on this laptop" in check["detail"]
+    speech.require_espeak()
+    speech.espeak(home.root / "memo.wav")
+    r = brain_proc("--offline", "--json", "dump", "memo.wav", env=patio)
+    assert r.code == 69  # no local chat model here: the transcript is kept in the queue
+    queued = json.loads(brain_proc("queue", "list", "--json", env=patio).stdout)["queued"][0]
+    assert heard_all(queued["input"]) and queued["transcript"]["model"] == "tiny.en"
+
+
+def test_fetch_that_stalls_midway_gives_up_and_leaves_no_model(hub, brain_proc, home, tmp_path):
+    hub.stall_after = 1 << 20  # a megabyte of model.bin, then nothing
+    r = brain_proc(
+        "voice",
+        "fetch",
+        "tiny.en",
+        env={
+            "HF_ENDPOINT": hub.url,
+            "HF_HOME": str(tmp_path / "hf"),
+            "HF_HUB_DOWNLOAD_TIMEOUT": "1",  # the watchdog: 3 s without a byte
+        },
+        timeout=120,
+    )
+    assert r.code == 75, r.stderr
+    assert "could not fetch the Whisper model tiny.en: nothing arrived for 3 s" in r.stderr
+    assert not (home.data / "brain" / "whisper" / "tiny.en").exists()
+    assert not (home.data / "brain" / "whisper" / "tiny.en.part").exists()
+    assert "Trying to resume" not in r.stderr  # huggingface_hub's own log stays out

@@ -273,9 +273,9 @@ def fetch(
 ) -> Path:
     """Download the Whisper model `name` (a size name) into brain's data dir, from Hugging
     Face (huggingface_hub, as faster-whisper does). Bounded by content, as brain's own
-    requests are: the download runs beside a watchdog that gives up when no byte has arrived
+    requests are: the download runs in a child process that is ended when no byte has arrived
     for stall_seconds() (a hub that accepts and never answers must not hang the command).
-    `progress` is told the bytes fetched so far."""
+    `progress` is told the bytes fetched so far. Only a model that loads takes its place."""
     name = name or spec(app)
     if is_path(name):
         raise BadInput(
@@ -295,44 +295,89 @@ def fetch(
         return target
     import shutil
 
-    from faster_whisper.utils import download_model
-
     partial = target.with_name(name + ".part")
     shutil.rmtree(partial, ignore_errors=True)  # what a stopped fetch left
     partial.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["path"] = download_model(name, output_dir=str(partial))
-        except BaseException as exc:  # told to the waiting thread
-            box["error"] = exc
-
-    # A daemon thread: when the watchdog gives up, brain exits without waiting for it.
-    worker = threading.Thread(target=work, name="whisper-fetch", daemon=True)
-    worker.start()
-    stall = stall_seconds()
-    seen, still = -1, time.monotonic()
-    while worker.is_alive():
-        worker.join(0.5)
-        size = _bytes_under(partial)
-        if size != seen:
-            seen, still = size, time.monotonic()
-            if progress is not None:
-                progress(size)
-        elif time.monotonic() - still > stall:
-            raise _not_fetched(name, f"nothing arrived for {stall:.0f} s (the connection stalled)")
-    if "error" in box:
-        from brain.client import one_line
-
-        raise _not_fetched(name, one_line(str(box["error"]) or type(box["error"]).__name__, 240))
+    try:
+        _download(name, partial, progress)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     if not (partial / "model.bin").is_file():
         raise _not_fetched(name, "it arrived without its model.bin")
     shutil.rmtree(partial / ".cache", ignore_errors=True)  # huggingface_hub's bookkeeping
+    try:  # a model that does not load is no model: better told now than on the patio
+        load(partial)
+    except BackendError as exc:
+        raise _not_fetched(name, f"what arrived does not load ({exc.reason})") from None
+    finally:
+        _loaded.pop(str(partial.resolve()), None)
     if target.exists():
         shutil.rmtree(target)
     partial.rename(target)
     return target
+
+
+# The download runs in a child process: huggingface_hub retries in threads of its own that a
+# Python process waits for at exit, so only a process brain can end is sure to stop.
+_DOWNLOAD = (
+    "import sys, warnings\n"
+    "warnings.simplefilter('ignore')\n"  # faster-whisper passes an argument hf_hub retired
+    "from faster_whisper.utils import download_model\n"
+    "download_model(sys.argv[1], output_dir=sys.argv[2])\n"
+)
+
+
+def _download(name: str, folder: Path, progress: Callable[[int], None] | None) -> None:
+    """faster-whisper's download_model into `folder`, in a child process watched for bytes:
+    ended when nothing arrives for stall_seconds() (or on Ctrl-C)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    stall = stall_seconds()
+    with tempfile.TemporaryFile() as log:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _DOWNLOAD, name, str(folder)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+        try:
+            seen, still = -1, time.monotonic()
+            while child.poll() is None:
+                try:
+                    child.wait(0.5)
+                except subprocess.TimeoutExpired:
+                    pass
+                size = _bytes_under(folder)
+                if size != seen:
+                    seen, still = size, time.monotonic()
+                    if progress is not None:
+                        progress(size)
+                elif time.monotonic() - still > stall:
+                    raise _not_fetched(
+                        name, f"nothing arrived for {stall:.0f} s (the connection stalled)"
+                    )
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        if child.returncode != 0:
+            log.seek(0)
+            raise _not_fetched(name, _last_error(log.read().decode("utf-8", "replace")))
+
+
+def _last_error(text: str) -> str:
+    """The cause in a child's traceback: its last line, without the exception's module path."""
+    from brain.client import one_line
+
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    last = lines[-1] if lines else "the download ended without saying why"
+    head, sep, rest = last.partition(": ")
+    if sep and "Error" in head and " " not in head:
+        last = rest
+    return one_line(last, 240)
 
 
 def stall_seconds() -> float:
