@@ -684,3 +684,14 @@ def test_fetch_that_stalls_midway_gives_up_and_leaves_no_model(hub, brain_proc, 
     assert not (home.data / "brain" / "whisper" / "tiny.en").exists()
     assert not (home.data / "brain" / "whisper" / "tiny.en.part").exists()
     assert "Trying to resume" not in r.stderr  # huggingface_hub's own log stays out
+
+
+def test_dropping_a_queued_recording_deletes_the_copy_not_the_original(apex_down, brain, home):
+    memo = speech.tone(home.root / "memo.wav")
+    assert brain("dump", "memo.wav").code == 69
+    queued = brain("queue", "list", "--json").json["queued"][0]
+    copy = Path(queued["audio"][0])
+    assert copy.is_file()
+    r = brain("queue", "drop", str(queued["id"]))
+    assert r.code == 0 and "and its recording (memo.wav)" in r.stderr
+    assert not copy.exists() and memo.is_file()

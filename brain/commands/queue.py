@@ -135,6 +135,7 @@ class _Run:
 @global_options
 def drop(ids: tuple[int, ...]) -> int:
     """Forget queued inputs by ID (see `brain queue list`)."""
+    from brain import voice
     from brain.errors import UsageError
     from brain.render import Output
     from brain.store import opened
@@ -143,8 +144,10 @@ def drop(ids: tuple[int, ...]) -> int:
     missing = []
     with opened() as store:
         for row in ids:
+            kept = store.get(row)
             if store.drop(row):
-                out.notice(f"dropped #{row}.")
+                gone = voice.forget(kept.audio if kept else None)
+                out.notice(f"dropped #{row}" + (f" and its recording ({gone})." if gone else "."))
             else:
                 missing.append(str(row))
     if missing:

@@ -272,6 +272,24 @@ def park(app: App, recordings: Recordings, text: str, error: BrainError) -> None
         error.message += "\nThe recording is kept: " + ", ".join(str(p) for p in kept)
 
 
+def forget(audio: dict[str, Any] | None) -> str:
+    """Delete the copies `park` made for a queued input that is dropped (only those: a
+    recording elsewhere is the user's); their names, or ""."""
+    from brain.settings import data_dir
+
+    recordings = Recordings.from_row(audio)
+    folder = data_dir() / QUEUED_DIR
+    gone = []
+    for a in recordings.files if recordings else []:
+        if _inside(a.path, folder):
+            try:
+                a.path.unlink()
+            except OSError:
+                continue
+            gone.append(a.name)
+    return ", ".join(gone)
+
+
 def _inside(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
