@@ -218,7 +218,12 @@ def test_apex_down_and_no_whisper_queues_the_recording_and_queue_run_answers_it(
     assert r.code == 69, r.stderr
     assert r.stdout == ""
     assert "Nothing could transcribe memo.wav; it is kept in the queue." in r.stderr
-    assert "brain voice fetch" in r.stderr  # what to do for the laptop's Whisper
+    # What to do for the laptop's Whisper: fetch its model, or install it first.
+    if importlib.util.find_spec("faster_whisper") is None:
+        assert "faster-whisper is not installed" in r.stderr
+        assert "pip install 'brain-cli[voice]'" in r.stderr
+    else:
+        assert "brain voice fetch" in r.stderr
     assert "`brain queue run` transcribes and answers it" in r.stderr
     queued = brain("queue", "list", "--json").json["queued"]
     assert len(queued) == 1
