@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "repl": ("repl", "repl", "Talk with brain: a conversation with /commands (also `brain`)."),
     "completion": ("completion", "completion", "Print the shell completion script."),
+    "voice": ("voice", "voice", "Voice memos: fetch the Whisper model that transcribes them here."),
 }
 
 

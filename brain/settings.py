@@ -92,6 +92,19 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
             "Anthropic's API base URL (only for [premium] direct)",
         ),
     },
+    "voice": {
+        "route": (
+            str,
+            "transcribe",
+            "the route on Apex that transcribes speech (`brain apex render` adds it)",
+        ),
+        "local_model": (
+            str,
+            "base.en",
+            "the laptop's Whisper model: a size name (tiny.en, base.en, small.en, base, …) or "
+            "a directory holding a CTranslate2 Whisper model",
+        ),
+    },
 }
 
 TASK_KEYS: dict[str, tuple[type, str]] = {
@@ -127,6 +140,7 @@ ENV = {
     ("apex", "url"): "BRAIN_APEX_URL",
     ("local", "url"): "BRAIN_LOCAL_URL",
     ("local", "model"): "BRAIN_LOCAL_MODEL",
+    ("voice", "local_model"): "BRAIN_WHISPER_MODEL",
 }
 
 
@@ -294,6 +308,8 @@ def _in_range(section: str, key: str, value: Any) -> bool:
     if key in ("probe_ttl", "daily_usd"):
         return value >= 0
     if section == "local" and key == "model":
+        return bool(value.strip())
+    if section == "voice":
         return bool(value.strip())
     if section == "notify" and key == "events":
         return set(value) <= {"fallback", "apex_fallback", "recovered"}

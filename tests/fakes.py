@@ -142,10 +142,60 @@ class FakeApex:
             self._chat
         )
         server.expect_request("/v1/models", method="GET").respond_with_handler(self._models)
+        server.expect_request("/v1/audio/transcriptions", method="POST").respond_with_handler(
+            self._transcribe
+        )
+        # Speech: route -> {"text", "duration", "model_id"} or {"status", "body"} (set_speech).
+        self.speech: dict[str, dict[str, Any]] = {}
+        self.uploads: list[dict[str, Any]] = []  # every transcription request: fields and file
 
     @property
     def url(self) -> str:
         return self.server.url_for("").rstrip("/")
+
+    def transcribes(
+        self, route: str, text: str, *, duration: float = 6.7, model_id: str = "whisper-apex"
+    ) -> None:
+        """Route `route` transcribes every upload as `text` (LiteLLM's verbose_json answer)."""
+        self.speech[route] = {"text": text, "duration": duration, "model_id": model_id}
+
+    def _transcribe(self, request: Request) -> Response:
+        upload = request.files.get("file")
+        data = upload.read() if upload is not None else b""
+        fields = dict(request.form)
+        self.uploads.append(
+            {
+                **fields,
+                "filename": upload.filename if upload is not None else None,
+                "content_type": upload.content_type if upload is not None else None,
+                "bytes": data,
+                "authorization": request.headers.get("Authorization"),
+            }
+        )
+        if self.key is not None and request.headers.get("Authorization") != f"Bearer {self.key}":
+            return _litellm_auth_error()
+        route = fields.get("model")
+        spec = self.speech.get(str(route))
+        if spec is None:
+            msg = (
+                f"400: {{'error': '/audio/transcriptions: Invalid model name passed in "
+                f"model={route}. Call `/v1/models` to view available models for your key.'}}"
+            )
+            return _json_error(
+                400, {"error": {"message": msg, "type": "None", "param": "None", "code": "400"}}
+            )
+        if "status" in spec:
+            return _json_error(spec["status"], spec["body"])
+        if not data:
+            return _json_error(400, {"error": {"message": "no file", "type": "invalid_request"}})
+        body: dict[str, Any] = {"text": spec["text"]}
+        if fields.get("response_format") == "verbose_json":
+            body.update(task="transcribe", language="english", duration=spec["duration"])
+            body["segments"] = [
+                {"id": 0, "start": 0.0, "end": spec["duration"], "text": spec["text"]}
+            ]
+        headers = litellm_headers(model_id=spec["model_id"], group=str(route))
+        return Response(json.dumps(body), headers=headers, content_type="application/json")
 
     def answer(self, route: str, pieces: list[str] | str, **kw: Any) -> None:
         """Route `route` answers with `pieces` (streamed) or the joined text (non-streaming)."""
@@ -526,17 +576,25 @@ class FakeProviders:
     OpenAI-compatible providers answer /v1/chat/completions; `anthropic` answers Anthropic's
     /v1/messages. Each answer names who gave it ("<provider>:<model> answers");
     `fail(name, status)` makes one provider answer with an error instead.
+    OpenAI-compatible providers also transcribe (`/v1/audio/transcriptions`, multipart, as
+    OpenAI's Whisper API, a speaches server on Apex and Groq take it): "<provider>:<model>
+    heard: " and the upload's size and name; `uploads` records each (fields and bytes).
     """
 
     def __init__(self, names: list[str]) -> None:
         self.servers: dict[str, HTTPServer] = {}
         self.failing: dict[str, int] = {}
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.uploads: list[tuple[str, dict[str, Any]]] = []
         for name in names:
             server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
             handler = self._anthropic if name == "anthropic" else self._openai(name)
             path = "/v1/messages" if name == "anthropic" else "/v1/chat/completions"
             server.expect_request(path, method="POST").respond_with_handler(handler)
+            if name != "anthropic":
+                server.expect_request(
+                    "/v1/audio/transcriptions", method="POST"
+                ).respond_with_handler(self._whisper(name))
             server.start()
             self.servers[name] = server
 
@@ -603,6 +661,46 @@ class FakeProviders:
 
         return handle
 
+    def _whisper(self, provider: str) -> Any:
+        def handle(request: Request) -> Response:
+            upload = request.files.get("file")
+            data = upload.read() if upload is not None else b""
+            fields = dict(request.form)
+            self.uploads.append(
+                (provider, {**fields, "filename": getattr(upload, "filename", None), "bytes": data})
+            )
+            failed = self._failure(provider)
+            if failed is not None:
+                return failed
+            model = fields.get("model", "")
+            text = (
+                f"{provider}:{model} heard {len(data)} bytes of {getattr(upload, 'filename', '')}"
+            )
+            body: dict[str, Any] = {"text": text}
+            if fields.get("response_format") == "verbose_json":
+                body.update(
+                    task="transcribe",
+                    language="english",
+                    duration=6.7,
+                    segments=[
+                        {
+                            "id": 0,
+                            "seek": 0,
+                            "start": 0.0,
+                            "end": 6.7,
+                            "text": text,
+                            "tokens": [1, 2],
+                            "temperature": 0.0,
+                            "avg_logprob": -0.2,
+                            "compression_ratio": 1.0,
+                            "no_speech_prob": 0.01,
+                        }
+                    ],
+                )
+            return Response(json.dumps(body), content_type="application/json")
+
+        return handle
+
     def _anthropic(self, request: Request) -> Response:
         body = request.get_json()
         self.requests.append(("anthropic", body))
@@ -663,3 +761,74 @@ class FakeProviders:
                 yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
 
         return Response(events(), mimetype="text/event-stream")
+
+
+class FakeHub:
+    """The Hugging Face Hub as huggingface_hub (2.x) asks it when faster-whisper downloads a
+    model: the revision and tree APIs, then HEAD and GET of each file under /resolve/. It
+    serves the files of `directory` as `repo` (point HF_ENDPOINT at `.url`). `stall_after`:
+    send that many bytes of the first file larger than it, then hang (a connection that dies
+    mid-download)."""
+
+    SHA = "0123456789abcdef0123456789abcdef01234567"
+
+    def __init__(self, server: HTTPServer, repo: str, directory: Any) -> None:
+        import re
+        from pathlib import Path
+
+        self.server = server
+        self.repo = repo
+        self.files = {p.name: p.read_bytes() for p in Path(directory).iterdir() if p.is_file()}
+        self.stall_after: int | None = None
+        self.asked: list[str] = []
+        server.expect_request(re.compile(".*")).respond_with_handler(self._handle)
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for("").rstrip("/")
+
+    def _handle(self, request: Request) -> Response:
+        import hashlib
+
+        path = request.path
+        self.asked.append(f"{request.method} {path}")
+        if path == "/api/agent-harnesses":
+            return Response(json.dumps({"standardEnvVars": [], "harnesses": {}}))
+        if path.startswith(f"/api/models/{self.repo}/tree/"):
+            tree = [
+                {"type": "file", "path": n, "size": len(d), "oid": hashlib.sha1(d).hexdigest()}
+                for n, d in self.files.items()
+            ]
+            return Response(json.dumps(tree), content_type="application/json")
+        if path.startswith(f"/api/models/{self.repo}"):
+            siblings = [{"rfilename": n} for n in self.files]
+            body = {"id": self.repo, "sha": self.SHA, "siblings": siblings}
+            return Response(json.dumps(body), content_type="application/json")
+        prefix = f"/{self.repo}/resolve/"
+        name = path.rsplit("/", 1)[-1]
+        if not path.startswith(prefix) or name not in self.files:
+            return Response(
+                "Entry not found", status=404, headers={"X-Error-Code": "EntryNotFound"}
+            )
+        data = self.files[name]
+        headers = {
+            "X-Repo-Commit": self.SHA,
+            "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+            "Accept-Ranges": "bytes",
+        }
+        if request.method == "HEAD":
+            response = Response(b"", headers=headers)
+            response.automatically_set_content_length = False
+            response.headers["Content-Length"] = str(len(data))
+            return response
+        if self.stall_after is not None and len(data) > self.stall_after:
+            cut = self.stall_after
+
+            def dribble() -> Iterator[bytes]:
+                yield data[:cut]
+                time.sleep(3600)  # the rest never comes (the server thread dies with it)
+
+            response = Response(dribble(), headers=headers)
+            response.headers["Content-Length"] = str(len(data))
+            return response
+        return Response(data, headers=headers, content_type="application/octet-stream")

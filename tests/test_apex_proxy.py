@@ -22,7 +22,7 @@ from brain.apex import render as apex_render
 from brain.tasks import builtin_tasks
 
 KEY = "sk-brain-test-master-key"
-PROVIDERS = ["ollama", "cerebras", "groq", "gemini", "cloudflare", "anthropic"]
+PROVIDERS = ["ollama", "whisper", "cerebras", "groq", "gemini", "cloudflare", "anthropic"]
 
 
 @dataclass
@@ -59,6 +59,7 @@ def apex_stack(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]
     for name in PROVIDERS:
         stack.fakes.restore(name)
     stack.fakes.requests.clear()
+    stack.fakes.uploads.clear()
     monkeypatch.setenv("BRAIN_APEX_URL", stack.url)
     monkeypatch.setenv("BRAIN_APEX_KEY", KEY)
     yield stack
@@ -184,11 +185,10 @@ def test_apex_check_json_shows_fallbacks(apex_stack, brain):
     assert j["ok"] is False
 
 
-def test_drill_sees_cascade_and_flip_back(apex_stack):
+def test_drill_sees_cascade_and_flip_back(apex_stack, make_app):
     from brain.apex import check
-    from brain.client import Endpoint
 
-    endpoint = Endpoint("apex", apex_stack.url, KEY, 2.0, 30.0)
+    endpoint = make_app().backend("apex")
     prompts: list[str] = []
 
     def pause(message: str) -> None:
@@ -243,3 +243,63 @@ def test_drill_on_the_command_line(apex_stack, home):
     assert child.exitstatus == 0, out
     assert "Fallback drill" in out
     assert "as designed" in out and "flipped back" in out and "cascaded from" in out
+
+
+# ----- speech: the rendered `transcribe` group carries a memo (brain.voice) ---------------------
+
+
+def _memo(path: Path, seconds: float = 1.0) -> Path:
+    """A small WAV (a tone): what the upstream hears does not matter here, only the bytes."""
+    import math
+    import struct
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        frames = int(16000 * seconds)
+        w.writeframes(
+            b"".join(
+                struct.pack("<h", int(8000 * math.sin(i * 440 * 2 * math.pi / 16000)))
+                for i in range(frames)
+            )
+        )
+    return path
+
+
+def test_a_memo_goes_through_the_transcribe_group_and_the_transcript_is_the_input(
+    apex_stack, brain, home
+):
+    memo = _memo(home.root / "memo.wav")
+    r = brain("--online", "--json", "dump", "memo.wav", "for Monday")
+    assert r.code == 0, r.stderr + apex_stack.log()[-3000:]
+    j = r.json
+    # The recording reached the Whisper server on Apex, byte for byte, as the rendered group says.
+    provider, upload = apex_stack.fakes.uploads[-1]
+    assert provider == "whisper"
+    assert upload["model"] == catalog.DEPLOYMENTS["apex-whisper"].model
+    assert upload["bytes"] == memo.read_bytes() and upload["filename"] == "memo.wav"
+    heard = f"whisper:{upload['model']} heard {len(upload['bytes'])} bytes of memo.wav"
+    assert j["transcript"] == {
+        "text": heard,
+        "backend": "apex",
+        "model": "apex-whisper@transcribe",
+        "audio_seconds": 6.7,
+        "ms": j["transcript"]["ms"],
+    }
+    # The transcript, with the instruction, is what the dump route was asked.
+    asked = [body for name, body in apex_stack.fakes.requests if name == "ollama"]
+    assert asked[-1]["messages"][-1]["content"] == f"for Monday\n\n{heard}"
+    assert j["answer"] == "ollama:gemma3:27b-it-qat answers"
+
+
+def test_a_failing_whisper_on_apex_falls_back_to_groq_on_apex(apex_stack, brain, home):
+    _memo(home.root / "memo.wav")
+    apex_stack.fakes.fail("whisper", 500)
+    r = brain("--online", "--json", "dump", "memo.wav")
+    assert r.code == 0, r.stderr + apex_stack.log()[-3000:]
+    transcript = r.json["transcript"]
+    assert transcript["model"] == "groq-whisper-large-v3-turbo"
+    assert transcript["text"].startswith("groq:whisper-large-v3-turbo heard ")
+    assert [p for p, _ in apex_stack.fakes.uploads] == ["whisper", "groq"]

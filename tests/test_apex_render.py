@@ -102,12 +102,13 @@ def test_no_secret_every_key_and_base_from_the_environment():
             assert params[field].removeprefix("os.environ/") in env_names
     assert config["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
     assert "SLACK_WEBHOOK_URL" in env_names and "TAILSCALE_IP" in env_names
-    # No value in .env.example is a key: only addresses, the Ollama placeholder, flags.
+    # No value in .env.example is a key: only addresses, the placeholders of the servers on
+    # Apex that need none (Ollama, Whisper), flags.
     for line in files[".env.example"].splitlines():
         if "=" in line and not line.startswith("#"):
             name, value = line.split("=", 1)
             if name.endswith("_KEY") or name in ("SLACK_WEBHOOK_URL", "LITELLM_MASTER_KEY"):
-                assert value in ("", "ollama"), line
+                assert value in ("", "ollama", "whisper"), line
 
 
 def test_measured_proxy_settings_and_timeouts():
@@ -152,7 +153,10 @@ def test_options_leave_providers_and_models_out():
     config = _config(files)
     models = {m["litellm_params"]["model"] for m in config["model_list"]}
     assert models == {"openai/qwen2.5-coder:32b", "cerebras/llama-3.3-70b"}
-    assert dict(plan.omitted) == {PREMIUM_ROUTE: "the paid provider (anthropic) is not included"}
+    assert dict(plan.omitted) == {
+        PREMIUM_ROUTE: "the paid provider (anthropic) is not included",
+        "transcribe": "no Whisper is included (whisper, groq)",
+    }
     assert "GROQ_API_KEY" not in files[".env.example"]
     # brain_dump lost its local first step: it starts on Cerebras, and says why.
     assert _groups(config)["brain_dump"]["litellm_params"]["model"] == "cerebras/llama-3.3-70b"

@@ -50,6 +50,7 @@ class Options:
     local_models: frozenset[str] = frozenset(catalog.local_short_names())
     upstream: Mapping[str, str] = field(default_factory=dict)  # deployment key -> model
     slack: bool = False
+    speech_route: str = catalog.SPEECH_ROUTE  # `[voice] route`: the group that transcribes
     image: str = DEFAULT_IMAGE
     linux_dir: str = DEFAULT_LINUX_DIR
 
@@ -183,6 +184,11 @@ def make_plan(tasks: Mapping[str, Task], options: Options) -> Plan:
             # The catalog guarantees this; a user route must not reach paid Claude either.
             steps = [d for d in steps if not _paid(d)]
         routes.append(RoutePlan(route, users[route], steps, note))
+    speech = [deployments[k] for k in catalog.SPEECH_CHAIN if _included(deployments[k], options)]
+    if speech:
+        routes.append(RoutePlan(options.speech_route, ["voice memos"], speech))
+    else:
+        omitted.append((options.speech_route, "no Whisper is included (whisper, groq)"))
     used_keys = {d.key for r in routes for d in r.steps}
     return Plan(
         routes=routes,
@@ -263,7 +269,9 @@ def _litellm_params(d: Deployment) -> dict[str, Any]:
         "timeout": p.timeout,
         "stream_timeout": p.stream_timeout,
     }
-    if not p.paid:
+    if not p.paid and d.mode == "audio_transcription":
+        params["input_cost_per_second"] = 0  # speech is priced by the second of audio
+    elif not p.paid:
         # Free tiers and the local GPU cost nothing: the cost header says 0, not a list price.
         params["input_cost_per_token"] = 0
         params["output_cost_per_token"] = 0
@@ -275,10 +283,13 @@ def _litellm_params(d: Deployment) -> dict[str, Any]:
 
 
 def _entry(group: str, d: Deployment, model_id: str) -> list[str]:
+    info: dict[str, Any] = {"id": model_id}
+    if d.mode:
+        info["mode"] = d.mode  # LiteLLM serves /v1/audio/transcriptions for these
     entry = {
         "model_name": group,
         "litellm_params": _litellm_params(d),
-        "model_info": {"id": model_id},
+        "model_info": info,
     }
     return _yaml([entry], 2)
 
@@ -322,7 +333,8 @@ def render_config(plan: Plan) -> str:
     for r in plan.routes:
         d = r.steps[0]
         out.append("")
-        out.append(f"  # {r.route}: tasks {', '.join(r.tasks)}. First step: {d.title}.")
+        used_by = "voice memos" if d.mode else f"tasks {', '.join(r.tasks)}"
+        out.append(f"  # {r.route}: {used_by}. First step: {d.title}.")
         if r.note:
             out.append(f"  # ({r.note})")
         out.extend(_entry(r.route, d, r.primary_id))
@@ -426,8 +438,9 @@ def render_env(plan: Plan) -> str:
         out.append(f"# {p.title}.")
         out.append(f"# Key: {p.key_help}")
         if p.local:
-            out.append("# Base: Ollama on this machine, seen from inside the container.")
-            out.append(f"{p.key_env}=ollama")
+            server = "Ollama" if p.name == "ollama" else "the Whisper server (docs/voice.md)"
+            out.append(f"# Base: {server} on this machine, seen from inside the container.")
+            out.append(f"{p.key_env}={p.placeholder_key}")
         else:
             out.append(f"{p.key_env}=")
         out.append(f"{p.base_env}={p.default_base}")

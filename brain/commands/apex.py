@@ -37,8 +37,8 @@ def apex() -> None:
 @click.option(
     "--local-models",
     metavar="LIST",
-    help="Models on Apex's Ollama to include: gemma3-27b,gemma4-26b,gemma4-31b,qwen-32b "
-    "(default: all; `none` for cloud only).",
+    help="Models on Apex's GPU to include: gemma3-27b,gemma4-26b,gemma4-31b,qwen-32b (Ollama), "
+    "whisper (speech) (default: all; `none` for cloud only).",
 )
 @click.option(
     "--upstream",
@@ -94,6 +94,7 @@ def render(
     o = opts(ctx)
     out = Output(json_mode=o.json, verbose=o.verbose)
     tasks = app(ctx).tasks
+    speech_route = str(app(ctx).settings.get("voice", "route"))
     defaults = core.Options()
     if slack is None:
         slack = bool(secrets.get("slack"))
@@ -104,6 +105,7 @@ def render(
         local_models=defaults.local_models if chosen_local is None else chosen_local,
         upstream=core.parse_upstream(upstream),
         slack=slack,
+        speech_route=speech_route,
         image=image or defaults.image,
         linux_dir=linux_dir or defaults.linux_dir,
     )

@@ -147,7 +147,7 @@ def run_digest(
     instruction, given = material.split_args(words, used)
     if piped is not None:
         given.insert(0, material.Material("stdin", piped))
-    given = [m for m in given if m.text.strip()]
+    given = [m for m in given if m.text.strip() or m.audio is not None]
     gather = bool(names or since or (not given and configured))
     if gather and not configured:
         raise UsageError(
@@ -161,6 +161,7 @@ def run_digest(
             "For example: cat notes/*.md | brain digest",
         )
     output = Output(json_mode=the_app.json, verbose=the_app.verbose)
+    given, heard = _transcribed(the_app, given, output)
     units = _units(given, alone=not gather)
     gathered: list[Gathered] = []
     intro = ""
@@ -170,7 +171,26 @@ def run_digest(
     if gather and not units:
         return _nothing_new(output, the_app, gathered)
     done = _digest(the_app, output, instruction, units, intro, gathered)
+    done.transcript = heard
     return _land(output, the_app, done, gathered, out_path, post)
+
+
+def _transcribed(the_app: App, given: list[Any], output: Any) -> tuple[list[Any], Any]:
+    """Recordings among the material, turned into their transcripts (labelled as the other
+    tasks label them), before the material is cut into parts; and what was heard in all."""
+    from brain import voice
+    from brain.material import Material
+
+    heard = []
+    texts = []
+    for m in given:
+        if m.audio is None:
+            texts.append(m)
+            continue
+        transcript = voice.transcribe(the_app, m.audio, output)
+        heard.append(transcript)
+        texts.append(Material(f"{m.name} (transcript)", transcript.text.strip()))
+    return texts, (voice.merged(heard) if heard else None)
 
 
 def _gather(
@@ -319,7 +339,9 @@ class _Report:
         return lines
 
     def as_json(self) -> dict[str, Any]:
-        return {**self.done.result.as_json(), "answer": self.text, "digest": self.info}
+        heard = self.done.transcript
+        extra = {"transcript": heard.as_json()} if heard is not None else {}
+        return {**self.done.result.as_json(), "answer": self.text, "digest": self.info, **extra}
 
 
 def _land(

@@ -33,6 +33,9 @@ def history(ctx: click.Context, count: int) -> int:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.time))
         who = f"{r.backend} {r.model or ''}".strip()
         flag = " [partial]" if r.partial else ""
+        if r.audio and r.audio.get("files"):
+            names = ", ".join(str(f.get("name")) for f in r.audio["files"] if isinstance(f, dict))
+            flag += f" [spoken: {names}]"
         out.write(f"#{r.id} {when}  {r.task} → {who}{flag}")
         first = r.input.strip().splitlines()[0] if r.input.strip() else ""
         out.write(f"> {first[:200]}")

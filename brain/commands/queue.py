@@ -33,12 +33,28 @@ def list_(ctx: click.Context) -> int:
         return 0
     table = []
     for r in rows:
-        first = r.input.strip().splitlines()[0] if r.input.strip() else ""
+        first = _first_line(r)
         when = time.strftime("%m-%d %H:%M", time.localtime(r.time))
         table.append([str(r.id), when, r.task, first[:60], (r.error or "")[:80]])
     out.table("queued inputs", ["id", "when", "task", "input", "why not answered"], table)
     out.notice("`brain queue run` sends them; `brain queue drop ID` forgets one.")
     return 0
+
+
+def _first_line(r: Any) -> str:
+    """An input's first line, and the recordings it holds (brain.voice) by name."""
+    from brain.voice import Recordings
+
+    recordings = Recordings.from_row(r.audio)
+    text = r.input
+    if recordings is not None:
+        for audio in recordings.pending(text):
+            text = text.replace(audio.slot, "")
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if recordings is not None:
+        names = ", ".join(a.name for a in recordings.pending(r.input))
+        first = f"{first} [recording {names}]".strip() if names else first
+    return first
 
 
 @queue.command("run")
@@ -84,7 +100,7 @@ class _Run:
             self.failed += 1
             return
         if not self.app.json:
-            self.out.notice(f"#{r.id} ({r.task}): {r.input.strip()[:60]}")
+            self.out.notice(f"#{r.id} ({r.task}): {_first_line(r)[:80]}")
         question = exchange.Question(task, r.input, r.messages, row=r.id)
         try:
             result = exchange.ask(self.app, question, self.out)
@@ -119,6 +135,7 @@ class _Run:
 @global_options
 def drop(ids: tuple[int, ...]) -> int:
     """Forget queued inputs by ID (see `brain queue list`)."""
+    from brain import voice
     from brain.errors import UsageError
     from brain.render import Output
     from brain.store import opened
@@ -127,8 +144,10 @@ def drop(ids: tuple[int, ...]) -> int:
     missing = []
     with opened() as store:
         for row in ids:
+            kept = store.get(row)
             if store.drop(row):
-                out.notice(f"dropped #{row}.")
+                gone = voice.forget(kept.audio if kept else None)
+                out.notice(f"dropped #{row}" + (f" and its recording ({gone})." if gone else "."))
             else:
                 missing.append(str(row))
     if missing:

@@ -99,6 +99,7 @@ class Done:
     line: str = ""  # what the answer says about the parts ("" when whole)
     notify_pending: bool = False
     incomplete: list[str] = field(default_factory=list)  # parts whose notes were cut short
+    transcript: Any = None  # what was heard in recordings given as material (--json)
 
     @property
     def exit_code(self) -> int:

@@ -101,6 +101,7 @@ RESERVED = frozenset(
         "apex",
         "completion",
         "repl",
+        "voice",
         "help",
     }
 )
