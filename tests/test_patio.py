@@ -202,6 +202,23 @@ def test_slack_one_notice_per_change_of_state(
     assert len(texts) == 2 and "Apex answers again" in texts[1]
 
 
+def test_offline_is_a_choice_and_sends_no_slack_notice(
+    apex: FakeApex, ollama: FakeOllama, slack: HTTPServer, brain, home
+) -> None:
+    # Issue 29 item 2: `--offline` sent "fallback fired … because Apex failed:" (no reason),
+    # then "Apex answers again" on the next normal command. Apex never failed.
+    hook = {"BRAIN_SLACK_WEBHOOK": slack.url_for("/hook")}
+    apex.answer("brain_dump", ["apex"])
+    assert brain("--offline", "dump", "a", env=hook).code == 0
+    assert brain("dump", "b", env={**hook, "BRAIN_OFFLINE": "1"}).code == 0
+    r = brain("dump", "c", "--json", env=hook)
+    assert r.code == 0 and r.json["backend"] == "apex"
+    # A real fallback still notifies (the receiver works): exactly that one notice arrives.
+    assert brain("dump", "d", env={**hook, "BRAIN_APEX_URL": refused_url()}).code == 0
+    texts = slack_texts(slack, 1)
+    assert len(texts) == 1 and "refused" in texts[0], texts
+
+
 def test_slack_apex_side_fallback_from_headers(apex: FakeApex, slack: HTTPServer, brain) -> None:
     apex.answer(
         "code",
