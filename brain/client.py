@@ -367,6 +367,7 @@ _TOO_LONG = (
     "longer than the context length",
     "too large for model with",
     "exceeds the available context size",
+    "context window exceeded",  # LiteLLM's pre-call check: no step of the route can read it
 )
 
 

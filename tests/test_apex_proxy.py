@@ -184,11 +184,10 @@ def test_apex_check_json_shows_fallbacks(apex_stack, brain):
     assert j["ok"] is False
 
 
-def test_drill_sees_cascade_and_flip_back(apex_stack):
+def test_drill_sees_cascade_and_flip_back(apex_stack, make_app):
     from brain.apex import check
-    from brain.client import Endpoint
 
-    endpoint = Endpoint("apex", apex_stack.url, KEY, 2.0, 30.0)
+    endpoint = make_app().backend("apex")
     prompts: list[str] = []
 
     def pause(message: str) -> None:
@@ -243,3 +242,48 @@ def test_drill_on_the_command_line(apex_stack, home):
     assert child.exitstatus == 0, out
     assert "Fallback drill" in out
     assert "as designed" in out and "flipped back" in out and "cascaded from" in out
+
+
+def test_ollama_steps_get_their_context_and_free_routes_cost_zero(apex_stack, brain):
+    # Issue 29 items 8 and 9: LiteLLM's ollama_chat/ sends options.num_ctx only when the config
+    # sets it; a zero-cost answer has no x-litellm-response-cost, only ...-cost-original.
+    r = brain("--online", "--json", "dump", "call Sam")
+    assert r.code == 0, r.stderr
+    assert r.json["model"] == "apex-gemma3-27b@brain_dump"
+    assert r.json["cost"] == 0.0
+    (body,) = [b for name, b in apex_stack.fakes.requests if name == "ollama"]
+    assert body["options"]["num_ctx"] == catalog.DEPLOYMENTS["apex-gemma3-27b"].context
+    assert body["stream"] is True
+
+
+def test_input_past_a_local_steps_context_skips_it_on_apex(apex_stack, brain):
+    # Not sent to Ollama to be cut at num_ctx: LiteLLM's pre-call check passes it on.
+    text = "word " * 32000  # ~40K tokens: past apex-gemma3-27b's max_input_tokens
+    r = brain("--online", "--json", "ask", input=text)
+    assert r.code == 0, r.stderr + apex_stack.log()[-3000:]
+    assert "ollama" not in {name for name, _ in apex_stack.fakes.requests}
+    assert r.json["fallbacks"] and r.json["fallbacks"][0]["backend"] == "apex"
+    reason = r.json["fallbacks"][0]["reason"]
+    assert "\n" not in reason and "context window" in reason.lower(), reason
+
+
+def test_status_with_a_rejected_key_exits_77(apex_stack, brain, monkeypatch):
+    # Issue 29 item 5: it said "questions go to Apex" and exited 0.
+    monkeypatch.setenv("BRAIN_APEX_KEY", "sk-wrong")
+    r = brain("status")
+    assert r.code == 77, r.stdout + r.stderr
+    assert "rejected" in r.stdout + r.stderr
+    assert "questions go to Apex" not in r.stderr
+    assert brain("status", "--json").json["key_ok"] is False
+    monkeypatch.setenv("BRAIN_APEX_KEY", KEY)
+    ok = brain("status")
+    assert "questions go to Apex" in ok.stderr, ok.stdout + ok.stderr
+
+
+def test_input_too_long_for_every_step_is_bad_input(apex_stack, brain):
+    # `code` has one step (Apex's Qwen, num_ctx set): LiteLLM refuses; brain says 65 and
+    # nothing reaches Ollama to be cut.
+    r = brain("--online", "code", input="word " * 16000)  # ~20K tokens
+    assert r.code == 65, r.stderr
+    assert "ollama" not in {name for name, _ in apex_stack.fakes.requests}
+    assert "too long" in r.stderr or "longer than" in r.stderr, r.stderr

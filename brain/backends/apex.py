@@ -246,6 +246,10 @@ def _max_inputs(body: Any) -> dict[str, int]:
         if not isinstance(entry, dict):
             continue
         info = entry.get("model_info") if isinstance(entry.get("model_info"), dict) else {}
+        if info.get("long_input_falls_back"):
+            # `brain apex render`: past this step's limit the route's next step takes the
+            # input on Apex's side (LiteLLM's pre-call check); the route's limit is not this.
+            continue
         limit = info.get("max_input_tokens")
         name = entry.get("model_name")
         if isinstance(name, str) and isinstance(limit, int) and limit > 0:
