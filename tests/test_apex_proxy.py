@@ -287,3 +287,23 @@ def test_input_too_long_for_every_step_is_bad_input(apex_stack, brain):
     assert r.code == 65, r.stderr
     assert "ollama" not in {name for name, _ in apex_stack.fakes.requests}
     assert "too long" in r.stderr or "longer than" in r.stderr, r.stderr
+
+
+def test_apex_check_advice_follows_each_routes_first_step(apex_stack, brain):
+    # Issue 29 item 7: long_context_summary starts on Gemini; asking about Ollama was wrong.
+    apex_stack.fakes.fail("gemini", 500)
+    r = brain("apex", "check", "--only", "long_context_summary", "--only", "brain_dump")
+    assert r.code == 0, r.stderr
+    advice = {
+        line.split(" answered only")[0].split()[-1]: line
+        for line in r.stderr.splitlines()
+        if "answered only after a fallback" in line
+    }
+    assert set(advice) == {"long_context_summary"}, r.stderr
+    assert "GEMINI_API_KEY" in advice["long_context_summary"]
+    assert "Ollama" not in advice["long_context_summary"]
+    apex_stack.fakes.restore("gemini")
+    apex_stack.fakes.down("ollama")
+    r = brain("apex", "check", "--only", "brain_dump")
+    line = next(x for x in r.stderr.splitlines() if "answered only after a fallback" in x)
+    assert "Ollama" in line and "gemma3:27b-it-qat" in line and "Cannot connect" in line, line
