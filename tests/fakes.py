@@ -745,6 +745,10 @@ class Relay:
     def down(self) -> None:
         sock, self.sock = self.sock, None
         if sock is not None:
+            try:  # close() alone leaves a socket that a thread blocks in accept() on listening
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             sock.close()
         for conn in self.conns:
             try:

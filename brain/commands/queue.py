@@ -37,7 +37,7 @@ def list_(ctx: click.Context) -> int:
         first = r.input.strip().splitlines()[0] if r.input.strip() else ""
         when = time.strftime("%m-%d %H:%M", time.localtime(r.time))
         # Cut at a word (a cut mid-word, "Connection er", reads as a different error).
-        table.append([str(r.id), when, r.task, one_line(first, 60), one_line(r.error or "", 160)])
+        table.append([str(r.id), when, r.task, one_line(first, 60), one_line(r.error or "", 300)])
     out.table("queued inputs", ["id", "when", "task", "input", "why not answered"], table)
     out.notice("`brain queue run` sends them; `brain queue drop ID` forgets one.")
     return 0
