@@ -307,3 +307,16 @@ def test_apex_check_advice_follows_each_routes_first_step(apex_stack, brain):
     r = brain("apex", "check", "--only", "brain_dump")
     line = next(x for x in r.stderr.splitlines() if "answered only after a fallback" in x)
     assert "Ollama" in line and "gemma3:27b-it-qat" in line and "Cannot connect" in line, line
+
+
+def test_no_key_at_all_is_a_key_error_not_a_server_error(apex_stack, brain, monkeypatch):
+    # LiteLLM 1.106.12 without a database answers a request with no key with a bare
+    # `500 Internal Server Error` (text/plain), not the 400 a wrong key gets.
+    monkeypatch.delenv("BRAIN_APEX_KEY")
+    r = brain("--online", "dump", "x")
+    assert r.code == 77, r.stderr + apex_stack.log()[-2000:]
+    assert "none is set" in r.stderr and "brain keys set apex" in r.stderr
+    status = brain("status")
+    assert status.code == 77, status.stdout + status.stderr
+    assert "not set, and Apex needs one" in status.stdout
+    assert apex_stack.fakes.requests == []
