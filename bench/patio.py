@@ -106,6 +106,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--out", default=str(ROOT / "bench" / "patio.md"))
     ns = parser.parse_args()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -212,7 +213,8 @@ def main() -> int:
         "# Patio mode: what an unreachable Apex costs",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} ({os.cpu_count()} cores), "
-        f"Python {platform.python_version()}, by `bench/patio.py --runs {ns.runs}`. Time from the "
+        f"Python {platform.python_version()}, load average {load:.1f} at the start (the cores are "
+        f"shared), by `bench/patio.py --runs {ns.runs}`. Time from the "
         "command's start to the first byte of the answer on stdout (median, min–max); the local "
         "model is a fake that answers at once, so the figures are brain's own.",
         "",

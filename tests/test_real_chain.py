@@ -162,7 +162,7 @@ def test_everything_down_every_message_names_the_real_parts(real: Chain, brain) 
         assert f"it was a llama.cpp server serving {ALIAS}" in said
         assert "llama-server" in said and "ollama" not in said.lower()
         notice_lines = [line for line in said.splitlines() if " — answering on this laptop" in line]
-        assert len(notice_lines) == 1, said
+        assert len(notice_lines) == 1 and f"with {ALIAS} (" in notice_lines[0], said
         queue = brain("queue", "list")
         (row,) = [line.split("\t") for line in queue.stdout.splitlines()[1:]]
         why = row[-1]

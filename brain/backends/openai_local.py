@@ -146,6 +146,8 @@ class OpenAILocalBackend(LocalServer):
         """local.model when the server lists it (or lists nothing); the one model it serves
         otherwise (llama-server serves one, under its alias)."""
         names = self.served()
+        if names is None:  # not answering now: name what it served when it last did
+            names = self.last_seen()[1]
         if names and local_model not in names and len(names) == 1:
             return names[0]
         return local_model

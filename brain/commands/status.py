@@ -37,7 +37,7 @@ def status(ctx: click.Context) -> int:
         out.notice("questions go to Apex.")
     elif report.answering == "local":
         if report.offline:
-            why = "--offline (or BRAIN_OFFLINE) keeps brain on this laptop"
+            why = "--offline (or BRAIN_OFFLINE)"
         elif not the_app.settings.apex_url:
             why = "Apex is not configured"
         else:
