@@ -110,6 +110,13 @@ class LlamaServer:
                 )
             time.sleep(0.2)
 
+    def warm_up(self) -> None:
+        """One answer, so the first test does not pay for loading the model's pages."""
+        import httpx
+
+        body = {"model": self.alias, "messages": [{"role": "user", "content": "hi"}]}
+        httpx.post(self.url + "/v1/chat/completions", json=body, timeout=120, trust_env=False)
+
     def wait_idle(self, timeout: float = 120.0) -> None:
         """Until no slot is generating (`GET /slots`): after a frozen proxy resumes, it still
         forwards the requests it had queued (their clients long gone)."""

@@ -402,19 +402,7 @@ def render_config(plan: Plan) -> str:
             out.append(f"    - {_scalar(r.route)}: {_flow(r.fallbacks)}")
     else:
         out.append("  fallbacks: []")
-    # LiteLLM 1.106.12: once context_window_fallbacks is set, a context error on a route
-    # missing from it is returned as is (no plain fallback): every cascading route is listed.
-    too_long = {r.route: r.fallbacks for r in with_fallbacks}
-    too_long.update({r: [lr] for r, lr in plan.long_routes.items()})
-    if too_long:
-        out.append(
-            "  # Input too long for a step: its task's long-input route takes it when it has"
-        )
-        out.append("  # one, else the route's next steps.")
-        out.append("  context_window_fallbacks:")
-        for r in plan.routes:
-            if r.route in too_long:
-                out.append(f"    - {_scalar(r.route)}: {_flow(too_long[r.route])}")
+    out.extend(_context_window_fallbacks(plan))
     out.append("")
     out.append("general_settings:")
     out.append("  # The key brain and Claude Code send (`brain keys set apex` on the laptop).")
@@ -432,6 +420,28 @@ def render_config(plan: Plan) -> str:
             " cooldown_deployment]"
         )
     return "\n".join(out) + "\n"
+
+
+def _context_window_fallbacks(plan: Plan) -> list[str]:
+    """Where an input too long for a step goes: its task's long-input route when it has one,
+    else the route's next steps. LiteLLM 1.106.12: once context_window_fallbacks is set, a
+    context error on a route missing from it is returned as is (no plain fallback), so every
+    cascading route is listed."""
+    too_long = {r.route: r.fallbacks for r in plan.routes if r.fallbacks}
+    too_long.update({r: [lr] for r, lr in plan.long_routes.items()})
+    if not too_long:
+        return []
+    out = [
+        "  # Input too long for a step: its task's long-input route takes it when it has",
+        "  # one, else the route's next steps.",
+        "  context_window_fallbacks:",
+    ]
+    out += [
+        f"    - {_scalar(r.route)}: {_flow(too_long[r.route])}"
+        for r in plan.routes
+        if r.route in too_long
+    ]
+    return out
 
 
 # ----- .env.example -----------------------------------------------------------------------
