@@ -445,3 +445,23 @@ def test_a_slow_route_does_not_mark_apex_away(
     reason = r.json["fallbacks"][0]["reason"]
     assert "timed out" in reason and reason.count("Apex (") == 1
     assert brain("dump", "y", "--json").json["backend"] == "apex"
+
+
+def test_notice_states_follow_what_answered_and_why() -> None:
+    from brain import notify
+    from brain.backends.base import Answer
+    from brain.offline.ladder import Outcome
+
+    offline = Outcome(Answer(text="x", backend="local", model="gemma3-270m"), "dump", "brain_dump")
+    assert notify.state_of(offline) is None  # not asked, not failed: nothing to say
+    why = "Apex (http://apex:4000): connection refused\nsecond line"
+    direct = Outcome(
+        Answer(text="x", backend="anthropic", model="claude-sonnet-4-5"),
+        "premium",
+        "premium_reasoning",
+        [{"backend": "apex", "reason": why}],
+    )
+    assert notify.state_of(direct) == ("anthropic:claude-sonnet-4-5", "fallback")
+    text = notify.message(direct, "fallback")
+    assert "used anthropic claude-sonnet-4-5" in text and "local" not in text
+    assert text.endswith("Apex failed: Apex (http://apex:4000): connection refused")
