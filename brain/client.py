@@ -18,6 +18,7 @@ which backend is which, prints, or decides about fallbacks.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import zlib
 from collections.abc import Callable, Iterator
@@ -300,21 +301,29 @@ def is_unreachable_host(exc: BaseException) -> bool:
 # ----- errors in words ------------------------------------------------------------------------
 
 # LiteLLM and OpenAI-style servers wrap the cause in exception names and add paragraphs about
-# model groups and retries; the cause is what a person needs (issue 29, item 4).
+# model groups and retries; the cause is what a person needs (issue 29, item 4). The messages
+# LiteLLM 1.106.12 really sends are in tests/test_client.py.
 _NOISE_PREFIXES = (
     "received model group",
     "available model group fallbacks",
     "litellm retried",
     "litellm max retries",
+    "litellm: model group",
     "model group=",
+    "debug information",
+    "cooldown deployments",
     "traceback",
     "error_str",
 )
+_ALSO_FAILED = re.compile(r"Fallback to (.+?) also failed", re.S)
+# aiohttp's connection errors name the SSL context object: "ssl:<ssl.SSLContext object at 0x…>"
+_OBJECT_NOISE = re.compile(r"\s*ssl:(<[^>]*>|default|None)")
 
 
 def one_line(text: str, limit: int = 300) -> str:
     """The cause in `text`, on one line, cut at a word with an ellipsis past `limit`."""
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    text = str(text)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     lines = [ln for ln in lines if not ln.lower().startswith(_NOISE_PREFIXES)] or lines[:1]
     line = lines[0] if lines else ""
     for _ in range(4):  # "litellm.APIConnectionError: APIConnectionError: OpenAIException - X"
@@ -327,6 +336,16 @@ def one_line(text: str, limit: int = 300) -> str:
             line = rest.strip()
             continue
         break
+    if line.startswith("{"):  # the upstream's own JSON error body, passed through
+        try:
+            inner = error_message(json.loads(line))
+        except ValueError:
+            inner = ""
+        line = inner.strip() or line
+    line = _OBJECT_NOISE.sub("", line)
+    also = _ALSO_FAILED.search(text)
+    if also:  # LiteLLM: the first step's error, and which fallbacks failed after it
+        line = f"{line} (then {' '.join(also.group(1).split())} failed too)"
     line = " ".join(_printable(line).split())
     if len(line) <= limit:
         return line
@@ -367,6 +386,7 @@ _TOO_LONG = (
     "longer than the context length",
     "too large for model with",
     "exceeds the available context size",
+    "context window exceeded",  # LiteLLM's pre-call check: no step of the route can read it
 )
 
 

@@ -19,11 +19,17 @@ SLACK = "slack"
 STATE = "notify.backend"
 
 
-def state_of(outcome: Any) -> tuple[str, str]:
-    """(state, event) for an answered request: who answered and which kind of event it is."""
+def state_of(outcome: Any) -> tuple[str, str] | None:
+    """(state, event) for an answered request: who answered and which kind of event it is.
+    None when the answer says nothing about Apex: it was not asked (--offline, BRAIN_OFFLINE,
+    no apex.url). `--offline` is a choice, not a failure: no notice, and the state stays."""
     a = outcome.answer
-    if a.backend == "local":
-        return f"local:{a.model}", "fallback"
+    if a.backend != "apex":
+        if not any(
+            f.get("backend") == "apex" and not f.get("answered_by") for f in outcome.fallbacks
+        ):
+            return None
+        return f"{a.backend}:{a.model}", "fallback"
     apex_side = [f for f in outcome.fallbacks if f.get("answered_by")]
     if apex_side:
         return f"apex-fallback:{apex_side[0]['answered_by']}", "apex_fallback"
@@ -31,20 +37,29 @@ def state_of(outcome: Any) -> tuple[str, str]:
 
 
 def message(outcome: Any, event: str) -> str:
+    from brain.client import one_line
+
     a = outcome.answer
     host = socket.gethostname()
     if event == "fallback":
-        reason = next((f["reason"] for f in outcome.fallbacks if not f.get("answered_by")), "")
+        reason = next(
+            (f["reason"] for f in outcome.fallbacks if f.get("backend") == "apex"), "unknown"
+        )
+        used = (
+            f"local {a.model or 'model'}"
+            if a.backend == "local"
+            else f"{a.backend} {a.model or ''}".rstrip()
+        )
         return (
-            f":warning: brain fallback fired on {host} — used local {a.model or 'model'} for "
-            f"`{outcome.task}` because Apex failed: {reason}"
+            f":warning: brain fallback fired on {host} — used {used} for "
+            f"`{outcome.task}` because Apex failed: {one_line(reason, 300)}"
         )
     if event == "apex_fallback":
         fb = next(f for f in outcome.fallbacks if f.get("answered_by"))
         return (
             f":warning: LiteLLM fallback fired on Apex — used {fb['answered_by']} "
             f"(deployment {a.model or '?'}) for route `{outcome.route}` because the primary "
-            f"failed: {fb['reason'][:300]}"
+            f"failed: {one_line(fb['reason'], 300)}"
         )
     return f":white_check_mark: Apex answers again ({host}): `{outcome.task}` → {a.model or outcome.route}"
 
@@ -53,7 +68,10 @@ def record(store: Store, settings: Any, outcome: Any) -> bool:
     """Queue a notice if this answer changes the state; True when the outbox has something."""
     if not settings.get("notify", "slack"):
         return False
-    state, event = state_of(outcome)
+    seen = state_of(outcome)
+    if seen is None:
+        return bool(store.outbox(SLACK))
+    state, event = seen
     before = store.get_state(STATE) or "apex"
     if state != before:
         store.set_state(STATE, state)

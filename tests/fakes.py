@@ -269,6 +269,14 @@ class FakeApex:
         )
 
 
+def _json_body(request: Request) -> dict[str, Any]:
+    """The JSON body whatever the Content-Type says: Ollama reads it so, and LiteLLM's
+    ollama_chat/ provider (1.106.12) posts /api/chat without `Content-Type: application/json`
+    and /api/show with the old `name` field."""
+    body = request.get_json(force=True, silent=True)
+    return body if isinstance(body, dict) else {}
+
+
 def _json_error(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     text = body if isinstance(body, str) else json.dumps(body)
     return Response(text, status=status, headers=headers or {}, content_type="application/json")
@@ -357,7 +365,7 @@ class FakeOllama:
         return Response(json.dumps({"models": models}), content_type="application/json")
 
     def _show(self, request: Request) -> Response:
-        model = (request.get_json() or {}).get("model")
+        model = _json_body(request).get("model") or _json_body(request).get("name")
         if model not in self.models:
             return _json_error(404, {"error": f"model '{model}' not found"})
         info = {"general.architecture": "gemma3", "gemma3.context_length": self.model_ctx}
@@ -367,7 +375,7 @@ class FakeOllama:
         )
 
     def _generate(self, request: Request) -> Response:
-        body = request.get_json()
+        body = _json_body(request)
         self.generate_requests.append(body)
         if body.get("model") in self.models and body.get("model") not in self.loaded:
             self.loaded.append(body["model"])
@@ -406,7 +414,7 @@ class FakeOllama:
         )
 
     def _native(self, request: Request) -> Response:
-        body = request.get_json()
+        body = _json_body(request)
         self.requests.append(body)
         model = body.get("model")
         if model not in self.models:
@@ -416,6 +424,10 @@ class FakeOllama:
         ctx = min(int(num_ctx or self.default_ctx), self.model_ctx)
         self._load(model, ctx)
         _, prompt_tokens = self._read(body.get("messages", []), ctx)
+        if body.get("stream") is False:  # one JSON object, as Ollama answers `"stream": false`
+            last = json.loads(list(self._ndjson(model, prompt_tokens))[-1])
+            last["message"]["content"] = "".join(self.pieces)
+            return Response(json.dumps(last), content_type="application/json")
         return Response(
             self._ndjson(model, prompt_tokens), status=200, mimetype="application/x-ndjson"
         )
@@ -443,7 +455,7 @@ class FakeOllama:
         yield json.dumps(done) + "\n"
 
     def _chat(self, request: Request) -> Response:
-        body = request.get_json()
+        body = _json_body(request)
         self.requests.append(body)
         model = body.get("model")
         if model not in self.models:
@@ -573,9 +585,11 @@ class FakeProviders:
     """The upstreams behind a real LiteLLM proxy, one pytest-httpserver each, so that one can
     be stopped like a real server (`down`: connections refused) and started again on the same
     port (`restore`). `base(name)` is what the provider's *_API_BASE points at.
-    OpenAI-compatible providers answer /v1/chat/completions; `anthropic` answers Anthropic's
-    /v1/messages. Each answer names who gave it ("<provider>:<model> answers");
-    `fail(name, status)` makes one provider answer with an error instead.
+    OpenAI-compatible providers answer /v1/chat/completions; `ollama` answers Ollama's native
+    /api/chat (LiteLLM's ollama_chat/ provider: NDJSON, `options.num_ctx`) and /api/show;
+    `anthropic` answers Anthropic's /v1/messages. Each answer names who gave it
+    ("<provider>:<model> answers"); `fail(name, status)` makes one provider answer with an
+    error instead.
     OpenAI-compatible providers also transcribe (`/v1/audio/transcriptions`, multipart, as
     OpenAI's Whisper API, a speaches server on Apex and Groq take it): "<provider>:<model>
     heard: " and the upload's size and name; `uploads` records each (fields and bytes).
@@ -590,6 +604,11 @@ class FakeProviders:
             server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
             handler = self._anthropic if name == "anthropic" else self._openai(name)
             path = "/v1/messages" if name == "anthropic" else "/v1/chat/completions"
+            if name == "ollama":
+                handler, path = self._ollama, "/api/chat"
+                server.expect_request("/api/show", method="POST").respond_with_json(
+                    {"model_info": {"general.architecture": "gemma3"}}
+                )
             server.expect_request(path, method="POST").respond_with_handler(handler)
             if name != "anthropic":
                 server.expect_request(
@@ -600,7 +619,7 @@ class FakeProviders:
 
     def base(self, provider: str) -> str:
         root = self.servers[provider].url_for("").rstrip("/")
-        return root if provider == "anthropic" else f"{root}/v1"
+        return root if provider in ("anthropic", "ollama") else f"{root}/v1"
 
     def fail(self, provider: str, status: int = 500) -> None:
         self.failing[provider] = status
@@ -632,6 +651,8 @@ class FakeProviders:
         status = self.failing.get(provider)
         if status is None:
             return None
+        if provider == "ollama":  # Ollama's own error body
+            return _json_error(status, {"error": f"fake {provider} failure"})
         return _json_error(
             status,
             {
@@ -700,6 +721,33 @@ class FakeProviders:
             return Response(json.dumps(body), content_type="application/json")
 
         return handle
+
+    def _ollama(self, request: Request) -> Response:
+        body = _json_body(request)
+        self.requests.append(("ollama", body))
+        failed = self._failure("ollama")
+        if failed is not None:
+            return failed
+        model = body.get("model", "")
+        pieces = [f"ollama:{model} ", "answers"]
+        end = {
+            "model": model,
+            "message": {"role": "assistant", "content": ""},
+            "done": True,
+            "done_reason": "stop",
+            "prompt_eval_count": 12,
+            "eval_count": 2,
+        }
+        if body.get("stream") is False:
+            end["message"]["content"] = "".join(pieces)
+            return Response(json.dumps(end), content_type="application/json")
+        lines = [
+            json.dumps(
+                {"model": model, "message": {"role": "assistant", "content": p}, "done": False}
+            )
+            for p in pieces
+        ] + [json.dumps(end)]
+        return Response("".join(x + "\n" for x in lines), mimetype="application/x-ndjson")
 
     def _anthropic(self, request: Request) -> Response:
         body = request.get_json()
@@ -832,3 +880,77 @@ class FakeHub:
             response.headers["Content-Length"] = str(len(data))
             return response
         return Response(data, headers=headers, content_type="application/octet-stream")
+
+class Relay:
+    """A TCP relay on loopback to a real server (`target`: "http://127.0.0.1:PORT"), which can
+    be stopped like the server behind it (`down`: connections refused) and started again on
+    the same port (`up`). Lets one real llama.cpp stand behind several LiteLLM deployments,
+    each of which can go down on its own."""
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.removeprefix("http://").partition(":")
+        self.target = (host, int(port.rstrip("/")))
+        self.port = 0
+        self.sock: socket.socket | None = None
+        self.conns: list[socket.socket] = []
+        self.up()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        if self.sock is not None:
+            return
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(16)
+        self.port = sock.getsockname()[1]
+        self.sock = sock
+        threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
+
+    def down(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            try:  # close() alone leaves a socket that a thread blocks in accept() on listening
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        for conn in self.conns:
+            try:
+                conn.close()
+            except OSError:
+                pass
+        self.conns.clear()
+
+    def _accept(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = sock.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

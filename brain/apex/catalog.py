@@ -48,6 +48,11 @@ class Deployment:
     verified_on: str = ""
     short: str = ""  # the name --local-models takes (local deployments only)
     mode: str = ""  # LiteLLM's model_info mode when not chat: audio_transcription
+    # Local models: the context Ollama is told to use (num_ctx). Ollama's own default is 4,096
+    # tokens under 24 GiB of VRAM and it silently drops what does not fit. Chosen so the KV
+    # cache fits beside the weights on a 24 GB GPU (an estimate from the model's shape; not
+    # measured on a GPU): gemma's sliding-window layers keep its cache small.
+    context: int | None = None
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -58,9 +63,10 @@ PROVIDERS: dict[str, Provider] = {
             "Ollama on Apex (local GPU)",
             "OLLAMA_API_KEY",
             "OLLAMA_API_BASE",
-            "http://host.docker.internal:11434/v1",
-            "No key: Ollama ignores it, but LiteLLM's OpenAI client needs one; keep `ollama`.",
-            "openai",
+            "http://host.docker.internal:11434",
+            "No key: Ollama ignores it; keep `ollama`.",
+            # Ollama's native /api/chat: the only way to set its context (num_ctx) per request.
+            "ollama_chat",
             timeout=300,
             stream_timeout=15,
             local=True,
@@ -149,6 +155,7 @@ DEPLOYMENTS: dict[str, Deployment] = {
             "gemma3:27b-it-qat",
             "Gemma 3 27B QAT on Apex",
             short="gemma3-27b",
+            context=32768,
         ),
         Deployment(
             "apex-gemma4-26b",
@@ -156,6 +163,7 @@ DEPLOYMENTS: dict[str, Deployment] = {
             "gemma4:26b",
             "Gemma 4 26B MoE (A4B) on Apex",
             short="gemma4-26b",
+            context=32768,
         ),
         Deployment(
             "apex-gemma4-31b",
@@ -163,6 +171,7 @@ DEPLOYMENTS: dict[str, Deployment] = {
             "gemma4:31b",
             "Gemma 4 31B on Apex",
             short="gemma4-31b",
+            context=16384,
         ),
         Deployment(
             "apex-qwen-32b",
@@ -170,6 +179,7 @@ DEPLOYMENTS: dict[str, Deployment] = {
             "qwen2.5-coder:32b",
             "Qwen 2.5 Coder 32B on Apex",
             short="qwen-32b",
+            context=16384,
         ),
         Deployment(
             "cerebras-llama-3.3-70b",

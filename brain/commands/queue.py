@@ -20,6 +20,7 @@ def queue() -> None:
 @click.pass_context
 def list_(ctx: click.Context) -> int:
     """Show queued inputs."""
+    from brain.client import one_line
     from brain.commands.common import app
     from brain.render import Output
 
@@ -35,7 +36,8 @@ def list_(ctx: click.Context) -> int:
     for r in rows:
         first = _first_line(r)
         when = time.strftime("%m-%d %H:%M", time.localtime(r.time))
-        table.append([str(r.id), when, r.task, first[:60], (r.error or "")[:80]])
+        # Cut at a word (a cut mid-word, "Connection er", reads as a different error).
+        table.append([str(r.id), when, r.task, one_line(first, 60), one_line(r.error or "", 300)])
     out.table("queued inputs", ["id", "when", "task", "input", "why not answered"], table)
     out.notice("`brain queue run` sends them; `brain queue drop ID` forgets one.")
     return 0
