@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "repl": ("repl", "repl", "Talk with brain: a conversation with /commands (also `brain`)."),
     "completion": ("completion", "completion", "Print the shell completion script."),
+    "voice": ("voice", "voice", "Voice memos: fetch the Whisper model that transcribes them here."),
 }
 
 
@@ -107,6 +108,12 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
         with formatter.section("Other commands"):
             formatter.write_dl([(n, COMMANDS[n][2]) for n in sorted(COMMANDS)])
+        broken = ctx.find_root().meta.get("brain.settings")
+        if broken is not None and isinstance(broken[1], Exception):
+            formatter.write_paragraph()
+            formatter.write_text(
+                f"Your own tasks are not listed: {broken[1]} (`brain config show` says more)."
+            )
 
 
 def _builtin_names() -> tuple[str, ...]:

@@ -29,6 +29,7 @@ SLASH_COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("", "mode, task, who would answer, the conversation's size"),
     "history": ("", "the turns of this conversation"),
     "retry": ("", "ask the last question again (a failed one too)"),
+    "record": ("[TEXT]", "record a memo until Enter; its transcript is the question"),
     "save": ("FILE", "write this conversation to FILE as Markdown (-f replaces FILE)"),
     "clear": ("", "start a new conversation"),
     "help": ("", "this list"),

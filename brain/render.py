@@ -61,6 +61,9 @@ def cut(text: str, width: int) -> str:
     return (head[:space] if space > width // 2 else head).rstrip() + "…"
 
 
+PROGRESS_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
+
+
 def _isatty(stream: Any) -> bool:
     try:
         return bool(stream.isatty())
@@ -83,6 +86,8 @@ class Output:
         self._console: Any = None
         self._wrote = False  # plain answer text was written and...
         self._ended_with_newline = True  # ...whether it ended its line
+        self._said_at = 0.0  # the last progress line on a stderr that is not a terminal
+        self._meter_at = 0.0
 
     # ----- stderr -------------------------------------------------------------------------
     def err_console(self) -> Any:
@@ -145,6 +150,49 @@ class Output:
         self._pause_status()
         self._status = self.err_console().status(_escape(clean(message)), spinner="dots")
         self._status.start()
+
+    def progress(self, message: str) -> None:
+        """Progress of a long step (a memo being transcribed): the spinner's words, updated in
+        place on a terminal; otherwise a line at most every PROGRESS_EVERY seconds."""
+        import time
+
+        message = clean(message)
+        if self.stderr_tty:
+            if self._status is None:
+                self.waiting(message)
+            else:
+                self._status.update(_escape(message))
+            return
+        now = time.monotonic()
+        if not self._said_at:  # a step that ends within PROGRESS_EVERY says nothing here
+            self._said_at = now
+        elif now - self._said_at >= PROGRESS_EVERY:
+            self._said_at = now
+            sys.stderr.write(f"brain: {message}\n")
+            sys.stderr.flush()
+
+    def meter(self, seconds: float, level: float) -> None:
+        """A recording's elapsed time and level on one stderr line, redrawn (terminal only)."""
+        import time
+
+        if not self.stderr_tty:
+            return
+        now = time.monotonic()
+        if now - self._meter_at < 0.1:
+            return
+        self._meter_at = now
+        filled = round(level * 20)
+        minutes, secs = divmod(int(seconds), 60)
+        dot = "●" if os.environ.get("NO_COLOR") else "\x1b[31m●\x1b[0m"
+        sys.stderr.write(
+            f"\r{dot} {minutes}:{secs:02d}  {'█' * filled}{'·' * (20 - filled)}  Enter stops\x1b[K"
+        )
+        sys.stderr.flush()
+
+    def meter_end(self) -> None:
+        if self.stderr_tty:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
 
     def _pause_status(self) -> None:
         if self._status is not None:

@@ -75,6 +75,7 @@ def gather(app: App) -> Report:
     )
     _apex(app, report)
     _local(app, report)
+    _voice(app, report)
     _keyring(report)
     mode = {"offline": "offline", "online": "online (Apex only)"}.get(app.mode, "auto")
     if conf.offline_env and app.mode == OFFLINE:
@@ -170,6 +171,33 @@ def _local(app: App, report: Report) -> None:
         report.checks.append(
             Check("local servers", None, "none on the usual ports (11434, 8080, 1234, 8000)")
         )
+
+
+def _voice(app: App, report: Report) -> None:
+    """Who would transcribe a voice memo (brain.voice): informative only, never the exit code
+    (voice is optional; a question still gets its answer without it)."""
+    from brain.voice import local
+
+    route = str(app.settings.get("voice", "route"))
+    whisper = local.check(app)
+    if report.routes_offered is not None:
+        has = route in report.routes_offered
+        where = (
+            "voice memos are transcribed on this laptop"
+            if whisper.ok
+            else "nor has this laptop a Whisper: voice memos wait in the queue"
+        )
+        report.checks.append(
+            Check(
+                "voice route",
+                True if has else None,
+                f"Apex transcribes on `{route}`"
+                if has
+                else f"Apex has no `{route}` route; {where}",
+                "" if has else "`brain apex render` adds it (docs/voice.md).",
+            )
+        )
+    report.checks.append(whisper)
 
 
 def _keyring(report: Report) -> None:

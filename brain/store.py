@@ -77,6 +77,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE exchanges ADD COLUMN claimed_at REAL;
     CREATE INDEX IF NOT EXISTS exchanges_time ON exchanges(time);
     """,
+    # Voice (issue 33): the recordings an input came from and its transcript, as JSON
+    # (brain.voice.Audio.to_row); NULL for typed input.
+    """
+    ALTER TABLE exchanges ADD COLUMN audio TEXT;
+    """,
 ]
 VERSION = len(MIGRATIONS)
 
@@ -106,6 +111,7 @@ class Exchange:
     partial: bool
     error: str | None
     partial_reason: str | None = None
+    audio: dict[str, Any] | None = None  # brain.voice: the recordings and the transcript
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,7 +134,19 @@ class Exchange:
             "partial": self.partial,
             "partial_reason": self.partial_reason,
             "error": self.error,
+            **_voice_fields(self.audio),
         }
+
+
+def _voice_fields(audio: dict[str, Any] | None) -> dict[str, Any]:
+    """`audio` (the recordings' paths) and `transcript` for an input that was spoken."""
+    if not audio:
+        return {}
+    files = audio.get("files") if isinstance(audio.get("files"), list) else []
+    fields: dict[str, Any] = {"audio": [f.get("path") for f in files if isinstance(f, dict)]}
+    if isinstance(audio.get("transcript"), dict):
+        fields["transcript"] = audio["transcript"]
+    return fields
 
 
 class Store:
@@ -178,11 +196,19 @@ class Store:
         self.db.close()
 
     # ----- one question's life ------------------------------------------------------------------
-    def add(self, task: str, route: str, user_input: str, messages: list[dict[str, str]]) -> int:
-        """Keep an input before it is sent, claimed by this process."""
+    def add(
+        self,
+        task: str,
+        route: str,
+        user_input: str,
+        messages: list[dict[str, str]],
+        audio: dict[str, Any] | None = None,
+    ) -> int:
+        """Keep an input before it is sent, claimed by this process. `audio`: the recordings
+        it holds (brain.voice), their transcripts still to come."""
         cur = self.db.execute(
             "INSERT INTO exchanges (time, status, task, route, input, messages, claimed_by,"
-            " claimed_at) VALUES (?,?,?,?,?,?,?,?)",
+            " claimed_at, audio) VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 time.time(),
                 SENDING,
@@ -192,9 +218,23 @@ class Store:
                 json.dumps(messages),
                 os.getpid(),
                 time.time(),
+                json.dumps(audio) if audio else None,
             ),
         )
         return int(cur.lastrowid or 0)
+
+    def set_input(
+        self,
+        row: int,
+        user_input: str,
+        messages: list[dict[str, str]],
+        audio: dict[str, Any] | None,
+    ) -> None:
+        """The input as it now stands (a recording transcribed, or copied for the queue)."""
+        self.db.execute(
+            "UPDATE exchanges SET input=?, messages=?, audio=? WHERE id=?",
+            (user_input, json.dumps(messages), json.dumps(audio) if audio else None, row),
+        )
 
     def claim(self, row: int) -> bool:
         """Take a queued input (or one whose sender is gone) for this process; False when
@@ -423,11 +463,20 @@ def _exchange(row: sqlite3.Row) -> Exchange:
         partial=bool(row["partial"]),
         error=row["error"],
         partial_reason=row["partial_reason"] if "partial_reason" in keys else None,
+        audio=_json_dict(row["audio"]) if "audio" in keys else None,
     )
 
 
 def _has(value: str | None, folded: str) -> bool:
     return value is not None and folded in value.casefold()
+
+
+def _json_dict(text: str | None) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _json_list(text: str | None) -> list[Any]:

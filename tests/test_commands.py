@@ -262,3 +262,24 @@ def test_each_command_lists_only_the_flags_it_takes(brain, command, takes, not_t
 def test_global_flags_still_work_before_the_command(brain) -> None:
     assert brain("--offline", "queue", "list").code == 0
     assert brain("--json", "keys", "list").json["keys"]
+
+
+def test_config_is_read_once_per_command(apex, brain, monkeypatch, write_config) -> None:
+    from brain import settings
+
+    write_config('[tasks.lesson]\nroute = "lesson_plan"\n')
+    apex.answer("lesson_plan", ["planned"])
+    calls: list[object] = []
+    real = settings.load
+    monkeypatch.setattr(settings, "load", lambda *a, **k: calls.append(a) or real(*a, **k))
+    assert brain("lesson", "photosynthesis").stdout == "planned\n"
+    assert len(calls) == 1
+
+
+def test_a_broken_config_is_said_not_swallowed(brain, write_config) -> None:
+    write_config("[apex]\nurl = 7\n")
+    r = brain("dump", "x")
+    assert r.code == 78 and "[apex] url = 7 is not valid" in r.stderr
+    help_text = brain("--help")
+    assert help_text.code == 0 and "Your own tasks are not listed" in help_text.stdout
+    assert brain("lesson", "x").code == 78  # a name only config.toml could define: its error

@@ -60,7 +60,7 @@ def test_lists_one_tool_per_task_and_status(apex: FakeApex, write_config) -> Non
     assert set(tools) == {"dump", "digest", "draft", "code", "ask", "notes", "status"}
     dump = tools["dump"]
     assert dump.input_schema["required"] == ["text"]
-    assert set(dump.input_schema["properties"]) == {"text", "material"}
+    assert set(dump.input_schema["properties"]) == {"text", "material", "audio"}
     assert "brain_dump" in dump.description and "local model" in dump.description
 
 

@@ -44,6 +44,17 @@ def test_keys_set_prompts_without_echo(home) -> None:
     assert stored["brain/apex"] == "sk-typed-secret-999"
 
 
+def finish(child: pexpect.spawn) -> None:
+    """The end of `config init`: with the `voice` extra installed it offers the laptop's
+    Whisper model (brain.voice); declined, it names `brain voice fetch`."""
+    if child.expect(["Fetch the Whisper model", "brain status"]) == 0:
+        child.sendline("n")
+        child.expect("brain voice fetch")
+        child.expect("brain status")
+    child.expect(pexpect.EOF)
+    child.close()
+
+
 def test_config_init_asks_checks_and_stores_the_key(
     apex: FakeApex, ollama: FakeOllama, home
 ) -> None:
@@ -65,9 +76,7 @@ def test_config_init_asks_checks_and_stores_the_key(
     child.expect("Apex key")
     child.sendline("sk-from-init-123")
     child.expect("accepted by Apex; stored in the keyring")
-    child.expect("brain status")
-    child.expect(pexpect.EOF)
-    child.close()
+    finish(child)
     assert child.exitstatus == 0
     text = (home.config / "brain" / "config.toml").read_text()
     assert apex.url in text and ollama.url in text and "sk-" not in text
@@ -95,9 +104,8 @@ def test_config_init_without_a_keyring_never_asks_for_a_key(
     child.expect("No usable keyring")
     child.expect("export BRAIN_APEX_KEY=")
     child.expect("keyrings.alt; base64, not encrypted")
-    child.expect(pexpect.EOF)
+    finish(child)
     assert "Apex key (" not in child.before
-    child.close()
     assert child.exitstatus == 0
     # Followed as printed: with the key in the environment, init checks it and status agrees.
     child = spawn("config", "init", env={**env, "BRAIN_APEX_KEY": "sk-env-4567"})
@@ -105,8 +113,7 @@ def test_config_init_without_a_keyring_never_asks_for_a_key(
         child.expect(r": $|\]: ")
         child.sendline(answer)
     child.expect("comes from BRAIN_APEX_KEY: accepted by Apex")
-    child.expect(pexpect.EOF)
-    child.close()
+    finish(child)
     assert child.exitstatus == 0
 
 

@@ -39,8 +39,8 @@ def apex() -> None:
 @click.option(
     "--local-models",
     metavar="LIST",
-    help="Models on Apex's Ollama to include: gemma3-27b,gemma4-26b,gemma4-31b,qwen-32b "
-    "(default: all; `none` for cloud only).",
+    help="Models on Apex's GPU to include: gemma3-27b,gemma4-26b,gemma4-31b,qwen-32b (Ollama), "
+    "whisper (speech) (default: all; `none` for cloud only).",
 )
 @click.option(
     "--upstream",
@@ -96,6 +96,7 @@ def render(
     o = opts(ctx)
     out = Output(json_mode=o.json, verbose=o.verbose)
     tasks = app(ctx).tasks
+    speech_route = str(app(ctx).settings.get("voice", "route"))
     defaults = core.Options()
     if slack is None:
         slack = bool(secrets.get("slack"))
@@ -106,6 +107,7 @@ def render(
         local_models=defaults.local_models if chosen_local is None else chosen_local,
         upstream=core.parse_upstream(upstream),
         slack=slack,
+        speech_route=speech_route,
         image=image or defaults.image,
         linux_dir=linux_dir or defaults.linux_dir,
     )
@@ -240,8 +242,9 @@ def _table(out: Any, title: str, results: list[Any]) -> None:
 
 
 def _short(text: str, limit: int = 100) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    from brain.client import one_line
+
+    return one_line(text, limit)
 
 
 def _advice(out: Any, results: list[Any]) -> None:
@@ -267,10 +270,27 @@ def _advice(out: Any, results: list[Any]) -> None:
             f"{', '.join(local_only)} run only on Apex's GPU (no cloud step): is Ollama running "
             "on Apex with the model pulled? Meanwhile brain answers them on this laptop."
         )
-    if fell:
-        out.notice(
-            f"{', '.join(fell)} answered only after a fallback on Apex: its first step is down "
-            "(is Ollama running on Apex, with the model pulled?)."
-        )
+    for route in fell:
+        out.notice(_fell_advice(route, next(r for r in results if r.route == route)))
     if not (missing or failed or local_only or fell):
         out.notice("every route answered from its first step.")
+
+
+def _fell_advice(route: str, result: Any) -> str:
+    """Advice for a route that answered only after a fallback on Apex: it follows the route's
+    own first step (Gemini for long_context_summary, Ollama for brain_dump)."""
+    from brain.apex import catalog
+
+    chain = catalog.CHAINS.get(route) or catalog.CHAINS[catalog.DEFAULT_CHAIN_ROUTE]
+    first = catalog.DEPLOYMENTS[chain[0]]
+    provider = catalog.PROVIDERS[first.provider]
+    why = f" ({_short(result.fallback_reason, 120)})" if result.fallback_reason else ""
+    head = (
+        f"{route} answered only after a fallback on Apex: its first step, {first.key}, failed{why}."
+    )
+    if provider.local:
+        return f"{head} Is Ollama running on Apex, with `{first.model}` pulled?"
+    return (
+        f"{head} Is {provider.key_env} set in Apex's .env, and {provider.title} within its "
+        "limits? `docker compose logs --tail 50` on Apex shows the error."
+    )

@@ -1,5 +1,6 @@
 """The task commands (`brain dump|digest|draft|code|premium|ask` and user tasks): arguments and
-stdin in, one brain.exchange.ask, the answer out."""
+stdin in (a recording among them, or `--record`: brain.voice), one brain.exchange.ask, the
+answer out."""
 
 from __future__ import annotations
 
@@ -13,12 +14,22 @@ from brain.errors import BrainError
 
 
 def task_command(name: str) -> click.Command:
+    if name == "digest":  # the digest gathers its own material, and lands where it is read
+        from brain.commands.digest import digest_command
+
+        return digest_command()
+
     @click.command(name=name, context_settings=CONTEXT, help=_help(name))
     @click.argument("words", nargs=-1, metavar="[INSTRUCTION|FILE]...", shell_complete=files)
+    @click.option(
+        "--record",
+        is_flag=True,
+        help="Record from the microphone until Enter; the transcript is the input.",
+    )
     @global_options
     @click.pass_context
-    def command(ctx: click.Context, words: tuple[str, ...]) -> int:
-        return run_task(ctx, name, words)
+    def command(ctx: click.Context, words: tuple[str, ...], record: bool) -> int:
+        return run_task(ctx, name, words, record=record)
 
     return command
 
@@ -39,27 +50,35 @@ def _help(name: str) -> str:
 
 _HOW = (
     "Words are the instruction; arguments that name files, and piped stdin, are the material. "
-    "The answer streams to stdout."
+    "A recording (wav, mp3, m4a, ogg, opus, flac, webm) is transcribed, and its transcript is "
+    "the material. The answer streams to stdout."
 )
 
 
-def run_task(ctx: click.Context, name: str, words: tuple[str, ...]) -> int:
+def run_task(ctx: click.Context, name: str, words: tuple[str, ...], record: bool = False) -> int:
     from brain import exchange, material
     from brain.render import Output
 
     the_app = app(ctx)
     task = the_app.task(name)
-    piped = material.read_stdin(sys.stdin.buffer if sys.stdin else None, _isatty(sys.stdin))
-    if piped is None and name != "digest" and _empty_pipe(sys.stdin):
-        _refuse_empty_pipe(name, words)
-    used = len(piped.encode("utf-8")) if piped else 0
-    instruction, given = material.split_args(words, used)
-    if piped is not None:
-        given.insert(0, material.Material("stdin", piped))
-    text, messages = material.compose(task, instruction, given)
     out = Output(json_mode=the_app.json, verbose=the_app.verbose)
+    if record:
+        from brain.commands.voice import record_material
+
+        instruction, given = material.split_args(words)
+        given.append(record_material(the_app, out))
+    else:
+        piped = material.read_stdin(sys.stdin.buffer if sys.stdin else None, _isatty(sys.stdin))
+        if piped is None and name != "digest" and _empty_pipe(sys.stdin):
+            _refuse_empty_pipe(name, words)
+        used = len(piped.encode("utf-8")) if piped else 0
+        instruction, given = material.split_args(words, used)
+        if piped is not None:
+            given.insert(0, material.Material("stdin", piped))
+    text, messages = material.compose(task, instruction, given)
+    question = exchange.Question(task, text, messages, audio=material.recordings(given))
     try:
-        result = exchange.ask(the_app, exchange.Question(task, text, messages), out)
+        result = exchange.ask(the_app, question, out)
     except BrainError as exc:
         _say_kept(the_app, exc)
         raise

@@ -54,6 +54,7 @@ def show(ctx: click.Context) -> int:
                 "exists": conf.file_exists,
                 "values": conf.values,
                 "tasks": conf.tasks,
+                "digest_sources": conf.digest_sources,
                 "keys": key_state,
             }
         )
@@ -68,6 +69,8 @@ def show(ctx: click.Context) -> int:
     body: dict[str, Any] = {s: dict(v) for s, v in conf.values.items()}
     if conf.tasks:
         body["tasks"] = conf.tasks
+    if conf.digest_sources:
+        body["digest"]["sources"] = conf.digest_sources
     out.write(tomli_w.dumps(body).rstrip())
     out.write(
         "\n# keys (OS keyring; values never shown): "
@@ -131,6 +134,11 @@ def raw_value(raw: dict[str, Any], parts: list[str]) -> Any:
 @click.option("--local-model", metavar="NAME", help="The local model (default gemma4:e4b).")
 @click.option("--no-input", is_flag=True, help="Ask nothing; use the options and defaults.")
 @click.option("--force", is_flag=True, help="Start from defaults instead of the existing file.")
+@click.option(
+    "--fetch-whisper",
+    is_flag=True,
+    help="Fetch the Whisper model for voice memos on this laptop (asked when interactive).",
+)
 @global_options("config")
 @click.pass_context
 def init(
@@ -140,6 +148,7 @@ def init(
     local_model: str | None,
     no_input: bool,
     force: bool,
+    fetch_whisper: bool,
 ) -> int:
     """Create config.toml: asks Apex's URL, checks it, stores the key in the keyring.
 
@@ -187,6 +196,7 @@ def init(
         _apex_key(out, written, reachable, interactive)
         local_check = written.backend("local").checks(written.local_model)[0]
     out.notice(f"local: {local_check.detail}." + (f" {local_check.fix}" if local_check.fix else ""))
+    _whisper(out, str(target), interactive, fetch_whisper)
     out.notice("next: `brain status` shows everything brain can reach.")
     return 0
 
@@ -285,3 +295,40 @@ def _verdict(apex: Any, key: str) -> str:
     if state in ("rejected", "missing"):
         return f"rejected by Apex ({why})"
     return f"not checked ({why})"
+
+
+# Rough download sizes, for the question (faster-whisper's CTranslate2 models).
+_SIZES_MB = {"tiny.en": 75, "tiny": 75, "base.en": 145, "base": 145, "small.en": 485, "small": 485}
+
+
+def _whisper(out: Any, config: str, interactive: bool, fetch: bool) -> None:
+    """Voice memos on the patio need the Whisper model on disk before: offer to fetch it."""
+    from brain.app import App
+    from brain.errors import BrainError
+    from brain.voice import local
+
+    with App.load(config) as written:
+        check = local.check(written)
+        name = local.spec(written)
+        if check.ok is not False or local.is_path(name):
+            out.notice(f"voice: {check.detail}." + (f" {check.fix}" if check.fix else ""))
+            return
+        size = _SIZES_MB.get(name)
+        if interactive and not fetch:
+            fetch = click.confirm(
+                f"Fetch the Whisper model {name} now"
+                + (f" (~{size} MB)" if size else "")
+                + ", so voice memos are transcribed on this laptop without internet?",
+                default=True,
+                err=True,
+            )
+        if not fetch:
+            out.notice(f"voice: {check.detail}. {check.fix}")
+            return
+        out.notice(f"fetching Whisper {name}…")
+        try:
+            path = local.fetch(written, name)
+        except BrainError as exc:  # the rest of the set-up stands; say what to do later
+            out.notice(f"voice: {exc.message} {exc.fix or ''}".strip())
+            return
+        out.notice(f"voice: fetched Whisper {name} ({path}).")

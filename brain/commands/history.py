@@ -63,7 +63,8 @@ def history(
 
 
 def as_json(r: Exchange) -> dict[str, Any]:
-    """An answer's --json fields, plus id, time (ISO 8601), input, status and error."""
+    """An answer's --json fields, plus id, time (ISO 8601), input, status and error; for a
+    spoken input, `audio` (the recordings) and `transcript`."""
     d = r.as_dict()
     return {
         "version": JSON_VERSION,
@@ -83,6 +84,7 @@ def as_json(r: Exchange) -> dict[str, Any]:
         "partial": r.partial,
         "partial_reason": r.partial_reason,
         "error": r.error,
+        **{k: d[k] for k in ("audio", "transcript") if k in d},  # a spoken input (brain.voice)
     }
 
 
@@ -102,6 +104,9 @@ def title(r: Exchange) -> str:
             who += " · partial"
     else:
         who = f"{status} (not answered)"
+    if r.audio and r.audio.get("files"):  # brain.voice: the input was spoken
+        names = ", ".join(str(f.get("name")) for f in r.audio["files"] if isinstance(f, dict))
+        who += f" · spoken: {names}"
     return f"#{r.id} · {when} · {r.task} · {who}"
 
 

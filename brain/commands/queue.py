@@ -20,6 +20,7 @@ def queue() -> None:
 @click.pass_context
 def list_(ctx: click.Context) -> int:
     """Show queued inputs."""
+    from brain.client import one_line
     from brain.commands.common import app
     from brain.render import Output
 
@@ -35,15 +36,31 @@ def list_(ctx: click.Context) -> int:
 
     table = []
     for r in rows:
-        first = r.input.strip().splitlines()[0] if r.input.strip() else ""
-        why = r.error or ""
+        first, why = _first_line(r), r.error or ""
         if out.stdout_tty:  # piped, every line whole (tab-separated, for other programs)
-            first, why = cut(first, 60), cut(why, 80)
+            # Cut at a word (a cut mid-word, "Connection er", reads as a different error).
+            first, why = cut(first, 60), one_line(why, 300)
         when = time.strftime("%m-%d %H:%M", time.localtime(r.time))
         table.append([str(r.id), when, r.task, first.replace("\t", " "), why.replace("\t", " ")])
     out.table("queued inputs", ["id", "when", "task", "input", "why not answered"], table)
     out.notice("`brain queue run` sends them; `brain queue drop ID` forgets one.")
     return 0
+
+
+def _first_line(r: Any) -> str:
+    """An input's first line, and the recordings it holds (brain.voice) by name."""
+    from brain.voice import Recordings
+
+    recordings = Recordings.from_row(r.audio)
+    text = r.input
+    if recordings is not None:
+        for audio in recordings.pending(text):
+            text = text.replace(audio.slot, "")
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if recordings is not None:
+        names = ", ".join(a.name for a in recordings.pending(r.input))
+        first = f"{first} [recording {names}]".strip() if names else first
+    return first
 
 
 @queue.command("run")
@@ -91,8 +108,7 @@ class _Run:
         if not self.app.json:  # on stdout, above its answer, terminal or piped
             from brain.render import cut
 
-            first = (r.input.strip().splitlines() or [""])[0]
-            self.out.header(f"#{r.id} · {r.task} · {cut(first, 60)}")
+            self.out.header(f"#{r.id} · {r.task} · {cut(_first_line(r), 60)}")
         question = exchange.Question(task, r.input, r.messages, row=r.id)
         try:
             result = exchange.ask(self.app, question, self.out)
@@ -127,6 +143,7 @@ class _Run:
 @global_options()
 def drop(ids: tuple[int, ...]) -> int:
     """Forget queued inputs by ID (see `brain queue list`)."""
+    from brain import voice
     from brain.errors import UsageError
     from brain.render import Output
     from brain.store import opened
@@ -136,8 +153,10 @@ def drop(ids: tuple[int, ...]) -> int:
     with opened() as store:
         dropped = []
         for row in ids:
+            kept = store.get(row)
             if store.drop(row):
-                dropped.append(f"#{row}")
+                gone = voice.forget(kept.audio if kept else None)
+                dropped.append(f"#{row}" + (f" and its recording ({gone})" if gone else ""))
             else:
                 missing.append(str(row))
         left = len(store.queued())

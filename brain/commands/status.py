@@ -41,7 +41,13 @@ def status(ctx: click.Context) -> int:
     elif report.answering == "apex":
         out.notice("questions go to Apex.")
     elif report.answering == "local":
-        out.notice("Apex is away: questions are answered on this laptop.")
+        if report.offline:
+            why = "--offline (or BRAIN_OFFLINE)"
+        elif not the_app.settings.apex_url:
+            why = "Apex is not configured"
+        else:
+            why = "Apex is away"
+        out.notice(f"{why}: questions are answered on this laptop.")
     else:
         out.notice("nothing can answer now; inputs are kept in `brain queue` until something can.")
     return report.exit_code

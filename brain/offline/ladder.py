@@ -133,7 +133,7 @@ def _fit(app: App, the_plan: Plan) -> None:
     limits: list[tuple[str, int]] = []
     for name in list(the_plan.backends):
         backend = app.backend(name)
-        model = backend.model_for(the_plan.route, the_plan.local_model)
+        model = the_plan.local_model if name == "local" else the_plan.route
         limit = backend.context_tokens(model, the_plan.tokens)
         if limit is None:
             continue
@@ -173,7 +173,9 @@ def run(app: App, the_plan: Plan, sink: Sink) -> Outcome:
             continue
         fallbacks = [{"backend": n, "reason": e.reason} for n, e in tried]
         return Outcome(answer, task.name, the_plan.route, fallbacks + answer.apex_fallbacks)
-    raise _nothing_answered(app, the_plan, tried)
+    error = _nothing_answered(app, the_plan, tried)
+    error.tried = tried  # type: ignore[attr-defined]  # each backend's own error (a digest in parts)
+    raise error
 
 
 class _Announced:
