@@ -71,6 +71,13 @@ class LazyGroup(click.Group):
         # its name, which click has not parsed yet.
         if opts(ctx).config is None:
             opts(ctx).config = _config_in(args)
+        name = args[0] if args else ""
+        known = not name or name.startswith("-") or ctx.resilient_parsing
+        if not known and self.get_command(ctx, name) is None:  # a slip, or a bare question
+            from brain.commands.common import no_such_command
+
+            words = [a for a in args if not a.startswith("-")]
+            ctx.fail(no_such_command(name, self.list_commands(ctx), ask=words))
         return super().resolve_command(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:

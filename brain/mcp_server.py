@@ -4,8 +4,8 @@ Owns the tool list (from the task table; premium tools only with --allow-premium
 tool call does (brain.exchange.ask: the same ladder, the same history and the same premium
 cap as the command line) and keeping stdout for the protocol alone: the SDK's stdio
 transport (mcp 2.x) points fd 1 at stderr while it serves, and brain's notices go to stderr.
-Needs the optional `mcp` package (`pip install 'brain-cli[mcp]'`), imported lazily; never
-click or rich.
+Needs the optional `mcp` package (the extra `brain-apex[mcp]`; brain.install names the command
+for how brain was installed), imported lazily; never click or rich.
 """
 
 # No `from __future__ import annotations`: the SDK reads the tools' annotations at runtime,
@@ -40,10 +40,11 @@ def require_sdk() -> None:
     try:
         import mcp.server.mcpserver  # noqa: F401
     except ImportError:
+        from brain import install
+
         raise NotInstalled(
             "`brain mcp` needs the MCP Python SDK (the `mcp` package), which is not installed.",
-            "Install brain with the extra: `pip install 'brain-cli[mcp]'` (or `pipx inject "
-            f"brain-cli {SDK_PIN}`), then run `brain mcp` again.",
+            f"Install it with {install.add(SDK_PIN)}, then run `brain mcp` again.",
         ) from None
 
 

@@ -304,8 +304,11 @@ class Repl:
         return self._console
 
     def say(self, markup: str) -> None:
-        """A line for the person at the terminal (not an answer)."""
-        self.console().print(markup)
+        """A line for the person at the terminal (not an answer); no control sequence in it
+        reaches the terminal (it may quote a model's answer)."""
+        from brain.render import clean
+
+        self.console().print(clean(markup))
 
     def _banner(self) -> None:
         self.say(

@@ -97,6 +97,8 @@ def _apex(app: App, report: Report) -> None:
     report.checks += checks
     report.apex_reachable = bool(checks and checks[0].ok)
     source = next((k.source for k in secrets.listing() if k.name == "apex"), "")
+    if source == "keyring":  # which one holds it
+        source = f"keyring: {secrets.backend_name()}"
     if not report.apex_reachable:
         set_ = bool(source)
         report.checks.append(
@@ -202,14 +204,14 @@ def _keyring(report: Report) -> None:
     from brain import secrets
 
     name = secrets.backend_name()
-    usable = "none" not in name
-    report.checks.append(
-        Check(
-            "keyring",
-            usable,
-            name,
-            ""
-            if usable
-            else "Install a Secret Service or `pip install keyrings.alt`, or use BRAIN_APEX_KEY.",
-        )
+    if "none" not in name:
+        report.checks.append(Check("keyring", True, name))
+        return
+    from_env = any(k.source.startswith("env") for k in secrets.listing())
+    fix = (
+        ""
+        if from_env
+        else "Keys from the environment work without one (export BRAIN_APEX_KEY); "
+        "`brain keys set apex` names the other ways."
     )
+    report.checks.append(Check("keyring", None if from_env else False, name, fix))

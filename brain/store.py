@@ -312,6 +312,33 @@ class Store:
         ).fetchall()
         return [_exchange(r) for r in reversed(rows)]
 
+    def search(
+        self, limit: int = 10, *, text: str | None = None, task: str | None = None
+    ) -> list[Exchange]:
+        """`brain history`: the last `limit` exchanges in any state, oldest first; `text` a
+        case-insensitive substring of the input or the answer, `task` a task name. Walks the
+        time index newest first and stops at `limit` matches, however long the history."""
+        where, params = [], []
+        if task is not None:
+            where.append("task=?")
+            params.append(task)
+        if text:
+            if text.isascii():  # SQLite's LIKE folds ASCII case only
+                pattern = (
+                    "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                )
+                where.append("(input LIKE ? ESCAPE '\\' OR answer LIKE ? ESCAPE '\\')")
+                params += [pattern, pattern]
+            else:
+                self.db.create_function("brain_has", 2, _has, deterministic=True)
+                where.append("(brain_has(input, ?) OR brain_has(answer, ?))")
+                params += [text.casefold(), text.casefold()]
+        sql = "SELECT * FROM exchanges INDEXED BY exchanges_time"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self.db.execute(sql + " ORDER BY time DESC, id DESC LIMIT ?", (*params, limit))
+        return [_exchange(r) for r in reversed(rows.fetchall())]
+
     def queued(self) -> list[Exchange]:
         """Inputs waiting to be sent, including those whose sender died."""
         rows = self.db.execute(
@@ -438,6 +465,10 @@ def _exchange(row: sqlite3.Row) -> Exchange:
         partial_reason=row["partial_reason"] if "partial_reason" in keys else None,
         audio=_json_dict(row["audio"]) if "audio" in keys else None,
     )
+
+
+def _has(value: str | None, folded: str) -> bool:
+    return value is not None and folded in value.casefold()
 
 
 def _json_dict(text: str | None) -> dict[str, Any] | None:

@@ -881,6 +881,7 @@ class FakeHub:
             return response
         return Response(data, headers=headers, content_type="application/octet-stream")
 
+
 class Relay:
     """A TCP relay on loopback to a real server (`target`: "http://127.0.0.1:PORT"), which can
     be stopped like the server behind it (`down`: connections refused) and started again on

@@ -304,6 +304,7 @@ def test_a_failing_whisper_on_apex_falls_back_to_groq_on_apex(apex_stack, brain,
     assert transcript["text"].startswith("groq:whisper-large-v3-turbo heard ")
     assert [p for p, _ in apex_stack.fakes.uploads] == ["whisper", "groq"]
 
+
 def test_ollama_steps_get_their_context_and_free_routes_cost_zero(apex_stack, brain):
     # Issue 29 items 8 and 9: LiteLLM's ollama_chat/ sends options.num_ctx only when the config
     # sets it; a zero-cost answer has no x-litellm-response-cost, only ...-cost-original.

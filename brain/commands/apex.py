@@ -7,13 +7,17 @@ from typing import Any
 
 import click
 
-from brain.commands.common import global_options, opts
+from brain import install
+from brain.commands.common import Group, global_options, opts
 
 CTX = {"help_option_names": ["-h", "--help"]}
 
 
-@click.group(context_settings=CTX)
-@global_options
+@click.group(
+    cls=Group,
+    context_settings=CTX,
+    epilog=f"Set-up from an empty Windows box: {install.doc('apex.md')}.",
+)
 def apex() -> None:
     """Apex's side: write its LiteLLM config from brain's task table, and check it.
 
@@ -21,8 +25,6 @@ def apex() -> None:
     brain apex render ./apex        the files to copy to Apex (config.yaml, .env.example, …)
     brain apex check                every route answers? who answered? (from the laptop)
     brain apex check --drill        stop Ollama on Apex: do routes cascade and flip back?
-
-    Set-up from an empty Windows box: docs/apex.md.
     """
 
 
@@ -58,7 +60,7 @@ def apex() -> None:
     help="Where the files live on a Linux Apex, for the systemd unit (default /opt/brain-apex).",
 )
 @click.option("--force", is_flag=True, help="Replace files that differ (a .env is never touched).")
-@global_options
+@global_options("json", "config")
 @click.pass_context
 def render(
     ctx: click.Context,
@@ -136,7 +138,7 @@ def render(
     }
     out.notice(
         "next: copy these files to Apex, copy .env.example to .env there and fill it in, then "
-        "`docker compose up -d` (docs/apex.md walks through it); from this laptop, "
+        f"`docker compose up -d` ({install.doc('apex.md')} walks through it); from this laptop, "
         "`brain apex check`."
     )
     out.info(
@@ -156,7 +158,7 @@ def render(
     multiple=True,
     help="Check only this route (repeatable).",
 )
-@global_options
+@global_options("json", "config")
 @click.pass_context
 def check(ctx: click.Context, drill: bool, premium: bool, only: tuple[str, ...]) -> int:
     """Ask every route on Apex a tiny question and show who answered.

@@ -10,6 +10,7 @@ import click
 
 from brain.commands.common import CONTEXT, app, global_options, report
 from brain.commands.complete import files
+from brain.errors import BrainError
 
 
 def task_command(name: str) -> click.Command:
@@ -68,6 +69,8 @@ def run_task(ctx: click.Context, name: str, words: tuple[str, ...], record: bool
         given.append(record_material(the_app, out))
     else:
         piped = material.read_stdin(sys.stdin.buffer if sys.stdin else None, _isatty(sys.stdin))
+        if piped is None and name != "digest" and _empty_pipe(sys.stdin):
+            _refuse_empty_pipe(name, words)
         used = len(piped.encode("utf-8")) if piped else 0
         instruction, given = material.split_args(words, used)
         if piped is not None:
@@ -76,9 +79,59 @@ def run_task(ctx: click.Context, name: str, words: tuple[str, ...], record: bool
     question = exchange.Question(task, text, messages, audio=material.recordings(given))
     try:
         result = exchange.ask(the_app, question, out)
+    except BrainError as exc:
+        _say_kept(the_app, exc)
+        raise
     finally:
         out.stop()
     return report(out, result)
+
+
+def _say_kept(the_app: object, exc: BrainError) -> None:
+    """An input refused for a reason the user must fix (a route Apex lacks, a rejected key)
+    is kept in the queue: the error says so, and how to send or forget it."""
+    row = getattr(exc, "row", None)
+    if row is None or "queue" in f"{exc.message} {exc.fix or ''}":
+        return
+    found = the_app.store().get(row)  # type: ignore[attr-defined]
+    if found is None or found.status != "queued":
+        return
+    kept = (
+        f"Your input is kept in the queue (#{row}): `brain queue run` sends it once this is "
+        f"fixed; `brain queue drop {row}` forgets it."
+    )
+    exc.fix = f"{exc.fix}\n{kept}" if exc.fix else kept
+
+
+def _empty_pipe(stream: object) -> bool:
+    """stdin is a pipe or a file, and it was empty (`git diff | brain code …` with no changes).
+    (/dev/null is neither; `brain digest` decides for itself what no material means.)"""
+    import os
+    import stat
+
+    try:
+        mode = os.fstat(stream.fileno()).st_mode  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
+
+
+def _refuse_empty_pipe(name: str, words: tuple[str, ...]) -> None:
+    """At a terminal an empty pipe is a mistake to say (exit 2, nothing sent); in a script or
+    under cron (no terminal; cron's stdin is an empty pipe) the words go alone, said once."""
+    from brain.errors import UsageError
+    from brain.render import Output
+
+    if _isatty(sys.stderr):
+        raise UsageError(
+            "nothing came through the pipe: stdin is empty (the command before | printed "
+            "nothing, e.g. `git diff` with no changes, or the file after < is empty). "
+            "Nothing was sent.",
+            f"Check that command's output; to ask without material, drop the pipe: "
+            f'`brain {name} "..."`.',
+        )
+    if words:
+        Output().notice("stdin was empty; the instruction is sent alone.")
 
 
 def _isatty(stream: object) -> bool:

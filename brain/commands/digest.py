@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from brain import install
 from brain.commands.common import CONTEXT, app, global_options, opts, report
 from brain.commands.complete import files
 
@@ -152,12 +153,13 @@ def run_digest(
     if gather and not configured:
         raise UsageError(
             "--since and --source gather from [[digest.sources]], and config.toml has none.",
-            "Add sources to config.toml (docs/digest.md), or pipe the material in.",
+            f"Add sources to config.toml ({install.doc('digest.md')}), or pipe the material in.",
         )
     if not gather and not given and not instruction:
         raise UsageError(
             "nothing to digest: pipe text in, name files, or add [[digest.sources]] to "
-            "config.toml so that `brain digest` gathers its own material (docs/digest.md).",
+            "config.toml so that `brain digest` gathers its own material "
+            f"({install.doc('digest.md')}).",
             "For example: cat notes/*.md | brain digest",
         )
     output = Output(json_mode=the_app.json, verbose=the_app.verbose)
@@ -475,7 +477,7 @@ def _schedule(
     if not the_app.settings.digest_sources and not words:
         raise UsageError(
             "config.toml has no [[digest.sources]]: a scheduled digest would have nothing to read.",
-            "Add sources first (docs/digest.md), and try them with `brain digest`.",
+            f"Add sources first ({install.doc('digest.md')}), and try them with `brain digest`.",
         )
     if post:
         _need_webhook()

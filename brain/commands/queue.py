@@ -7,16 +7,16 @@ from typing import Any
 
 import click
 
-from brain.commands.common import global_options, opts
+from brain.commands.common import Group, global_options, opts
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 def queue() -> None:
     """Inputs nothing could answer yet (Apex and the local model were both away)."""
 
 
 @queue.command("list")
-@global_options
+@global_options("json")
 @click.pass_context
 def list_(ctx: click.Context) -> int:
     """Show queued inputs."""
@@ -30,14 +30,18 @@ def list_(ctx: click.Context) -> int:
         out.json({"queued": [r.as_dict() for r in rows]})
         return 0
     if not rows:
-        out.notice("the queue is empty: every input has been answered.")
+        out.notice("the queue is empty.")
         return 0
+    from brain.render import cut
+
     table = []
     for r in rows:
-        first = _first_line(r)
+        first, why = _first_line(r), r.error or ""
+        if out.stdout_tty:  # piped, every line whole (tab-separated, for other programs)
+            # Cut at a word (a cut mid-word, "Connection er", reads as a different error).
+            first, why = cut(first, 60), one_line(why, 300)
         when = time.strftime("%m-%d %H:%M", time.localtime(r.time))
-        # Cut at a word (a cut mid-word, "Connection er", reads as a different error).
-        table.append([str(r.id), when, r.task, one_line(first, 60), one_line(r.error or "", 300)])
+        table.append([str(r.id), when, r.task, first.replace("\t", " "), why.replace("\t", " ")])
     out.table("queued inputs", ["id", "when", "task", "input", "why not answered"], table)
     out.notice("`brain queue run` sends them; `brain queue drop ID` forgets one.")
     return 0
@@ -101,8 +105,10 @@ class _Run:
             self.out.notice(f"#{r.id}: task `{r.task}` no longer exists; left in the queue.")
             self.failed += 1
             return
-        if not self.app.json:
-            self.out.notice(f"#{r.id} ({r.task}): {_first_line(r)[:80]}")
+        if not self.app.json:  # on stdout, above its answer, terminal or piped
+            from brain.render import cut
+
+            self.out.header(f"#{r.id} · {r.task} · {cut(_first_line(r), 60)}")
         question = exchange.Question(task, r.input, r.messages, row=r.id)
         try:
             result = exchange.ask(self.app, question, self.out)
@@ -134,7 +140,7 @@ class _Run:
 
 @queue.command("drop")
 @click.argument("ids", nargs=-1, type=int, required=True)
-@global_options
+@global_options()
 def drop(ids: tuple[int, ...]) -> int:
     """Forget queued inputs by ID (see `brain queue list`)."""
     from brain import voice
@@ -145,13 +151,18 @@ def drop(ids: tuple[int, ...]) -> int:
     out = Output()
     missing = []
     with opened() as store:
+        dropped = []
         for row in ids:
             kept = store.get(row)
             if store.drop(row):
                 gone = voice.forget(kept.audio if kept else None)
-                out.notice(f"dropped #{row}" + (f" and its recording ({gone})." if gone else "."))
+                dropped.append(f"#{row}" + (f" and its recording ({gone})" if gone else ""))
             else:
                 missing.append(str(row))
+        left = len(store.queued())
+    if dropped:
+        rest = f"{left} still queued." if left else "the queue is now empty."
+        out.notice(f"dropped {', '.join(dropped)} (not sent, gone for good); {rest}")
     if missing:
         raise UsageError(f"no queued input with id {', '.join(missing)}", "See `brain queue list`.")
     return 0

@@ -8,7 +8,7 @@ from brain.commands.common import CONTEXT, app, global_options
 
 
 @click.command(context_settings=CONTEXT)
-@global_options
+@global_options("offline", "online", "json", "config", "model")
 @click.pass_context
 def status(ctx: click.Context) -> int:
     """Apex reachable and how fast, key accepted, routes, local model, keyring, config.
@@ -27,7 +27,12 @@ def status(ctx: click.Context) -> int:
         return report.exit_code
     mark = {True: "ok", False: "NO", None: "–"}
     rows = [[c.name, mark[c.ok], c.detail, c.fix] for c in report.checks]
-    out.table("brain status", ["check", "", "detail", "what to do"], rows)
+    out.table(
+        "brain status",
+        ["check", "", "detail", "what to do"],
+        rows,
+        styles={"ok": "bold green", "NO": "bold red"},
+    )
     if report.key_ok is False:
         out.notice(
             "Apex answers but does not take the key: every question to it fails (77) until "

@@ -8,15 +8,16 @@ from typing import Any
 
 import click
 
-from brain.commands.common import CONTEXT, app, global_options
+from brain import install
+from brain.commands.common import CONTEXT, Group, app, global_options
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=Group, context_settings=CONTEXT, epilog=f"Docs: {install.doc('voice.md')}.")
 def voice() -> None:
     """Voice memos: the Whisper model that transcribes them on this laptop.
 
     \b
-    brain dump memo.m4a             a recording's transcript is the input (docs/voice.md)
+    brain dump memo.m4a             a recording's transcript is the input
     brain dump --record             record from the microphone until Enter
     brain voice fetch               fetch the laptop's Whisper model while online
     """
@@ -25,7 +26,7 @@ def voice() -> None:
 @voice.command(context_settings=CONTEXT)
 @click.argument("name", required=False, metavar="[MODEL]")
 @click.option("--force", is_flag=True, help="Fetch it again even if it is there.")
-@global_options
+@global_options("json", "config")
 @click.pass_context
 def fetch(ctx: click.Context, name: str | None, force: bool) -> int:
     """Fetch a Whisper model (default: [voice] local_model) for transcribing on this laptop.

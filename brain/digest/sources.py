@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from brain import install
 from brain.errors import BadInput, UsageError
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ def select(sources: list[Source], names: list[str]) -> list[Source]:
         have = ", ".join(sorted(known)) or "none yet"
         raise UsageError(
             f"no digest source named {', '.join(unknown)}.",
-            f"Sources in config.toml: {have} ([[digest.sources]], docs/digest.md).",
+            f"Sources in config.toml: {have} ([[digest.sources]], {install.doc('digest.md')}).",
         )
     return [s for s in sources if s.name in names]
 

@@ -15,6 +15,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from brain import install
 from brain.client import (
     Deadline,
     TooBig,
@@ -175,7 +176,8 @@ class ApexTranscriber(Transcriber):
             reason = f"Apex has no `{self.route}` route for speech"
             return BackendError(
                 reason,
-                "Add it to Apex: `brain apex render` writes the `transcribe` group (docs/voice.md); "
+                "Add it to Apex: `brain apex render` writes the `transcribe` group "
+                f"({install.doc('voice.md')}); "
                 "or set [voice] route to the route Apex has.",
                 reason=reason,
             )

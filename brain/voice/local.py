@@ -1,7 +1,7 @@
 """Transcribing on this laptop: faster-whisper (CTranslate2) with the model `[voice]
 local_model` (or BRAIN_WHISPER_MODEL) names: a size name (`base.en`) or a directory holding a
-CTranslate2 Whisper model. Needs the optional extra `voice` (`pip install 'brain-cli[voice]'`),
-imported only when a recording is transcribed here.
+CTranslate2 Whisper model. Needs the optional extra `voice` (brain.install names the command for
+how brain was installed), imported only when a recording is transcribed here.
 
 Owns finding the model on disk (a directory; brain's own copy in the data dir, where `brain
 voice fetch` puts it; the Hugging Face cache, read without the network), fetching it while
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from brain.voice import Audio
 
 MODELS_DIR = "whisper"  # in the data dir: models `brain voice fetch` fetched
-INSTALL = "pip install 'brain-cli[voice]' (or `pipx inject brain-cli faster-whisper`)"
 # Greedy decoding: on a laptop's CPU it takes about half the time of beam search (bench/voice.md)
 # for the same words on a clear memo.
 BEAM_SIZE = 1
@@ -125,12 +124,19 @@ def _hub_cache(name: str) -> Path | None:
     return path if (path / "model.bin").is_file() else None
 
 
+def install_hint() -> str:
+    """How to install faster-whisper where brain runs (the `voice` extra's transcriber)."""
+    from brain import install
+
+    return f"Install it with {install.add('faster-whisper>=1.1')}."
+
+
 def _import() -> Any:
     try:
         import faster_whisper
     except ImportError:
         reason = "faster-whisper is not installed (the `voice` extra)"
-        raise BackendError(reason, INSTALL, reason=reason) from None
+        raise BackendError(reason, install_hint(), reason=reason) from None
     return faster_whisper
 
 
@@ -251,7 +257,7 @@ def check(app: App) -> Check:
             "whisper",
             None,
             "not installed (optional: transcribes voice memos on this laptop)",
-            INSTALL,
+            install_hint(),
         )
     try:
         path = locate(app, name)
@@ -283,7 +289,7 @@ def fetch(
         )
     if not installed():
         raise NotInstalled(
-            "fetching a Whisper model needs faster-whisper (the `voice` extra).", INSTALL
+            "fetching a Whisper model needs faster-whisper (the `voice` extra).", install_hint()
         )
     if name not in sizes():
         raise BadInput(

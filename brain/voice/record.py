@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from brain import install
 from brain.errors import BadInput, BrainError, Interrupted, NotInstalled, Unreachable
 
 RATE = 16000  # Whisper's own rate; the device's rate when it cannot record at this one
@@ -46,7 +47,7 @@ def sounddevice() -> Any:
         raise NotInstalled(
             "recording needs the `sounddevice` package (the `voice` extra), which is not "
             "installed.",
-            f"pip install 'brain-cli[voice]' (or `pipx inject brain-cli sounddevice`). {OR_PHONE}",
+            f"Install it with {install.add('sounddevice>=0.5')}. {OR_PHONE}",
         ) from None
     except OSError as exc:  # sounddevice's own words: "PortAudio library not found"
         raise NotInstalled(
