@@ -7,6 +7,7 @@ x-litellm-* headers) and Ollama (/api/tags) for brain's probe and local tier. Wi
 (the default) what a client measures against it is the client itself.
 
     fake_openai.py --port 0 --port-file PATH [--tokens 50] [--delay 0] [--first-delay 0]
+    fake_openai.py --answer-file ANSWER.md --piece-size 4 ...   that text, in pieces of 4
     fake_openai.py --hang --port-file PATH       accepts connections, never answers
 """
 
@@ -71,7 +72,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"message": "not found"}})
             return
         model = str(body.get("model") or "mock")
-        parts = pieces(self.opts.tokens)
+        parts = self.opts.parts or pieces(self.opts.tokens)
         usage = {
             "prompt_tokens": 12,
             "completion_tokens": len(parts),
@@ -166,7 +167,13 @@ def main() -> None:
     ap.add_argument("--first-delay", type=float, default=0.0, help="seconds before the answer")
     ap.add_argument("--models", nargs="*", default=["gemma4:e4b", "mock"])
     ap.add_argument("--hang", action="store_true", help="accept connections, never answer")
+    ap.add_argument("--answer-file", type=Path, help="answer with this text instead")
+    ap.add_argument("--piece-size", type=int, default=4, help="characters per piece (file)")
     opts = ap.parse_args()
+    opts.parts = None
+    if opts.answer_file:
+        text, size = opts.answer_file.read_text(), opts.piece_size
+        opts.parts = [text[i : i + size] for i in range(0, len(text), size)]
     if opts.hang:
         hang(opts.port, opts.port_file)
         return

@@ -362,7 +362,7 @@ def versions() -> dict:
         0
     ]
     return {
-        "brain": pip_version("brain", "brain-cli"),
+        "brain": pip_version("brain", "brain-apex"),
         "llm": pip_version("llm", "llm"),
         "llm_openai": pip_version("llm", "openai"),
         "shell-gpt": pip_version("sgpt", "shell-gpt"),

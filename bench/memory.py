@@ -50,6 +50,7 @@ class Bench:
             "XDG_DATA_HOME": str(home / "d"),
             "XDG_CACHE_HOME": str(home / "k"),
             "BRAIN_LOCAL_URL": refused_url(),
+            "BRAIN_APEX_KEY": "sk-bench-key",  # a keyless text 500 would mean "set a key"
             "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
         }
         config = home / "c" / "brain" / "config.toml"

@@ -65,6 +65,37 @@ def series(
     return out
 
 
+def frozen(
+    env: dict[str, str], runs: int, cache: Path, home: Path
+) -> tuple[list[float], list[float]]:
+    """Apex answers once, is frozen with SIGSTOP, then two commands: their first answer bytes."""
+    import signal
+
+    fake = ROOT / "bench" / "fake_openai.py"
+    port_file = home / "frozen-port"
+    proc = subprocess.Popen(
+        [sys.executable, str(fake), "--port", "0", "--port-file", str(port_file), "--tokens", "3"],
+        stderr=subprocess.DEVNULL,  # the connections brain gave up on end in broken pipes there
+    )
+    try:
+        while not (port_file.exists() and port_file.read_text()):
+            time.sleep(0.05)
+        fenv = {**env, "BRAIN_APEX_URL": f"http://127.0.0.1:{port_file.read_text()}"}
+        first, again = [], []
+        for _ in range(runs):
+            shutil.rmtree(cache, ignore_errors=True)
+            proc.send_signal(signal.SIGCONT)
+            first_byte(fenv, "dump", "x")  # answered by Apex
+            proc.send_signal(signal.SIGSTOP)
+            first.append(first_byte(fenv, "dump", "x"))
+            again.append(first_byte(fenv, "dump", "x"))
+        return first, again
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.kill()
+        proc.wait()
+
+
 def fmt(values: list[float]) -> str:
     ms = sorted(v * 1000 for v in values)
     return f"{statistics.median(ms):.0f} ms ({ms[0]:.0f}–{ms[-1]:.0f})"
@@ -75,6 +106,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--out", default=str(ROOT / "bench" / "patio.md"))
     ns = parser.parse_args()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -134,13 +166,33 @@ def main() -> int:
                 )
             )
 
+        # A frozen Apex (SIGSTOP: a stopped proxy, a hung box, its port still open) right after
+        # a success: the first command, and the next one.
+        frozen_first, frozen_again = frozen(env, ns.runs, cache, home)
+        rows.append(
+            (
+                "Apex: frozen right after a success (SIGSTOP)",
+                fmt(frozen_first),
+                f"{(statistics.median(frozen_first) - base_med) * 1000:+.0f} ms",
+            )
+        )
+        cached_rows.append(
+            (
+                "Apex: frozen (SIGSTOP)",
+                fmt(frozen_again),
+                f"{(statistics.median(frozen_again) - base_med) * 1000:+.0f} ms",
+            )
+        )
+
         # Apex comes back: how soon is it used? A failed verdict lives at most 10 s.
         shutil.rmtree(cache, ignore_errors=True)
         first_byte({**env, "BRAIN_APEX_URL": apex.url}, "dump", "x")
         cache_file = cache / "brain" / "apex-probe.json"
         verdict = json.loads(cache_file.read_text())
         # As if Apex had just timed out (blackholed): the kind of failure that is cached.
-        verdict.update(ok=False, reason="timed out", at=time.time(), latency_ms=1000)
+        verdict.update(
+            ok=False, reason="timed out", at=time.time(), latency_ms=1000, kind="timeout"
+        )
         cache_file.write_text(json.dumps(verdict))
         back_at = time.monotonic()
         used_after = None
@@ -161,7 +213,8 @@ def main() -> int:
         "# Patio mode: what an unreachable Apex costs",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} ({os.cpu_count()} cores), "
-        f"Python {platform.python_version()}, by `bench/patio.py --runs {ns.runs}`. Time from the "
+        f"Python {platform.python_version()}, load average {load:.1f} at the start (the cores are "
+        f"shared), by `bench/patio.py --runs {ns.runs}`. Time from the "
         "command's start to the first byte of the answer on stdout (median, min–max); the local "
         "model is a fake that answers at once, so the figures are brain's own.",
         "",
@@ -170,7 +223,7 @@ def main() -> int:
         *[f"| {a} | {b} | {c} |" for a, b, c in rows],
         "",
         "A second command right after (a timed-out verdict is cached and skips the probe; a "
-        "refused or unresolvable one cost nothing to find, so it is simply probed again):",
+        "refused or unresolvable one is never kept, so it is simply probed again):",
         "",
         "| Apex is | first answer byte | added over `--offline` |",
         "|---|---|---|",
@@ -178,7 +231,7 @@ def main() -> int:
         "",
         (
             f"Apex back: with a timed-out verdict just cached, commands every 0.5 s were answered "
-            f"by Apex again after {used_after:.1f} s (a costly failed verdict lives at most 10 s; "
+            f"by Apex again after {used_after:.1f} s (a timed-out verdict lives at most 10 s; "
             "after a refused or unresolvable one, the very next command probes again)."
             if used_after is not None
             else "Apex back: not used again within 30 s — a bug."

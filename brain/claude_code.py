@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from brain import premium
+from brain import install, premium
 from brain.errors import ConfigError, KeyProblem, NotInstalled, Unreachable, UsageError
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def find(env: Mapping[str, str]) -> str:
         raise NotInstalled(
             "Claude Code (`claude`) is not installed, or not on PATH.",
             f"Install it with `{INSTALL}` (Node.js 18 or newer), open a new terminal, and run "
-            "`brain claude` again. See docs/claude.md.",
+            f"`brain claude` again. See {install.doc('claude.md')}.",
         )
     return found
 

@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "repl": ("repl", "repl", "Talk with brain: a conversation with /commands (also `brain`)."),
     "completion": ("completion", "completion", "Print the shell completion script."),
+    "voice": ("voice", "voice", "Voice memos: fetch the Whisper model that transcribes them here."),
 }
 
 
@@ -73,6 +74,13 @@ class LazyGroup(click.Group):
         # its name, which click has not parsed yet.
         if opts(ctx).config is None:
             opts(ctx).config = _config_in(args)
+        name = args[0] if args else ""
+        known = not name or name.startswith("-") or ctx.resilient_parsing
+        if not known and self.get_command(ctx, name) is None:  # a slip, or a bare question
+            from brain.commands.common import no_such_command
+
+            words = [a for a in args if not a.startswith("-")]
+            ctx.fail(no_such_command(name, self.list_commands(ctx), ask=words))
         return super().resolve_command(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -103,6 +111,12 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
         with formatter.section("Other commands"):
             formatter.write_dl([(n, COMMANDS[n][2]) for n in sorted(COMMANDS)])
+        broken = ctx.find_root().meta.get("brain.settings")
+        if broken is not None and isinstance(broken[1], Exception):
+            formatter.write_paragraph()
+            formatter.write_text(
+                f"Your own tasks are not listed: {broken[1]} (`brain config show` says more)."
+            )
 
 
 def _builtin_names() -> tuple[str, ...]:

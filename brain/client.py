@@ -18,16 +18,17 @@ which backend is which, prints, or decides about fallbacks.
 from __future__ import annotations
 
 import json
-import socket
+import re
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from brain.deadline import Deadline, current_deadline, watching
 from brain.errors import BackendError, BadInput, BrainError, TemporaryFailure
+
+__all__ = ["Deadline", "current_deadline", "watching"]  # the deadline, for the backends
 
 if TYPE_CHECKING:
     import httpx
@@ -38,171 +39,6 @@ OnDelta = Callable[[str], None]
 MAX_LINE = 1 << 20  # one line of an SSE or NDJSON stream
 MAX_BODY = 4 << 20  # a JSON answer or an error body
 MAX_ANSWER = 16 << 20  # characters of one answer; past it the answer ends as partial
-READ_SLICE = 0.2  # seconds a blocked read waits before looking at its deadline again
-
-_local = threading.local()
-
-
-class Deadline:
-    """A point in time by which the next piece of content must arrive.
-
-    `progress()` moves it `seconds` ahead; only the parsers call it, on content. `cancel()` (from
-    any thread) makes the next read fail; `why` says why.
-    """
-
-    def __init__(self, seconds: float, *, connect: float | None = None) -> None:
-        self.seconds = _finite(seconds)
-        self.at = time.monotonic() + self.seconds
-        self.connect = connect
-        self.why = ""
-        self.started = False  # content arrived: from now on a cancel is ignored
-        self._cancelled = threading.Event()
-        self._lock = threading.Lock()
-
-    def progress(self) -> None:
-        self.at = time.monotonic() + self.seconds
-
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
-
-    def start(self) -> None:
-        with self._lock:
-            self.started = True
-
-    def cancel(self, why: str) -> bool:
-        """Stop the exchange unless its content has begun; True when it was stopped."""
-        with self._lock:
-            if self.started:
-                return False
-            self.why = why
-            self._cancelled.set()
-            return True
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
-
-def _finite(seconds: float) -> float:
-    # inf or 1e308 from a config would overflow time arithmetic; a day is "no limit" enough.
-    return min(max(float(seconds), 0.0), 86_400.0)
-
-
-@contextmanager
-def watching(deadline: Deadline) -> Iterator[Deadline]:
-    """Reads on this thread honour `deadline` until the block ends."""
-    before = getattr(_local, "deadline", None)
-    _local.deadline = deadline
-    try:
-        yield deadline
-    finally:
-        _local.deadline = before
-
-
-def _clip(timeout: float | None) -> float | None:
-    """The wait allowed for one socket operation: the caller's timeout, the deadline, a slice."""
-    import httpcore
-
-    deadline: Deadline | None = getattr(_local, "deadline", None)
-    if deadline is None:
-        return timeout
-    if deadline.cancelled:
-        raise httpcore.ReadError(f"cancelled: {deadline.why}")
-    left = deadline.remaining()
-    if left <= 0:
-        raise httpcore.ReadTimeout("no content before the deadline")
-    wait = min(left, READ_SLICE)
-    return wait if timeout is None else min(timeout, wait)
-
-
-def _make_backend() -> Any:
-    """An httpcore network backend whose reads honour the thread's Deadline and whose name
-    resolution has a hard limit. Built on first use (httpcore is imported lazily)."""
-    import httpcore
-
-    class Stream(httpcore.NetworkStream):
-        def __init__(self, inner: Any) -> None:
-            self._inner = inner
-
-        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-            started = time.monotonic()
-            while True:
-                wait = _clip(timeout)
-                try:
-                    return self._inner.read(max_bytes, wait)
-                except httpcore.ReadTimeout:
-                    waited = time.monotonic() - started
-                    if wait == timeout or (timeout is not None and waited >= timeout):
-                        raise
-                    # Only a slice ran out: look at the deadline again.
-
-        def write(self, buffer: bytes, timeout: float | None = None) -> None:
-            deadline: Deadline | None = getattr(_local, "deadline", None)
-            if deadline is not None and deadline.cancelled:
-                raise httpcore.WriteError(f"cancelled: {deadline.why}")
-            self._inner.write(buffer, timeout)
-
-        def close(self) -> None:
-            self._inner.close()
-
-        def start_tls(self, ssl_context: Any, server_hostname: Any = None, timeout: Any = None):
-            return Stream(self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-        def get_extra_info(self, info: str) -> Any:
-            return self._inner.get_extra_info(info)
-
-    class Backend(httpcore.SyncBackend):
-        def connect_tcp(
-            self,
-            host: str,
-            port: int,
-            timeout: float | None = None,
-            local_address: str | None = None,
-            socket_options: Any = None,
-        ) -> Any:
-            deadline: Deadline | None = getattr(_local, "deadline", None)
-            limit = timeout if timeout is not None else 10.0
-            if deadline is not None and deadline.connect is not None:
-                limit = min(limit, deadline.connect)
-            started = time.monotonic()
-            address = resolve(host, port, limit, deadline)
-            left = max(limit - (time.monotonic() - started), 0.05)
-            inner = super().connect_tcp(address, port, left, local_address, socket_options)
-            return Stream(inner)
-
-    return Backend()
-
-
-def resolve(host: str, port: int, limit: float, deadline: Deadline | None = None) -> str:
-    """The first address of `host`, within `limit` seconds (getaddrinfo itself has no timeout:
-    a resolver that never answers, as MagicDNS with Tailscale down, must cost `limit` only)."""
-    import httpcore
-
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-        return host  # already an address
-    except OSError:
-        pass
-    box: list[Any] = []
-
-    def look_up() -> None:
-        try:
-            box.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0])
-        except OSError as exc:
-            box.append(exc)
-
-    worker = threading.Thread(target=look_up, daemon=True)
-    worker.start()
-    end = time.monotonic() + limit
-    while worker.is_alive() and time.monotonic() < end:
-        if deadline is not None and deadline.cancelled:
-            raise httpcore.ConnectError(f"cancelled: {deadline.why}")
-        worker.join(min(READ_SLICE, max(end - time.monotonic(), 0)))
-    if not box:
-        raise httpcore.ConnectTimeout(f"name resolution of {host} timed out")
-    if isinstance(box[0], OSError):
-        raise httpcore.ConnectError(f"[Errno {box[0].errno}] {box[0].strerror}: {host}")
-    return str(box[0])
 
 
 _clients: dict[tuple[bool, bool], Any] = {}
@@ -235,7 +71,9 @@ def _new_client(tls: bool, internet: bool) -> httpx.Client:
     # The pool's network backend is httpcore's documented extension point; httpx does not
     # expose it, so it is set on the pool it built (tests/test_client.py checks it is used).
     # A proxy from the environment (internet hosts only) gets httpx's own transport and timeouts.
-    transport._pool._network_backend = _make_backend()
+    from brain.transport import DeadlineBackend
+
+    transport._pool._network_backend = DeadlineBackend()
     return httpx.Client(
         transport=transport,
         trust_env=internet,
@@ -293,7 +131,7 @@ def iter_bytes(response: httpx.Response, limit: int | None = None) -> Iterator[b
 
     decode = _decoder(response)
     total = 0
-    deadline: Deadline | None = getattr(_local, "deadline", None)
+    deadline = current_deadline()
     for raw in response.iter_raw():
         if deadline is not None and (deadline.cancelled or deadline.remaining() <= 0):
             raise httpx.ReadTimeout(deadline.why or "no content before the deadline")
@@ -367,6 +205,7 @@ class Reply:
     headers: dict[str, str]
     body: Any  # parsed JSON, or the text when it is not JSON
     text: str
+    raw: bytes = b""  # the body as it came (a caller that must tell text from binary)
 
 
 def request(
@@ -400,7 +239,26 @@ def request(
         body: Any = json.loads(text) if text.strip() else None
     except ValueError:
         body = text
-    return Reply(response.status_code, dict(response.headers), body, text)
+    return Reply(response.status_code, dict(response.headers), body, text, raw)
+
+
+def ask_small(url: str, timeout: float, body: Any = None) -> Reply | None:
+    """GET `url` (POST `body` when given) for a small answer (at most 1 MiB), or None when
+    nothing usable came back in `timeout` seconds: for questions whose failure only means
+    "do not know" (what a local server is, what it has loaded)."""
+    import httpx
+
+    try:
+        return request(
+            "POST" if body is not None else "GET",
+            url,
+            timeout=timeout,
+            connect=min(timeout, 1.0),
+            json_body=body,
+            limit=1 << 20,
+        )
+    except (httpx.HTTPError, TooBig):
+        return None
 
 
 def describe(exc: BaseException) -> str:
@@ -455,16 +313,23 @@ def is_unreachable_host(exc: BaseException) -> bool:
 # ----- errors in words ------------------------------------------------------------------------
 
 # LiteLLM and OpenAI-style servers wrap the cause in exception names and add paragraphs about
-# model groups and retries; the cause is what a person needs (issue 29, item 4).
+# model groups and retries; the cause is what a person needs (issue 29, item 4). The messages
+# LiteLLM 1.106.12 really sends are in tests/test_client.py.
 _NOISE_PREFIXES = (
     "received model group",
     "available model group fallbacks",
     "litellm retried",
     "litellm max retries",
+    "litellm: model group",
     "model group=",
+    "debug information",
+    "cooldown deployments",
     "traceback",
     "error_str",
 )
+_ALSO_FAILED = re.compile(r"Fallback to (.+?) also failed", re.S)
+# aiohttp's connection errors name the SSL context object: "ssl:<ssl.SSLContext object at 0x…>"
+_OBJECT_NOISE = re.compile(r"\s*ssl:(<[^>]*>|default|None)")
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -472,7 +337,8 @@ def one_line(text: str, limit: int = 300) -> str:
     masked before the cut, so a cut never leaves part of one (brain.secrets)."""
     from brain.secrets import redact
 
-    lines = [ln.strip() for ln in redact(str(text)).splitlines() if ln.strip()]
+    text = redact(str(text))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     lines = [ln for ln in lines if not ln.lower().startswith(_NOISE_PREFIXES)] or lines[:1]
     line = lines[0] if lines else ""
     for _ in range(4):  # "litellm.APIConnectionError: APIConnectionError: OpenAIException - X"
@@ -485,6 +351,16 @@ def one_line(text: str, limit: int = 300) -> str:
             line = rest.strip()
             continue
         break
+    if line.startswith("{"):  # the upstream's own JSON error body, passed through
+        try:
+            inner = error_message(json.loads(line))
+        except ValueError:
+            inner = ""
+        line = inner.strip() or line
+    line = _OBJECT_NOISE.sub("", line)
+    also = _ALSO_FAILED.search(text)
+    if also:  # LiteLLM: the first step's error, and which fallbacks failed after it
+        line = f"{line} (then {' '.join(also.group(1).split())} failed too)"
     line = " ".join(_printable(line).split())
     if len(line) <= limit:
         return line
@@ -525,6 +401,7 @@ _TOO_LONG = (
     "longer than the context length",
     "too large for model with",
     "exceeds the available context size",
+    "context window exceeded",  # LiteLLM's pre-call check: no step of the route can read it
 )
 
 

@@ -10,6 +10,7 @@ Imports no prompt_toolkit, rich or click: brain.repl draws, this decides.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ SLASH_COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("", "mode, task, who would answer, the conversation's size"),
     "history": ("", "the turns of this conversation"),
     "retry": ("", "ask the last question again (a failed one too)"),
+    "record": ("[TEXT]", "record a memo until Enter; its transcript is the question"),
     "save": ("FILE", "write this conversation to FILE as Markdown (-f replaces FILE)"),
     "clear": ("", "start a new conversation"),
     "help": ("", "this list"),
@@ -149,12 +151,40 @@ class Conversation:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.started))
         lines = [f"# brain conversation, {when}", ""]
         for turn in self.turns:
-            lines += [f"## You ({turn.task})", "", turn.sent.rstrip(), ""]
+            lines += [f"## You ({turn.task})", "", demote(turn.sent.rstrip()), ""]
             who = ", ".join(p for p in (turn.backend, turn.model) if p) or "unknown"
-            lines += [f"## brain ({who})", "", turn.answer.rstrip(), ""]
+            lines += [f"## brain ({who})", "", demote(turn.answer.rstrip()), ""]
             if turn.partial:
                 lines += [f"*(partial answer: {turn.partial_reason or 'stopped'})*", ""]
         return "\n".join(lines).rstrip() + "\n"
+
+
+_FENCE = re.compile(r"^ *(`{3,}|~{3,})")
+_ATX = re.compile(r"^( {0,3})(#{1,6})(?=[ \t]|$)")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_NOT_PARAGRAPH = re.compile(r"^\s*([-*+>#|]|\d+[.)]|$)")
+
+
+def demote(text: str, by: int = 2) -> str:
+    """`text`'s own Markdown headings `by` levels down (at most 6), outside code fences, so
+    they sit under the turn headings of a saved conversation (# title, ## turns)."""
+    out: list[str] = []
+    fence = ""
+    for line in text.split("\n"):
+        opened = _FENCE.match(line)
+        if fence:
+            fence = "" if opened and opened.group(1).startswith(fence) else fence
+        elif opened:
+            fence = opened.group(1)
+        elif heading := _ATX.match(line):
+            level = min(6, len(heading.group(2)) + by)
+            line = heading.group(1) + "#" * level + line[heading.end() :]
+        elif _SETEXT.match(line) and out and not _NOT_PARAGRAPH.match(out[-1]):
+            level = min(6, (1 if line.strip()[0] == "=" else 2) + by)
+            out[-1] = "#" * level + " " + out[-1].strip()
+            continue
+        out.append(line)
+    return "\n".join(out)
 
 
 def _pair(turn: Turn) -> list[Message]:

@@ -14,16 +14,20 @@ What must stay true:
   before the first token, the input goes back to the queue.
 - Keys are masked in what is shown and kept (brain.secrets): the answer as it streams, the
   fallbacks' reasons, the --json object.
+- An input with recordings (brain.voice) is kept before they are transcribed, their slots in
+  its text; each transcript then takes its slot (in the history too) before the question is
+  planned again and sent. When nothing can transcribe them, the recordings are copied into the
+  data dir and the input waits in the queue: `brain queue run` transcribes and answers it.
 - The `--json` object (version 1, docs/json.md) comes from Result.as_json.
 Prints nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from brain import premium, secrets
+from brain import premium, secrets, voice
 from brain.backends.base import Answer, Sink
 from brain.client import Message, one_line
 from brain.errors import BrainError, Interrupted, OutputError, PipeClosed, StorageError
@@ -43,6 +47,10 @@ class Question:
     text: str  # the input as kept in the history
     messages: list[Message]
     row: int | None = None  # an input kept earlier (queue run, /retry): sent again, not re-added
+    # Backends that failed before this question was asked ({backend, reason}): a digest in parts
+    # that moved down the ladder between parts reports them with the answer, as the ladder would.
+    fallbacks: list[dict[str, str]] = field(default_factory=list)
+    audio: voice.Recordings | None = None  # recordings whose transcripts fill slots in `text`
 
 
 @dataclass
@@ -51,6 +59,8 @@ class Result:
     row: int
     premium: premium.Spending | None = None
     notify_pending: bool = False  # the Slack outbox has something to send
+    text: str = ""  # the input as sent (with its recordings' transcripts)
+    transcript: voice.Transcript | None = None  # what was heard, when the input was spoken
 
     @property
     def answer(self) -> Answer:
@@ -101,6 +111,7 @@ class Result:
             "partial": a.partial,
             "partial_reason": a.partial_reason or None,
             **({"premium": self.premium.as_json()} if self.premium is not None else {}),
+            **({"transcript": self.transcript.as_json()} if self.transcript is not None else {}),
         }
 
 
@@ -164,6 +175,8 @@ def ask(app: App, question: Question, sink: Sink) -> Result:
     premium.check_plan(app.settings, task, the_plan.route)
     _before_sending(lambda: premium.check_cap(app.settings, store, the_plan.route))
     row = _before_sending(lambda: _keep(store, question, the_plan.route))
+    if question.audio is not None and question.audio.pending(question.text):
+        the_plan = _transcribe(app, store, row, question, sink)
     tap = _Tap(sink, lambda: store.started(row))
     try:
         outcome = ladder.run(app, the_plan, tap)
@@ -180,12 +193,15 @@ def ask(app: App, question: Question, sink: Sink) -> Result:
         _quietly(kept, row, why_not_answered(exc))
         exc.row = row  # type: ignore[attr-defined]  # the entry it is kept under (REPL /retry)
         raise
+    if question.fallbacks:
+        outcome.fallbacks = [*question.fallbacks, *outcome.fallbacks]
     _masked(outcome)
     try:
         store.finish(row, outcome.route, outcome.answer, outcome.fallbacks)
     except StorageError as exc:
         raise _not_stored(exc, shown=tap.started) from None
-    result = Result(outcome, row)
+    heard = question.audio.transcript if question.audio is not None else None
+    result = Result(outcome, row, text=question.text, transcript=heard)
     try:
         result.premium = premium.spending(app.settings, store, outcome.route, outcome.answer)
     except StorageError:
@@ -254,13 +270,63 @@ def _not_stored(exc: StorageError, *, shown: bool) -> StorageError:
 
 def _keep(store: Any, question: Question, route: str) -> int:
     if question.row is None:
-        return store.add(question.task.name, route, question.text, question.messages)
+        audio = question.audio.as_row() if question.audio is not None else None
+        return store.add(question.task.name, route, question.text, question.messages, audio)
     if not store.claim(question.row):
         raise AlreadySending(
             f"#{question.row} was taken by another brain (being sent, or answered already); "
             "it is not sent twice."
         )
+    if question.audio is None:  # a queued recording, perhaps, not transcribed yet
+        kept = store.get(question.row)
+        question.audio = voice.Recordings.from_row(kept.audio if kept else None)
     return question.row
+
+
+def _transcribe(app: App, store: Any, row: int, question: Question, sink: Sink) -> ladder.Plan:
+    """Fill the input's recording slots with their transcripts (kept in the history), and plan
+    the question again for its real length. Nothing transcribed it: the recordings are copied
+    into the data dir and the input goes back to the queue."""
+    recordings = question.audio
+    assert recordings is not None
+    try:
+        text, messages = voice.fill(app, recordings, question.text, question.messages, sink)
+    except KeyboardInterrupt as exc:
+        stopped = Interrupted(
+            f"{_signal_name(exc)} while transcribing; the recording is kept in the queue.",
+            "`brain queue run` transcribes and answers it later; `brain queue drop ID` forgets "
+            "it (`brain queue list` shows the ID).",
+        )
+        stopped.started = False
+        stopped.exit_code = 128 + getattr(exc, "signum", 2)
+        _park(app, store, row, question, stopped)
+        stopped.row = row  # type: ignore[attr-defined]
+        raise stopped from None
+    except BrainError as exc:
+        if exc.exit_code == 65:
+            store.give_up(row, why_not_answered(exc))
+        else:
+            _park(app, store, row, question, exc)
+        exc.row = row  # type: ignore[attr-defined]
+        raise
+    question.text, question.messages = text, messages
+    store.set_input(row, text, messages, recordings.as_row())
+    try:
+        return ladder.plan(
+            app, question.task, messages, mode=app.mode, route=app.route, model=app.model
+        )
+    except BrainError as exc:
+        (store.give_up if exc.exit_code == 65 else store.release)(row, why_not_answered(exc))
+        raise
+
+
+def _park(app: App, store: Any, row: int, question: Question, exc: BrainError) -> None:
+    """Back to the queue with the recordings copied into the data dir (brain.voice.park)."""
+    recordings = question.audio
+    assert recordings is not None
+    voice.park(app, recordings, question.text, exc)
+    store.set_input(row, question.text, question.messages, recordings.as_row())
+    store.release(row, why_not_answered(exc))
 
 
 def _stopped(store: Any, row: int, the_plan: Any, tap: _Tap, exc: BaseException) -> BaseException:

@@ -3,7 +3,9 @@
 The rules (DESIGN.md, "Conventions of the command line"): piped stdin and files named as
 arguments are the material, the other words the instruction; empty input is a usage error;
 binary or non-UTF-8 input is refused; a word that looks like a file but names nothing is
-refused (a typo must not silently become the instruction). Every read is bounded: the whole
+refused (a typo must not silently become the instruction). A recording (brain.voice.AUDIO_ENDINGS)
+is material too: it is not read here but holds a slot in the input that its transcript fills
+(brain.voice, brain.exchange). Every read is bounded: the whole
 input is at most MAX_INPUT_BYTES, and nothing past that is read (an endless pipe is refused
 after MAX_INPUT_BYTES + 1 bytes, not read to the end). The cap is on the whole request as
 composed (instruction, stdin and every file, from the command line, the REPL or MCP alike),
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from brain import voice
 from brain.client import Message
 from brain.errors import BadInput, UsageError
 from brain.files import expand
@@ -29,6 +32,7 @@ MAX_LABELS = 64 * 1024  # the "--- name ---" lines brain puts between files
 _FILE_ENDINGS = (
     *(".md", ".txt", ".log", ".csv", ".json", ".yaml", ".yml", ".toml", ".diff", ".patch"),
     *(".py", ".js", ".ts", ".rs", ".go", ".html", ".tex", ".rst"),
+    *voice.AUDIO_ENDINGS,
 )
 
 
@@ -36,6 +40,7 @@ _FILE_ENDINGS = (
 class Material:
     name: str  # "stdin" or a file path
     text: str
+    audio: voice.Audio | None = None  # a recording: its transcript becomes the text
 
 
 def size(text: str) -> int:
@@ -116,6 +121,10 @@ def split_args(words: tuple[str, ...] | list[str], used: int = 0) -> tuple[str, 
         path = expand(word)
         plain = bool(word) and not any(c.isspace() for c in word) and len(word) < 4096
         if word and "\n" not in word and len(word) < 4096 and _exists(path.is_file):
+            if voice.is_audio(word):
+                voice.check_file(path, word)
+                material.append(Material(word, "", voice.Audio.of(word, path)))
+                continue
             text = read_file(path, word, MAX_INPUT_BYTES - used)
             used += size(text)
             material.append(Material(word, text))
@@ -158,7 +167,7 @@ def _exists(check: Callable[[], bool]) -> bool:
 
 def compose(task: Task, instruction: str, material: list[Material]) -> tuple[str, list[Message]]:
     """The user's input as stored, and the messages sent for it."""
-    if not instruction and not any(m.text.strip() for m in material):
+    if not instruction and not any(m.text.strip() or m.audio for m in material):
         raise UsageError(
             "nothing to send: give an instruction, pipe text in, or name files.",
             f'For example: brain {task.name} "..."   or   cat notes.md | brain {task.name}',
@@ -168,6 +177,11 @@ def compose(task: Task, instruction: str, material: list[Material]) -> tuple[str
         parts.append(instruction)
     several = len(material) > 1
     for m in material:
+        if m.audio is not None:  # the transcript comes in its slot (brain.voice.fill)
+            parts.append(
+                f"--- {m.name} (transcript) ---\n{m.audio.slot}" if several else m.audio.slot
+            )
+            continue
         if not m.text.strip():
             continue
         if several or m.name != "stdin":
@@ -178,6 +192,12 @@ def compose(task: Task, instruction: str, material: list[Material]) -> tuple[str
     if len(text) > MAX_INPUT_BYTES // 4 and size(text) > MAX_INPUT_BYTES + MAX_LABELS:
         raise too_big("the input (instruction and material together)")
     return text, messages_for(task, text)
+
+
+def recordings(material: list[Material]) -> voice.Recordings | None:
+    """The recordings among `material` (for brain.exchange.Question.audio), or None."""
+    files = [m.audio for m in material if m.audio is not None]
+    return voice.Recordings(files) if files else None
 
 
 def messages_for(task: Task, text: str) -> list[Message]:

@@ -4,8 +4,8 @@ Owns the tool list (from the task table; premium tools only with --allow-premium
 tool call does (brain.exchange.ask: the same ladder, the same history and the same premium
 cap as the command line) and keeping stdout for the protocol alone: the SDK's stdio
 transport (mcp 2.x) points fd 1 at stderr while it serves, and brain's notices go to stderr.
-Needs the optional `mcp` package (`pip install 'brain-cli[mcp]'`), imported lazily; never
-click or rich.
+Needs the optional `mcp` package (the extra `brain-apex[mcp]`; brain.install names the command
+for how brain was installed), imported lazily; never click or rich.
 """
 
 # No `from __future__ import annotations`: the SDK reads the tools' annotations at runtime,
@@ -33,8 +33,9 @@ INSTRUCTIONS = (
     "brain answers with the user's own models: each tool is one task of brain's task table, "
     "asked on Apex (a LiteLLM proxy) and, when Apex cannot be reached, on the laptop's local "
     "model (tools marked 'only on Apex' never fall back). Pass the request as `text` and "
-    "anything to work on (notes, a diff, a document) as `material`. `status` says what is "
-    "reachable."
+    "anything to work on (notes, a diff, a document) as `material`; a voice memo on this "
+    "machine as `audio` (its path: it is transcribed, and the transcript is the material). "
+    "`status` says what is reachable."
 )
 
 
@@ -42,10 +43,11 @@ def require_sdk() -> None:
     try:
         import mcp.server.mcpserver  # noqa: F401
     except ImportError:
+        from brain import install
+
         raise NotInstalled(
             "`brain mcp` needs the MCP Python SDK (the `mcp` package), which is not installed.",
-            "Install brain with the extra: `pip install 'brain-cli[mcp]'` (or `pipx inject "
-            f"brain-cli {SDK_PIN}`), then run `brain mcp` again.",
+            f"Install it with {install.add(SDK_PIN)}, then run `brain mcp` again.",
         ) from None
 
 
@@ -80,15 +82,20 @@ def answer(
     text: str,
     material: str | None,
     *,
+    audio: str | None = None,
     notice: Callable[[str], None] = stderr_notice,
 ) -> tuple[str, str]:
-    """Ask `task` through the ladder and record it; (answer, note for the caller or "")."""
+    """Ask `task` through the ladder and record it; (answer, note for the caller or "").
+    `audio`: the path of a recording, transcribed into the material (brain.voice)."""
     from brain import exchange
-    from brain.material import Material, compose
+    from brain.material import Material, compose, recordings
 
     materials = [Material("stdin", material)] if material else []
+    if audio:
+        materials.append(_recording(audio))
     user_input, messages = compose(task, text.strip(), materials)
-    result = exchange.ask(app, exchange.Question(task, user_input, messages), _Sink(notice))
+    question = exchange.Question(task, user_input, messages, audio=recordings(materials))
+    result = exchange.ask(app, question, _Sink(notice))
     a = result.answer
     notes = []
     if a.backend != "apex":
@@ -105,9 +112,31 @@ def answer(
     return a.text, ("brain: " + "; ".join(notes)) if notes else ""
 
 
-def _answer_in_thread(app: "App", task: Task, text: str, material: str | None) -> tuple:
+def _recording(audio: str) -> "Any":
+    """The material for a recording's path (BadInput when it is not one brain can read)."""
+    from pathlib import Path
+
+    from brain import voice
+    from brain.errors import BadInput
+    from brain.material import Material
+
+    path = Path(audio).expanduser()
+    if not voice.is_audio(path.name):
+        raise BadInput(
+            f"{audio} is not a recording brain reads",
+            f"`audio` takes the path of a {', '.join(e[1:] for e in voice.AUDIO_ENDINGS)} file.",
+        )
+    if not path.is_file():
+        raise BadInput(f"no such recording: {audio}", "Give the full path of the file.")
+    voice.check_file(path, audio)
+    return Material(path.name, "", voice.Audio.of(path.name, path))
+
+
+def _answer_in_thread(
+    app: "App", task: Task, text: str, material: str | None, audio: str | None = None
+) -> tuple:
     with app.fork() as mine:
-        return answer(mine, task, text, material)
+        return answer(mine, task, text, material, audio=audio)
 
 
 def _status_in_thread(app: "App", allow_premium: bool) -> dict:
@@ -216,10 +245,17 @@ def _task_tool(app: "App", task: Task) -> Callable[..., Any]:
             str | None,
             Field(description="Text to work on (notes, a diff, a document), if any."),
         ] = None,
+        audio: Annotated[
+            str | None,
+            Field(
+                description="The path of a voice memo on this machine (wav, mp3, m4a, ogg, "
+                "opus, flac, webm): transcribed, and the transcript is the material."
+            ),
+        ] = None,
     ) -> CallToolResult:
         try:
             reply, note = await anyio.to_thread.run_sync(
-                lambda: _answer_in_thread(app, task, text, material)
+                lambda: _answer_in_thread(app, task, text, material, audio)
             )
         except BrainError as exc:
             from brain.secrets import redact

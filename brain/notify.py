@@ -20,11 +20,17 @@ SLACK = "slack"
 STATE = "notify.backend"
 
 
-def state_of(outcome: Any) -> tuple[str, str]:
-    """(state, event) for an answered request: who answered and which kind of event it is."""
+def state_of(outcome: Any) -> tuple[str, str] | None:
+    """(state, event) for an answered request: who answered and which kind of event it is.
+    None when the answer says nothing about Apex: it was not asked (--offline, BRAIN_OFFLINE,
+    no apex.url). `--offline` is a choice, not a failure: no notice, and the state stays."""
     a = outcome.answer
-    if a.backend == "local":
-        return f"local:{a.model}", "fallback"
+    if a.backend != "apex":
+        if not any(
+            f.get("backend") == "apex" and not f.get("answered_by") for f in outcome.fallbacks
+        ):
+            return None
+        return f"{a.backend}:{a.model}", "fallback"
     apex_side = [f for f in outcome.fallbacks if f.get("answered_by")]
     if apex_side:
         return f"apex-fallback:{apex_side[0]['answered_by']}", "apex_fallback"
@@ -32,20 +38,29 @@ def state_of(outcome: Any) -> tuple[str, str]:
 
 
 def message(outcome: Any, event: str) -> str:
+    from brain.client import one_line
+
     a = outcome.answer
     host = socket.gethostname()
     if event == "fallback":
-        reason = next((f["reason"] for f in outcome.fallbacks if not f.get("answered_by")), "")
+        reason = next(
+            (f["reason"] for f in outcome.fallbacks if f.get("backend") == "apex"), "unknown"
+        )
+        used = (
+            f"local {a.model or 'model'}"
+            if a.backend == "local"
+            else f"{a.backend} {a.model or ''}".rstrip()
+        )
         return (
-            f":warning: brain fallback fired on {host} — used local {a.model or 'model'} for "
-            f"`{outcome.task}` because Apex failed: {reason}"
+            f":warning: brain fallback fired on {host} — used {used} for "
+            f"`{outcome.task}` because Apex failed: {one_line(reason, 300)}"
         )
     if event == "apex_fallback":
         fb = next(f for f in outcome.fallbacks if f.get("answered_by"))
         return (
             f":warning: LiteLLM fallback fired on Apex — used {fb['answered_by']} "
             f"(deployment {a.model or '?'}) for route `{outcome.route}` because the primary "
-            f"failed: {fb['reason'][:300]}"
+            f"failed: {one_line(fb['reason'], 300)}"
         )
     return f":white_check_mark: Apex answers again ({host}): `{outcome.task}` → {a.model or outcome.route}"
 
@@ -54,7 +69,10 @@ def record(store: Store, settings: Any, outcome: Any) -> bool:
     """Queue a notice if this answer changes the state; True when the outbox has something."""
     if not settings.get("notify", "slack"):
         return False
-    state, event = state_of(outcome)
+    seen = state_of(outcome)
+    if seen is None:
+        return bool(store.outbox(SLACK))
+    state, event = seen
     before = store.get_state(STATE) or "apex"
     if state != before:
         store.set_state(STATE, state)
@@ -124,14 +142,16 @@ def flush(store: Store, webhook: str, timeout: float = 5.0) -> int:
     return sent
 
 
-def main() -> int:
+def send_now() -> int | None:
+    """Send the outbox in this process (the one sender: the detached one runs this too).
+    How many were sent; None when no webhook is set or another sender is at it."""
     from brain import secrets
     from brain.files import open_lock
     from brain.settings import data_dir
 
     webhook = secrets.get("slack")
     if not webhook:
-        return 0
+        return None
     with os.fdopen(open_lock(data_dir() / "notify.lock"), "w") as lock:
         try:
             import fcntl
@@ -140,12 +160,48 @@ def main() -> int:
         except ImportError:
             pass  # Windows: two senders at once may post a notice twice; nothing is lost
         except OSError:
-            return 0  # another sender is at it
+            return None  # another sender is at it
         store = Store.open_default()
         try:
-            flush(store, webhook)
+            return flush(store, webhook)
         finally:
             store.close()
+
+
+SLACK_TEXT = 39_000  # Slack cuts a message's text past 40,000 characters
+
+
+def post(store: Store, text: str) -> list[int]:
+    """Put `text` in the outbox for Slack (in several messages, in order, when longer than
+    Slack keeps in one); the outbox rows. `send_now` or the next sender posts them."""
+    from brain.secrets import redact
+
+    text = redact(text)
+    pieces: list[str] = []
+    while len(text) > SLACK_TEXT:
+        cut = text.rfind("\n", 0, SLACK_TEXT)
+        cut = cut if cut > 0 else SLACK_TEXT
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    pieces.append(text)
+    if len(pieces) > 1:
+        pieces = [f"({i}/{len(pieces)}) {p}" for i, p in enumerate(pieces, 1)]
+    return [store.outbox_add(SLACK, piece) for piece in pieces]
+
+
+def post_now(store: Store, text: str) -> str | None:
+    """`post` and send at once; None when Slack took all of it, else why it waits."""
+    rows = post(store, text)
+    send_now()
+    waiting = {row for row, _text, _attempts in store.outbox(SLACK)} & set(rows)
+    if not waiting:
+        return None
+    found = store.db.execute("SELECT last_error FROM outbox WHERE id=?", (min(waiting),)).fetchone()
+    return found[0] if found and found[0] else "another brain is sending the outbox right now"
+
+
+def main() -> int:
+    send_now()
     return 0
 
 

@@ -181,7 +181,7 @@ class Repl:
 
         out = Output(verbose=self.app.verbose)
         try:
-            sent = self._material(task, text)
+            sent, recordings = self._material(task, text)
         except BrainError as exc:
             out.error(exc)
             return
@@ -195,7 +195,8 @@ class Repl:
         sink = ReplSink(out)
         self.watch.pause()
         try:
-            result = exchange.ask(self.app, exchange.Question(task, sent, context.messages), sink)
+            question = exchange.Question(task, sent, context.messages, audio=recordings)
+            result = exchange.ask(self.app, question, sink)
         except Interrupted as stopped:
             out.stop()
             self._interrupted(task, text, sent, sink, stopped)
@@ -211,7 +212,7 @@ class Repl:
         finally:
             out.stop()
             self.watch.resume()
-        self._answered(task, text, sent, result, out)
+        self._answered(task, text, result.text or sent, result, out)
 
     def _interrupted(
         self, task: Task, text: str, sent: str, sink: ReplSink, stopped: Interrupted
@@ -266,21 +267,22 @@ class Repl:
 
             notify.spawn_sender()
 
-    def _material(self, task: Task, text: str) -> str:
-        """A one-line question that names files sends them, as on the command line."""
+    def _material(self, task: Task, text: str) -> tuple[str, Any]:
+        """A one-line question that names files sends them, as on the command line; a
+        recording among them is transcribed (its brain.voice.Recordings, or None)."""
         from brain import material
 
         if "\n" in text:
-            return text
+            return text, None
         try:
             words = shlex.split(text)
         except ValueError:
-            return text
+            return text, None
         if not any(_is_file(w) for w in words):
-            return text
+            return text, None
         instruction, given = material.split_args(words)
         sent, _ = material.compose(task, instruction, given)
-        return sent
+        return sent, material.recordings(given)
 
     def next_backend(self, task: Task | None = None) -> tuple[str, str]:
         from brain.offline import ladder
@@ -307,8 +309,11 @@ class Repl:
         return self._console
 
     def say(self, markup: str) -> None:
-        """A line for the person at the terminal (not an answer)."""
-        self.console().print(markup)
+        """A line for the person at the terminal (not an answer); no control sequence in it
+        reaches the terminal (it may quote a model's answer)."""
+        from brain.render import clean
+
+        self.console().print(clean(markup))
 
     def _banner(self) -> None:
         self.say(

@@ -1,5 +1,6 @@
 """The REPL's slash commands: `/task`, `/offline|online|auto`, `/status`, `/history`,
-`/retry`, `/save`, `/clear`, `/help`, `/exit` (the table is brain.conversation.SLASH_COMMANDS).
+`/retry`, `/record`, `/save`, `/clear`, `/help`, `/exit` (the table is
+brain.conversation.SLASH_COMMANDS).
 
 Each is a function of the session (brain.repl.Repl) and the rest of the typed line; "exit"
 ends the session. They write to the terminal through `repl.say` (rich markup).
@@ -99,6 +100,26 @@ def retry(repl: Repl, _arg: str) -> None:
     repl.ask(repl.tasks.get(turn.task, repl.task), turn.user)
 
 
+def record(repl: Repl, arg: str) -> None:
+    """A turn spoken into the microphone: recorded until Enter (kept in the data dir), then
+    asked like a recording named in the line (brain.voice); `arg` is an instruction."""
+    import shlex
+    import sys
+
+    from brain.errors import BrainError
+    from brain.render import Output
+    from brain.voice import record as recorder
+
+    out = Output(verbose=repl.app.verbose)
+    try:
+        made = recorder.capture(repl.app, out, sys.stdin)
+    except BrainError as exc:
+        out.error(exc)
+        return
+    line = f"{arg.strip()} {shlex.quote(str(made.path))}".strip()
+    repl.ask(repl.task, line)
+
+
 def save(repl: Repl, arg: str) -> None:
     force = False
     words = arg.split(maxsplit=1)
@@ -160,6 +181,7 @@ COMMANDS: dict[str, Callable[[Repl, str], str | None]] = {
     "status": status,
     "history": history,
     "retry": retry,
+    "record": record,
     "save": save,
     "clear": clear,
     "help": help_,

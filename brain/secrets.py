@@ -2,7 +2,9 @@
 
 Lookup order: environment variable, then keyring. A key is never written to a file, a log
 line or an error: `redact` masks every known key in any text shown to the user. With no
-usable keyring backend this says so and names the fixes; it never falls back to plaintext.
+usable keyring backend this says so before anyone types a key, and names the fixes (the
+environment first); it never falls back to plaintext by itself, and a plaintext keyring the
+user installed (keyrings.alt) is called plaintext wherever it is named.
 
 What must stay true (issue 31, item 4):
 - A key is stripped of surrounding whitespace when read (a key file saved with CRLF ends in
@@ -51,6 +53,33 @@ def check_name(name: str) -> None:
         raise UsageError(f"unknown key name `{name}`", f"Key names: {', '.join(KEYS)}.")
 
 
+# The keyring backends people meet, by what they are called (module.Class -> name).
+_NAMES = {
+    "keyring.backends.SecretService.Keyring": "Secret Service",
+    "keyring.backends.libsecret.Keyring": "Secret Service (libsecret)",
+    "keyring.backends.kwallet.DBusKeyring": "KWallet",
+    "keyring.backends.macOS.Keyring": "macOS Keychain",
+    "keyring.backends.Windows.WinVaultKeyring": "Windows Credential Manager",
+    "keyrings.alt.file.EncryptedKeyring": "keyrings.alt EncryptedKeyring (a file; asks its password)",
+}
+
+
+def no_keyring() -> ConfigError:
+    """No usable keyring (headless Linux: no Secret Service, the usual case over SSH and in
+    WSL). Nothing is stored; the fixes in the order that suits such a machine."""
+    from brain import install
+
+    return ConfigError(
+        "No usable keyring on this machine (no Secret Service, Keychain or Windows Credential "
+        "Manager; the usual case over SSH and in WSL). Nothing was stored.",
+        "Use the environment: put `export BRAIN_APEX_KEY=...` in ~/.profile (a plaintext file "
+        "only you should read; `chmod 600 ~/.profile`) and open a new shell.\n"
+        f"Or keep keys in a plaintext file keyring (keyrings.alt; base64, not encrypted): "
+        f"install it with {install.add('keyrings.alt')}, then run this again.\n"
+        "Or start a Secret Service in your desktop session (e.g. gnome-keyring).",
+    )
+
+
 def _backend():
     import keyring
     from keyring.backends import fail, null
@@ -60,22 +89,45 @@ def _backend():
     # forgets what it is given): no usable store.
     inner = getattr(backend, "backends", None)
     if isinstance(backend, (fail.Keyring, null.Keyring)) or (inner is not None and not inner):
-        raise ConfigError(
-            "No usable OS keyring on this machine (no Secret Service, Keychain or Windows "
-            "Credential Manager was found).",
-            "Fixes: start a Secret Service (e.g. gnome-keyring) in your session; or "
-            "`pip install keyrings.alt` for an encrypted file keyring; or put the key in the "
-            "environment (BRAIN_APEX_KEY, BRAIN_SLACK_WEBHOOK).",
-        )
+        raise no_keyring()
     return backend
 
 
+def require_keyring() -> None:
+    """Before asking anyone for a key: a usable keyring is there (else no_keyring())."""
+    _backend()
+
+
+def _name(backend: object) -> str:
+    cls = type(backend)
+    full = f"{cls.__module__}.{cls.__name__}"
+    if full == "keyrings.alt.file.PlaintextKeyring":
+        where = getattr(backend, "file_path", "a file")
+        return f"keyrings.alt PlaintextKeyring, a plaintext file (base64, not encrypted): {where}"
+    inner = getattr(backend, "backends", None)
+    if inner:
+        return " + ".join(_name(b) for b in inner)
+    return _NAMES.get(full, full)
+
+
 def backend_name() -> str:
+    """Which keyring holds the keys, as a person calls it (a plaintext one says so)."""
     try:
         backend = _backend()
     except ConfigError:
         return "none (no usable keyring)"
-    return f"{type(backend).__module__}.{type(backend).__name__}"
+    return _name(backend)
+
+
+def plaintext() -> bool:
+    """The keyring in use keeps keys in a plaintext file (keyrings.alt PlaintextKeyring)."""
+    return "plaintext file" in backend_name()
+
+
+def mask(value: str) -> None:
+    """A key not stored (yet), masked like a stored one in anything shown or kept."""
+    if value.strip():
+        _seen.add(value.strip())
 
 
 def get(name: str, *, required: bool = False) -> str | None:

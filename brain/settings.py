@@ -103,6 +103,9 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
             "back on Apex), recovered (Apex answers again)",
         ),
     },
+    "digest": {
+        "parallel": (int, 3, "how many parts of a long digest are asked at once on Apex, 1 to 8"),
+    },
     "premium": {
         "daily_usd": (float, 0.0, "a daily cap on premium spending in USD, 0 = no cap"),
         "direct": (bool, False, "true lets `brain premium` call Anthropic when Apex is away"),
@@ -111,6 +114,19 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
             str,
             "https://api.anthropic.com",
             "Anthropic's API base URL (only for [premium] direct)",
+        ),
+    },
+    "voice": {
+        "route": (
+            str,
+            "transcribe",
+            "the route on Apex that transcribes speech (`brain apex render` adds it)",
+        ),
+        "local_model": (
+            str,
+            "base.en",
+            "the laptop's Whisper model: a size name (tiny.en, base.en, small.en, base, …) or "
+            "a directory holding a CTranslate2 Whisper model",
         ),
     },
 }
@@ -125,10 +141,30 @@ TASK_KEYS: dict[str, tuple[type, str]] = {
     "description": (str, "one line for --help"),
 }
 
+# [[digest.sources]]: where `brain digest` gathers its own material (docs/digest.md). Each has a
+# `name` and exactly one of glob, command, url.
+SOURCE_KINDS = ("glob", "command", "url")
+SOURCE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "name": ((str,), "a name of letters, digits, - and _ (what labels its material)"),
+    "glob": ((str,), 'a file pattern, e.g. "~/notes/**/*.md" (relative: to config.toml\'s folder)'),
+    "command": (
+        (str, list),
+        'a shell command line, or a list of program and arguments, e.g. "git log --since=1.day"',
+    ),
+    "url": ((str,), "an http(s) URL that answers text (GET)"),
+    "timeout": ((int, float), "seconds a command or a URL may take, > 0 (default 60)"),
+    "max_bytes": (
+        (int,),
+        f"the most bytes read from the source, 1 to {16 << 20} (default {1 << 20})",
+    ),
+}
+SOURCE_DEFAULTS = {"timeout": 60.0, "max_bytes": 1 << 20}
+
 ENV = {
     ("apex", "url"): "BRAIN_APEX_URL",
     ("local", "url"): "BRAIN_LOCAL_URL",
     ("local", "model"): "BRAIN_LOCAL_MODEL",
+    ("voice", "local_model"): "BRAIN_WHISPER_MODEL",
 }
 
 
@@ -180,6 +216,7 @@ class Settings:
     values: dict[str, dict[str, Any]]
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     file_exists: bool = False
+    digest_sources: list[dict[str, Any]] = field(default_factory=list)
     offline_env: bool = False
 
     def get(self, section: str, key: str) -> Any:
@@ -243,12 +280,16 @@ def from_raw(path: Path, raw: dict[str, Any], exists: bool = True) -> Settings:
     """Validate a parsed config (as read from `path`) over the defaults and the environment."""
     values = defaults()
     tasks: dict[str, dict[str, Any]] = {}
+    sources: list[dict[str, Any]] = []
     for section, body in raw.items():
         if section == "tasks":
             tasks = validate_tasks(path, body)
             continue
+        if section == "digest" and isinstance(body, dict) and "sources" in body:
+            sources = validate_sources(path, body["sources"])
+            body = {k: v for k, v in body.items() if k != "sources"}
         if section not in SCHEMA:
-            valid = ", ".join(f"[{s}]" for s in [*SCHEMA, "tasks.NAME"])
+            valid = ", ".join(f"[{s}]" for s in [*SCHEMA, "tasks.NAME", "[digest.sources]"])
             raise ConfigError(f"{path}: unknown section [{section}]", f"Valid sections: {valid}.")
         if not isinstance(body, dict):
             raise ConfigError(f"{path}: `{section}` must be a table [{section}]")
@@ -263,7 +304,14 @@ def from_raw(path: Path, raw: dict[str, Any], exists: bool = True) -> Settings:
     for section, key in (("apex", "url"), ("local", "url"), ("premium", "anthropic_url")):
         secrets.remember_url(str(values[section][key]))  # a password in a URL is masked
     offline = os.environ.get("BRAIN_OFFLINE", "") not in ("", "0", "false", "no")
-    return Settings(path=path, values=values, tasks=tasks, file_exists=exists, offline_env=offline)
+    return Settings(
+        path=path,
+        values=values,
+        tasks=tasks,
+        file_exists=exists,
+        offline_env=offline,
+        digest_sources=sources,
+    )
 
 
 def validate(path: Path, section: str, key: str, value: Any) -> Any:
@@ -327,11 +375,15 @@ def _in_range(section: str, key: str, value: Any) -> bool:
         return 0 < value <= MAX_COUNT
     if key in ("connect_timeout", "first_token_timeout"):
         return 0 < value <= MAX_SECONDS
+    if section == "digest" and key == "parallel":
+        return 1 <= value <= 8
     if key == "probe_ttl":
         return 0 <= value <= MAX_SECONDS
     if key == "daily_usd":
         return value >= 0
     if section == "local" and key == "model":
+        return bool(value.strip())
+    if section == "voice":
         return bool(value.strip())
     if section == "notify" and key == "events":
         return set(value) <= {"fallback", "apex_fallback", "recovered"}
@@ -392,6 +444,84 @@ def validate_tasks(path: Path, body: Any) -> dict[str, dict[str, Any]]:
             clean[key] = converted
         tasks[name] = clean
     return tasks
+
+
+def validate_sources(path: Path, body: Any) -> list[dict[str, Any]]:
+    """[[digest.sources]]: a list of tables, each with a unique `name` and exactly one of
+    glob, command, url; `timeout` and `max_bytes` optional (defaults filled in)."""
+    where = "[[digest.sources]]"
+    if not isinstance(body, list) or not all(isinstance(t, dict) for t in body):
+        raise ConfigError(
+            f"{path}: `digest.sources` must be tables written as {where}",
+            'For example:\n[[digest.sources]]\nname = "notes"\nglob = "~/notes/*.md"',
+        )
+    sources: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for number, table in enumerate(body, 1):
+        name = table.get("name")
+        label = f"{where} #{number}" + (f" ({name})" if isinstance(name, str) else "")
+        for key, value in table.items():
+            if key not in SOURCE_KEYS:
+                raise ConfigError(
+                    f"{path}: unknown key `{key}` in {label}",
+                    f"Valid keys there: {', '.join(SOURCE_KEYS)}.",
+                )
+            types, what = SOURCE_KEYS[key]
+            if not _source_value_ok(key, value, types):
+                raise ConfigError(
+                    f"{path}: {label} {key} = {value!r} is not valid", f"Expected {what}."
+                )
+        if not isinstance(name, str):
+            raise ConfigError(
+                f"{path}: {label} needs a `name`", f"Expected {SOURCE_KEYS['name'][1]}."
+            )
+        if name in seen:
+            raise ConfigError(
+                f"{path}: two {where} are named `{name}`",
+                "Give each source its own name (it labels its material and keeps its own "
+                '"since the last digest").',
+            )
+        seen.add(name)
+        kinds = [k for k in SOURCE_KINDS if k in table]
+        if len(kinds) != 1:
+            found = f"it has {' and '.join(kinds)}" if kinds else "it has none"
+            raise ConfigError(
+                f"{path}: {label} needs exactly one of glob, command, url ({found})",
+                "Write one source per [[digest.sources]] table.",
+            )
+        source = {"name": name, kinds[0]: table[kinds[0]], **SOURCE_DEFAULTS, **table}
+        source["timeout"] = float(source["timeout"])
+        sources.append(source)
+    return sources
+
+
+def _source_value_ok(key: str, value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) or not isinstance(value, types):
+        return False
+    if key == "name":
+        return bool(value) and value.replace("-", "").replace("_", "").isalnum()
+    if key in ("glob", "url") or (key == "command" and isinstance(value, str)):
+        if not value.strip():
+            return False
+        return key != "url" or _is_url(value)
+    if key == "command":
+        return bool(value) and all(isinstance(v, str) and v for v in value)
+    if key == "timeout":
+        return 0 < value <= 86_400
+    if key == "max_bytes":
+        return 1 <= value <= 16 << 20
+    return True
+
+
+def _is_url(value: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def write(path: Path, data: dict[str, Any]) -> None:

@@ -75,6 +75,7 @@ def gather(app: App) -> Report:
     )
     _apex(app, report)
     _local(app, report)
+    _voice(app, report)
     _keyring(report)
     mode = {"offline": "offline", "online": "online (Apex only)"}.get(app.mode, "auto")
     if conf.offline_env and app.mode == OFFLINE:
@@ -96,6 +97,8 @@ def _apex(app: App, report: Report) -> None:
     report.checks += checks
     report.apex_reachable = bool(checks and checks[0].ok)
     source = next((k.source for k in secrets.listing() if k.name == "apex"), "")
+    if source == "keyring":  # which one holds it
+        source = f"keyring: {secrets.backend_name()}"
     if not report.apex_reachable:
         set_ = bool(source)
         report.checks.append(
@@ -170,18 +173,45 @@ def _local(app: App, report: Report) -> None:
         )
 
 
+def _voice(app: App, report: Report) -> None:
+    """Who would transcribe a voice memo (brain.voice): informative only, never the exit code
+    (voice is optional; a question still gets its answer without it)."""
+    from brain.voice import local
+
+    route = str(app.settings.get("voice", "route"))
+    whisper = local.check(app)
+    if report.routes_offered is not None:
+        has = route in report.routes_offered
+        where = (
+            "voice memos are transcribed on this laptop"
+            if whisper.ok
+            else "nor has this laptop a Whisper: voice memos wait in the queue"
+        )
+        report.checks.append(
+            Check(
+                "voice route",
+                True if has else None,
+                f"Apex transcribes on `{route}`"
+                if has
+                else f"Apex has no `{route}` route; {where}",
+                "" if has else "`brain apex render` adds it (docs/voice.md).",
+            )
+        )
+    report.checks.append(whisper)
+
+
 def _keyring(report: Report) -> None:
     from brain import secrets
 
     name = secrets.backend_name()
-    usable = "none" not in name
-    report.checks.append(
-        Check(
-            "keyring",
-            usable,
-            name,
-            ""
-            if usable
-            else "Install a Secret Service or `pip install keyrings.alt`, or use BRAIN_APEX_KEY.",
-        )
+    if "none" not in name:
+        report.checks.append(Check("keyring", True, name))
+        return
+    from_env = any(k.source.startswith("env") for k in secrets.listing())
+    fix = (
+        ""
+        if from_env
+        else "Keys from the environment work without one (export BRAIN_APEX_KEY); "
+        "`brain keys set apex` names the other ways."
     )
+    report.checks.append(Check("keyring", None if from_env else False, name, fix))

@@ -87,6 +87,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE exchanges ADD COLUMN claimed_at REAL;
     CREATE INDEX IF NOT EXISTS exchanges_time ON exchanges(time);
     """,
+    # Voice (issue 33): the recordings an input came from and its transcript, as JSON
+    # (brain.voice.Audio.to_row); NULL for typed input.
+    """
+    ALTER TABLE exchanges ADD COLUMN audio TEXT;
+    """,
 ]
 VERSION = len(MIGRATIONS)
 
@@ -207,6 +212,7 @@ class Exchange:
     partial: bool
     error: str | None
     partial_reason: str | None = None
+    audio: dict[str, Any] | None = None  # brain.voice: the recordings and the transcript
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -229,7 +235,19 @@ class Exchange:
             "partial": self.partial,
             "partial_reason": self.partial_reason,
             "error": self.error,
+            **_voice_fields(self.audio),
         }
+
+
+def _voice_fields(audio: dict[str, Any] | None) -> dict[str, Any]:
+    """`audio` (the recordings' paths) and `transcript` for an input that was spoken."""
+    if not audio:
+        return {}
+    files = audio.get("files") if isinstance(audio.get("files"), list) else []
+    fields: dict[str, Any] = {"audio": [f.get("path") for f in files if isinstance(f, dict)]}
+    if isinstance(audio.get("transcript"), dict):
+        fields["transcript"] = audio["transcript"]
+    return fields
 
 
 class Store:
@@ -311,11 +329,19 @@ class Store:
 
     # ----- one question's life ------------------------------------------------------------------
     @_guarded("keep the input in")
-    def add(self, task: str, route: str, user_input: str, messages: list[dict[str, str]]) -> int:
-        """Keep an input before it is sent, claimed by this process."""
+    def add(
+        self,
+        task: str,
+        route: str,
+        user_input: str,
+        messages: list[dict[str, str]],
+        audio: dict[str, Any] | None = None,
+    ) -> int:
+        """Keep an input before it is sent, claimed by this process. `audio`: the recordings
+        it holds (brain.voice), their transcripts still to come."""
         cur = self.db.execute(
             "INSERT INTO exchanges (time, status, task, route, input, messages, claimed_by,"
-            " claimed_at) VALUES (?,?,?,?,?,?,?,?)",
+            " claimed_at, audio) VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 time.time(),
                 SENDING,
@@ -325,9 +351,24 @@ class Store:
                 json.dumps(messages),
                 os.getpid(),
                 time.time(),
+                json.dumps(audio) if audio else None,
             ),
         )
         return int(cur.lastrowid or 0)
+
+    @_guarded("keep the input in")
+    def set_input(
+        self,
+        row: int,
+        user_input: str,
+        messages: list[dict[str, str]],
+        audio: dict[str, Any] | None,
+    ) -> None:
+        """The input as it now stands (a recording transcribed, or copied for the queue)."""
+        self.db.execute(
+            "UPDATE exchanges SET input=?, messages=?, audio=? WHERE id=?",
+            (user_input, json.dumps(messages), json.dumps(audio) if audio else None, row),
+        )
 
     @_guarded("claim the queued input in")
     def claim(self, row: int) -> bool:
@@ -421,6 +462,35 @@ class Store:
             (ANSWERED, PARTIAL, limit),
         ).fetchall()
         return [_exchange(r) for r in reversed(rows)]
+
+    @_guarded("read the history in")
+    def search(
+        self, limit: int = 10, *, text: str | None = None, task: str | None = None
+    ) -> list[Exchange]:
+        """`brain history`: the last `limit` exchanges in any state, oldest first; `text` a
+        case-insensitive substring of the input or the answer, `task` a task name. Walks the
+        time index newest first and stops at `limit` matches, however long the history."""
+        self._settle()
+        where, params = [], []
+        if task is not None:
+            where.append("task=?")
+            params.append(task)
+        if text:
+            if text.isascii():  # SQLite's LIKE folds ASCII case only
+                pattern = (
+                    "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                )
+                where.append("(input LIKE ? ESCAPE '\\' OR answer LIKE ? ESCAPE '\\')")
+                params += [pattern, pattern]
+            else:
+                self.db.create_function("brain_has", 2, _has, deterministic=True)
+                where.append("(brain_has(input, ?) OR brain_has(answer, ?))")
+                params += [text.casefold(), text.casefold()]
+        sql = "SELECT * FROM exchanges INDEXED BY exchanges_time"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self.db.execute(sql + " ORDER BY time DESC, id DESC LIMIT ?", (*params, limit))
+        return [_exchange(r) for r in reversed(rows.fetchall())]
 
     @_guarded("read the queue in")
     def queued(self) -> list[Exchange]:
@@ -587,7 +657,20 @@ def _exchange(row: sqlite3.Row) -> Exchange:
         partial=bool(row["partial"]),
         error=row["error"],
         partial_reason=row["partial_reason"] if "partial_reason" in keys else None,
+        audio=_json_dict(row["audio"]) if "audio" in keys else None,
     )
+
+
+def _has(value: str | None, folded: str) -> bool:
+    return value is not None and folded in value.casefold()
+
+
+def _json_dict(text: str | None) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _json_list(text: str | None) -> list[Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,11 +26,18 @@ sys.path.insert(0, str(Path(__file__).parent / "support"))
 from fakes import FakeAnthropic, FakeApex, FakeOllama
 
 SUPPORT = Path(__file__).parent / "support"
+
+# A shell starts a background job (`cmd &`) with SIGINT ignored, and children inherit that:
+# the tests that press Ctrl-C on a brain they start would then see it ignored. Run that way,
+# the test process takes Ctrl-C back, so its children do too.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 BRAIN_ENV_VARS = [
     "BRAIN_CONFIG",
     "BRAIN_APEX_URL",
     "BRAIN_LOCAL_URL",
     "BRAIN_LOCAL_MODEL",
+    "BRAIN_WHISPER_MODEL",
     "BRAIN_OFFLINE",
     "BRAIN_APEX_KEY",
     "BRAIN_SLACK_WEBHOOK",

@@ -142,10 +142,60 @@ class FakeApex:
             self._chat
         )
         server.expect_request("/v1/models", method="GET").respond_with_handler(self._models)
+        server.expect_request("/v1/audio/transcriptions", method="POST").respond_with_handler(
+            self._transcribe
+        )
+        # Speech: route -> {"text", "duration", "model_id"} or {"status", "body"} (set_speech).
+        self.speech: dict[str, dict[str, Any]] = {}
+        self.uploads: list[dict[str, Any]] = []  # every transcription request: fields and file
 
     @property
     def url(self) -> str:
         return self.server.url_for("").rstrip("/")
+
+    def transcribes(
+        self, route: str, text: str, *, duration: float = 6.7, model_id: str = "whisper-apex"
+    ) -> None:
+        """Route `route` transcribes every upload as `text` (LiteLLM's verbose_json answer)."""
+        self.speech[route] = {"text": text, "duration": duration, "model_id": model_id}
+
+    def _transcribe(self, request: Request) -> Response:
+        upload = request.files.get("file")
+        data = upload.read() if upload is not None else b""
+        fields = dict(request.form)
+        self.uploads.append(
+            {
+                **fields,
+                "filename": upload.filename if upload is not None else None,
+                "content_type": upload.content_type if upload is not None else None,
+                "bytes": data,
+                "authorization": request.headers.get("Authorization"),
+            }
+        )
+        if self.key is not None and request.headers.get("Authorization") != f"Bearer {self.key}":
+            return _litellm_auth_error()
+        route = fields.get("model")
+        spec = self.speech.get(str(route))
+        if spec is None:
+            msg = (
+                f"400: {{'error': '/audio/transcriptions: Invalid model name passed in "
+                f"model={route}. Call `/v1/models` to view available models for your key.'}}"
+            )
+            return _json_error(
+                400, {"error": {"message": msg, "type": "None", "param": "None", "code": "400"}}
+            )
+        if "status" in spec:
+            return _json_error(spec["status"], spec["body"])
+        if not data:
+            return _json_error(400, {"error": {"message": "no file", "type": "invalid_request"}})
+        body: dict[str, Any] = {"text": spec["text"]}
+        if fields.get("response_format") == "verbose_json":
+            body.update(task="transcribe", language="english", duration=spec["duration"])
+            body["segments"] = [
+                {"id": 0, "start": 0.0, "end": spec["duration"], "text": spec["text"]}
+            ]
+        headers = litellm_headers(model_id=spec["model_id"], group=str(route))
+        return Response(json.dumps(body), headers=headers, content_type="application/json")
 
     def answer(self, route: str, pieces: list[str] | str, **kw: Any) -> None:
         """Route `route` answers with `pieces` (streamed) or the joined text (non-streaming)."""
@@ -217,6 +267,14 @@ class FakeApex:
             headers=headers,
             content_type="application/json",
         )
+
+
+def _json_body(request: Request) -> dict[str, Any]:
+    """The JSON body whatever the Content-Type says: Ollama reads it so, and LiteLLM's
+    ollama_chat/ provider (1.106.12) posts /api/chat without `Content-Type: application/json`
+    and /api/show with the old `name` field."""
+    body = request.get_json(force=True, silent=True)
+    return body if isinstance(body, dict) else {}
 
 
 def _json_error(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -307,7 +365,7 @@ class FakeOllama:
         return Response(json.dumps({"models": models}), content_type="application/json")
 
     def _show(self, request: Request) -> Response:
-        model = (request.get_json() or {}).get("model")
+        model = _json_body(request).get("model") or _json_body(request).get("name")
         if model not in self.models:
             return _json_error(404, {"error": f"model '{model}' not found"})
         info = {"general.architecture": "gemma3", "gemma3.context_length": self.model_ctx}
@@ -317,7 +375,7 @@ class FakeOllama:
         )
 
     def _generate(self, request: Request) -> Response:
-        body = request.get_json()
+        body = _json_body(request)
         self.generate_requests.append(body)
         if body.get("model") in self.models and body.get("model") not in self.loaded:
             self.loaded.append(body["model"])
@@ -356,7 +414,7 @@ class FakeOllama:
         )
 
     def _native(self, request: Request) -> Response:
-        body = request.get_json()
+        body = _json_body(request)
         self.requests.append(body)
         model = body.get("model")
         if model not in self.models:
@@ -366,6 +424,10 @@ class FakeOllama:
         ctx = min(int(num_ctx or self.default_ctx), self.model_ctx)
         self._load(model, ctx)
         _, prompt_tokens = self._read(body.get("messages", []), ctx)
+        if body.get("stream") is False:  # one JSON object, as Ollama answers `"stream": false`
+            last = json.loads(list(self._ndjson(model, prompt_tokens))[-1])
+            last["message"]["content"] = "".join(self.pieces)
+            return Response(json.dumps(last), content_type="application/json")
         return Response(
             self._ndjson(model, prompt_tokens), status=200, mimetype="application/x-ndjson"
         )
@@ -393,7 +455,7 @@ class FakeOllama:
         yield json.dumps(done) + "\n"
 
     def _chat(self, request: Request) -> Response:
-        body = request.get_json()
+        body = _json_body(request)
         self.requests.append(body)
         model = body.get("model")
         if model not in self.models:
@@ -523,26 +585,41 @@ class FakeProviders:
     """The upstreams behind a real LiteLLM proxy, one pytest-httpserver each, so that one can
     be stopped like a real server (`down`: connections refused) and started again on the same
     port (`restore`). `base(name)` is what the provider's *_API_BASE points at.
-    OpenAI-compatible providers answer /v1/chat/completions; `anthropic` answers Anthropic's
-    /v1/messages. Each answer names who gave it ("<provider>:<model> answers");
-    `fail(name, status)` makes one provider answer with an error instead.
+    OpenAI-compatible providers answer /v1/chat/completions; `ollama` answers Ollama's native
+    /api/chat (LiteLLM's ollama_chat/ provider: NDJSON, `options.num_ctx`) and /api/show;
+    `anthropic` answers Anthropic's /v1/messages. Each answer names who gave it
+    ("<provider>:<model> answers"); `fail(name, status)` makes one provider answer with an
+    error instead.
+    OpenAI-compatible providers also transcribe (`/v1/audio/transcriptions`, multipart, as
+    OpenAI's Whisper API, a speaches server on Apex and Groq take it): "<provider>:<model>
+    heard: " and the upload's size and name; `uploads` records each (fields and bytes).
     """
 
     def __init__(self, names: list[str]) -> None:
         self.servers: dict[str, HTTPServer] = {}
         self.failing: dict[str, int] = {}
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.uploads: list[tuple[str, dict[str, Any]]] = []
         for name in names:
             server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
             handler = self._anthropic if name == "anthropic" else self._openai(name)
             path = "/v1/messages" if name == "anthropic" else "/v1/chat/completions"
+            if name == "ollama":
+                handler, path = self._ollama, "/api/chat"
+                server.expect_request("/api/show", method="POST").respond_with_json(
+                    {"model_info": {"general.architecture": "gemma3"}}
+                )
             server.expect_request(path, method="POST").respond_with_handler(handler)
+            if name != "anthropic":
+                server.expect_request(
+                    "/v1/audio/transcriptions", method="POST"
+                ).respond_with_handler(self._whisper(name))
             server.start()
             self.servers[name] = server
 
     def base(self, provider: str) -> str:
         root = self.servers[provider].url_for("").rstrip("/")
-        return root if provider == "anthropic" else f"{root}/v1"
+        return root if provider in ("anthropic", "ollama") else f"{root}/v1"
 
     def fail(self, provider: str, status: int = 500) -> None:
         self.failing[provider] = status
@@ -574,6 +651,8 @@ class FakeProviders:
         status = self.failing.get(provider)
         if status is None:
             return None
+        if provider == "ollama":  # Ollama's own error body
+            return _json_error(status, {"error": f"fake {provider} failure"})
         return _json_error(
             status,
             {
@@ -602,6 +681,73 @@ class FakeProviders:
             )
 
         return handle
+
+    def _whisper(self, provider: str) -> Any:
+        def handle(request: Request) -> Response:
+            upload = request.files.get("file")
+            data = upload.read() if upload is not None else b""
+            fields = dict(request.form)
+            self.uploads.append(
+                (provider, {**fields, "filename": getattr(upload, "filename", None), "bytes": data})
+            )
+            failed = self._failure(provider)
+            if failed is not None:
+                return failed
+            model = fields.get("model", "")
+            text = (
+                f"{provider}:{model} heard {len(data)} bytes of {getattr(upload, 'filename', '')}"
+            )
+            body: dict[str, Any] = {"text": text}
+            if fields.get("response_format") == "verbose_json":
+                body.update(
+                    task="transcribe",
+                    language="english",
+                    duration=6.7,
+                    segments=[
+                        {
+                            "id": 0,
+                            "seek": 0,
+                            "start": 0.0,
+                            "end": 6.7,
+                            "text": text,
+                            "tokens": [1, 2],
+                            "temperature": 0.0,
+                            "avg_logprob": -0.2,
+                            "compression_ratio": 1.0,
+                            "no_speech_prob": 0.01,
+                        }
+                    ],
+                )
+            return Response(json.dumps(body), content_type="application/json")
+
+        return handle
+
+    def _ollama(self, request: Request) -> Response:
+        body = _json_body(request)
+        self.requests.append(("ollama", body))
+        failed = self._failure("ollama")
+        if failed is not None:
+            return failed
+        model = body.get("model", "")
+        pieces = [f"ollama:{model} ", "answers"]
+        end = {
+            "model": model,
+            "message": {"role": "assistant", "content": ""},
+            "done": True,
+            "done_reason": "stop",
+            "prompt_eval_count": 12,
+            "eval_count": 2,
+        }
+        if body.get("stream") is False:
+            end["message"]["content"] = "".join(pieces)
+            return Response(json.dumps(end), content_type="application/json")
+        lines = [
+            json.dumps(
+                {"model": model, "message": {"role": "assistant", "content": p}, "done": False}
+            )
+            for p in pieces
+        ] + [json.dumps(end)]
+        return Response("".join(x + "\n" for x in lines), mimetype="application/x-ndjson")
 
     def _anthropic(self, request: Request) -> Response:
         body = request.get_json()
@@ -663,3 +809,149 @@ class FakeProviders:
                 yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
 
         return Response(events(), mimetype="text/event-stream")
+
+
+class FakeHub:
+    """The Hugging Face Hub as huggingface_hub (2.x) asks it when faster-whisper downloads a
+    model: the revision and tree APIs, then HEAD and GET of each file under /resolve/. It
+    serves the files of `directory` as `repo` (point HF_ENDPOINT at `.url`). `stall_after`:
+    send that many bytes of the first file larger than it, then hang (a connection that dies
+    mid-download)."""
+
+    SHA = "0123456789abcdef0123456789abcdef01234567"
+
+    def __init__(self, server: HTTPServer, repo: str, directory: Any) -> None:
+        import re
+        from pathlib import Path
+
+        self.server = server
+        self.repo = repo
+        self.files = {p.name: p.read_bytes() for p in Path(directory).iterdir() if p.is_file()}
+        self.stall_after: int | None = None
+        self.asked: list[str] = []
+        server.expect_request(re.compile(".*")).respond_with_handler(self._handle)
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for("").rstrip("/")
+
+    def _handle(self, request: Request) -> Response:
+        import hashlib
+
+        path = request.path
+        self.asked.append(f"{request.method} {path}")
+        if path == "/api/agent-harnesses":
+            return Response(json.dumps({"standardEnvVars": [], "harnesses": {}}))
+        if path.startswith(f"/api/models/{self.repo}/tree/"):
+            tree = [
+                {"type": "file", "path": n, "size": len(d), "oid": hashlib.sha1(d).hexdigest()}
+                for n, d in self.files.items()
+            ]
+            return Response(json.dumps(tree), content_type="application/json")
+        if path.startswith(f"/api/models/{self.repo}"):
+            siblings = [{"rfilename": n} for n in self.files]
+            body = {"id": self.repo, "sha": self.SHA, "siblings": siblings}
+            return Response(json.dumps(body), content_type="application/json")
+        prefix = f"/{self.repo}/resolve/"
+        name = path.rsplit("/", 1)[-1]
+        if not path.startswith(prefix) or name not in self.files:
+            return Response(
+                "Entry not found", status=404, headers={"X-Error-Code": "EntryNotFound"}
+            )
+        data = self.files[name]
+        headers = {
+            "X-Repo-Commit": self.SHA,
+            "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+            "Accept-Ranges": "bytes",
+        }
+        if request.method == "HEAD":
+            response = Response(b"", headers=headers)
+            response.automatically_set_content_length = False
+            response.headers["Content-Length"] = str(len(data))
+            return response
+        if self.stall_after is not None and len(data) > self.stall_after:
+            cut = self.stall_after
+
+            def dribble() -> Iterator[bytes]:
+                yield data[:cut]
+                time.sleep(3600)  # the rest never comes (the server thread dies with it)
+
+            response = Response(dribble(), headers=headers)
+            response.headers["Content-Length"] = str(len(data))
+            return response
+        return Response(data, headers=headers, content_type="application/octet-stream")
+
+
+class Relay:
+    """A TCP relay on loopback to a real server (`target`: "http://127.0.0.1:PORT"), which can
+    be stopped like the server behind it (`down`: connections refused) and started again on
+    the same port (`up`). Lets one real llama.cpp stand behind several LiteLLM deployments,
+    each of which can go down on its own."""
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.removeprefix("http://").partition(":")
+        self.target = (host, int(port.rstrip("/")))
+        self.port = 0
+        self.sock: socket.socket | None = None
+        self.conns: list[socket.socket] = []
+        self.up()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        if self.sock is not None:
+            return
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(16)
+        self.port = sock.getsockname()[1]
+        self.sock = sock
+        threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
+
+    def down(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            try:  # close() alone leaves a socket that a thread blocks in accept() on listening
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        for conn in self.conns:
+            try:
+                conn.close()
+            except OSError:
+                pass
+        self.conns.clear()
+
+    def _accept(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = sock.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

@@ -22,7 +22,7 @@ from brain.apex import render as apex_render
 from brain.tasks import builtin_tasks
 
 KEY = "sk-brain-test-master-key"
-PROVIDERS = ["ollama", "cerebras", "groq", "gemini", "cloudflare", "anthropic"]
+PROVIDERS = ["ollama", "whisper", "cerebras", "groq", "gemini", "cloudflare", "anthropic"]
 
 
 @dataclass
@@ -59,6 +59,7 @@ def apex_stack(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]
     for name in PROVIDERS:
         stack.fakes.restore(name)
     stack.fakes.requests.clear()
+    stack.fakes.uploads.clear()
     monkeypatch.setenv("BRAIN_APEX_URL", stack.url)
     monkeypatch.setenv("BRAIN_APEX_KEY", KEY)
     yield stack
@@ -184,11 +185,10 @@ def test_apex_check_json_shows_fallbacks(apex_stack, brain):
     assert j["ok"] is False
 
 
-def test_drill_sees_cascade_and_flip_back(apex_stack):
+def test_drill_sees_cascade_and_flip_back(apex_stack, make_app):
     from brain.apex import check
-    from brain.client import Endpoint
 
-    endpoint = Endpoint("apex", apex_stack.url, KEY, 2.0, 30.0)
+    endpoint = make_app().backend("apex")
     prompts: list[str] = []
 
     def pause(message: str) -> None:
@@ -243,3 +243,141 @@ def test_drill_on_the_command_line(apex_stack, home):
     assert child.exitstatus == 0, out
     assert "Fallback drill" in out
     assert "as designed" in out and "flipped back" in out and "cascaded from" in out
+
+
+# ----- speech: the rendered `transcribe` group carries a memo (brain.voice) ---------------------
+
+
+def _memo(path: Path, seconds: float = 1.0) -> Path:
+    """A small WAV (a tone): what the upstream hears does not matter here, only the bytes."""
+    import math
+    import struct
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        frames = int(16000 * seconds)
+        w.writeframes(
+            b"".join(
+                struct.pack("<h", int(8000 * math.sin(i * 440 * 2 * math.pi / 16000)))
+                for i in range(frames)
+            )
+        )
+    return path
+
+
+def test_a_memo_goes_through_the_transcribe_group_and_the_transcript_is_the_input(
+    apex_stack, brain, home
+):
+    memo = _memo(home.root / "memo.wav")
+    r = brain("--online", "--json", "dump", "memo.wav", "for Monday")
+    assert r.code == 0, r.stderr + apex_stack.log()[-3000:]
+    j = r.json
+    # The recording reached the Whisper server on Apex, byte for byte, as the rendered group says.
+    provider, upload = apex_stack.fakes.uploads[-1]
+    assert provider == "whisper"
+    assert upload["model"] == catalog.DEPLOYMENTS["apex-whisper"].model
+    assert upload["bytes"] == memo.read_bytes() and upload["filename"] == "memo.wav"
+    heard = f"whisper:{upload['model']} heard {len(upload['bytes'])} bytes of memo.wav"
+    assert j["transcript"] == {
+        "text": heard,
+        "backend": "apex",
+        "model": "apex-whisper@transcribe",
+        "audio_seconds": 6.7,
+        "ms": j["transcript"]["ms"],
+    }
+    # The transcript, with the instruction, is what the dump route was asked.
+    asked = [body for name, body in apex_stack.fakes.requests if name == "ollama"]
+    assert asked[-1]["messages"][-1]["content"] == f"for Monday\n\n{heard}"
+    assert j["answer"] == "ollama:gemma3:27b-it-qat answers"
+
+
+def test_a_failing_whisper_on_apex_falls_back_to_groq_on_apex(apex_stack, brain, home):
+    _memo(home.root / "memo.wav")
+    apex_stack.fakes.fail("whisper", 500)
+    r = brain("--online", "--json", "dump", "memo.wav")
+    assert r.code == 0, r.stderr + apex_stack.log()[-3000:]
+    transcript = r.json["transcript"]
+    assert transcript["model"] == "groq-whisper-large-v3-turbo"
+    assert transcript["text"].startswith("groq:whisper-large-v3-turbo heard ")
+    assert [p for p, _ in apex_stack.fakes.uploads] == ["whisper", "groq"]
+
+
+def test_ollama_steps_get_their_context_and_free_routes_cost_zero(apex_stack, brain):
+    # Issue 29 items 8 and 9: LiteLLM's ollama_chat/ sends options.num_ctx only when the config
+    # sets it; a zero-cost answer has no x-litellm-response-cost, only ...-cost-original.
+    r = brain("--online", "--json", "dump", "call Sam")
+    assert r.code == 0, r.stderr
+    assert r.json["model"] == "apex-gemma3-27b@brain_dump"
+    assert r.json["cost"] == 0.0
+    (body,) = [b for name, b in apex_stack.fakes.requests if name == "ollama"]
+    assert body["options"]["num_ctx"] == catalog.DEPLOYMENTS["apex-gemma3-27b"].context
+    assert body["stream"] is True
+
+
+def test_input_past_a_local_steps_context_skips_it_on_apex(apex_stack, brain):
+    # Not sent to Ollama to be cut at num_ctx: LiteLLM's pre-call check passes it on.
+    text = "word " * 32000  # ~40K tokens: past apex-gemma3-27b's max_input_tokens
+    r = brain("--online", "--json", "ask", input=text)
+    assert r.code == 0, r.stderr + apex_stack.log()[-3000:]
+    assert "ollama" not in {name for name, _ in apex_stack.fakes.requests}
+    assert r.json["fallbacks"] and r.json["fallbacks"][0]["backend"] == "apex"
+    reason = r.json["fallbacks"][0]["reason"]
+    assert "\n" not in reason and "context window" in reason.lower(), reason
+
+
+def test_status_with_a_rejected_key_exits_77(apex_stack, brain, monkeypatch):
+    # Issue 29 item 5: it said "questions go to Apex" and exited 0.
+    monkeypatch.setenv("BRAIN_APEX_KEY", "sk-wrong")
+    r = brain("status")
+    assert r.code == 77, r.stdout + r.stderr
+    assert "rejected" in r.stdout + r.stderr
+    assert "questions go to Apex" not in r.stderr
+    assert brain("status", "--json").json["key_ok"] is False
+    monkeypatch.setenv("BRAIN_APEX_KEY", KEY)
+    ok = brain("status")
+    assert "questions go to Apex" in ok.stderr, ok.stdout + ok.stderr
+
+
+def test_input_too_long_for_every_step_is_bad_input(apex_stack, brain):
+    # `code` has one step (Apex's Qwen, num_ctx set): LiteLLM refuses; brain says 65 and
+    # nothing reaches Ollama to be cut.
+    r = brain("--online", "code", input="word " * 16000)  # ~20K tokens
+    assert r.code == 65, r.stderr
+    assert "ollama" not in {name for name, _ in apex_stack.fakes.requests}
+    assert "too long" in r.stderr or "longer than" in r.stderr, r.stderr
+
+
+def test_apex_check_advice_follows_each_routes_first_step(apex_stack, brain):
+    # Issue 29 item 7: long_context_summary starts on Gemini; asking about Ollama was wrong.
+    apex_stack.fakes.fail("gemini", 500)
+    r = brain("apex", "check", "--only", "long_context_summary", "--only", "brain_dump")
+    assert r.code == 0, r.stderr
+    advice = {
+        line.split(" answered only")[0].split()[-1]: line
+        for line in r.stderr.splitlines()
+        if "answered only after a fallback" in line
+    }
+    assert set(advice) == {"long_context_summary"}, r.stderr
+    assert "GEMINI_API_KEY" in advice["long_context_summary"]
+    assert "Ollama" not in advice["long_context_summary"]
+    apex_stack.fakes.restore("gemini")
+    apex_stack.fakes.down("ollama")
+    r = brain("apex", "check", "--only", "brain_dump")
+    line = next(x for x in r.stderr.splitlines() if "answered only after a fallback" in x)
+    assert "Ollama" in line and "gemma3:27b-it-qat" in line and "Cannot connect" in line, line
+
+
+def test_no_key_at_all_is_a_key_error_not_a_server_error(apex_stack, brain, monkeypatch):
+    # LiteLLM 1.106.12 without a database answers a request with no key with a bare
+    # `500 Internal Server Error` (text/plain), not the 400 a wrong key gets.
+    monkeypatch.delenv("BRAIN_APEX_KEY")
+    r = brain("--online", "dump", "x")
+    assert r.code == 77, r.stderr + apex_stack.log()[-2000:]
+    assert "none is set" in r.stderr and "brain keys set apex" in r.stderr
+    status = brain("status")
+    assert status.code == 77, status.stdout + status.stderr
+    assert "not set, and Apex needs one" in status.stdout
+    assert apex_stack.fakes.requests == []

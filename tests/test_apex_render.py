@@ -53,7 +53,7 @@ def test_the_plans_cascade_is_the_fallback_block():
     config = _config(_render()[1])
     fallbacks = _fallbacks(config)
     groups = _groups(config)
-    assert groups["brain_dump"]["litellm_params"]["model"] == "openai/gemma3:27b-it-qat"
+    assert groups["brain_dump"]["litellm_params"]["model"] == "ollama_chat/gemma3:27b-it-qat"
     assert fallbacks["default"] == [
         "cerebras-llama-3.3-70b",
         "groq-llama-3.3-70b",
@@ -61,9 +61,14 @@ def test_the_plans_cascade_is_the_fallback_block():
         "cloudflare-llama-3.3-70b",
     ]
     assert fallbacks["long_context_summary"] == ["gemini-2.5-flash", "apex-gemma3-27b"]
-    assert config["router_settings"]["context_window_fallbacks"] == [
-        {"daily_digest": ["long_context_summary"]}
-    ]
+    # Too long for a step: the task's long-input route, else the route's own next steps (once
+    # the list exists LiteLLM returns a context error for any route missing from it).
+    too_long = {
+        k: v for d in config["router_settings"]["context_window_fallbacks"] for k, v in d.items()
+    }
+    assert too_long["daily_digest"] == ["long_context_summary"]
+    assert too_long["brain_dump"] == fallbacks["brain_dump"]
+    assert set(too_long) == set(fallbacks)
 
 
 def test_premium_has_no_fallback_and_code_never_reaches_paid_claude():
@@ -102,12 +107,13 @@ def test_no_secret_every_key_and_base_from_the_environment():
             assert params[field].removeprefix("os.environ/") in env_names
     assert config["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
     assert "SLACK_WEBHOOK_URL" in env_names and "TAILSCALE_IP" in env_names
-    # No value in .env.example is a key: only addresses, the Ollama placeholder, flags.
+    # No value in .env.example is a key: only addresses, the placeholders of the servers on
+    # Apex that need none (Ollama, Whisper), flags.
     for line in files[".env.example"].splitlines():
         if "=" in line and not line.startswith("#"):
             name, value = line.split("=", 1)
             if name.endswith("_KEY") or name in ("SLACK_WEBHOOK_URL", "LITELLM_MASTER_KEY"):
-                assert value in ("", "ollama"), line
+                assert value in ("", "ollama", "whisper"), line
 
 
 def test_measured_proxy_settings_and_timeouts():
@@ -151,8 +157,11 @@ def test_options_leave_providers_and_models_out():
     plan, files = _render(providers=frozenset({"cerebras"}), local_models=frozenset({"qwen-32b"}))
     config = _config(files)
     models = {m["litellm_params"]["model"] for m in config["model_list"]}
-    assert models == {"openai/qwen2.5-coder:32b", "cerebras/llama-3.3-70b"}
-    assert dict(plan.omitted) == {PREMIUM_ROUTE: "the paid provider (anthropic) is not included"}
+    assert models == {"ollama_chat/qwen2.5-coder:32b", "cerebras/llama-3.3-70b"}
+    assert dict(plan.omitted) == {
+        PREMIUM_ROUTE: "the paid provider (anthropic) is not included",
+        "transcribe": "no Whisper is included (whisper, groq)",
+    }
     assert "GROQ_API_KEY" not in files[".env.example"]
     # brain_dump lost its local first step: it starts on Cerebras, and says why.
     assert _groups(config)["brain_dump"]["litellm_params"]["model"] == "cerebras/llama-3.3-70b"
@@ -160,7 +169,7 @@ def test_options_leave_providers_and_models_out():
 
 def test_upstream_overrides_a_model():
     groups = _groups(_config(_render(upstream={"apex-gemma3-27b": "gemma3:27b"})[1]))
-    assert groups["brain_dump"]["litellm_params"]["model"] == "openai/gemma3:27b"
+    assert groups["brain_dump"]["litellm_params"]["model"] == "ollama_chat/gemma3:27b"
 
 
 def test_render_twice_same_bytes_and_no_clobber(brain, home):
@@ -273,3 +282,26 @@ def test_paths_in_files_do_not_depend_on_where_rendered(tmp_path: Path):
     b = apex_render.render_files(builtin_tasks(), apex_render.Options())[1]
     assert a == b
     assert str(tmp_path) not in "".join(a.values())
+
+
+def test_the_kit_runs_offline_and_sets_ollamas_context():
+    # Issue 29 item 9: without LITELLM_LOCAL_MODEL_COST_MAP the proxy fetches its price list
+    # from the internet at every start; Ollama's default context silently cuts long input.
+    _plan, files = _render()
+    env = dict(
+        line.split("=", 1)
+        for line in files[".env.example"].splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+    assert env["LITELLM_TELEMETRY"] == "False"
+    assert not env["OLLAMA_API_BASE"].endswith("/v1")  # ollama_chat/ adds /api/chat itself
+    config = _config(files)
+    assert config["router_settings"]["enable_pre_call_checks"] is True
+    for m in config["model_list"]:
+        params, info = m["litellm_params"], m["model_info"]
+        if params["model"].startswith("ollama_chat/"):
+            assert params["num_ctx"] >= 8192, m["model_name"]
+            assert 0 < info["max_input_tokens"] < params["num_ctx"], m["model_name"]
+        else:
+            assert "num_ctx" not in params and "max_input_tokens" not in info, m["model_name"]

@@ -198,8 +198,9 @@ def test_queue_run_answers_later_into_history(apex: FakeApex, brain, monkeypatch
     assert r.code == 0, r.stderr
     assert "sorted" in r.stdout
     assert brain("queue", "list", "--json").json["queued"] == []
-    hist = brain("history", "--json").json["exchanges"]
+    hist = [json.loads(line) for line in brain("history", "--json").stdout.splitlines()]
     assert hist[-1]["input"] == "kept thought" and hist[-1]["answer"] == "sorted"
+    assert hist[-1]["status"] == "answered"
 
 
 def test_local_not_pulled_names_the_pull_command(ollama: FakeOllama, brain) -> None:
@@ -392,6 +393,7 @@ def test_ctrl_c_stops_the_whole_queue_run(apex: FakeApex, brain, home) -> None:
     assert brain("dump", "second kept", env=down).code == 69
     apex.answer("brain_dump", [f"piece{i} " for i in range(200)], delay=0.05)
     proc = spawn_brain("queue", "run")
+    assert b"first kept" in proc.stdout.readline()  # the answer's label, on stdout
     assert proc.stdout.read(6) == b"piece0"
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=20)
@@ -425,3 +427,34 @@ def test_no_key_at_all_says_none_is_set(apex: FakeApex, brain) -> None:
     apex.answer("brain_dump", ["x"])
     r = brain("dump", "x")
     assert r.code == 77 and "none is set" in r.stderr and "brain keys set apex" in r.stderr
+
+
+def test_an_empty_pipe_in_a_script_sends_the_words_alone(apex: FakeApex, brain_proc) -> None:
+    # No terminal (a script, or cron, whose stdin is an empty pipe): said once, then sent.
+    apex.answer("code", ["fine"])
+    r = brain_proc("code", "review this", input=b"")
+    assert r.code == 0, r.stderr
+    assert "stdin was empty; the instruction is sent alone" in r.stderr
+    assert apex.requests[-1]["messages"][-1]["content"] == "review this"
+
+
+def test_no_answering_on_this_laptop_right_before_nothing_could_answer(brain) -> None:
+    r = brain("dump", "x", env={"BRAIN_APEX_URL": refused_url()})
+    assert r.code == 69
+    assert "answering on this laptop" not in r.stderr
+    assert "Nothing could answer" in r.stderr
+
+
+def test_the_fallback_notice_comes_when_the_laptop_answers(ollama: FakeOllama, brain) -> None:
+    r = brain("dump", "x", env={"BRAIN_APEX_URL": refused_url()})
+    assert r.code == 0, r.stderr
+    assert r.stderr.count("answering on this laptop with gemma4:e4b") == 1
+
+
+def test_an_input_refused_for_a_missing_route_says_it_was_queued(apex: FakeApex, brain) -> None:
+    r = brain("dump", "kept anyway")
+    assert r.code == 78
+    assert "Apex has no route named `brain_dump`" in r.stderr
+    assert "Your input is kept in the queue (#1)" in r.stderr
+    assert "`brain queue drop 1` forgets it" in r.stderr
+    assert [q["input"] for q in brain("queue", "list", "--json").json["queued"]] == ["kept anyway"]

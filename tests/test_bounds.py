@@ -32,6 +32,7 @@ PEAK_MIB = 64  # issue 31: peak memory of brain under 64 MiB in every hostile ca
 def env(extra: dict[str, str] | None = None) -> dict[str, str]:
     e = dict(os.environ)
     e["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), e.get("PYTHONPATH", "")])
+    e["BRAIN_APEX_KEY"] = "sk-bounds-test-key"  # a keyless 500 means "set a key" (77)
     e.update(extra or {})
     return e
 

@@ -188,6 +188,67 @@ def test_litellm_multi_line_error_is_one_line_with_its_cause(apex: FakeApex, cha
     assert "Received Model Group" not in err.value.reason
 
 
+# What LiteLLM 1.106.12 really sent with the rendered config (tests/test_apex_proxy.py's stack,
+# captured 2026-12-06): the error body's `message`, and a fallback-metadata error.
+LITELLM_REAL = {
+    "upstream down, no fallback": (
+        "litellm.APIConnectionError: Ollama_chatException - Cannot connect to host "
+        "REDACTED:35695 ssl:<ssl.SSLContext object at 0x7f8436802840> [Connect call failed "
+        "('REDACTED', 35695)]\n\nLiteLLM: model group 'code' failed with the error above and "
+        "no fallback model group was found for it, so the request was not retried on another "
+        "model. Fallbacks are configured for: brain_dump, daily_digest, long_context_summary, "
+        "draft, default. Add a fallbacks entry for that model group (Router fallbacks or proxy "
+        "router_settings.fallbacks) to retry on another model.",
+        "Cannot connect to host REDACTED:35695 [Connect call failed ('REDACTED', 35695)]",
+    ),
+    "500, no fallback": (
+        'litellm.InternalServerError: Ollama_chatException - {"error": "fake ollama failure"}'
+        "\n\nLiteLLM: model group 'code' failed with the error above and no fallback model "
+        "group was found for it, so the request was not retried on another model.",
+        "fake ollama failure",
+    ),
+    "every step failed": (
+        'litellm.InternalServerError: Ollama_chatException - {"error": "fake ollama failure"}'
+        "\n\nLiteLLM: model group 'default' failed with the error above. Fallback to "
+        "cerebras-llama-3.3-70b, groq-llama-3.3-70b, gemini-flash-lite, "
+        "cloudflare-llama-3.3-70b also failed: litellm.InternalServerError: "
+        "InternalServerError: CerebrasException - fake cerebras failure",
+        "fake ollama failure (then cerebras-llama-3.3-70b, groq-llama-3.3-70b, "
+        "gemini-flash-lite, cloudflare-llama-3.3-70b failed too)",
+    ),
+    "context window": (
+        "litellm.ContextWindowExceededError: litellm.BadRequestError: litellm._pre_call_checks: "
+        "Context Window exceeded for given call. No models have context window large enough "
+        "for this call.\nModel=ollama_chat/gemma3:27b-it-qat, Max Input Tokens=28672, "
+        "Got=32173\nDebug Information:\nCooldown Deployments=[]",
+        "Context Window exceeded for given call. No models have context window large enough "
+        "for this call.",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(LITELLM_REAL))
+def test_one_line_keeps_the_cause_of_real_litellm_errors(case: str) -> None:
+    message, cause = LITELLM_REAL[case]
+    assert one_line(message) == cause
+    short = one_line(message, 60)
+    assert len(short) <= 60 and "\n" not in short
+    assert short.endswith("…") or short == cause
+    assert cause.startswith(short.rstrip("…"))  # cut at a word, never mid-word
+
+
+def test_a_real_litellm_500_is_one_notice_line_with_its_cause(
+    apex: FakeApex, ollama: FakeOllama, brain
+) -> None:
+    message, cause = LITELLM_REAL["500, no fallback"]
+    apex.error("brain_dump", 500, {"error": {"message": message, "type": None, "code": "500"}})
+    r = brain("dump", "x", "--json")
+    assert r.code == 0 and r.json["backend"] == "local"
+    assert r.json["fallbacks"][0]["reason"] == f"Apex answered HTTP 500: {cause}"
+    notice = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(notice) == 1 and cause in notice[0], r.stderr
+
+
 def test_one_line_cuts_at_a_word_with_an_ellipsis() -> None:
     text = "the upstream connection failed because the remote end hung up unexpectedly " * 3
     cut = one_line(text, 60)
@@ -331,7 +392,7 @@ def test_the_shared_client_reads_through_brains_network_backend() -> None:
 
     client = http("http://127.0.0.1:1")
     pool = client._transport._pool
-    assert type(pool._network_backend).__name__ == "Backend"
+    assert type(pool._network_backend).__name__ == "DeadlineBackend"
 
 
 # ----- hostile servers: raw sockets, so every byte is ours --------------------------------------
@@ -463,3 +524,20 @@ def test_a_gzip_bomb_is_not_inflated(raw, chat) -> None:
     with pytest.raises(BackendError) as err:
         chat(server.url, "x", name="local", kind="openai")
     assert "KiB" in err.value.reason or "MiB" in err.value.reason
+
+
+def test_every_address_of_a_name_is_tried(apex: FakeApex, chat) -> None:
+    # Each address is tried in turn (where `localhost` is ::1 first, the fake on 127.0.0.1 is
+    # still reached; on this machine it resolves to 127.0.0.1 alone: the name path is checked).
+    apex.answer("brain_dump", ["found"])
+    url = apex.url.replace("127.0.0.1", "localhost")
+    assert chat(url, "brain_dump").text == "found"
+
+
+def test_a_question_apex_answers_never_touches_the_laptops_server(
+    apex: FakeApex, ollama: FakeOllama, ollama_server, brain
+) -> None:
+    apex.answer("brain_dump", ["from apex"])
+    ollama_server.clear_log()
+    assert brain("dump", "x").stdout == "from apex\n"
+    assert ollama_server.log == []  # no detection, no /api/ps: the happy path is Apex alone

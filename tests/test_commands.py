@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tomllib
@@ -155,8 +156,9 @@ def test_history_n_and_json(apex: FakeApex, brain, home) -> None:
     for i in range(3):
         assert brain("dump", f"q{i}").code == 0
     r = brain("history", "-n", "2", "--json")
-    assert [e["input"] for e in r.json["exchanges"]] == ["q1", "q2"]
-    assert r.json["exchanges"][-1]["backend"] == "apex"
+    lines = [json.loads(line) for line in r.stdout.splitlines()]  # one object per line
+    assert [e["input"] for e in lines] == ["q1", "q2"]
+    assert lines[-1]["backend"] == "apex" and lines[-1]["status"] == "answered"
     text = brain("history", "-n", "1").stdout
     assert "q2" in text and "a1" in text
     db = home.data / "brain" / "brain.db"
@@ -213,3 +215,71 @@ def test_non_utf8_config_is_a_config_error(brain, write_config) -> None:
     path.write_bytes(b'[apex]\nurl = "http://caf\xe9:4000"\n')
     r = brain("dump", "x")
     assert r.code == 78 and "UTF-8" in r.stderr and str(path) in r.stderr
+
+
+def test_a_slip_gets_did_you_mean(brain) -> None:
+    r = brain("dupm", "call Sam")
+    assert r.code == 2 and "No such command 'dupm'. Did you mean 'dump'?" in r.stderr
+    r = brain("queue", "lsit")
+    assert r.code == 2 and "Did you mean 'list'?" in r.stderr
+    r = brain("keys", "sett", "apex")
+    assert r.code == 2 and "Did you mean 'set'?" in r.stderr
+
+
+def test_a_bare_question_points_at_brain_ask(brain) -> None:
+    r = brain("what is a good soil pH?")
+    assert r.code == 2
+    assert "brain ask 'what is a good soil pH?'" in r.stderr
+    r = brain("what", "is", "this")
+    assert r.code == 2 and "brain ask 'what is this'" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "takes", "not_taken"),
+    [
+        (("keys", "set"), [], ["--offline", "--online", "--route", "--model", "--json"]),
+        (("keys", "delete"), [], ["--offline", "--route", "--json", "--config"]),
+        (("keys", "list"), ["--json"], ["--offline", "--route", "--model"]),
+        (("queue", "drop"), [], ["--offline", "--route", "--model", "--json"]),
+        (("queue", "list"), ["--json"], ["--offline", "--route", "--model"]),
+        (("queue", "run"), ["--offline", "--json", "--route"], []),
+        (("history",), ["--json", "-q", "--task"], ["--offline", "--route", "--model"]),
+        (("config", "path"), ["--config"], ["--offline", "--json", "--route"]),
+        (("status",), ["--offline", "--json"], ["--route"]),
+        (("dump",), ["--offline", "--online", "--json", "--route", "--model"], []),
+    ],
+)
+def test_each_command_lists_only_the_flags_it_takes(brain, command, takes, not_taken) -> None:
+    r = brain(*command, "--help")
+    assert r.code == 0
+    for flag in takes:
+        assert f"{flag} " in r.stdout, flag
+    for flag in not_taken:
+        assert f"{flag} " not in r.stdout and f"{flag}," not in r.stdout, flag
+    assert "-v, --verbose" in r.stdout
+
+
+def test_global_flags_still_work_before_the_command(brain) -> None:
+    assert brain("--offline", "queue", "list").code == 0
+    assert brain("--json", "keys", "list").json["keys"]
+
+
+def test_config_is_read_once_per_command(apex, brain, monkeypatch, write_config) -> None:
+    from brain import settings
+
+    write_config('[tasks.lesson]\nroute = "lesson_plan"\n')
+    apex.answer("lesson_plan", ["planned"])
+    calls: list[object] = []
+    real = settings.load
+    monkeypatch.setattr(settings, "load", lambda *a, **k: calls.append(a) or real(*a, **k))
+    assert brain("lesson", "photosynthesis").stdout == "planned\n"
+    assert len(calls) == 1
+
+
+def test_a_broken_config_is_said_not_swallowed(brain, write_config) -> None:
+    write_config("[apex]\nurl = 7\n")
+    r = brain("dump", "x")
+    assert r.code == 78 and "[apex] url = 7 is not valid" in r.stderr
+    help_text = brain("--help")
+    assert help_text.code == 0 and "Your own tasks are not listed" in help_text.stdout
+    assert brain("lesson", "x").code == 78  # a name only config.toml could define: its error

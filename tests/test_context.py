@@ -111,5 +111,5 @@ def test_a_queued_input_that_no_longer_fits_leaves_the_queue(
     r = brain("--offline", "queue", "run")
     assert r.code == 65, r.stderr
     assert brain("queue", "list", "--json").json["queued"] == []
-    row_now = json.loads(brain("history", "--json").stdout)
-    assert all(e["id"] != row for e in row_now["exchanges"])  # not in the history as answered
+    [row_now] = [json.loads(line) for line in brain("history", "--json").stdout.splitlines()]
+    assert row_now["id"] == row and row_now["status"] == "failed"  # out of the queue for good

@@ -60,7 +60,7 @@ def test_lists_one_tool_per_task_and_status(apex: FakeApex, write_config) -> Non
     assert set(tools) == {"dump", "digest", "draft", "code", "ask", "notes", "status"}
     dump = tools["dump"]
     assert dump.input_schema["required"] == ["text"]
-    assert set(dump.input_schema["properties"]) == {"text", "material"}
+    assert set(dump.input_schema["properties"]) == {"text", "material", "audio"}
     assert "brain_dump" in dump.description and "local model" in dump.description
 
 
@@ -196,8 +196,33 @@ def test_without_the_sdk_the_message_names_the_extra(brain_proc, tmp_path: Path)
         env={"PYTHONPATH": os.pathsep.join([str(fake.parent), str(SUPPORT)])},
     )
     assert r.code == 69, r.stderr
-    assert "brain-cli[mcp]" in r.stderr
+    # brain runs in this virtual environment: the hint is its own pip, which works as printed
+    # (the system pip may refuse, and `brain-cli` on the package index is someone else's).
+    import re
+
+    found = re.search(r"`(\S+) -m pip install mcp==2\.3\.0`", r.stderr)
+    assert found, r.stderr
+    assert Path(found.group(1)).parent == Path(brain_executable()).parent
+    pip = subprocess.run([found.group(1), "-m", "pip", "--version"], capture_output=True, text=True)
+    assert str(Path(brain_executable()).parent.parent) in pip.stdout  # this venv's own pip
+    assert "brain-cli" not in r.stderr
     assert r.stdout == ""
+
+
+def test_install_hints_follow_how_brain_was_installed(monkeypatch) -> None:
+    import sys
+
+    from brain import install
+
+    monkeypatch.setattr(sys, "prefix", "/home/u/.local/share/pipx/venvs/brain-apex")
+    assert install.add("mcp==2.3.0") == "`pipx inject brain-apex mcp==2.3.0`"
+    monkeypatch.setattr(sys, "prefix", "/home/u/brain/.venv")
+    monkeypatch.setattr(sys, "executable", "/home/u/brain/.venv/bin/python")
+    assert install.add("keyrings.alt").startswith(
+        "`/home/u/brain/.venv/bin/python -m pip install keyrings.alt`"
+    )
+    monkeypatch.setattr(sys, "prefix", sys.base_prefix)
+    assert "pipx inject brain-apex keyrings.alt" in install.add("keyrings.alt")
 
 
 @pytest.mark.parametrize("text", [r"x\ud800y", r"\udfff", r"pair ok \ud83d\ude00 then lone \ud83d"])

@@ -111,5 +111,5 @@ def test_queue_run_that_cut_an_answer_off_exits_75(apex: FakeApex, brain) -> Non
     apex.answer("brain_dump", ["one ", "two ", "three"], cut_after=2)
     r = brain("queue", "run")
     assert r.code == 75, r.stderr
-    assert r.stdout == "one two \n" and "incomplete" in r.stderr
+    assert r.stdout.endswith("one two \n") and "incomplete" in r.stderr
     assert brain("--json", "queue", "list").json == {"queued": []}

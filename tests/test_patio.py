@@ -175,6 +175,135 @@ def test_kill_9_mid_answer_keeps_the_input_and_never_asks_it_again(apex: FakeApe
     assert "shown" in row.partial_reason
 
 
+# ----- a frozen Apex (issue 29 item 1) -------------------------------------------------------
+
+
+@pytest.fixture
+def apex_process(tmp_path: Path):
+    """Apex as a process of its own (bench/fake_openai.py: LiteLLM's liveness and headers), so
+    that it can be frozen with SIGSTOP like a stopped proxy, a hung GPU box or a sleeping one
+    whose port is still open: connections are accepted by the kernel, nothing answers."""
+    if not hasattr(signal, "SIGSTOP"):
+        pytest.skip("SIGSTOP is POSIX-only")
+    import subprocess
+    import sys
+
+    fake = Path(__file__).parent.parent / "bench" / "fake_openai.py"
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen(
+        [sys.executable, str(fake), "--port", "0", "--port-file", str(port_file), "--tokens", "3"],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the fake did not start"
+            time.sleep(0.05)
+        proc.url = f"http://127.0.0.1:{port_file.read_text()}"  # type: ignore[attr-defined]
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("probe_ttl", [None, 0])
+def test_frozen_apex_after_a_success_is_left_within_the_probe(
+    apex_process, ollama: FakeOllama, brain_proc, write_config, probe_ttl
+) -> None:
+    # Before: within 30 s of a success the probe was skipped and each command waited the whole
+    # first-token timeout (20 s, twice). Now the probe beside the request cancels it. The
+    # figures (about a second, then nothing) are in bench/patio.md; a test asserts no time.
+    # A first-token timeout longer than the subprocess limit below: only the probe can free
+    # these commands in time (the old code waited it out and would fail here, not pass slowly).
+    ttl = "" if probe_ttl is None else f"probe_ttl = {probe_ttl}\n"
+    write_config(f"[apex]\nfirst_token_timeout = 600\n{ttl}")
+    env = {"BRAIN_APEX_URL": apex_process.url, "BRAIN_LOCAL_URL": ollama.url}
+    first = brain_proc("dump", "a", "--json", env=env)
+    assert first.code == 0 and first.json["backend"] == "apex", first.stderr
+    apex_process.send_signal(signal.SIGSTOP)
+    for text in ("b", "c"):
+        r = brain_proc("dump", text, "--json", env=env, timeout=120)
+        assert r.code == 0, r.stderr
+        assert r.json["backend"] == "local" and r.json["answer"] == "local answer"
+        reason = r.json["fallbacks"][0]["reason"]
+        assert apex_process.url in reason and "timed out" in reason, reason
+        assert "liveliness" not in reason
+    if probe_ttl is None:  # the timeout is remembered for a few seconds: not asked again
+        assert "seen in the last few seconds" in reason, reason
+        return
+    apex_process.send_signal(signal.SIGCONT)  # nothing remembered: the next command uses it
+    back = brain_proc("dump", "d", "--json", env=env)
+    assert back.code == 0 and back.json["backend"] == "apex", back.stderr
+
+
+# ----- a refused Apex is never remembered (issue 29 items 3, 10) -----------------------------
+
+
+@pytest.fixture
+def cpu_load():
+    """Busy processes on every core while the block runs: under load a refusal took over
+    100 ms and was then classed "costly" and remembered. Verdicts go by kind, not time."""
+    import subprocess
+    import sys
+
+    procs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range((os.cpu_count() or 2) * 2)
+    ]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("loaded", [False, True], ids=["quiet", "under-load"])
+def test_refused_apex_is_not_remembered_a_live_one_is_used_at_once(
+    request, ollama: FakeOllama, brain, home, loaded
+) -> None:
+    url = refused_url()
+    port = int(url.rsplit(":", 1)[1])
+    if loaded:
+        request.getfixturevalue("cpu_load")
+    down = brain("dump", "a", "--json", env={"BRAIN_APEX_URL": url})
+    assert down.code == 0 and down.json["backend"] == "local"
+    assert "refused" in down.json["fallbacks"][0]["reason"]
+    server = HTTPServer(host="127.0.0.1", port=port, threaded=True)  # Apex comes back there
+    server.start()
+    try:
+        fake = FakeApex(server)
+        fake.answer("brain_dump", ["apex is back"])
+        back = brain("dump", "b", "--json", env={"BRAIN_APEX_URL": url})
+    finally:
+        server.clear()
+        server.stop()
+    assert back.code == 0, back.stderr
+    assert back.json["backend"] == "apex" and back.json["answer"] == "apex is back"
+    assert back.json["fallbacks"] == []
+
+
+def test_verdicts_are_classified_by_kind_never_by_time(home) -> None:
+    # A refusal that took 5 s (a loaded machine) is still not remembered; a timeout is.
+    from brain.offline import probe
+
+    home.cache.mkdir(parents=True, exist_ok=True)
+    refused = probe.probe(refused_url(), 1.0)
+    assert refused.kind == probe.REFUSED
+    refused.latency_ms = 5000
+    probe.remember(home.cache, refused)
+    assert probe.away(home.cache, refused.url) is None
+    hang = HangingListener()
+    try:
+        timed_out = probe.probe(hang.url, 0.3)
+    finally:
+        hang.close()
+    assert timed_out.kind == probe.TIMEOUT
+    probe.remember(home.cache, timed_out)
+    assert probe.away(home.cache, timed_out.url) is not None
+
+
 # ----- Slack --------------------------------------------------------------------------------
 
 
@@ -220,6 +349,23 @@ def test_slack_one_notice_per_change_of_state(
     assert brain("dump", "d", env=hook).code == 0  # Apex is back
     texts = slack_texts(slack, 2)
     assert len(texts) == 2 and "Apex answers again" in texts[1]
+
+
+def test_offline_is_a_choice_and_sends_no_slack_notice(
+    apex: FakeApex, ollama: FakeOllama, slack: HTTPServer, brain, home
+) -> None:
+    # Issue 29 item 2: `--offline` sent "fallback fired … because Apex failed:" (no reason),
+    # then "Apex answers again" on the next normal command. Apex never failed.
+    hook = {"BRAIN_SLACK_WEBHOOK": slack.url_for("/hook")}
+    apex.answer("brain_dump", ["apex"])
+    assert brain("--offline", "dump", "a", env=hook).code == 0
+    assert brain("dump", "b", env={**hook, "BRAIN_OFFLINE": "1"}).code == 0
+    r = brain("dump", "c", "--json", env=hook)
+    assert r.code == 0 and r.json["backend"] == "apex"
+    # A real fallback still notifies (the receiver works): exactly that one notice arrives.
+    assert brain("dump", "d", env={**hook, "BRAIN_APEX_URL": refused_url()}).code == 0
+    texts = slack_texts(slack, 1)
+    assert len(texts) == 1 and "refused" in texts[0], texts
 
 
 def test_slack_apex_side_fallback_from_headers(apex: FakeApex, slack: HTTPServer, brain) -> None:
@@ -319,3 +465,23 @@ def test_a_slow_route_does_not_mark_apex_away(
     reason = r.json["fallbacks"][0]["reason"]
     assert "timed out" in reason and reason.count("Apex (") == 1
     assert brain("dump", "y", "--json").json["backend"] == "apex"
+
+
+def test_notice_states_follow_what_answered_and_why() -> None:
+    from brain import notify
+    from brain.backends.base import Answer
+    from brain.offline.ladder import Outcome
+
+    offline = Outcome(Answer(text="x", backend="local", model="gemma3-270m"), "dump", "brain_dump")
+    assert notify.state_of(offline) is None  # not asked, not failed: nothing to say
+    why = "Apex (http://apex:4000): connection refused\nsecond line"
+    direct = Outcome(
+        Answer(text="x", backend="anthropic", model="claude-sonnet-4-5"),
+        "premium",
+        "premium_reasoning",
+        [{"backend": "apex", "reason": why}],
+    )
+    assert notify.state_of(direct) == ("anthropic:claude-sonnet-4-5", "fallback")
+    text = notify.message(direct, "fallback")
+    assert "used anthropic claude-sonnet-4-5" in text and "local" not in text
+    assert text.endswith("Apex failed: Apex (http://apex:4000): connection refused")

@@ -109,7 +109,9 @@ def test_walk_every_task_with_everything_failing_never_reaches_premium(
                 assert direct_calls == 0, name
                 # …and the ladder really went down (when mode and task allow) — to local only,
                 # and only with what the local context can hold (nothing is silently cut).
-                fits = text is short
+                # A digest too long for the laptop is read there in parts that fit its
+                # context (brain.digest.parts): its first part reaches local.
+                fits = text is short or name == "digest"
                 expect_local = 1 if (task.may_fall_back and not mode and fits) else 0
                 assert local_calls == expect_local, (name, local_calls)
     all_asked = {b["model"] for b in apex.requests}

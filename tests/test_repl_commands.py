@@ -45,6 +45,18 @@ def test_save_writes_markdown_and_never_overwrites_silently(apex, make_repl, hom
     assert "Acidity, mostly." in (home.root / "talk.md").read_text()
 
 
+def test_save_puts_the_answers_headings_under_the_turns(apex, make_repl, home, capsys):
+    apex.answer("default", ["# Plan\n\n## Monday\n\n```sh\n# a comment\n```\n"])
+    repl = make_repl()
+    repl.handle("plan my week")
+    repl.handle("/save week.md")
+    text = (home.root / "week.md").read_text()
+    headings = [line for line in text.splitlines() if line.startswith("#")]
+    assert headings[0].startswith("# brain conversation")
+    assert headings[1:] == ["## You (ask)", "## brain (apex, default-deployment)", "### Plan",
+                            "#### Monday", "# a comment"]  # fmt: skip
+
+
 def test_retry_after_nothing_answered_sends_it_again(apex, make_repl, home, capsys):
     apex.error("default", 503, {"error": {"message": "all deployments busy"}})
     repl = make_repl()  # the local tier is a refused port (conftest)

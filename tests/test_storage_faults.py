@@ -317,6 +317,9 @@ def test_queue_run_into_a_full_stdout_stops_at_the_first_answer(
     with open("/dev/full", "w") as full:
         r = run_brain("queue", "run", env={}, stdout=full)
     assert r.returncode == 74, r.stderr.decode()
-    assert len(apex.requests) == 1  # the rest were not sent into nowhere
+    # It stops at the first thing it cannot write (the first entry's header, or its answer):
+    # the rest are not sent into nowhere, and nothing is lost.
+    assert len(apex.requests) <= 1
     by_input = {row["input"]: row["status"] for row in rows(home.data)}
-    assert by_input == {"first kept": "partial", "second kept": "queued", "third kept": "queued"}
+    assert by_input["first kept"] in ("partial", "queued")
+    assert by_input["second kept"] == by_input["third kept"] == "queued"

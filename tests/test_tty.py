@@ -44,24 +44,115 @@ def test_keys_set_prompts_without_echo(home) -> None:
     assert stored["brain/apex"] == "sk-typed-secret-999"
 
 
+def finish(child: pexpect.spawn) -> None:
+    """The end of `config init`: with the `voice` extra installed it offers the laptop's
+    Whisper model (brain.voice); declined, it names `brain voice fetch`."""
+    if child.expect(["Fetch the Whisper model", "brain status"]) == 0:
+        child.sendline("n")
+        child.expect("brain voice fetch")
+        child.expect("brain status")
+    child.expect(pexpect.EOF)
+    child.close()
+
+
 def test_config_init_asks_checks_and_stores_the_key(
     apex: FakeApex, ollama: FakeOllama, home
 ) -> None:
+    apex.key = "sk-from-init-123"
     env = {"BRAIN_APEX_URL": "", "BRAIN_LOCAL_URL": ""}
+    child = spawn("config", "init", env=env)
+    child.expect("Apex URL")
+    child.sendline("apex:4000")  # not a URL: refused at once, asked again
+    child.expect("Error: .*Apex URL")
+    child.sendline(apex.url)
+    child.expect("Apex answers at")  # checked at once, before the next question
+    child.expect("Local server URL")
+    child.sendline(ollama.url)
+    child.expect("Local model")
+    child.sendline("")  # keep the default, gemma4:e4b
+    child.expect("Apex key")
+    child.sendline("sk-wrong-999")  # Apex says no: not stored, asked again
+    child.expect("rejected by Apex .*it was not stored")
+    child.expect("Apex key")
+    child.sendline("sk-from-init-123")
+    child.expect("accepted by Apex; stored in the keyring")
+    finish(child)
+    assert child.exitstatus == 0
+    text = (home.config / "brain" / "config.toml").read_text()
+    assert apex.url in text and ollama.url in text and "sk-" not in text
+    assert json.loads(home.keyring.read_text())["brain/apex"] == "sk-from-init-123"
+
+
+def test_config_init_without_a_keyring_never_asks_for_a_key(
+    apex: FakeApex, ollama: FakeOllama, home
+) -> None:
+    # A headless box (no Secret Service, as over SSH or in WSL): the key is not asked for,
+    # then dropped; the way through the environment is named, and works.
+    apex.key = "sk-env-4567"
+    env = {
+        "BRAIN_APEX_URL": "",
+        "BRAIN_LOCAL_URL": "",
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+    }
     child = spawn("config", "init", env=env)
     child.expect("Apex URL")
     child.sendline(apex.url)
     child.expect("Local server URL")
     child.sendline(ollama.url)
     child.expect("Local model")
-    child.sendline("")  # keep the default, gemma4:e4b
-    child.expect("Apex answers at")
-    child.expect("Apex key")
-    child.sendline("sk-from-init-123")
-    child.expect("brain status")
-    child.expect(pexpect.EOF)
-    child.close()
+    child.sendline("")
+    child.expect("No usable keyring")
+    child.expect("export BRAIN_APEX_KEY=")
+    child.expect("keyrings.alt; base64, not encrypted")
+    finish(child)
+    assert "Apex key (" not in child.before
     assert child.exitstatus == 0
-    text = (home.config / "brain" / "config.toml").read_text()
-    assert apex.url in text and ollama.url in text and "sk-from-init" not in text
-    assert json.loads(home.keyring.read_text())["brain/apex"] == "sk-from-init-123"
+    # Followed as printed: with the key in the environment, init checks it and status agrees.
+    child = spawn("config", "init", env={**env, "BRAIN_APEX_KEY": "sk-env-4567"})
+    for answer in ("", "", ""):
+        child.expect(r": $|\]: ")
+        child.sendline(answer)
+    child.expect("comes from BRAIN_APEX_KEY: accepted by Apex")
+    finish(child)
+    assert child.exitstatus == 0
+
+
+def test_keys_set_checks_the_keyring_before_asking(home) -> None:
+    child = spawn(
+        "keys", "set", "apex", env={"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    )
+    child.expect(pexpect.EOF)
+    assert "apex key (" not in child.before  # never asked for a key it would then drop
+    assert "No usable keyring" in child.before and "export BRAIN_APEX_KEY=" in child.before
+    child.close()
+    assert child.exitstatus == 78
+
+
+def test_an_empty_pipe_at_a_terminal_is_a_usage_error(apex: FakeApex) -> None:
+    apex.answer("code", ["looks fine"])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(SUPPORT)
+    child = pexpect.spawn(
+        "bash",
+        ["-c", f"true | {brain_executable()} code 'review this'"],
+        env=env,
+        encoding="utf-8",
+        timeout=20,
+    )
+    child.expect(pexpect.EOF)
+    assert "nothing came through the pipe" in child.before
+    child.close()
+    assert child.exitstatus == 2
+    assert apex.requests == []  # nothing was sent
+
+
+def test_status_is_in_colour_on_a_terminal(apex: FakeApex, ollama: FakeOllama) -> None:
+    apex.answer("brain_dump", ["x"])
+    child = spawn("status")
+    child.expect(pexpect.EOF)
+    assert "\x1b[1;32mok" in child.before  # the checks that pass are green
+    child.close()
+    no_colour = spawn("status", env={"NO_COLOR": "1"})
+    no_colour.expect(pexpect.EOF)
+    assert "\x1b[1;32m" not in no_colour.before and "ok" in no_colour.before
+    no_colour.close()

@@ -33,6 +33,7 @@ class Provider:
     stream_timeout: int  # seconds to wait on a stream before Apex moves to the next step
     paid: bool = False
     local: bool = False
+    placeholder_key: str = ""  # a server on Apex that needs no key: the value .env.example gives
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,12 @@ class Deployment:
     limits: str = ""  # the free tier as documented, for the comment in config.yaml
     verified_on: str = ""
     short: str = ""  # the name --local-models takes (local deployments only)
+    mode: str = ""  # LiteLLM's model_info mode when not chat: audio_transcription
+    # Local models: the context Ollama is told to use (num_ctx). Ollama's own default is 4,096
+    # tokens under 24 GiB of VRAM and it silently drops what does not fit. Chosen so the KV
+    # cache fits beside the weights on a 24 GB GPU (an estimate from the model's shape; not
+    # measured on a GPU): gemma's sliding-window layers keep its cache small.
+    context: int | None = None
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -56,12 +63,28 @@ PROVIDERS: dict[str, Provider] = {
             "Ollama on Apex (local GPU)",
             "OLLAMA_API_KEY",
             "OLLAMA_API_BASE",
-            "http://host.docker.internal:11434/v1",
-            "No key: Ollama ignores it, but LiteLLM's OpenAI client needs one; keep `ollama`.",
-            "openai",
+            "http://host.docker.internal:11434",
+            "No key: Ollama ignores it; keep `ollama`.",
+            # Ollama's native /api/chat: the only way to set its context (num_ctx) per request.
+            "ollama_chat",
             timeout=300,
             stream_timeout=15,
             local=True,
+            placeholder_key="ollama",
+        ),
+        Provider(
+            "whisper",
+            "A Whisper server on Apex (local GPU; OpenAI-compatible, e.g. speaches)",
+            "WHISPER_API_KEY",
+            "WHISPER_API_BASE",
+            "http://host.docker.internal:8000/v1",
+            "No key: the Whisper server ignores it, but LiteLLM's OpenAI client needs one; keep "
+            "`whisper`.",
+            "openai",
+            timeout=600,
+            stream_timeout=20,
+            local=True,
+            placeholder_key="whisper",
         ),
         Provider(
             "cerebras",
@@ -132,6 +155,7 @@ DEPLOYMENTS: dict[str, Deployment] = {
             "gemma3:27b-it-qat",
             "Gemma 3 27B QAT on Apex",
             short="gemma3-27b",
+            context=32768,
         ),
         Deployment(
             "apex-gemma4-26b",
@@ -139,6 +163,7 @@ DEPLOYMENTS: dict[str, Deployment] = {
             "gemma4:26b",
             "Gemma 4 26B MoE (A4B) on Apex",
             short="gemma4-26b",
+            context=32768,
         ),
         Deployment(
             "apex-gemma4-31b",
@@ -146,6 +171,7 @@ DEPLOYMENTS: dict[str, Deployment] = {
             "gemma4:31b",
             "Gemma 4 31B on Apex",
             short="gemma4-31b",
+            context=16384,
         ),
         Deployment(
             "apex-qwen-32b",
@@ -153,6 +179,7 @@ DEPLOYMENTS: dict[str, Deployment] = {
             "qwen2.5-coder:32b",
             "Qwen 2.5 Coder 32B on Apex",
             short="qwen-32b",
+            context=16384,
         ),
         Deployment(
             "cerebras-llama-3.3-70b",
@@ -206,6 +233,25 @@ DEPLOYMENTS: dict[str, Deployment] = {
             verified_on="2026-09-17",
         ),
         Deployment(
+            "apex-whisper",
+            "whisper",
+            "Systran/faster-distil-whisper-large-v3",
+            "Whisper (distil-large-v3) on Apex's GPU",
+            short="whisper",
+            mode="audio_transcription",
+        ),
+        Deployment(
+            "groq-whisper-large-v3-turbo",
+            "groq",
+            "whisper-large-v3-turbo",
+            "Whisper large-v3-turbo on Groq",
+            rpm=20,
+            limits="free: 20 RPM, 2K RPD, 7.2K audio seconds/hour, 28.8K audio seconds/day; "
+            "files up to 25 MB",
+            verified_on="2026-12-06",
+            mode="audio_transcription",
+        ),
+        Deployment(
             "claude-sonnet-4-5",
             "anthropic",
             "claude-sonnet-4-5",
@@ -242,6 +288,11 @@ CHAINS: dict[str, list[str]] = {
 
 # A route the catalog does not know (a user task's own route) gets this route's cascade.
 DEFAULT_CHAIN_ROUTE = "default"
+
+# Speech (brain.voice: `brain dump memo.m4a`): the `[voice] route` group, Whisper on Apex's GPU
+# first, then Groq's free Whisper. Never a chat model: a route left with no Whisper is left out.
+SPEECH_CHAIN = ["apex-whisper", "groq-whisper-large-v3-turbo"]
+SPEECH_ROUTE = "transcribe"
 
 
 def local_short_names() -> list[str]:

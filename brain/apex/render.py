@@ -32,6 +32,8 @@ MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 SLACK_ENV = "SLACK_WEBHOOK_URL"
 TAILSCALE_ENV = "TAILSCALE_IP"
 COOLDOWN_SECONDS = 30
+# Room left for the answer in a local model's context: max_input_tokens = context - this.
+ANSWER_ROOM = 4096
 
 FILES = (
     "config.yaml",
@@ -50,6 +52,7 @@ class Options:
     local_models: frozenset[str] = frozenset(catalog.local_short_names())
     upstream: Mapping[str, str] = field(default_factory=dict)  # deployment key -> model
     slack: bool = False
+    speech_route: str = catalog.SPEECH_ROUTE  # `[voice] route`: the group that transcribes
     image: str = DEFAULT_IMAGE
     linux_dir: str = DEFAULT_LINUX_DIR
 
@@ -183,6 +186,11 @@ def make_plan(tasks: Mapping[str, Task], options: Options) -> Plan:
             # The catalog guarantees this; a user route must not reach paid Claude either.
             steps = [d for d in steps if not _paid(d)]
         routes.append(RoutePlan(route, users[route], steps, note))
+    speech = [deployments[k] for k in catalog.SPEECH_CHAIN if _included(deployments[k], options)]
+    if speech:
+        routes.append(RoutePlan(options.speech_route, ["voice memos"], speech))
+    else:
+        omitted.append((options.speech_route, "no Whisper is included (whisper, groq)"))
     used_keys = {d.key for r in routes for d in r.steps}
     return Plan(
         routes=routes,
@@ -263,10 +271,16 @@ def _litellm_params(d: Deployment) -> dict[str, Any]:
         "timeout": p.timeout,
         "stream_timeout": p.stream_timeout,
     }
-    if not p.paid:
+    if not p.paid and d.mode == "audio_transcription":
+        params["input_cost_per_second"] = 0  # speech is priced by the second of audio
+    elif not p.paid:
         # Free tiers and the local GPU cost nothing: the cost header says 0, not a list price.
         params["input_cost_per_token"] = 0
         params["output_cost_per_token"] = 0
+    if d.context:
+        # LiteLLM's ollama_chat/ sends this as options.num_ctx on every request (1.106.12
+        # sends none unless it is set here; then Ollama's default, often 4,096, applies).
+        params["num_ctx"] = d.context
     if d.rpm is not None:
         params["rpm"] = d.rpm
     if d.tpm is not None:
@@ -274,11 +288,26 @@ def _litellm_params(d: Deployment) -> dict[str, Any]:
     return params
 
 
-def _entry(group: str, d: Deployment, model_id: str) -> list[str]:
+# In a route's model_info: an input past this step's max_input_tokens goes on to the route's
+# next step (LiteLLM's pre-call check), so the figure is not the route's limit. brain reads it
+# from /model/info (brain.backends.apex) and then lets Apex decide.
+LONG_INPUT_FALLS_BACK = "long_input_falls_back"
+
+
+def _entry(group: str, d: Deployment, model_id: str, more_steps: bool = False) -> list[str]:
+    info: dict[str, Any] = {"id": model_id}
+    if d.context:
+        # What LiteLLM's pre-call check compares the input with (it then skips this step):
+        # the context less room for the answer.
+        info["max_input_tokens"] = d.context - ANSWER_ROOM
+        if more_steps:
+            info[LONG_INPUT_FALLS_BACK] = True
+    if d.mode:
+        info["mode"] = d.mode  # LiteLLM serves /v1/audio/transcriptions for these
     entry = {
         "model_name": group,
         "litellm_params": _litellm_params(d),
-        "model_info": {"id": model_id},
+        "model_info": info,
     }
     return _yaml([entry], 2)
 
@@ -322,10 +351,11 @@ def render_config(plan: Plan) -> str:
     for r in plan.routes:
         d = r.steps[0]
         out.append("")
-        out.append(f"  # {r.route}: tasks {', '.join(r.tasks)}. First step: {d.title}.")
+        used_by = "voice memos" if d.mode else f"tasks {', '.join(r.tasks)}"
+        out.append(f"  # {r.route}: {used_by}. First step: {d.title}.")
         if r.note:
             out.append(f"  # ({r.note})")
-        out.extend(_entry(r.route, d, r.primary_id))
+        out.extend(_entry(r.route, d, r.primary_id, more_steps=bool(r.fallbacks)))
     steps = plan.steps
     if steps:
         out.append("")
@@ -370,6 +400,9 @@ def render_config(plan: Plan) -> str:
     out.append(f"  cooldown_time: {COOLDOWN_SECONDS}")
     out.append("  # Keep within each free tier's requests/tokens per minute (rpm/tpm above).")
     out.append("  optional_pre_call_checks: [enforce_model_rate_limits]")
+    out.append("  # An input longer than a step's max_input_tokens skips that step (the next one")
+    out.append("  # takes it) instead of being cut by Ollama's context.")
+    out.append("  enable_pre_call_checks: true")
     with_fallbacks = [r for r in plan.routes if r.fallbacks]
     if with_fallbacks:
         out.append(
@@ -380,11 +413,7 @@ def render_config(plan: Plan) -> str:
             out.append(f"    - {_scalar(r.route)}: {_flow(r.fallbacks)}")
     else:
         out.append("  fallbacks: []")
-    if plan.long_routes:
-        out.append("  # Input too long for a route's model: its task's long-input route takes it.")
-        out.append("  context_window_fallbacks:")
-        for route, long_route in sorted(plan.long_routes.items()):
-            out.append(f"    - {_scalar(route)}: {_flow([long_route])}")
+    out.extend(_context_window_fallbacks(plan))
     out.append("")
     out.append("general_settings:")
     out.append("  # The key brain and Claude Code send (`brain keys set apex` on the laptop).")
@@ -402,6 +431,28 @@ def render_config(plan: Plan) -> str:
             " cooldown_deployment]"
         )
     return "\n".join(out) + "\n"
+
+
+def _context_window_fallbacks(plan: Plan) -> list[str]:
+    """Where an input too long for a step goes: its task's long-input route when it has one,
+    else the route's next steps. LiteLLM 1.106.12: once context_window_fallbacks is set, a
+    context error on a route missing from it is returned as is (no plain fallback), so every
+    cascading route is listed."""
+    too_long = {r.route: r.fallbacks for r in plan.routes if r.fallbacks}
+    too_long.update({r: [lr] for r, lr in plan.long_routes.items()})
+    if not too_long:
+        return []
+    out = [
+        "  # Input too long for a step: its task's long-input route takes it when it has",
+        "  # one, else the route's next steps.",
+        "  context_window_fallbacks:",
+    ]
+    out += [
+        f"    - {_scalar(r.route)}: {_flow(too_long[r.route])}"
+        for r in plan.routes
+        if r.route in too_long
+    ]
+    return out
 
 
 # ----- .env.example -----------------------------------------------------------------------
@@ -426,8 +477,20 @@ def render_env(plan: Plan) -> str:
         out.append(f"# {p.title}.")
         out.append(f"# Key: {p.key_help}")
         if p.local:
-            out.append("# Base: Ollama on this machine, seen from inside the container.")
-            out.append(f"{p.key_env}=ollama")
+            if p.name == "ollama":
+                out.append(
+                    "# Base: Ollama on this machine, seen from inside the container (no /v1:"
+                )
+                out.append(
+                    "# LiteLLM speaks Ollama's own API). Without Docker: http://127.0.0.1:11434"
+                )
+                out.append(f"{p.key_env}=ollama")
+            else:
+                out.append(
+                    "# Base: the Whisper server (docs/voice.md) on this machine, seen from "
+                    "inside the container."
+                )
+                out.append(f"{p.key_env}={p.placeholder_key}")
         else:
             out.append(f"{p.key_env}=")
         out.append(f"{p.base_env}={p.default_base}")
@@ -437,7 +500,11 @@ def render_env(plan: Plan) -> str:
         out.append("# https://api.slack.com/apps → your app → Incoming Webhooks → Add New Webhook.")
         out.append(f"{SLACK_ENV}=")
     out.append("")
-    out.append("# Keep the proxy offline-friendly: no Hugging Face downloads.")
+    out.append("# Keep the proxy quiet and offline-friendly: the model price list bundled with")
+    out.append("# LiteLLM (else it is fetched from the internet at every start), no telemetry,")
+    out.append("# no Hugging Face downloads.")
+    out.append("LITELLM_LOCAL_MODEL_COST_MAP=True")
+    out.append("LITELLM_TELEMETRY=False")
     out.append("HF_HUB_OFFLINE=1")
     return "\n".join(out) + "\n"
 

@@ -57,7 +57,15 @@ def make(app: App, name: str) -> Backend:
 
 
 def local(app: App) -> Backend:
-    """The backend for `local.url`: of the kind `local.kind` names, or detected."""
+    """The backend for `local.url`. What serves it is found out on first real use, so a
+    question Apex answers never waits on the laptop's server."""
+    from brain.backends.base import LazyLocal
+
+    return LazyLocal(app, lambda: _local_now(app))
+
+
+def _local_now(app: App) -> Backend:
+    """The backend of the kind `local.kind` names, or of the kind that answers at local.url."""
     url = app.settings.local_url
     kind = str(app.settings.get("local", "kind"))
     if kind == "auto":
@@ -70,9 +78,19 @@ def local(app: App) -> Backend:
 
 
 def _guess(url: str, model: str) -> str:
-    """Nothing answers at `url` and nothing was ever seen there: Ollama's port or an Ollama
-    tag ("gemma4:e4b") say Ollama, the default; anything else an OpenAI-compatible server."""
-    return "ollama" if url.endswith(":11434") or ":" in model else "openai"
+    """Nothing answers at `url` and nothing was ever seen there. The port says it when it is
+    a usual one (11434 Ollama; 8080, 1234, 8000 OpenAI-compatible servers: a llama.cpp
+    server on :8080 is not told to `ollama serve`); else an Ollama tag ("gemma4:e4b", the
+    default) says Ollama, anything else an OpenAI-compatible server."""
+    from urllib.parse import urlsplit
+
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        port = None
+    if port in USUAL_PORTS:
+        return "ollama" if USUAL_PORTS[port] == "Ollama" else "openai"
+    return "ollama" if ":" in model else "openai"
 
 
 def detect(url: str, timeout: float = 0.5) -> str | None:
@@ -118,19 +136,22 @@ class Found:
 def discover(ports: dict[int, str] | None = None, timeout: float = 0.3) -> list[Found]:
     """Local servers answering on the usual ports (a refused port costs nothing)."""
     from brain.backends import ollama, openai_local
+    from brain.client import ask_small
 
     found = []
     for port, label in (ports or USUAL_PORTS).items():
         base = f"http://127.0.0.1:{port}"
         if ollama.detect(base, timeout):
-            reply = ollama._get(base + "/api/tags", timeout)
+            reply = ask_small(base + "/api/tags", timeout)
             models = reply.body.get("models", []) if reply and isinstance(reply.body, dict) else []
             names = [str(m.get("name")) for m in models if isinstance(m, dict) and m.get("name")]
             found.append(Found(base, "Ollama", names))
             continue
-        served = openai_local._served(base, timeout)
+        served = openai_local.served_by(base, timeout)
         if served is not None:
-            found.append(Found(base, f"{label}?", [str(m["id"]) for m in served]))
+            server, models = served
+            name = server if server != openai_local.KIND else f"{label}?"
+            found.append(Found(base, name, [str(m["id"]) for m in models]))
     return found
 
 

@@ -96,7 +96,7 @@ class ApexBackend(Backend):
 
     def http_error(self, route: str, status: int, body: Any, headers: dict[str, str]) -> BrainError:
         """LiteLLM's errors that no fallback may hide: the key, a route Apex does not have."""
-        if key_refused(status, body):
+        if key_refused(status, body) or self._keyless_500(status, body):
             return key_problem(status, bool(self.key()))
         message = error_message(body)
         if status == 400 and "invalid model name" in message.lower():
@@ -106,6 +106,12 @@ class ApexBackend(Backend):
                 "(`brain routes` lists what brain asks for; `brain status` what Apex offers).",
             )
         return http_error("Apex", status, body, headers)
+
+    def _keyless_500(self, status: int, body: Any) -> bool:
+        """No key sent, and a bare `500 Internal Server Error` (text, not LiteLLM's JSON):
+        what a LiteLLM proxy installed without `prisma` (pip, not Docker; 1.106.12) answers
+        a request without a key. Its own errors are JSON."""
+        return status == 500 and not self.key() and not isinstance(body, dict)
 
     def taking_over(self, model: str) -> str:
         return f"asking Apex ({model})"
@@ -148,7 +154,7 @@ class ApexBackend(Backend):
             )
         except (httpx.HTTPError, TooBig) as exc:
             return "error", None, f"could not ask /v1/models: {describe(exc)}"
-        if key_refused(reply.status, reply.body):
+        if key_refused(reply.status, reply.body) or self._keyless_500(reply.status, reply.body):
             return ("rejected" if self.key() else "missing"), None, f"HTTP {reply.status}"
         if reply.status != 200:
             return "error", None, f"/v1/models answered HTTP {reply.status}"
@@ -246,6 +252,10 @@ def _max_inputs(body: Any) -> dict[str, int]:
         if not isinstance(entry, dict):
             continue
         info = entry.get("model_info") if isinstance(entry.get("model_info"), dict) else {}
+        if info.get("long_input_falls_back"):
+            # `brain apex render`: past this step's limit the route's next step takes the
+            # input on Apex's side (LiteLLM's pre-call check); the route's limit is not this.
+            continue
         limit = info.get("max_input_tokens")
         name = entry.get("model_name")
         if isinstance(name, str) and isinstance(limit, int) and limit > 0:

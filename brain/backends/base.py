@@ -198,3 +198,72 @@ class Backend(ABC):
 
 
 Factory = Callable[["App"], Backend]
+
+
+class LocalServer(Backend):
+    """What every kind of server on the laptop shares: its URL, the first-token deadline
+    (a cold model loads slowly) and the context cap from `local.context_tokens`."""
+
+    name = "local"
+
+    def __init__(self, app: App) -> None:
+        super().__init__(app)
+        self.url = app.settings.local_url
+        self.first_token = float(app.settings.get("local", "first_token_timeout"))
+        self.cap = int(app.settings.get("local", "context_tokens"))
+
+    def taking_over(self, model: str) -> str:
+        return f"answering on this laptop with {model}"
+
+
+# Below this, an input (with room for an answer) fits any model a local server runs.
+SMALL_CONTEXT = 4096
+
+
+class LazyLocal(Backend):
+    """The laptop's backend, made (and its kind detected) on first real use. Answers "does a
+    small input fit?" without asking: every model a local server runs holds SMALL_CONTEXT."""
+
+    name = "local"
+
+    def __init__(self, app: App, make: Callable[[], Backend]) -> None:
+        super().__init__(app)
+        self._make = make
+        self._real: Backend | None = None
+        self.cap = int(app.settings.get("local", "context_tokens"))
+
+    @property
+    def real(self) -> Backend:
+        if self._real is None:
+            self._real = self._make()
+        return self._real
+
+    def label(self) -> str:
+        return self.real.label()
+
+    def model_for(self, route: str, local_model: str) -> str:
+        return self.real.model_for(route, local_model)
+
+    def chat(self, request: ChatRequest, sink: Sink) -> Answer:
+        return self.real.chat(request, sink)
+
+    def context_tokens(self, model: str, tokens: int) -> int | None:
+        if self.cap <= 0 and tokens + 2048 <= SMALL_CONTEXT:
+            return None
+        return self.real.context_tokens(self.real.model_for("", model), tokens)
+
+    def explain(self, error: BackendError) -> tuple[str, str]:
+        return self.real.explain(error)
+
+    def taking_over(self, model: str) -> str:
+        return self.real.taking_over(model)
+
+    def checks(self, model: str) -> list[Check]:
+        return self.real.checks(model)
+
+    def state(self) -> tuple[str, str]:
+        return self.real.state() if self._real is not None else ("unknown", "")
+
+    def __getattr__(self, name: str) -> Any:
+        # What only some kinds have (Ollama's `loaded`, `pulled`; a server's `served`).
+        return getattr(self.real, name)

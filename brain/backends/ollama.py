@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from brain.backends.base import Answer, Backend, ChatRequest, Check, Sink
+from brain.backends.base import Answer, ChatRequest, Check, LocalServer, Sink
 from brain.backends.wire import post_stream, read_ollama
-from brain.client import Deadline, error_message, http_error, one_line
+from brain.client import Deadline, ask_small, error_message, http_error, one_line
 from brain.errors import BackendError, BrainError
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ SHOW_TTL = 600.0
 
 def detect(url: str, timeout: float = 0.5) -> bool:
     """Ollama answers `GET /api/version` with {"version": "…"}."""
-    reply = _get(url + "/api/version", timeout)
+    reply = ask_small(url + "/api/version", timeout)
     return (
         reply is not None
         and reply.status == 200
@@ -36,45 +36,20 @@ def detect(url: str, timeout: float = 0.5) -> bool:
     )
 
 
-def _get(url: str, timeout: float, body: Any = None) -> Any:
-    import httpx
-
-    from brain.client import TooBig, request
-
-    try:
-        return request(
-            "POST" if body is not None else "GET",
-            url,
-            timeout=timeout,
-            connect=min(timeout, 1.0),
-            json_body=body,
-            limit=1 << 20,
-        )
-    except (httpx.HTTPError, TooBig):
-        return None
-
-
 def same_model(a: str, b: str) -> bool:
     norm = lambda s: s if ":" in s else s + ":latest"  # noqa: E731 - Ollama's implicit tag
     return norm(a) == norm(b)
 
 
-class OllamaBackend(Backend):
-    name = "local"
+class OllamaBackend(LocalServer):
     kind = KIND
 
     def __init__(self, app: App) -> None:
         super().__init__(app)
-        self.url = app.settings.local_url
-        self.first_token = float(app.settings.get("local", "first_token_timeout"))
-        self.cap = int(app.settings.get("local", "context_tokens"))
         self.keep_alive = _keep_alive_value(str(app.settings.get("local", "keep_alive")))
 
     def label(self) -> str:
         return f"Ollama ({self.url})"
-
-    def taking_over(self, model: str) -> str:
-        return f"answering on this laptop with {model}"
 
     # ----- asking -----------------------------------------------------------------------------
     def chat(self, request: ChatRequest, sink: Sink) -> Answer:
@@ -147,7 +122,7 @@ class OllamaBackend(Backend):
     # ----- what it has ------------------------------------------------------------------------
     def loaded(self, model: str) -> tuple[bool | None, int | None]:
         """Is `model` in memory (/api/ps), and with which context? (None, None): unknown."""
-        reply = _get(self.url + "/api/ps", 0.5)
+        reply = ask_small(self.url + "/api/ps", 0.5)
         if reply is None or reply.status != 200 or not isinstance(reply.body, dict):
             return None, None
         for m in reply.body.get("models") or []:
@@ -179,7 +154,7 @@ class OllamaBackend(Backend):
                 return int(hit[0]) or None
         except (ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError):
             pass  # a damaged entry is no entry
-        reply = _get(self.url + "/api/show", 2.0, body={"model": model})
+        reply = ask_small(self.url + "/api/show", 2.0, body={"model": model})
         if reply is None or reply.status != 200 or not isinstance(reply.body, dict):
             return None
         info = (

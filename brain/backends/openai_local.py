@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from brain.backends.base import Answer, Backend, ChatRequest, Check, Sink
+from brain.backends.base import Answer, ChatRequest, Check, LocalServer, Sink
 from brain.backends.wire import openai_body, post_stream, read_openai
-from brain.client import Deadline, http_error
+from brain.client import Deadline, ask_small, http_error
 from brain.errors import BackendError, BrainError
 
 if TYPE_CHECKING:
     from brain.app import App
 
 KIND = "OpenAI-compatible server"
+SEEN_FILE = "local-seen.json"  # per URL: which server answered there last, serving what
 
 
 def detect(url: str, timeout: float = 0.5) -> bool:
@@ -27,53 +28,126 @@ def detect(url: str, timeout: float = 0.5) -> bool:
     return _served(url, timeout) is not None
 
 
-def _get(url: str, timeout: float) -> Any:
+def _ask(url: str, timeout: float) -> tuple[Any, str]:
+    """(reply, "") or (None, why nothing answered: "connection refused", …)."""
     import httpx
 
-    from brain.client import TooBig, request
+    from brain.client import TooBig, describe, request
 
     try:
-        return request("GET", url, timeout=timeout, connect=min(timeout, 1.0), limit=1 << 20)
-    except (httpx.HTTPError, TooBig):
-        return None
+        return request("GET", url, timeout=timeout, connect=min(timeout, 1.0), limit=1 << 20), ""
+    except (httpx.HTTPError, TooBig) as exc:
+        return None, describe(exc)
 
 
 def _served(url: str, timeout: float) -> list[dict[str, Any]] | None:
-    reply = _get(url + "/v1/models", timeout)
+    found = served_by(url, timeout)
+    return None if found is None else found[1]
+
+
+def served_by(url: str, timeout: float) -> tuple[str, list[dict[str, Any]]] | None:
+    """(what the server is, the models it lists), or None when nothing OpenAI-like answers."""
+    reply = ask_small(url + "/v1/models", timeout)
     if reply is None or reply.status != 200 or not isinstance(reply.body, dict):
         return None
     data = reply.body.get("data")
     if not isinstance(data, list):
         return None
-    return [m for m in data if isinstance(m, dict) and m.get("id")]
+    models = [m for m in data if isinstance(m, dict) and m.get("id")]
+    return product(reply.headers, models), models
 
 
-class OpenAILocalBackend(Backend):
-    name = "local"
+def product(headers: dict[str, str], models: list[dict[str, Any]]) -> str:
+    """The server's own name where it says it: llama.cpp's `Server: llama.cpp` header (and
+    `owned_by: llamacpp`), vLLM's `owned_by: vllm`; else the generic kind."""
+    server = {k.lower(): v for k, v in headers.items()}.get("server", "").lower()
+    owners = {str(m.get("owned_by", "")).lower() for m in models}
+    if server.startswith("llama.cpp") or "llamacpp" in owners:
+        return "llama.cpp server"
+    if "vllm" in owners:
+        return "vLLM"
+    return KIND
+
+
+# How to start each server again, for "nothing answers at …".
+START = {
+    "llama.cpp server": "Start llama.cpp's server again (`llama-server -m MODEL.gguf --port {port}`)",
+    "vLLM": "Start vLLM again (`vllm serve MODEL --port {port}`)",
+}
+
+
+class OpenAILocalBackend(LocalServer):
     kind = KIND
 
     def __init__(self, app: App) -> None:
         super().__init__(app)
-        self.url = app.settings.local_url
-        self.first_token = float(app.settings.get("local", "first_token_timeout"))
-        self.cap = int(app.settings.get("local", "context_tokens"))
         self._models: list[dict[str, Any]] | None = None
+        self._product = KIND
 
     def label(self) -> str:
         return f"the local server ({self.url})"
 
     def taking_over(self, model: str) -> str:
-        return f"answering on this laptop ({self.url})"
+        return f"answering on this laptop with {model} ({self.url})"
 
     def served(self) -> list[str] | None:
         if self._models is None:
-            self._models = _served(self.url, 1.0)
+            found = served_by(self.url, 1.0)
+            if found is not None:
+                self._product, self._models = found
+                self._remember()
         return None if self._models is None else [str(m["id"]) for m in self._models]
+
+    def _remember(self) -> None:
+        import json
+
+        path = self.app.cache_dir / SEEN_FILE
+        try:
+            seen = json.loads(path.read_text())
+            seen = seen if isinstance(seen, dict) else {}
+        except (OSError, ValueError):
+            seen = {}
+        entry = {"server": self._product, "models": self.served() or []}
+        if seen.get(self.url) != entry:
+            seen[self.url] = entry
+            try:
+                path.write_text(json.dumps(seen))
+            except OSError:
+                pass
+
+    def last_seen(self) -> tuple[str, list[str]]:
+        """What answered at local.url when it last did: (server, models); ("", []) if never."""
+        import json
+
+        try:
+            entry = json.loads((self.app.cache_dir / SEEN_FILE).read_text()).get(self.url)
+            return str(entry["server"]), [str(m) for m in entry["models"]][:3]
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            return "", []
+
+    def _down(self, why: str) -> tuple[str, str]:
+        """(what is wrong, what to do) when nothing answers at local.url."""
+        from urllib.parse import urlsplit
+
+        server, models = self.last_seen()
+        was = ""
+        if server:
+            was = f"; it was {'a' if server != KIND else 'an'} {server}"
+            was += f" serving {', '.join(models)}" if models else ""
+        port = urlsplit(self.url).port or 80
+        start = START.get(server, "Start the local server (llama-server, LM Studio, vLLM, …)")
+        fix = (
+            f"{start.format(port=port)} so {self.url} answers, or point brain at another: "
+            "`brain config set local.url URL`."
+        )
+        return f"nothing answers at {self.url} ({why or 'no answer'}){was}", fix
 
     def model_for(self, route: str, local_model: str) -> str:
         """local.model when the server lists it (or lists nothing); the one model it serves
         otherwise (llama-server serves one, under its alias)."""
         names = self.served()
+        if names is None:  # not answering now: name what it served when it last did
+            names = self.last_seen()[1]
         if names and local_model not in names and len(names) == 1:
             return names[0]
         return local_model
@@ -99,7 +173,7 @@ class OpenAILocalBackend(Backend):
             return self.cap
         if tokens + 2048 <= 4096:
             return None
-        props = _get(self.url + "/props", 1.0)  # llama-server: the context each slot holds
+        props = ask_small(self.url + "/props", 1.0)  # llama-server: the context each slot holds
         if props is not None and props.status == 200 and isinstance(props.body, dict):
             settings = props.body.get("default_generation_settings")
             ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
@@ -112,24 +186,15 @@ class OpenAILocalBackend(Backend):
 
     def explain(self, error: BackendError) -> tuple[str, str]:
         if error.transport or "refused" in error.reason:
-            return (
-                f"nothing answers at {self.url} ({error.detail})",
-                f"Start the local server (llama-server, LM Studio, vLLM, …) so {self.url} "
-                "answers, or point brain at another: `brain config set local.url URL`.",
-            )
+            return self._down(error.detail)
         return error.reason, error.fix or ""
 
     def checks(self, model: str) -> list[Check]:
         names = self.served()
         if names is None:
-            return [
-                Check(
-                    "local",
-                    False,
-                    f"nothing answers /v1/models at {self.url}",
-                    f"Start the local server so {self.url} answers.",
-                )
-            ]
+            why = _ask(self.url + "/v1/models", 1.0)[1]
+            detail, fix = self._down(why or "it does not answer /v1/models")
+            return [Check("local", False, detail, fix)]
         asked = self.model_for("", model)
         listing = ", ".join(names[:3]) or "no models listed"
         if names and asked not in names:
@@ -137,11 +202,11 @@ class OpenAILocalBackend(Backend):
                 Check(
                     "local",
                     False,
-                    f"{KIND} at {self.url} serves {listing}, not {model}",
+                    f"{self._product} at {self.url} serves {listing}, not {model}",
                     f"`brain config set local.model {names[0]}`",
                 )
             ]
-        return [Check("local", True, f"{KIND} at {self.url} serving {listing}")]
+        return [Check("local", True, f"{self._product} at {self.url} serving {listing}")]
 
 
 BACKEND = OpenAILocalBackend

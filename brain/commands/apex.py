@@ -7,13 +7,17 @@ from typing import Any
 
 import click
 
-from brain.commands.common import global_options, opts
+from brain import install
+from brain.commands.common import Group, global_options, opts
 
 CTX = {"help_option_names": ["-h", "--help"]}
 
 
-@click.group(context_settings=CTX)
-@global_options
+@click.group(
+    cls=Group,
+    context_settings=CTX,
+    epilog=f"Set-up from an empty Windows box: {install.doc('apex.md')}.",
+)
 def apex() -> None:
     """Apex's side: write its LiteLLM config from brain's task table, and check it.
 
@@ -21,8 +25,6 @@ def apex() -> None:
     brain apex render ./apex        the files to copy to Apex (config.yaml, .env.example, …)
     brain apex check                every route answers? who answered? (from the laptop)
     brain apex check --drill        stop Ollama on Apex: do routes cascade and flip back?
-
-    Set-up from an empty Windows box: docs/apex.md.
     """
 
 
@@ -37,8 +39,8 @@ def apex() -> None:
 @click.option(
     "--local-models",
     metavar="LIST",
-    help="Models on Apex's Ollama to include: gemma3-27b,gemma4-26b,gemma4-31b,qwen-32b "
-    "(default: all; `none` for cloud only).",
+    help="Models on Apex's GPU to include: gemma3-27b,gemma4-26b,gemma4-31b,qwen-32b (Ollama), "
+    "whisper (speech) (default: all; `none` for cloud only).",
 )
 @click.option(
     "--upstream",
@@ -58,7 +60,7 @@ def apex() -> None:
     help="Where the files live on a Linux Apex, for the systemd unit (default /opt/brain-apex).",
 )
 @click.option("--force", is_flag=True, help="Replace files that differ (a .env is never touched).")
-@global_options
+@global_options("json", "config")
 @click.pass_context
 def render(
     ctx: click.Context,
@@ -94,6 +96,7 @@ def render(
     o = opts(ctx)
     out = Output(json_mode=o.json, verbose=o.verbose)
     tasks = app(ctx).tasks
+    speech_route = str(app(ctx).settings.get("voice", "route"))
     defaults = core.Options()
     if slack is None:
         slack = bool(secrets.get("slack"))
@@ -104,6 +107,7 @@ def render(
         local_models=defaults.local_models if chosen_local is None else chosen_local,
         upstream=core.parse_upstream(upstream),
         slack=slack,
+        speech_route=speech_route,
         image=image or defaults.image,
         linux_dir=linux_dir or defaults.linux_dir,
     )
@@ -134,7 +138,7 @@ def render(
     }
     out.notice(
         "next: copy these files to Apex, copy .env.example to .env there and fill it in, then "
-        "`docker compose up -d` (docs/apex.md walks through it); from this laptop, "
+        f"`docker compose up -d` ({install.doc('apex.md')} walks through it); from this laptop, "
         "`brain apex check`."
     )
     out.info(
@@ -154,7 +158,7 @@ def render(
     multiple=True,
     help="Check only this route (repeatable).",
 )
-@global_options
+@global_options("json", "config")
 @click.pass_context
 def check(ctx: click.Context, drill: bool, premium: bool, only: tuple[str, ...]) -> int:
     """Ask every route on Apex a tiny question and show who answered.
@@ -238,8 +242,9 @@ def _table(out: Any, title: str, results: list[Any]) -> None:
 
 
 def _short(text: str, limit: int = 100) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    from brain.client import one_line
+
+    return one_line(text, limit)
 
 
 def _advice(out: Any, results: list[Any]) -> None:
@@ -265,10 +270,27 @@ def _advice(out: Any, results: list[Any]) -> None:
             f"{', '.join(local_only)} run only on Apex's GPU (no cloud step): is Ollama running "
             "on Apex with the model pulled? Meanwhile brain answers them on this laptop."
         )
-    if fell:
-        out.notice(
-            f"{', '.join(fell)} answered only after a fallback on Apex: its first step is down "
-            "(is Ollama running on Apex, with the model pulled?)."
-        )
+    for route in fell:
+        out.notice(_fell_advice(route, next(r for r in results if r.route == route)))
     if not (missing or failed or local_only or fell):
         out.notice("every route answered from its first step.")
+
+
+def _fell_advice(route: str, result: Any) -> str:
+    """Advice for a route that answered only after a fallback on Apex: it follows the route's
+    own first step (Gemini for long_context_summary, Ollama for brain_dump)."""
+    from brain.apex import catalog
+
+    chain = catalog.CHAINS.get(route) or catalog.CHAINS[catalog.DEFAULT_CHAIN_ROUTE]
+    first = catalog.DEPLOYMENTS[chain[0]]
+    provider = catalog.PROVIDERS[first.provider]
+    why = f" ({_short(result.fallback_reason, 120)})" if result.fallback_reason else ""
+    head = (
+        f"{route} answered only after a fallback on Apex: its first step, {first.key}, failed{why}."
+    )
+    if provider.local:
+        return f"{head} Is Ollama running on Apex, with `{first.model}` pulled?"
+    return (
+        f"{head} Is {provider.key_env} set in Apex's .env, and {provider.title} within its "
+        "limits? `docker compose logs --tail 50` on Apex shows the error."
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from brain import install
 from brain.commands.common import global_options, opts
 
 
@@ -17,14 +18,16 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @click.command(
     name="bench",
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="""\b
+    epilog=r"""\b
 Examples:
   brain bench                      each prompt on its task's route, 3 runs
   brain bench --routes brain_dump,draft --local --runs 5
   brain bench --offline --warmup 1    this laptop's model only
   brain bench --prompts mine.toml --only my-test --judge premium_reasoning
 
-Docs: docs/bench.md.""",
+Docs: """
+    + install.doc("bench.md")
+    + ".",
 )
 @click.option(
     "--routes",
@@ -69,7 +72,7 @@ Docs: docs/bench.md.""",
     help="The Markdown report (default: Gemma_Benchmark_YYYY-MM-DD.md here; the SVG beside it).",
 )
 @click.option("--no-report", is_flag=True, help="Write no files; print the table (or --json) only.")
-@global_options
+@global_options("offline", "online", "json", "config", "model")
 @click.pass_context
 def bench(
     ctx: click.Context,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from brain import install
 from brain.commands.common import global_options, opts
 
 
@@ -20,7 +21,7 @@ from brain.commands.common import global_options, opts
     '  brain claude --local -p "say hi"   one question, printed\n'
     "  brain claude --local --route draft -- --continue\n"
     "  brain claude                       plain Claude Code (your Anthropic account)\n"
-    "\nDocs: docs/claude.md",
+    f"\nDocs: {install.doc('claude.md')}",
 )
 @click.option(
     "--local",
@@ -28,7 +29,7 @@ from brain.commands.common import global_options, opts
     help="Send Claude Code to Apex: the `code` route (or --route NAME) answers every request.",
 )
 @click.argument("claude_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- CLAUDE_ARGS]...")
-@global_options
+@global_options("offline", "config", "route")
 @click.pass_context
 def claude(ctx: click.Context, local: bool, claude_args: tuple[str, ...]) -> int:
     """Start Claude Code; with --local, a model on Apex answers it instead of Anthropic.

@@ -76,9 +76,23 @@ class _ConfigPath(click.Path):
         return super().convert(value, param, ctx)
 
 
-def global_options(func: Any) -> Any:
-    """The global flags, accepted before or after the subcommand (`brain --json dump x`)."""
+def global_options(*only: Any) -> Any:
+    """The global flags, accepted before the subcommand (`brain --json dump x`) and after a
+    command that uses them. `@global_options` gives a command all of them;
+    `@global_options("json", "config")` only those (and -v, which every command takes), so its
+    --help lists only the flags it takes."""
+    if len(only) == 1 and callable(only[0]):
+        return _with_flags(only[0], None)
+    names = set(only)
+    unknown = names - {attr for _, attr, *_ in _GLOBAL}
+    assert not unknown, f"no global flag {unknown}"
+    return lambda func: _with_flags(func, names)
+
+
+def _with_flags(func: Any, names: set[str] | None) -> Any:
     for flags, attr, is_flag, metavar, text in reversed(_GLOBAL):
+        if names is not None and attr not in names and attr != "verbose":
+            continue
         extra: dict[str, Any] = {"type": _ConfigPath(dir_okay=False)} if attr == "config" else {}
         func = click.option(
             *flags,
@@ -90,6 +104,37 @@ def global_options(func: Any) -> Any:
             **extra,
         )(func)
     return func
+
+
+class Group(click.Group):
+    """A command group whose mistyped subcommand gets "did you mean" (`brain queue lsit`)."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        known = not name or name.startswith("-") or ctx.resilient_parsing
+        if not known and self.get_command(ctx, name) is None:
+            ctx.fail(no_such_command(name, self.list_commands(ctx)))
+        return super().resolve_command(ctx, args)
+
+
+def no_such_command(name: str, names: list[str], ask: list[str] | None = None) -> str:
+    """'No such command' with the closest name; for `brain "what is …"` (`ask`: the words
+    given), the command that asks it."""
+    import difflib
+
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    if close:
+        return f"No such command '{name}'. Did you mean '{close[0]}'?"
+    if ask is not None:
+        import shlex
+
+        return (
+            f"No such command '{name}'. To ask a question, name a task: "
+            f"brain ask {shlex.quote(' '.join(ask))}"
+        )
+    return f"No such command '{name}'. Commands: {', '.join(names)}."
 
 
 def settings(ctx: click.Context) -> Settings:
@@ -148,6 +193,8 @@ def require_stdout() -> None:
 
 def report(out: Any, result: Result) -> int:
     """Print the JSON object or the closing notices; the exit code for this answer."""
+    from brain.render import money
+
     a = result.answer
     if out.json_mode:
         try:
@@ -168,7 +215,7 @@ def report(out: Any, result: Result) -> int:
         f"answered by {who} (route {result.outcome.route}); first token "
         f"{a.first_token_ms} ms, total {a.total_ms} ms; tokens in/out "
         f"{usage.get('prompt_tokens', '?')}/{usage.get('completion_tokens', '?')}"
-        + (f"; cost ${a.cost:.6f}" if a.cost else "")
+        + (f"; cost {money(a.cost)}" if a.cost is not None else "")
     )
     for note in result.notes():
         out.notice(note)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import click
 
+from brain import install
+
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_BRAIN_COMPLETE"
 
@@ -60,7 +62,7 @@ def _header(shell: str) -> str:
 @click.command(
     name="completion",
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Install steps for each shell: docs/completions.md.",
+    epilog=f"Install steps for each shell: {install.doc('completions.md')}.",
 )
 @click.argument("shell", type=click.Choice(SHELLS))
 def completion(shell: str) -> int:

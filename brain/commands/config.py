@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from brain.commands.common import global_options, opts
+from brain.commands.common import Group, global_options, opts
 from brain.commands.complete import config_keys, config_values
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 def config() -> None:
     """config.toml: where Apex is, the local model, user tasks. Keys live in the keyring."""
 
@@ -23,7 +23,7 @@ def _path(ctx: click.Context) -> Any:
 
 
 @config.command("path")
-@global_options
+@global_options("config")
 @click.pass_context
 def path(ctx: click.Context) -> int:
     """Print where config.toml is (it may not exist yet)."""
@@ -34,7 +34,7 @@ def path(ctx: click.Context) -> int:
 
 
 @config.command("show")
-@global_options
+@global_options("json", "config")
 @click.pass_context
 def show(ctx: click.Context) -> int:
     """The configuration brain uses: defaults, then config.toml, then environment."""
@@ -54,6 +54,7 @@ def show(ctx: click.Context) -> int:
                 "exists": conf.file_exists,
                 "values": conf.values,
                 "tasks": conf.tasks,
+                "digest_sources": conf.digest_sources,
                 "keys": key_state,
             }
         )
@@ -68,6 +69,8 @@ def show(ctx: click.Context) -> int:
     body: dict[str, Any] = {s: dict(v) for s, v in conf.values.items()}
     if conf.tasks:
         body["tasks"] = conf.tasks
+    if conf.digest_sources:
+        body["digest"]["sources"] = conf.digest_sources
     out.write(tomli_w.dumps(body).rstrip())
     out.write(
         "\n# keys (OS keyring; values never shown): "
@@ -79,7 +82,7 @@ def show(ctx: click.Context) -> int:
 @config.command("set")
 @click.argument("key", shell_complete=config_keys)
 @click.argument("value", shell_complete=config_values)
-@global_options
+@global_options("config")
 @click.pass_context
 def set_(ctx: click.Context, key: str, value: str) -> int:
     """Set KEY (section.key, or tasks.NAME.field) to VALUE in config.toml."""
@@ -133,7 +136,12 @@ def raw_value(raw: dict[str, Any], parts: list[str]) -> Any:
 @click.option("--local-model", metavar="NAME", help="The local model (default gemma4:e4b).")
 @click.option("--no-input", is_flag=True, help="Ask nothing; use the options and defaults.")
 @click.option("--force", is_flag=True, help="Start from defaults instead of the existing file.")
-@global_options
+@click.option(
+    "--fetch-whisper",
+    is_flag=True,
+    help="Fetch the Whisper model for voice memos on this laptop (asked when interactive).",
+)
+@global_options("config")
 @click.pass_context
 def init(
     ctx: click.Context,
@@ -142,12 +150,17 @@ def init(
     local_model: str | None,
     no_input: bool,
     force: bool,
+    fetch_whisper: bool,
 ) -> int:
-    """Create config.toml: asks Apex's URL, checks it, stores the key in the keyring."""
+    """Create config.toml: asks Apex's URL, checks it, stores the key in the keyring.
+
+    Each answer is checked as it is given: a URL that is not one is asked again; a key is
+    shown to Apex before it is stored. With no usable keyring (SSH, WSL) no key is asked for:
+    it says how to give it through the environment instead.
+    """
     # long: the first-run dialogue in the order it asks, each answer checked as it comes.
-    from brain import secrets, settings
+    from brain import settings
     from brain.app import App
-    from brain.offline import probe
     from brain.render import Output
 
     out = Output()
@@ -157,54 +170,167 @@ def init(
     interactive = not no_input and sys.stdin.isatty()
     defaults = settings.defaults()
     current = {s: {**defaults[s], **raw.get(s, {})} for s in defaults}
-    if apex_url is None and interactive:
-        apex_url = click.prompt(
-            "Apex URL (the LiteLLM proxy over Tailscale)",
-            default=current["apex"]["url"] or "http://apex:4000",
-            err=True,
-        )
-    if local_url is None and interactive:
-        local_url = click.prompt("Local server URL", default=current["local"]["url"], err=True)
-    if local_model is None and interactive:
-        local_model = click.prompt("Local model", default=current["local"]["model"], err=True)
     apex = raw.setdefault("apex", {})
     local = raw.setdefault("local", {})
+    reachable: bool | None = None  # Apex answered at the URL asked (None: not probed yet)
     if apex_url is not None:
         apex["url"] = settings.validate(target, "apex", "url", apex_url.strip().rstrip("/"))
+    elif interactive:
+        default = current["apex"]["url"] or "http://apex:4000"
+        apex["url"], reachable = _ask_apex_url(out, target, default)
     if local_url is not None:
         local["url"] = settings.validate(target, "local", "url", local_url.strip().rstrip("/"))
+    elif interactive:
+        local["url"] = _ask_url(target, "local", "Local server URL", current["local"]["url"])
+    if local_model is None and interactive:
+        local_model = click.prompt("Local model", default=current["local"]["model"], err=True)
     if local_model is not None:
         local["model"] = settings.validate(target, "local", "model", local_model.strip())
-    if not apex:
-        raw.pop("apex")
-    if not local:
-        raw.pop("local")
+    for section in ("apex", "local"):
+        if not raw[section]:
+            raw.pop(section)
     settings.write(target, raw)
     out.notice(f"wrote {target}")
-
     url = apex.get("url") or current["apex"]["url"]
-    if url:
-        verdict = probe.probe(url, timeout=2.0)
-        probe.remember(settings.cache_dir(), verdict)
-        if verdict.ok:
-            out.notice(f"Apex answers at {url} ({verdict.latency_ms} ms).")
-        else:
-            out.notice(
-                f"Apex does not answer at {url}: {verdict.reason}. Check Tailscale and the URL."
-            )
-    if interactive:
-        has = secrets.get("apex") is not None
-        question = (
-            "Apex key (LiteLLM key; Enter keeps the current one)"
-            if has
-            else "Apex key (LiteLLM key; Enter to skip)"
-        )
-        value = click.prompt(question, default="", show_default=False, hide_input=True, err=True)
-        if value.strip():
-            secrets.set_key("apex", value)
-            out.notice(f"stored the apex key in the keyring ({secrets.backend_name()}).")
+    if reachable is None:
+        reachable = bool(url) and _probe(out, url)
     with App.load(str(target)) as written:
+        _apex_key(out, written, reachable, interactive)
         local_check = written.backend("local").checks(written.local_model)[0]
     out.notice(f"local: {local_check.detail}." + (f" {local_check.fix}" if local_check.fix else ""))
+    _whisper(out, str(target), interactive, fetch_whisper)
     out.notice("next: `brain status` shows everything brain can reach.")
     return 0
+
+
+def _ask_url(target: Any, section: str, question: str, default: str) -> str:
+    """Ask until the answer is a URL brain can use (click says why and asks again)."""
+    from brain import settings
+    from brain.errors import ConfigError
+
+    def check(value: str) -> str:
+        try:
+            return str(settings.validate(target, section, "url", value.strip().rstrip("/")))
+        except ConfigError as exc:  # its message names config.toml, not written yet
+            raise click.BadParameter(f"{value!r} is not a URL brain can use. {exc.fix}") from None
+
+    return str(click.prompt(question, default=default, err=True, value_proc=check))
+
+
+def _ask_apex_url(out: Any, target: Any, default: str) -> tuple[str, bool]:
+    """Apex's URL, asked until it is a URL; checked at once, and asked again if it does not
+    answer and the user would rather fix it than keep it. (url, Apex answered)."""
+    while True:
+        url = _ask_url(target, "apex", "Apex URL (the LiteLLM proxy over Tailscale)", default)
+        if _probe(out, url):
+            return url, True
+        if click.confirm("Keep it anyway (Apex may just be off)?", default=True, err=True):
+            return url, False
+        default = url
+
+
+def _probe(out: Any, url: str) -> bool:
+    from brain import settings
+    from brain.offline import probe
+
+    verdict = probe.probe(url, timeout=2.0)
+    probe.remember(settings.cache_dir(), verdict)
+    if verdict.ok:
+        out.notice(f"Apex answers at {url} ({verdict.latency_ms} ms).")
+    else:
+        out.notice(
+            f"Apex does not answer at {url}: {verdict.reason}. Check Tailscale and the URL; "
+            "until it answers, brain answers on this laptop."
+        )
+    return verdict.ok
+
+
+def _apex_key(out: Any, app: Any, reachable: bool, interactive: bool) -> None:
+    """The Apex key: one from the environment is checked; with no usable keyring none is
+    asked for (it could not be kept); else asked, shown to Apex, and stored once Apex takes
+    it (or unchecked while Apex is away)."""
+    import os
+
+    from brain import secrets
+    from brain.errors import ConfigError
+
+    apex = app.backend("apex")
+    if os.environ.get("BRAIN_APEX_KEY"):
+        told = _verdict(apex, os.environ["BRAIN_APEX_KEY"]) if reachable else "not checked now"
+        out.notice(f"the Apex key comes from BRAIN_APEX_KEY: {told}.")
+        return
+    if not interactive:
+        return
+    try:
+        secrets.require_keyring()
+    except ConfigError as exc:
+        told = exc.message.replace(" Nothing was stored.", " So no key is asked for here.")
+        out.notice(told, (exc.fix or "").splitlines())
+        return
+    has = secrets.get("apex") is not None
+    if secrets.plaintext():
+        out.notice(f"the keyring here is {secrets.backend_name()}.")
+    question = "Apex key (LiteLLM key; Enter " + ("keeps the current one)" if has else "to skip)")
+    for _ in range(3):
+        value = click.prompt(question, default="", show_default=False, hide_input=True, err=True)
+        if not value.strip():
+            return
+        secrets.mask(value)
+        told = _verdict(apex, value.strip()) if reachable else "not checked (Apex is away)"
+        if told.startswith("rejected"):
+            out.notice(f"Apex {told}; it was not stored. Type it again, or Enter to skip.")
+            continue
+        secrets.set_key("apex", value)
+        out.notice(f"the Apex key: {told}; stored in the keyring: {secrets.backend_name()}.")
+        return
+
+
+def _verdict(apex: Any, key: str) -> str:
+    """What Apex says of `key` (its /v1/models, asked with that key)."""
+    apex.key = lambda: key  # this one key, before it is kept anywhere
+    try:
+        state, _, why = apex.models()
+    finally:
+        del apex.key
+    if state == "ok":
+        return "accepted by Apex"
+    if state in ("rejected", "missing"):
+        return f"rejected by Apex ({why})"
+    return f"not checked ({why})"
+
+
+# Rough download sizes, for the question (faster-whisper's CTranslate2 models).
+_SIZES_MB = {"tiny.en": 75, "tiny": 75, "base.en": 145, "base": 145, "small.en": 485, "small": 485}
+
+
+def _whisper(out: Any, config: str, interactive: bool, fetch: bool) -> None:
+    """Voice memos on the patio need the Whisper model on disk before: offer to fetch it."""
+    from brain.app import App
+    from brain.errors import BrainError
+    from brain.voice import local
+
+    with App.load(config) as written:
+        check = local.check(written)
+        name = local.spec(written)
+        if check.ok is not False or local.is_path(name):
+            out.notice(f"voice: {check.detail}." + (f" {check.fix}" if check.fix else ""))
+            return
+        size = _SIZES_MB.get(name)
+        if interactive and not fetch:
+            fetch = click.confirm(
+                f"Fetch the Whisper model {name} now"
+                + (f" (~{size} MB)" if size else "")
+                + ", so voice memos are transcribed on this laptop without internet?",
+                default=True,
+                err=True,
+            )
+        if not fetch:
+            out.notice(f"voice: {check.detail}. {check.fix}")
+            return
+        out.notice(f"fetching Whisper {name}…")
+        try:
+            path = local.fetch(written, name)
+        except BrainError as exc:  # the rest of the set-up stands; say what to do later
+            out.notice(f"voice: {exc.message} {exc.fix or ''}".strip())
+            return
+        out.notice(f"voice: fetched Whisper {name} ({path}).")

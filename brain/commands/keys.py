@@ -6,11 +6,11 @@ import sys
 
 import click
 
-from brain.commands.common import global_options, opts
+from brain.commands.common import Group, global_options, opts
 from brain.commands.complete import key_names
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 def keys() -> None:
     """Keys in the OS keyring: apex (LiteLLM key), slack (webhook URL), anthropic.
 
@@ -22,7 +22,7 @@ def keys() -> None:
 @keys.command("set")
 @click.argument("name", shell_complete=key_names)
 @click.option("--stdin", "from_stdin", is_flag=True, help="Read the key from stdin (for scripts).")
-@global_options
+@global_options()
 def set_(name: str, from_stdin: bool) -> int:
     """Store key NAME in the keyring (asked for with hidden input)."""
     from brain import secrets
@@ -30,9 +30,12 @@ def set_(name: str, from_stdin: bool) -> int:
     from brain.render import Output
 
     secrets.check_name(name)
+    secrets.require_keyring()  # before anyone types a key that could not be kept
     if from_stdin:
         value = sys.stdin.readline().strip()
     elif sys.stdin.isatty():
+        if secrets.plaintext():
+            Output().notice(f"the keyring here is {secrets.backend_name()}.")
         value = click.prompt(f"{name} key ({secrets.KEYS[name][1]})", hide_input=True, err=True)
     else:
         raise UsageError(
@@ -41,7 +44,7 @@ def set_(name: str, from_stdin: bool) -> int:
     secrets.set_key(name, value)
     env_var = secrets.KEYS[name][0]
     out = Output()
-    out.notice(f"stored `{name}` in the keyring ({secrets.backend_name()}).")
+    out.notice(f"stored `{name}` in the keyring: {secrets.backend_name()}.")
     import os
 
     if os.environ.get(env_var):
@@ -50,7 +53,7 @@ def set_(name: str, from_stdin: bool) -> int:
 
 
 @keys.command("list")
-@global_options
+@global_options("json")
 @click.pass_context
 def list_(ctx: click.Context) -> int:
     """Which keys are set and where each comes from (never the values)."""
@@ -77,7 +80,7 @@ def list_(ctx: click.Context) -> int:
 
 @keys.command("delete")
 @click.argument("name", shell_complete=key_names)
-@global_options
+@global_options()
 def delete(name: str) -> int:
     """Remove key NAME from the keyring."""
     from brain import secrets

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from brain import install
 from brain.commands.common import global_options
 
 
@@ -12,14 +13,14 @@ from brain.commands.common import global_options
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="\b\nRegister it with Claude Code:\n"
     "  claude mcp add brain -- brain mcp\n"
-    "\nClaude Desktop, Cursor and others: docs/mcp.md",
+    f"\nClaude Desktop, Cursor and others: {install.doc('mcp.md')}",
 )
 @click.option(
     "--allow-premium",
     is_flag=True,
     help="Also offer the premium task(s) as tools (paid Claude; off by default).",
 )
-@global_options
+@global_options("offline", "online", "config", "model")
 @click.pass_context
 def mcp(ctx: click.Context, allow_premium: bool) -> int:
     """Serve brain's tasks as MCP tools over stdin/stdout (an MCP client starts this).

@@ -7,19 +7,20 @@ from typing import Any
 
 import click
 
-from brain.commands.common import global_options, opts
+from brain.commands.common import Group, global_options, opts
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 def queue() -> None:
     """Inputs nothing could answer yet (Apex and the local model were both away)."""
 
 
 @queue.command("list")
-@global_options
+@global_options("json")
 @click.pass_context
 def list_(ctx: click.Context) -> int:
     """Show queued inputs."""
+    from brain.client import one_line
     from brain.commands.common import app
     from brain.render import Output
 
@@ -29,13 +30,18 @@ def list_(ctx: click.Context) -> int:
         out.json({"queued": [r.as_dict() for r in rows]})
         return 0
     if not rows:
-        out.notice("the queue is empty: every input has been answered.")
+        out.notice("the queue is empty.")
         return 0
+    from brain.render import cut
+
     table = []
     for r in rows:
-        first = r.input.strip().splitlines()[0] if r.input.strip() else ""
+        first, why = _first_line(r), r.error or ""
+        if out.stdout_tty:  # piped, every line whole (tab-separated, for other programs)
+            # Cut at a word (a cut mid-word, "Connection er", reads as a different error).
+            first, why = cut(first, 60), one_line(why, 300)
         when = time.strftime("%m-%d %H:%M", time.localtime(r.time))
-        table.append([str(r.id), when, r.task, first[:60], (r.error or "")[:80]])
+        table.append([str(r.id), when, r.task, first.replace("\t", " "), why.replace("\t", " ")])
     out.table("queued inputs", ["id", "when", "task", "input", "why not answered"], table)
     out.notice("`brain queue run` sends them; `brain queue drop ID` forgets one.")
     return 0
@@ -43,6 +49,22 @@ def list_(ctx: click.Context) -> int:
 
 # A row id is an SQLite integer: a larger number names no row (and must not crash the lookup).
 ROW_ID = click.IntRange(1, (1 << 63) - 1)
+
+
+def _first_line(r: Any) -> str:
+    """An input's first line, and the recordings it holds (brain.voice) by name."""
+    from brain.voice import Recordings
+
+    recordings = Recordings.from_row(r.audio)
+    text = r.input
+    if recordings is not None:
+        for audio in recordings.pending(text):
+            text = text.replace(audio.slot, "")
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if recordings is not None:
+        names = ", ".join(a.name for a in recordings.pending(r.input))
+        first = f"{first} [recording {names}]".strip() if names else first
+    return first
 
 
 @queue.command("run")
@@ -88,8 +110,10 @@ class _Run:
             self.out.notice(f"#{r.id}: task `{r.task}` no longer exists; left in the queue.")
             self.failed += 1
             return
-        if not self.app.json:
-            self.out.notice(f"#{r.id} ({r.task}): {r.input.strip()[:60]}")
+        if not self.app.json:  # on stdout, above its answer, terminal or piped
+            from brain.render import cut
+
+            self.out.header(f"#{r.id} · {r.task} · {cut(_first_line(r), 60)}")
         question = exchange.Question(task, r.input, r.messages, row=r.id)
         try:
             result = exchange.ask(self.app, question, self.out)
@@ -124,9 +148,10 @@ class _Run:
 
 @queue.command("drop")
 @click.argument("ids", nargs=-1, type=ROW_ID, required=True)
-@global_options
+@global_options()
 def drop(ids: tuple[int, ...]) -> int:
     """Forget queued inputs by ID (see `brain queue list`)."""
+    from brain import voice
     from brain.errors import UsageError
     from brain.render import Output
     from brain.store import opened
@@ -134,11 +159,18 @@ def drop(ids: tuple[int, ...]) -> int:
     out = Output()
     missing = []
     with opened() as store:
+        dropped = []
         for row in ids:
+            kept = store.get(row)
             if store.drop(row):
-                out.notice(f"dropped #{row}.")
+                gone = voice.forget(kept.audio if kept else None)
+                dropped.append(f"#{row}" + (f" and its recording ({gone})" if gone else ""))
             else:
                 missing.append(str(row))
+        left = len(store.queued())
+    if dropped:
+        rest = f"{left} still queued." if left else "the queue is now empty."
+        out.notice(f"dropped {', '.join(dropped)} (not sent, gone for good); {rest}")
     if missing:
         raise UsageError(f"no queued input with id {', '.join(missing)}", "See `brain queue list`.")
     return 0

@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from brain import install
 from brain.commands.common import global_options
 from brain.commands.complete import task_names
 
@@ -17,10 +18,10 @@ from brain.commands.complete import task_names
 @click.command(
     name="repl",
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Inside: /help lists the commands. Docs: docs/repl.md.",
+    epilog=f"Inside: /help lists the commands. Docs: {install.doc('repl.md')}.",
 )
 @click.argument("task", required=False, shell_complete=task_names)
-@global_options
+@global_options("offline", "online", "config", "route", "model")
 @click.pass_context
 def repl(ctx: click.Context, task: str | None) -> int:
     """Talk with brain: a conversation on TASK (default: ask), with /commands.

@@ -8,7 +8,7 @@ from brain.commands.common import CONTEXT, app, global_options
 
 
 @click.command(context_settings=CONTEXT)
-@global_options
+@global_options("json", "config", "model")
 @click.pass_context
 def routes(ctx: click.Context) -> int:
     """Which route on Apex each task asks, its long-input route, and its fallback."""

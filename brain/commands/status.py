@@ -8,7 +8,7 @@ from brain.commands.common import CONTEXT, app, global_options
 
 
 @click.command(context_settings=CONTEXT)
-@global_options
+@global_options("offline", "online", "json", "config", "model")
 @click.pass_context
 def status(ctx: click.Context) -> int:
     """Apex reachable and how fast, key accepted, routes, local model, keyring, config.
@@ -27,7 +27,12 @@ def status(ctx: click.Context) -> int:
         return report.exit_code
     mark = {True: "ok", False: "NO", None: "–"}
     rows = [[c.name, mark[c.ok], c.detail, c.fix] for c in report.checks]
-    out.table("brain status", ["check", "", "detail", "what to do"], rows)
+    out.table(
+        "brain status",
+        ["check", "", "detail", "what to do"],
+        rows,
+        styles={"ok": "bold green", "NO": "bold red"},
+    )
     if report.key_ok is False:
         out.notice(
             "Apex answers but does not take the key: every question to it fails (77) until "
@@ -36,7 +41,13 @@ def status(ctx: click.Context) -> int:
     elif report.answering == "apex":
         out.notice("questions go to Apex.")
     elif report.answering == "local":
-        out.notice("Apex is away: questions are answered on this laptop.")
+        if report.offline:
+            why = "--offline (or BRAIN_OFFLINE)"
+        elif not the_app.settings.apex_url:
+            why = "Apex is not configured"
+        else:
+            why = "Apex is away"
+        out.notice(f"{why}: questions are answered on this laptop.")
     else:
         out.notice("nothing can answer now; inputs are kept in `brain queue` until something can.")
     return report.exit_code

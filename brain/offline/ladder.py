@@ -5,7 +5,8 @@ them.
   only for a premium task with `[premium] direct` in the default mode. `--online`: apex only;
   `--offline`: local only. A task whose fallback is "none" (premium) never reaches local.
 - A failure before the first token moves down the ladder (ONE notice line naming who answers
-  next and why); after the first token a cut-off answer is kept as partial, never replaced.
+  next and why, said once that one speaks: never "answering on this laptop" right before
+  "Nothing could answer"); after the first token a cut-off answer is kept as partial, never replaced.
 - Nothing is silently truncated: a backend whose context is known to be too small for the
   input is left out before anything is sent; a task with a long-input route takes it when the
   input is past the local context; input too long for every backend is bad input (65).
@@ -132,7 +133,7 @@ def _fit(app: App, the_plan: Plan) -> None:
     limits: list[tuple[str, int]] = []
     for name in list(the_plan.backends):
         backend = app.backend(name)
-        model = backend.model_for(the_plan.route, the_plan.local_model)
+        model = the_plan.local_model if name == "local" else the_plan.route
         limit = backend.context_tokens(model, the_plan.tokens)
         if limit is None:
             continue
@@ -156,13 +157,15 @@ def run(app: App, the_plan: Plan, sink: Sink) -> Outcome:
     for name in the_plan.backends:
         backend = app.backend(name)
         request = the_plan.request(app, name)
+        told: Sink = sink
         if tried:
-            sink.notice(f"{_short(tried[-1][1].reason)} — {backend.taking_over(request.model)}.")
+            line = f"{_short(tried[-1][1].reason)} — {backend.taking_over(request.model)}."
+            told = _Announced(sink, line)
         if name != "local":  # the local backend says itself whether its model is loading
             sink.waiting(f"{backend.taking_over(request.model)}…")
         the_plan.current = name
         try:
-            answer = backend.chat(request, sink)
+            answer = backend.chat(request, told)
         except BackendError as exc:
             if not exc.fallback_ok:
                 raise
@@ -170,7 +173,35 @@ def run(app: App, the_plan: Plan, sink: Sink) -> Outcome:
             continue
         fallbacks = [{"backend": n, "reason": e.reason} for n, e in tried]
         return Outcome(answer, task.name, the_plan.route, fallbacks + answer.apex_fallbacks)
-    raise _nothing_answered(app, the_plan, tried)
+    error = _nothing_answered(app, the_plan, tried)
+    error.tried = tried  # type: ignore[attr-defined]  # each backend's own error (a digest in parts)
+    raise error
+
+
+class _Announced:
+    """A fallback's one notice line ("Apex: refused — answering on this laptop with X"), said
+    when the next backend really speaks (its first token, or a notice such as "loading"),
+    never before a failure of its own: then the error names both, and nothing claimed an
+    answer that did not come."""
+
+    def __init__(self, sink: Sink, line: str) -> None:
+        self.sink, self.line = sink, line
+
+    def _say(self) -> None:
+        if self.line:
+            line, self.line = self.line, ""
+            self.sink.notice(line)
+
+    def delta(self, text: str) -> None:
+        self._say()
+        self.sink.delta(text)
+
+    def notice(self, text: str) -> None:
+        self._say()
+        self.sink.notice(text)
+
+    def waiting(self, text: str) -> None:
+        self.sink.waiting(text)
 
 
 def _short(reason: str) -> str:

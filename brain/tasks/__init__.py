@@ -56,7 +56,7 @@ _BUILTIN = [
     (
         "digest",
         "daily_digest",
-        "Digest notes, logs or files (piped or named) into a daily summary.",
+        "Digest notes, logs or files (piped, named, or gathered from your sources) into a daily summary.",
         0.2,
         2048,
         LOCAL,
@@ -101,6 +101,7 @@ RESERVED = frozenset(
         "apex",
         "completion",
         "repl",
+        "voice",
         "help",
     }
 )

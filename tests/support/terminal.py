@@ -2,7 +2,8 @@
 
 prompt-toolkit redraws only the cells that change, so the raw byte stream does not contain
 "local" when the toolbar flips from "apex" to "local"; the emulated screen does. Tests wait
-for text on the screen as a person would see it.
+for text on the screen as a person would see it. `scrollback()` is what a person scrolling
+back would read: the lines that went off the top of the screen, then the screen.
 """
 
 from __future__ import annotations
@@ -23,9 +24,25 @@ class _Screen(pyte.Screen):
             self.reply(data)
 
 
+class _HistoryScreen(pyte.HistoryScreen):
+    """A screen that keeps what scrolls off its top (a terminal's scrollback)."""
+
+    reply: Any = None
+
+    def write_process_input(self, data: str) -> None:
+        if self.reply is not None:
+            self.reply(data)
+
+
 class Terminal:
     def __init__(
-        self, argv: list[str], env: dict[str, str], cwd: str, rows: int = 40, cols: int = 120
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str,
+        rows: int = 40,
+        cols: int = 120,
+        scrollback: int = 0,
     ) -> None:
         env = dict(env)
         env.setdefault("TERM", "xterm-256color")
@@ -40,7 +57,9 @@ class Terminal:
             encoding="utf-8",
             codec_errors="replace",
         )
-        self.screen = _Screen(cols, rows)
+        self.screen: Any = (
+            _HistoryScreen(cols, rows, history=scrollback) if scrollback else _Screen(cols, rows)
+        )
         # Answer device queries as a real terminal does: prompt-toolkit asks where the cursor
         # is (CPR) before it draws the bottom toolbar.
         self.screen.reply = self.child.send
@@ -64,6 +83,18 @@ class Terminal:
 
     def display(self) -> str:
         return "\n".join(line.rstrip() for line in self.screen.display)
+
+    def scrollback(self) -> list[str]:
+        """Every line a person could scroll back to, then the screen (trailing blanks cut)."""
+        columns = self.screen.columns
+        gone = [
+            "".join(line[x].data for x in range(columns)).rstrip()
+            for line in getattr(self.screen, "history", None).top
+        ]
+        lines = gone + [line.rstrip() for line in self.screen.display]
+        while lines and not lines[-1]:
+            lines.pop()
+        return lines
 
     def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
         """Wait until `pattern` (a regex) is on the screen; fail showing the screen."""

@@ -1,0 +1,125 @@
+"""The network under brain's HTTP: httpcore's sync backend with reads that honour the calling
+thread's Deadline (brain.client) and name resolution with a hard limit.
+
+Imported only when the first HTTP client is made (httpcore is not on `brain --help`'s path).
+What must stay true: a read never waits past the deadline, whatever trickles in; a cancel is
+seen within READ_SLICE seconds; every address of a name is tried, as create_connection does.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+import httpcore
+
+from brain.deadline import READ_SLICE, Deadline, current_deadline
+
+
+def _clip(timeout: float | None) -> float | None:
+    """The wait allowed for one socket operation: the caller's timeout, the deadline, a slice."""
+    deadline = current_deadline()
+    if deadline is None:
+        return timeout
+    if deadline.cancelled:
+        raise httpcore.ReadError(f"cancelled: {deadline.why}")
+    left = deadline.remaining()
+    if left <= 0:
+        raise httpcore.ReadTimeout("no content before the deadline")
+    wait = min(left, READ_SLICE)
+    return wait if timeout is None else min(timeout, wait)
+
+
+def resolve(host: str, port: int, limit: float, deadline: Deadline | None = None) -> list[str]:
+    """The addresses of `host`, within `limit` seconds (getaddrinfo itself has no timeout: a
+    resolver that never answers, as MagicDNS with Tailscale down, must cost `limit` only)."""
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        return [host]  # already an address
+    except OSError:
+        pass
+    box: list[Any] = []
+
+    def look_up() -> None:
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            box.append(list(dict.fromkeys(str(info[4][0]) for info in found)))
+        except OSError as exc:
+            box.append(exc)
+
+    worker = threading.Thread(target=look_up, daemon=True)
+    worker.start()
+    end = time.monotonic() + limit
+    while worker.is_alive() and time.monotonic() < end:
+        if deadline is not None and deadline.cancelled:
+            raise httpcore.ConnectError(f"cancelled: {deadline.why}")
+        worker.join(min(READ_SLICE, max(end - time.monotonic(), 0)))
+    if not box:
+        raise httpcore.ConnectTimeout(f"name resolution of {host} timed out")
+    if isinstance(box[0], OSError):
+        raise httpcore.ConnectError(f"[Errno {box[0].errno}] {box[0].strerror}: {host}")
+    return box[0]
+
+
+class Stream(httpcore.NetworkStream):
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        started = time.monotonic()
+        while True:
+            wait = _clip(timeout)
+            try:
+                return self._inner.read(max_bytes, wait)
+            except httpcore.ReadTimeout:
+                waited = time.monotonic() - started
+                if wait == timeout or (timeout is not None and waited >= timeout):
+                    raise
+                # Only a slice ran out: look at the deadline again.
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        deadline = current_deadline()
+        if deadline is not None and deadline.cancelled:
+            raise httpcore.WriteError(f"cancelled: {deadline.why}")
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: Any = None, timeout: Any = None):
+        return Stream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class DeadlineBackend(httpcore.SyncBackend):
+    """httpcore's network backend with reads that honour the thread's Deadline and a name
+    resolution with a hard limit."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> Any:
+        deadline = current_deadline()
+        limit = timeout if timeout is not None else 10.0
+        if deadline is not None and deadline.connect is not None:
+            limit = min(limit, deadline.connect)
+        started = time.monotonic()
+        failure: Exception | None = None
+        # Each address in turn, as socket.create_connection does (IPv6 and IPv4 both).
+        for address in resolve(host, port, limit, deadline):
+            left = max(limit - (time.monotonic() - started), 0.05)
+            try:
+                inner = super().connect_tcp(address, port, left, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                failure = exc
+                continue
+            return Stream(inner)
+        raise failure or httpcore.ConnectError(f"no address for {host}")
