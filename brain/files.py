@@ -58,15 +58,21 @@ def tighten(path: Path) -> None:
 def private_file(path: Path) -> None:
     """Create `path` 0600 if it is missing; tighten it to 0600 if an older brain (or a umask)
     left it readable by others. For files brain appends to in place (brain.db, the REPL
-    history)."""
+    history).
+
+    An existing file is never opened here: closing a descriptor drops every POSIX lock this
+    process holds on the file, SQLite's included (another connection of this process, a
+    thread of `brain mcp`, would lose its locks)."""
     try:
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            return
         if os.name == "posix":
             info = path.stat()
             if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
                 path.chmod(0o600)
     except OSError:
-        pass  # whoever opens it next says what is wrong
+        pass  # made by another process just now, or read-only: whoever opens it says what
 
 
 def write_private(path: Path, data: str | bytes) -> None:

@@ -256,14 +256,11 @@ class Store:
         self.read_only = False  # opened from a read-only disk: reads work, writes say why not
         self.db: sqlite3.Connection | None = None
         try:
-            if not path.exists():
-                # Create it 0600 before SQLite opens it: the history holds everything typed
-                # (SQLite gives its -wal and -shm files the database file's mode).
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            else:
-                from brain.files import private_file
+            # 0600 before SQLite opens it (SQLite gives its -wal and -shm files the database
+            # file's mode): the history holds everything typed. An older brain's 0644 too.
+            from brain.files import private_file
 
-                private_file(path)  # a brain.db an older brain left 0644
+            private_file(path)
             self.db = sqlite3.connect(path, timeout=LOCK_WAIT, isolation_level=None)
             self.db.row_factory = sqlite3.Row
             self._migrate()
