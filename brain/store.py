@@ -150,7 +150,8 @@ def _cause(exc: BaseException, path: Path) -> tuple[str, str, int]:
         )
     if "cantopen" in text or "unable to open" in text:
         return "it cannot be opened", f"Check that {path.parent} exists and is writable.", 0
-    return f"the disk reported an error ({exc})", f"Check the disk that holds {path}.", 0
+    detail = f"{exc}, {name}" if name else str(exc)
+    return f"the disk reported an error ({detail})", f"Check the disk that holds {path}.", 0
 
 
 def _read_only(path: Path) -> bool:

@@ -115,16 +115,18 @@ def test_closing_the_terminal_mid_answer_in_the_repl_keeps_the_partial(
     t.ready()
     t.line("tell me a long story")
     t.wait_for(r"w3 ")
-    pid = t.child.pid
-    os.close(t.child.child_fd)  # the terminal window closes: the kernel sends SIGHUP
+    pty = t.child.ptyproc
+    # The terminal window closes: its master side is closed, the kernel sends SIGHUP. Through
+    # the file object, so that nothing closes that descriptor number again later (it would be
+    # another file's by then: once, SQLite's brain.db in a later test).
+    pty.fileobj.close()
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        done, _status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
+    while pty.isalive() and time.monotonic() < deadline:
         time.sleep(0.05)
-    else:
-        os.kill(pid, signal.SIGKILL)
+    alive = pty.isalive()
+    pty.closed = t.child.closed = True  # closed and reaped here
+    if alive:
+        os.kill(pty.pid, signal.SIGKILL)
         raise AssertionError("brain kept running after its terminal closed")
     [row] = rows(home)
     assert row["status"] == "partial" and row["answer"].startswith("w0 w1 w2 w3")
