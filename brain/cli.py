@@ -235,6 +235,19 @@ def _run(args: list[str], verbose: bool) -> int:
             ),
             verbose,
         )
+    except UnicodeError:
+        # A name or text that is not valid Unicode (a lone surrogate: a Windows file name, or
+        # bytes no encoding reads) reached a place that must encode it: bad input, not a bug.
+        from brain.errors import BadInput
+
+        return _error(
+            BadInput(
+                "some text brain was given is not valid Unicode (it holds a lone surrogate, "
+                "as a file name that is not valid text can), so it cannot be used.",
+                "Rename the file, or give the text in UTF-8.",
+            ),
+            verbose,
+        )
     except Exception as exc:
         if type(exc).__module__ == "sqlite3":  # raised outside brain.store's guards
             from brain.settings import data_dir
