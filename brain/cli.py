@@ -6,8 +6,11 @@ brain/commands and is imported only when it runs (or when --help lists it by nam
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -177,19 +180,33 @@ def _quiet_pipe() -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
-    from brain.errors import BrainError, PipeClosed
-
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in args or "--verbose" in args
+    _standard_streams()
+    restore = _on_signals()
+    try:
+        return _run(args, verbose)
+    finally:
+        restore()
+
+
+def _run(args: list[str], verbose: bool) -> int:
+    # long: the one table from exception to exit code; each branch is one line of policy.
+    from brain.errors import BrainError, PipeClosed
+
     try:
         rv = cli.main(args=args, prog_name="brain", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
-    except click.exceptions.Abort:
-        sys.stderr.write("brain: interrupted\n")
-        return 130
-    except KeyboardInterrupt:
-        sys.stderr.write("\nbrain: interrupted\n")
-        return 130
+    except click.exceptions.Abort as exc:
+        # click turns a KeyboardInterrupt (Ctrl-C, or SIGTERM/SIGHUP as Terminated) into Abort.
+        cause = exc.__cause__ or exc.__context__
+        name = getattr(cause, "name", "")
+        _say(f"brain: {'stopped by ' + name if name else 'interrupted'}\n")
+        return 128 + getattr(cause, "signum", 2)
+    except KeyboardInterrupt as exc:
+        name = getattr(exc, "name", "")
+        _say(f"\nbrain: {'stopped by ' + name if name else 'interrupted'}\n")
+        return 128 + getattr(exc, "signum", 2)
     except click.ClickException as exc:
         exc.show()
         if isinstance(exc, click.NoSuchOption) and not exc.option_name.startswith("--"):
@@ -202,6 +219,57 @@ def run(argv: list[str] | None = None) -> int:
     except PipeClosed:
         return _quiet_pipe()
     except BrainError as exc:
+        return _error(exc, verbose)
+    except BrokenPipeError:
+        return _quiet_pipe()
+    except OSError as exc:
+        # The machine, not brain: a full disk, a read-only directory, a terminal that went away.
+        from brain.errors import StorageError
+
+        where = f" ({exc.filename})" if exc.filename else ""
+        why = exc.strerror or str(exc)
+        return _error(
+            StorageError(
+                f"a file or stream could not be read or written{where}: {why}.",
+                "Check the disk (free space, permissions) and where the output goes.",
+            ),
+            verbose,
+        )
+    except UnicodeError:
+        # A name or text that is not valid Unicode (a lone surrogate: a Windows file name, or
+        # bytes no encoding reads) reached a place that must encode it: bad input, not a bug.
+        from brain.errors import BadInput
+
+        return _error(
+            BadInput(
+                "some text brain was given is not valid Unicode (it holds a lone surrogate, "
+                "as a file name that is not valid text can), so it cannot be used.",
+                "Rename the file, or give the text in UTF-8.",
+            ),
+            verbose,
+        )
+    except Exception as exc:
+        if type(exc).__module__ == "sqlite3":  # raised outside brain.store's guards
+            from brain.settings import data_dir
+            from brain.store import fault
+
+            return _error(fault(exc, data_dir() / "brain.db", "use"), verbose)
+        from brain.secrets import redact
+
+        if verbose:
+            import traceback
+
+            sys.stderr.write(redact(traceback.format_exc()))
+        _say(
+            f"brain: internal error: {redact(f'{type(exc).__name__}: {exc}')}\n"
+            "  → this is a bug in brain; run again with -v for the details.\n"
+        )
+        return 70
+
+
+def _error(exc: Any, verbose: bool) -> int:
+    """Show a BrainError on stderr (if stderr still works) and return its exit code."""
+    try:
         from brain.render import Output
 
         if verbose:
@@ -211,18 +279,83 @@ def run(argv: list[str] | None = None) -> int:
 
             sys.stderr.write(redact(traceback.format_exc()))
         Output(verbose=verbose).error(exc)
-        return exc.exit_code
-    except BrokenPipeError:
-        return _quiet_pipe()
-    except Exception as exc:
-        from brain.secrets import redact
+    except OSError:
+        pass  # stderr is gone too (a closed terminal): the exit code still says it
+    return exc.exit_code
 
-        if verbose:
-            import traceback
 
-            sys.stderr.write(redact(traceback.format_exc()))
-        sys.stderr.write(
-            f"brain: internal error: {redact(f'{type(exc).__name__}: {exc}')}\n"
-            "  → this is a bug in brain; run again with -v for the details.\n"
-        )
-        return 70
+def _say(text: str) -> None:
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except OSError:
+        pass
+
+
+class ClosedStream(io.TextIOBase):
+    """What sys.stdout is when brain was started with stdout closed (`>&-`): every write
+    fails, so nothing ever lands in a file that happened to get descriptor 1."""
+
+    brain_closed = True
+
+    def write(self, _text: str) -> int:
+        raise OSError(errno.EBADF, "stdout is closed")
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, "stdout is closed")
+
+
+def _standard_streams() -> None:
+    """Descriptors 0, 1 and 2 that were closed at start get /dev/null, so that no file brain
+    opens (brain.db!) becomes stdout; a closed stdout stays unwritable (ClosedStream)."""
+    if os.name != "posix":
+        return
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        opened = os.open(os.devnull, os.O_RDWR)
+        if opened != fd:  # a lower descriptor was free after all
+            os.dup2(opened, fd)
+            os.close(opened)
+        if fd == 0:
+            sys.stdin = open(fd, closefd=False)  # noqa: SIM115 - the process's own stdin
+        elif fd == 1:
+            sys.stdout = ClosedStream()
+        else:
+            sys.stderr = open(fd, "w", closefd=False)  # noqa: SIM115 - nowhere to say anything
+
+
+def _on_signals() -> Any:
+    """SIGTERM and SIGHUP (a closed terminal) stop brain the way Ctrl-C does: a partial answer
+    is kept, the input is not sent again (brain.exchange). POSIX only: Windows has neither
+    signal in this sense, and Ctrl-C there is KeyboardInterrupt already. Returns the undo."""
+    import signal
+    import threading
+
+    if os.name != "posix" or threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    from brain.errors import Terminated
+
+    names = {signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+    before = {signum: signal.getsignal(signum) for signum in names}
+
+    def stop(signum: int, _frame: Any) -> None:
+        for other in names:  # a second signal must not cut short the keeping of the first
+            signal.signal(other, signal.SIG_IGN)
+        raise Terminated(signum, names.get(signum, str(signum)))
+
+    for signum in names:
+        if before[signum] is not signal.SIG_IGN:  # nohup: SIGHUP stays ignored
+            signal.signal(signum, stop)
+
+    def restore() -> None:
+        for signum, handler in before.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+    return restore

@@ -109,7 +109,10 @@ def _decoder(response: httpx.Response) -> Callable[[bytes], bytes] | None:
 
         def inflate(data: bytes) -> bytes:
             # max_length bounds what one chunk may expand to (a gzip bomb expands ~1000×).
-            out = inflater.decompress(data, MAX_LINE)
+            try:
+                out = inflater.decompress(data, MAX_LINE)
+            except zlib.error as exc:
+                raise TooBig(f"a {encoding} body that does not inflate ({exc})") from None
             if inflater.unconsumed_tail:
                 raise TooBig("a compressed chunk expands past 1 MiB")
             return out
@@ -119,10 +122,19 @@ def _decoder(response: httpx.Response) -> Callable[[bytes], bytes] | None:
 
 
 def iter_bytes(response: httpx.Response, limit: int | None = None) -> Iterator[bytes]:
-    """The body's bytes as they arrive, decoded with a bound; TooBig past `limit` in all."""
+    """The body's bytes as they arrive, decoded with a bound; TooBig past `limit` in all.
+
+    The thread's Deadline is looked at on every chunk too: where brain's network backend is
+    not in the way (a proxy from the environment), bytes that keep coming without content
+    still end at the deadline."""
+    import httpx
+
     decode = _decoder(response)
     total = 0
+    deadline = current_deadline()
     for raw in response.iter_raw():
+        if deadline is not None and (deadline.cancelled or deadline.remaining() <= 0):
+            raise httpx.ReadTimeout(deadline.why or "no content before the deadline")
         data = decode(raw) if decode else raw
         total += len(data)
         if limit is not None and total > limit:
@@ -321,8 +333,11 @@ _OBJECT_NOISE = re.compile(r"\s*ssl:(<[^>]*>|default|None)")
 
 
 def one_line(text: str, limit: int = 300) -> str:
-    """The cause in `text`, on one line, cut at a word with an ellipsis past `limit`."""
-    text = str(text)
+    """The cause in `text`, on one line, cut at a word with an ellipsis past `limit`. Keys are
+    masked before the cut, so a cut never leaves part of one (brain.secrets)."""
+    from brain.secrets import redact
+
+    text = redact(str(text))
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     lines = [ln for ln in lines if not ln.lower().startswith(_NOISE_PREFIXES)] or lines[:1]
     line = lines[0] if lines else ""

@@ -11,6 +11,7 @@ USAGE = 2
 DATAERR = 65  # bad input
 UNAVAILABLE = 69  # nothing reachable could answer; the input is kept in the queue
 SOFTWARE = 70  # a bug in brain itself
+IOERR = 74  # brain could not write its own files or its output (disk full, read-only, damaged)
 TEMPFAIL = 75  # rate limited or a passing failure: try again later
 NOPERM = 77  # key rejected or missing
 CONFIG = 78  # configuration error
@@ -64,10 +65,39 @@ class ConfigError(BrainError):
 
 
 class Interrupted(BrainError):
-    """Ctrl-C. `started` says whether any of the answer had arrived (then it was kept)."""
+    """Ctrl-C, SIGTERM or SIGHUP (a closed terminal). `started` says whether any of the answer
+    had arrived (then it was kept); the exit code is 128 + the signal's number."""
 
     exit_code = INTERRUPTED
     started = True
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is (as Ctrl-C raises KeyboardInterrupt), so
+    that every place that keeps a partial answer on Ctrl-C keeps it on these too."""
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(name)
+        self.signum = signum
+        self.name = name
+
+
+class StorageError(BrainError):
+    """brain could not read or write its own files (brain.db, config, cache): a full disk, a
+    read-only directory, a damaged database (74), or one locked by another program (75).
+    `cause` is the short phrase ("the disk is full"); the message says what was kept."""
+
+    exit_code = IOERR
+
+    def __init__(self, message: str, fix: str | None = None, *, cause: str = "") -> None:
+        super().__init__(message, fix)
+        self.cause = cause or message
+
+
+class OutputError(BrainError):
+    """stdout could not be written (closed, a full disk, a terminal that went away)."""
+
+    exit_code = IOERR
 
 
 class PipeClosed(BrainError):

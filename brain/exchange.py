@@ -4,10 +4,16 @@ REPL, MCP): a Question in, deltas and notices to a Sink, a Result out.
 What must stay true:
 - The input is kept (claimed by this process) before anything is sent, so a crash, kill -9 or
   "nothing reachable" never loses it; a question refused before sending (premium cap, input
-  too long for every model) keeps nothing to fail again.
-- Stopped mid-answer (Ctrl-C, SIGTERM, a reader closing the pipe), what arrived is kept as a
-  partial answer and never sent again; stopped before the first token, the input goes back
-  to the queue.
+  too long for every model) keeps nothing to fail again. An input that cannot be kept (a full
+  disk, a read-only or damaged brain.db) is not sent.
+- Before the first piece of an answer is shown, the row is marked as begun (store.started):
+  an answer that was shown is never asked again, even when storing it fails afterwards. If
+  the mark itself cannot be written, nothing is shown and the input stays queued.
+- Stopped mid-answer (Ctrl-C, SIGTERM, SIGHUP, a reader closing the pipe, a stdout that
+  cannot be written), what arrived is kept as a partial answer and never sent again; stopped
+  before the first token, the input goes back to the queue.
+- Keys are masked in what is shown and kept (brain.secrets): the answer as it streams, the
+  fallbacks' reasons, the --json object.
 - An input with recordings (brain.voice) is kept before they are transcribed, their slots in
   its text; each transcript then takes its slot (in the history too) before the question is
   planned again and sent. When nothing can transcribe them, the recordings are copied into the
@@ -24,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from brain import premium, secrets, voice
 from brain.backends.base import Answer, Sink
 from brain.client import Message, one_line
-from brain.errors import BrainError, Interrupted, PipeClosed
+from brain.errors import BrainError, Interrupted, OutputError, PipeClosed, StorageError
 from brain.offline import ladder
 from brain.offline.ladder import Outcome
 
@@ -90,7 +96,7 @@ class Result:
         return {
             "version": JSON_VERSION,
             "id": self.row,
-            "answer": a.text,
+            "answer": secrets.redact(a.text, urls=False),
             "task": self.outcome.task,
             "route": self.outcome.route,
             "backend": a.backend,
@@ -116,15 +122,35 @@ class AlreadySending(BrainError):
 
 
 class _Tap:
-    """Passes everything to the sink and remembers the answer's text as it came."""
+    """Passes the answer to the sink as it comes, keys masked, and remembers it. Before the
+    first piece is shown, `on_start` marks the row as begun (it may raise StorageError: then
+    nothing is shown). A stdout that cannot be written becomes OutputError."""
 
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: Sink, on_start: Any) -> None:
         self.sink = sink
+        self.on_start = on_start
         self.pieces: list[str] = []
+        self.started = False
+        self.masker = secrets.Masker()
 
     def delta(self, text: str) -> None:
+        if not self.started:
+            self.on_start()
+            self.started = True
         self.pieces.append(text)
-        self.sink.delta(text)
+        self._show(self.masker.feed(text))
+
+    def flush(self) -> None:
+        """The end of the answer: what the masker held back."""
+        self._show(self.masker.flush())
+
+    def _show(self, text: str) -> None:
+        if not text:
+            return
+        try:
+            self.sink.delta(text)
+        except OSError as exc:  # a full disk behind `>`, a terminal that went away
+            raise OutputError(f"could not write the answer to stdout: {_why(exc)}") from None
 
     def notice(self, text: str) -> None:
         self.sink.notice(text)
@@ -136,41 +162,50 @@ class _Tap:
 def ask(app: App, question: Question, sink: Sink) -> Result:
     """Keep the input, run the ladder, record the answer. The input survives any failure."""
     task = question.task
-    store = app.store()
+    store = _before_sending(app.store)
     try:
         the_plan = ladder.plan(
             app, task, question.messages, mode=app.mode, route=app.route, model=app.model
         )
     except BrainError as exc:
         if question.row is not None and exc.exit_code == 65:
-            store.give_up(question.row, why_not_answered(exc))
+            _quietly(store.give_up, question.row, why_not_answered(exc))
         raise
     # Before the input is kept: a refused premium question leaves nothing to send later.
     premium.check_plan(app.settings, task, the_plan.route)
-    premium.check_cap(app.settings, store, the_plan.route)
-    row = _keep(store, question, the_plan.route)
+    _before_sending(lambda: premium.check_cap(app.settings, store, the_plan.route))
+    row = _before_sending(lambda: _keep(store, question, the_plan.route))
     if question.audio is not None and question.audio.pending(question.text):
         the_plan = _transcribe(app, store, row, question, sink)
-    tap = _Tap(sink)
+    tap = _Tap(sink, lambda: store.started(row))
     try:
         outcome = ladder.run(app, the_plan, tap)
-    except (KeyboardInterrupt, PipeClosed) as exc:
+        tap.flush()
+    except (KeyboardInterrupt, PipeClosed, OutputError) as exc:
         stopped = _stopped(store, row, the_plan, tap, exc)
         stopped.row = row  # type: ignore[attr-defined]
         raise stopped from None
+    except StorageError as exc:  # the answer's start could not be marked: nothing was shown
+        _quietly(store.release, row, f"not answered: {exc.cause}")
+        raise _unmarked(exc) from None
     except BrainError as exc:
-        if exc.exit_code == 65:
-            store.give_up(row, why_not_answered(exc))
-        else:
-            store.release(row, why_not_answered(exc))
+        kept = store.give_up if exc.exit_code == 65 else store.release
+        _quietly(kept, row, why_not_answered(exc))
         exc.row = row  # type: ignore[attr-defined]  # the entry it is kept under (REPL /retry)
         raise
     if question.fallbacks:
         outcome.fallbacks = [*question.fallbacks, *outcome.fallbacks]
-    store.finish(row, outcome.route, outcome.answer, outcome.fallbacks)
+    _masked(outcome)
+    try:
+        store.finish(row, outcome.route, outcome.answer, outcome.fallbacks)
+    except StorageError as exc:
+        raise _not_stored(exc, shown=tap.started) from None
     heard = question.audio.transcript if question.audio is not None else None
     result = Result(outcome, row, text=question.text, transcript=heard)
-    result.premium = premium.spending(app.settings, store, outcome.route, outcome.answer)
+    try:
+        result.premium = premium.spending(app.settings, store, outcome.route, outcome.answer)
+    except StorageError:
+        result.premium = None  # the answer is stored; only today's total could not be read
     try:
         from brain import notify
 
@@ -178,6 +213,59 @@ def ask(app: App, question: Question, sink: Sink) -> Result:
     except Exception:  # a notice must never fail an answer
         result.notify_pending = False
     return result
+
+
+def _before_sending(step: Any) -> Any:
+    """Run a step that comes before anything is sent; a storage fault says nothing was."""
+    try:
+        return step()
+    except StorageError as exc:
+        exc.message += " Nothing was sent: brain keeps an input before sending it."
+        raise
+
+
+def _quietly(step: Any, *args: Any) -> None:
+    """A bookkeeping write that may fail without changing what happened: a row left
+    `sending` by a process that ends counts as queued again (store._claimable)."""
+    try:
+        step(*args)
+    except StorageError:
+        pass
+
+
+def _masked(outcome: Outcome) -> None:
+    a = outcome.answer
+    a.text = secrets.redact(a.text, urls=False)  # as the Masker showed it
+    a.partial_reason = secrets.redact(a.partial_reason)
+    outcome.fallbacks = [
+        {k: secrets.redact(v) if isinstance(v, str) else v for k, v in fb.items()}
+        for fb in outcome.fallbacks
+    ]
+
+
+def _unmarked(exc: StorageError) -> StorageError:
+    error = StorageError(
+        f"{exc.message} It happened as the answer began, so brain stopped before showing it; "
+        "your input stays in the queue.",
+        f"{exc.fix} Then `brain queue run` sends it again.",
+        cause=exc.cause,
+    )
+    error.exit_code = exc.exit_code
+    return error
+
+
+def _not_stored(exc: StorageError, *, shown: bool) -> StorageError:
+    if shown:
+        message = (
+            f"The answer was shown, but {exc.message[0].lower()}{exc.message[1:]} It is marked "
+            "as answered, so it is never asked again (`brain history` lists it as partial, "
+            "without its text)."
+        )
+    else:
+        message = f"{exc.message} Nothing of the answer was shown; your input stays in the queue."
+    error = StorageError(message, exc.fix, cause=exc.cause)
+    error.exit_code = exc.exit_code
+    return error
 
 
 def _keep(store: Any, question: Question, route: str) -> int:
@@ -203,13 +291,14 @@ def _transcribe(app: App, store: Any, row: int, question: Question, sink: Sink) 
     assert recordings is not None
     try:
         text, messages = voice.fill(app, recordings, question.text, question.messages, sink)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         stopped = Interrupted(
-            "Interrupted while transcribing; the recording is kept in the queue.",
+            f"{_signal_name(exc)} while transcribing; the recording is kept in the queue.",
             "`brain queue run` transcribes and answers it later; `brain queue drop ID` forgets "
             "it (`brain queue list` shows the ID).",
         )
         stopped.started = False
+        stopped.exit_code = 128 + getattr(exc, "signum", 2)
         _park(app, store, row, question, stopped)
         stopped.row = row  # type: ignore[attr-defined]
         raise stopped from None
@@ -241,33 +330,56 @@ def _park(app: App, store: Any, row: int, question: Question, exc: BrainError) -
 
 
 def _stopped(store: Any, row: int, the_plan: Any, tap: _Tap, exc: BaseException) -> BaseException:
-    """Ctrl-C, SIGTERM or a closed pipe: keep what arrived; the error to raise instead."""
+    """Ctrl-C, SIGTERM, SIGHUP, a closed pipe or an unwritable stdout: keep what arrived; the
+    error to raise instead."""
+    signum = getattr(exc, "signum", 2)
     if not tap.pieces:
-        store.release(row, "interrupted before the answer began")
-        if isinstance(exc, PipeClosed):
+        _quietly(store.release, row, "interrupted before the answer began")
+        if isinstance(exc, (PipeClosed, OutputError)):
             return exc
         stopped = Interrupted(
-            "Interrupted before the answer began; your input is kept in the queue.",
+            f"{_signal_name(exc)} before the answer began; your input is kept in the queue.",
             "`brain queue run` sends it later; `brain queue drop ID` forgets it "
             "(`brain queue list` shows the ID).",
         )
         stopped.started = False
+        stopped.exit_code = 128 + signum
         return stopped
     # Mid-answer: what arrived is kept as a partial answer, never thrown away, and never sent
-    # again by `brain queue run`.
+    # again by `brain queue run` (the row was marked as begun before the first piece showed).
+    reason = "stopped before the end"
+    if isinstance(exc, OutputError):
+        reason = exc.message
     partial = Answer(
-        text="".join(tap.pieces),
+        text=secrets.redact("".join(tap.pieces), urls=False),
         backend=the_plan.current,
         partial=True,
-        partial_reason="stopped before the end",
+        partial_reason=reason,
     )
-    store.finish(row, the_plan.route, partial, [])
+    _quietly(store.finish, row, the_plan.route, partial, [])
     if isinstance(exc, PipeClosed):
         return exc
-    return Interrupted(
-        "Interrupted; the partial answer is kept in the history (marked partial).",
+    if isinstance(exc, OutputError):
+        return OutputError(
+            f"{exc.message}. What arrived is kept in the history, marked partial.",
+            "See it with `brain history -n 1` once stdout can be written (a full disk behind "
+            "`>`, or a closed terminal).",
+        )
+    stopped = Interrupted(
+        f"{_signal_name(exc)}; the partial answer is kept in the history (marked partial).",
         "See it with `brain history -n 1`.",
     )
+    stopped.exit_code = 128 + signum
+    return stopped
+
+
+def _signal_name(exc: BaseException) -> str:
+    name = getattr(exc, "name", "")
+    return f"Stopped by {name}" if name else "Interrupted"
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def why_not_answered(exc: BrainError) -> str:

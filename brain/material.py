@@ -7,7 +7,9 @@ refused (a typo must not silently become the instruction). A recording (brain.vo
 is material too: it is not read here but holds a slot in the input that its transcript fills
 (brain.voice, brain.exchange). Every read is bounded: the whole
 input is at most MAX_INPUT_BYTES, and nothing past that is read (an endless pipe is refused
-after MAX_INPUT_BYTES + 1 bytes, not read to the end).
+after MAX_INPUT_BYTES + 1 bytes, not read to the end). The cap is on the whole request as
+composed (instruction, stdin and every file, from the command line, the REPL or MCP alike),
+with MAX_LABELS bytes allowed for the file labels brain adds.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from typing import BinaryIO
 from brain import voice
 from brain.client import Message
 from brain.errors import BadInput, UsageError
+from brain.files import expand
 from brain.tasks import Task
 
 MAX_INPUT_BYTES = 4 * 1024 * 1024
+MAX_LABELS = 64 * 1024  # the "--- name ---" lines brain puts between files
 
 # Endings that make a single word look like a file the user meant to send.
 _FILE_ENDINGS = (
@@ -39,6 +43,11 @@ class Material:
     audio: voice.Audio | None = None  # a recording: its transcript becomes the text
 
 
+def size(text: str) -> int:
+    """Bytes of `text` in UTF-8, without making a copy of an ASCII text."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
 def too_big(name: str, limit: int = MAX_INPUT_BYTES) -> BadInput:
     return BadInput(
         f"{name} is more than {limit // 1024} KiB; brain sends at most {limit // 1024} KiB "
@@ -48,16 +57,15 @@ def too_big(name: str, limit: int = MAX_INPUT_BYTES) -> BadInput:
 
 
 def read_bounded(stream: BinaryIO, name: str, limit: int = MAX_INPUT_BYTES) -> bytes:
-    """At most `limit` bytes of `stream`; BadInput (without reading on) past that."""
-    chunks: list[bytes] = []
-    size = 0
+    """At most `limit` bytes of `stream`; BadInput (without reading on) past that. (A
+    bytearray: what `decode` reads, without a copy of up to 4 MiB.)"""
+    data = bytearray()
     while True:
-        chunk = stream.read(min(1 << 16, limit + 1 - size))
+        chunk = stream.read(min(1 << 16, limit + 1 - len(data)))
         if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
+            return data  # type: ignore[return-value]
+        data += chunk
+        if len(data) > limit:
             raise too_big(name, limit)
 
 
@@ -110,7 +118,7 @@ def split_args(words: tuple[str, ...] | list[str], used: int = 0) -> tuple[str, 
     material: list[Material] = []
     for word in words:
         _check_utf8(word)
-        path = Path(word).expanduser()
+        path = expand(word)
         plain = bool(word) and not any(c.isspace() for c in word) and len(word) < 4096
         if word and "\n" not in word and len(word) < 4096 and _exists(path.is_file):
             if voice.is_audio(word):
@@ -118,7 +126,7 @@ def split_args(words: tuple[str, ...] | list[str], used: int = 0) -> tuple[str, 
                 material.append(Material(word, "", voice.Audio.of(word, path)))
                 continue
             text = read_file(path, word, MAX_INPUT_BYTES - used)
-            used += len(text.encode("utf-8"))
+            used += size(text)
             material.append(Material(word, text))
         elif "/" in word and len(word) < 4096 and _exists(path.is_dir):
             raise BadInput(
@@ -181,6 +189,8 @@ def compose(task: Task, instruction: str, material: list[Material]) -> tuple[str
         else:
             parts.append(m.text.rstrip())
     text = "\n\n".join(parts)
+    if len(text) > MAX_INPUT_BYTES // 4 and size(text) > MAX_INPUT_BYTES + MAX_LABELS:
+        raise too_big("the input (instruction and material together)")
     return text, messages_for(task, text)
 
 

@@ -11,11 +11,14 @@ for how brain was installed), imported lazily; never click or rich.
 # No `from __future__ import annotations`: the SDK reads the tools' annotations at runtime,
 # and they name types imported inside build().
 import json
+import re
 import sys
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from brain import premium
+from brain.client import one_line
 from brain.errors import BrainError, NotInstalled
 from brain.tasks import Task
 
@@ -267,4 +270,201 @@ def _task_tool(app: "App", task: Task) -> Callable[..., Any]:
 
 
 def serve(server: "MCPServer") -> None:
-    server.run("stdio")
+    """Serve on stdin/stdout through brain's own line reader (`Lines`): every request has a
+    bound, and one the SDK would drop without a word gets an error result instead."""
+    import anyio
+
+    anyio.run(_serve_stdio, server)
+
+
+async def _serve_stdio(server: "MCPServer") -> None:
+    import anyio
+    from mcp.server.stdio import stdio_server
+
+    wire_in, wire_out, restore = _claim_stdio()
+    try:
+        out = Wire(wire_out)
+        async with stdio_server(anyio.wrap_file(Lines(wire_in, out)), anyio.wrap_file(out)) as (
+            read,
+            write,
+        ):
+            low = server._lowlevel_server  # what MCPServer.run_stdio_async runs, on our streams
+            await low.run(read, write, low.create_initialization_options())
+    finally:
+        restore()
+
+
+def _claim_stdio() -> tuple[Any, Any, Callable[[], None]]:
+    """The protocol's own copies of fd 0 and 1; while serving, fd 0 reads /dev/null and fd 1
+    writes to stderr, so nothing a handler or a child prints can corrupt the protocol (what
+    the SDK does when it owns the streams)."""
+    import os
+
+    wire_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    wire_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    saved = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+
+    def restore() -> None:
+        for fd, copy in zip((0, 1), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
+
+    return wire_in, wire_out, restore
+
+
+MAX_REQUEST = 8 << 20  # bytes of one JSON-RPC line: 4 MiB of material, with room for escapes
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_ID = re.compile(rb'"id"\s*:\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|"(?:[^"\\]|\\.)*")')
+_METHOD = re.compile(rb'"method"\s*:\s*"([^"]{1,100})"')
+
+
+class Wire:
+    """stdout for the protocol: one whole line per write, from any thread."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        data = text.encode("utf-8", "backslashreplace")
+        with self.lock:
+            self.raw.write(data)
+        return len(text)
+
+    def flush(self) -> None:
+        with self.lock:
+            self.raw.flush()
+
+    def reply(self, message: dict[str, Any]) -> None:
+        self.write(json.dumps(message) + "\n")
+        self.flush()
+
+
+class Lines:
+    """stdin for the protocol: lines of at most MAX_REQUEST bytes. The SDK reads each line with
+    pydantic, and a line it cannot read it logs at debug level and drops
+    (mcp.shared.jsonrpc_dispatcher._dispatch): the client waits forever for its answer. So a
+    request it would drop is answered here with an error for its id and not passed on: one
+    too large, one holding a lone UTF-16 surrogate (valid JSON that pydantic's parser refuses),
+    one whose shape is not JSON-RPC (a method that is not a string, params that are not an
+    object, a batch), or a line that is not JSON at all but names an id."""
+
+    def __init__(self, raw: Any, wire: Wire) -> None:
+        import io
+
+        self.raw = io.BufferedReader(raw, 1 << 16)
+        self.wire = wire
+
+    def readline(self) -> str:
+        while True:
+            line = self.raw.readline(MAX_REQUEST + 1)
+            if not line:
+                return ""
+            if len(line) > MAX_REQUEST and not line.endswith(b"\n"):
+                head = line[:65536]
+                del line  # never hold more than one bound's worth
+                self._skip_line()
+                self._refuse(head, None, f"the request is larger than {MAX_REQUEST >> 20} MiB")
+                continue
+            text = line.decode("utf-8", "replace")
+            del line
+            why = _unreadable(text)
+            if why:
+                self._refuse(text[:65536].encode(), text, why)
+                continue
+            return text
+
+    def _skip_line(self) -> None:
+        """Read and drop the rest of an oversized line, a bounded piece at a time."""
+        while True:
+            piece = self.raw.readline(1 << 16)
+            if not piece or piece.endswith(b"\n"):
+                return
+
+    def _refuse(self, head: bytes, text: str | None, why: str) -> None:
+        request: Any = None
+        if text is not None:
+            try:
+                request = json.loads(text)
+            except (ValueError, RecursionError):
+                request = None
+        if isinstance(request, list):  # a batch: MCP has none; each request gets its error
+            for item in request:
+                self._answer(item if isinstance(item, dict) else {}, why)
+        elif isinstance(request, dict):
+            self._answer(request, why)
+        else:
+            found, named = _ID.search(head), _METHOD.search(head)
+            rid = json.loads(found.group(1)) if found else None
+            self._answer({"id": rid, "method": named.group(1).decode() if named else None}, why)
+
+    def _answer(self, request: dict[str, Any], why: str) -> None:
+        rid, method = request.get("id"), request.get("method")
+        stderr_notice(f"refused a request ({method if isinstance(method, str) else '?'}): {why}")
+        if not isinstance(rid, (str, int, float)) or isinstance(rid, bool):
+            return  # a notification, or an id no answer could carry: no one to answer
+        message = f"brain: {why}. Nothing was asked."
+        if method == "tools/call":
+            result = {"content": [{"type": "text", "text": message}], "isError": True}
+            self.wire.reply({"jsonrpc": "2.0", "id": rid, "result": result})
+        else:
+            error = {"code": -32600, "message": message}
+            self.wire.reply({"jsonrpc": "2.0", "id": rid, "error": error})
+
+
+def _unreadable(text: str) -> str:
+    """Why the SDK would drop `text` (one JSON-RPC line) without an answer, or "" when it
+    reads it."""
+    if not text.strip():
+        return ""
+    why = _lone_surrogate(text)
+    if why:
+        return why
+    import mcp_types
+
+    try:
+        message = mcp_types.jsonrpc_message_adapter.validate_json(text, by_name=False)
+    except Exception as exc:  # pydantic's ValidationError, or anything else it raises
+        return f"the request is not a JSON-RPC 2.0 message MCP reads ({_first_error(exc)})"
+    if isinstance(message, mcp_types.JSONRPCNotification) and '"id"' in text:
+        # An id that is neither an integer nor a string (13.5, true, null): pydantic reads the
+        # request as a notification, and a notification gets no answer.
+        try:
+            has_id = "id" in json.loads(text)
+        except (ValueError, RecursionError, TypeError):
+            has_id = False
+        if has_id:
+            return "the request's id is neither an integer nor a string"
+    return ""
+
+
+def _lone_surrogate(text: str) -> str:
+    """Why `text` (one JSON-RPC line) cannot be served, or "": it holds a lone UTF-16
+    surrogate escape (\\ud800 alone), which is not a character."""
+    if not _SURROGATE_ESCAPE.search(text):
+        return ""
+    try:
+        json.dumps(json.loads(text), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return (
+            "the request holds a lone UTF-16 surrogate (an escape such as \\ud800 without its "
+            "pair), which is not a character; send valid Unicode text"
+        )
+    except (ValueError, RecursionError):
+        return ""  # not JSON at all: the check after this one says so
+    return ""
+
+
+def _first_error(exc: Exception) -> str:
+    """pydantic's first complaint, as "where: what" on one line."""
+    try:
+        first = exc.errors()[0]  # type: ignore[attr-defined]
+        where = ".".join(str(part) for part in first["loc"][1:])
+        what = str(first["msg"])
+    except Exception:
+        return one_line(str(exc), 160)
+    return one_line(f"{where}: {what}" if where else what, 160)

@@ -8,6 +8,7 @@ while Slack is unreachable the notice waits in the outbox for the next run.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -104,27 +105,39 @@ def spawn_sender() -> None:
 
 
 def flush(store: Store, webhook: str, timeout: float = 5.0) -> int:
-    """Post every waiting notice, oldest first; stop at the first failure. Returns how many sent."""
+    """Post every waiting notice, oldest first; stop at the first failure. Returns how many sent.
+
+    Each post is one brain.client.request: the whole exchange (connection, headers, body) ends
+    within `timeout` seconds however the server dribbles, and at most 64 KiB of its answer is
+    read (Slack answers "ok"); a webhook that answers forever costs 5 s, never memory.
+    """
     import httpx
 
-    from brain.secrets import redact
+    from brain.client import TooBig, describe, one_line, request
 
     sent = 0
     for row, text, _attempts in store.outbox(SLACK):
         try:
-            response = httpx.post(webhook, json={"text": text}, timeout=timeout, trust_env=True)
-        except httpx.HTTPError as exc:
-            store.outbox_failed(row, redact(f"{type(exc).__name__}: {exc}"))
+            reply = request(
+                "POST",
+                webhook,
+                timeout=timeout,
+                json_body={"text": text},
+                limit=64 * 1024,
+                internet=True,
+            )
+        except (httpx.HTTPError, TooBig) as exc:
+            store.outbox_failed(row, describe(exc))
             break
-        if response.status_code // 100 == 2:
+        if reply.status // 100 == 2:
             store.outbox_sent(row)
             sent += 1
-        elif response.status_code in (400, 403, 404, 410):
+        elif reply.status in (400, 403, 404, 410):
             # Slack says the webhook itself is wrong (revoked, bad URL): retrying won't help.
-            store.outbox_failed(row, f"HTTP {response.status_code}: {response.text[:100]}")
+            store.outbox_failed(row, f"HTTP {reply.status}: {one_line(reply.text, 100)}")
             break
         else:
-            store.outbox_failed(row, f"HTTP {response.status_code}")
+            store.outbox_failed(row, f"HTTP {reply.status}")
             break
     return sent
 
@@ -133,12 +146,13 @@ def send_now() -> int | None:
     """Send the outbox in this process (the one sender: the detached one runs this too).
     How many were sent; None when no webhook is set or another sender is at it."""
     from brain import secrets
+    from brain.files import open_lock
     from brain.settings import data_dir
 
     webhook = secrets.get("slack")
     if not webhook:
         return None
-    with open(data_dir() / "notify.lock", "w") as lock:
+    with os.fdopen(open_lock(data_dir() / "notify.lock"), "w") as lock:
         try:
             import fcntl
 

@@ -242,6 +242,9 @@ class Output:
     def markdown(self, text: str) -> None:
         """A whole stored answer: drawn as Markdown on a terminal (the same blocks a live one
         ends as), written as it is when piped."""
+        from brain.secrets import redact
+
+        text = redact(text, urls=False)
         if self.rich_answer:
             drawn = _Drawn()
             splitter = _splitter(self.console(), budget=1 << 30)
@@ -262,11 +265,19 @@ class Output:
             _out(f"── {title} ──\n")
 
     def json(self, obj: dict[str, Any], *, indent: int | None = 2) -> None:
+        # A key, or a configured URL's password, never reaches stdout (brain.secrets): the
+        # object's strings are masked, so a key holding a quote cannot break the JSON.
+        from brain.secrets import redact_all
+
+        obj = redact_all(obj, urls=False)
         text = json.dumps(obj, ensure_ascii=False, indent=indent).translate(_JSON_ESCAPES)
         _out(text + "\n")
 
     def write(self, text: str) -> None:
         """Plain text on stdout (lists, paths, config)."""
+        from brain.secrets import redact
+
+        text = redact(text, urls=False)
         text = clean(text) if self.stdout_tty else text
         _out(text if text.endswith("\n") else text + "\n")
 
@@ -285,8 +296,10 @@ class Output:
             table = Table(title=title, show_lines=False, header_style="bold")
             for col in columns:
                 table.add_column(col, overflow="fold")
+            from brain.secrets import redact
+
             for row in rows:
-                cells = [clean(c) for c in row]
+                cells = [clean(redact(c, urls=False)) for c in row]
                 table.add_row(*[_styled(c, (styles or {}).get(c)) for c in cells])
             self.console().print(table)
         else:

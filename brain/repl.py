@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import shlex
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from brain import conversation as conv
 from brain.conversation import Conversation, Turn
-from brain.errors import BrainError, Interrupted
+from brain.errors import BrainError, Interrupted, Terminated
 from brain.offline import probe
 
 if TYPE_CHECKING:
@@ -134,6 +133,8 @@ class Repl:
             while True:
                 try:
                     text = prompt.prompt(self.prompt_message, default=self.prefill)
+                except Terminated:  # SIGTERM, or SIGHUP: the terminal is gone
+                    raise
                 except KeyboardInterrupt:  # Ctrl-C at the prompt clears the line
                     self.prefill = ""
                     continue
@@ -143,6 +144,8 @@ class Repl:
                 try:
                     if self.handle(text) == "exit":
                         return 0
+                except Terminated:
+                    raise
                 except KeyboardInterrupt:
                     self.say("[dim]interrupted.[/]")
         finally:
@@ -197,6 +200,8 @@ class Repl:
         except Interrupted as stopped:
             out.stop()
             self._interrupted(task, text, sent, sink, stopped)
+            if stopped.exit_code != 130:  # SIGTERM or SIGHUP: kept, and the session ends
+                raise
             return
         except BrainError as exc:
             out.stop()
@@ -357,7 +362,9 @@ class Repl:
 
 
 def _is_file(word: str) -> bool:
+    from brain.files import expand
+
     try:
-        return bool(word) and len(word) < 4096 and Path(word).expanduser().is_file()
+        return bool(word) and len(word) < 4096 and expand(word).is_file()
     except OSError:
         return False

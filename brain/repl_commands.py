@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from brain import conversation as conv
@@ -130,7 +129,9 @@ def save(repl: Repl, arg: str) -> None:
         repl.say("[dim]Nothing to save yet.[/]")
         return
     name = arg.strip() or time.strftime("brain-%Y%m%d-%H%M.md")
-    path = Path(name).expanduser()
+    from brain.files import expand
+
+    path = expand(name)
     if path.exists() and not force:
         repl.say(f"[red]{esc(str(path))} exists.[/] `/save -f {esc(name)}` replaces it.")
         return

@@ -7,7 +7,6 @@ the last answer's size. prompt_toolkit is imported only here, when the REPL open
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from brain import conversation as conv
@@ -33,9 +32,10 @@ def session(repl: Repl) -> Any:
     from prompt_toolkit.history import FileHistory
     from prompt_toolkit.styles import Style
 
-    if not repl.history_path.exists():
-        # Everything typed lands here: readable by its owner only, like the history db.
-        os.close(os.open(repl.history_path, os.O_CREAT | os.O_WRONLY, 0o600))
+    from brain.files import private_file
+
+    # Everything typed lands here: readable by its owner only, like the history db.
+    private_file(repl.history_path)
     return PromptSession(
         history=FileHistory(str(repl.history_path)),
         auto_suggest=AutoSuggestFromHistory(),

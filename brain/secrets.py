@@ -5,14 +5,27 @@ line or an error: `redact` masks every known key in any text shown to the user. 
 usable keyring backend this says so before anyone types a key, and names the fixes (the
 environment first); it never falls back to plaintext by itself, and a plaintext keyring the
 user installed (keyrings.alt) is called plaintext wherever it is named.
+
+What must stay true (issue 31, item 4):
+- A key is stripped of surrounding whitespace when read (a key file saved with CRLF ends in
+  `\r`); a key that still holds a character no HTTP header can carry is refused (77) before
+  anything is sent, never sent mangled and never echoed.
+- `redact` masks every key this process has read, the env ones, the password of a URL
+  (`scheme://user:PASSWORD@host`) and what a cut may leave of a key: any run of 8 or more of
+  its first or last characters. So masking holds whether it happens before or after a cut.
+- `Masker` masks an answer while it streams: a key split over several pieces is held back
+  until it can be told apart, so it never reaches the terminal, a pipe or the history.
 """
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 from dataclasses import dataclass
+from typing import Any
 
-from brain.errors import ConfigError, UsageError
+from brain.errors import BadInput, ConfigError, KeyProblem, UsageError
 
 SERVICE = "brain"
 # name -> (environment variable, what it is)
@@ -23,6 +36,9 @@ KEYS: dict[str, tuple[str, str]] = {
 }
 
 _seen: set[str] = set()  # every key value this process has handled, for redaction
+HEADER_KEYS = ("apex", "anthropic")  # sent in an HTTP header: printable ASCII, no spaces
+PIECE = 8  # a run this long of a key's start or end is masked (what a cut leaves)
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*):([^\s/@]+)@")
 
 
 @dataclass
@@ -128,8 +144,9 @@ def get(name: str, *, required: bool = False) -> str | None:
             value = None
         except Exception:
             value = None
+    value = _clean(name, value, env_var)
     if value:
-        _seen.add(value)
+        remember(value)
     elif required:
         from brain.errors import KeyProblem
 
@@ -140,11 +157,61 @@ def get(name: str, *, required: bool = False) -> str | None:
     return value
 
 
+def _clean(name: str, value: str | None, env_var: str) -> str | None:
+    """The key without surrounding whitespace; KeyProblem for one no header can carry."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value and name in HEADER_KEYS and not header_safe(value):
+        remember(value)  # masked, should any of it be shown
+        where = f"${env_var}" if os.environ.get(env_var) else "the keyring"
+        raise KeyProblem(
+            f"The `{name}` key in {where} holds characters no key has (a space, a control "
+            "character or a non-ASCII letter); it was not sent.",
+            f"Set it again, exactly as issued: `brain keys set {name}` (or export {env_var}).",
+        )
+    return value or None
+
+
+def header_safe(value: str) -> bool:
+    """Printable ASCII without spaces: what an API key is, and what a header can carry."""
+    return all("!" <= ch <= "~" for ch in value)
+
+
+def remember(value: str) -> None:
+    """Mask `value` (a key, a password) in everything this process shows or keeps."""
+    if value:
+        _seen.add(value)
+
+
+def remember_url(url: str) -> None:
+    """A URL's password, and the Basic credentials httpx would send for it, are secrets."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return
+    if password:
+        remember(password)
+        remember(unquote(password))
+        token = f"{unquote(user or '')}:{unquote(password)}".encode()
+        remember(base64.b64encode(token).decode())
+
+
 def set_key(name: str, value: str) -> None:
     check_name(name)
-    if not value.strip():
+    value = value.strip()
+    if not value:
         raise UsageError("an empty key was given; nothing was stored")
-    _seen.add(value.strip())
+    remember(value)
+    if name in HEADER_KEYS and not header_safe(value):
+        raise BadInput(
+            f"that `{name}` key holds characters no key has (a space, a control character or "
+            "a non-ASCII letter); nothing was stored.",
+            "Paste the key exactly as issued.",
+        )
     try:
         _backend().set_password(SERVICE, name, value.strip())
     except ConfigError:
@@ -178,13 +245,129 @@ def listing() -> list[KeyInfo]:
     return out
 
 
-def redact(text: str) -> str:
-    """Mask every key this process has seen (and the env ones) in `text`."""
+def without_password(url: str) -> str:
+    """`url` with its password masked: how a URL is written into a cache file or shown."""
+    return _URL_PASSWORD.sub(r"\1:****@", url) if "@" in url else url
+
+
+def known() -> list[str]:
+    """Every secret to mask, longest first."""
     values = set(_seen)
     for env_var, _ in KEYS.values():
-        if os.environ.get(env_var):
-            values.add(os.environ[env_var])
-    for value in sorted(values, key=len, reverse=True):
-        if len(value) >= 4:
+        raw = os.environ.get(env_var)
+        if raw:
+            values.add(raw)
+            values.add(raw.strip())
+    return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
+
+
+def redact(text: str, *, urls: bool = True) -> str:
+    """Mask every key this process has seen (and the env ones), and what a cut may have left
+    of a key, in `text`; with `urls`, also the password of any URL (brain's own messages).
+    An answer is masked with urls=False: a connection string a model writes is content."""
+    text = str(text)
+    if urls and "@" in text:
+        text = _URL_PASSWORD.sub(r"\1:****@", text)
+    return _mask_known(text, known())
+
+
+def redact_all(value: Any, *, urls: bool = True) -> Any:
+    """`value` (JSON-like: dicts, lists, strings) with every string redacted; the structure
+    is kept, so a key holding a quote cannot break the JSON it is masked in."""
+    if isinstance(value, str):
+        return redact(value, urls=urls)
+    if isinstance(value, dict):
+        return {redact_all(k, urls=urls): redact_all(v, urls=urls) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_all(v, urls=urls) for v in value]
+    return value
+
+
+def _core(value: str) -> str:
+    """The part of a secret whose pieces are masked. A URL (the Slack webhook) begins with
+    what every URL of its host begins with: only its last part, the token, is secret."""
+    if "://" in value:
+        return value.rstrip("/").rsplit("/", 1)[-1]
+    return value
+
+
+def _mask_pieces(text: str, value: str) -> str:
+    """Mask runs of `value`'s first or last characters (PIECE or more): what is left of a key
+    that was cut before it was masked."""
+    out: list[str] = []
+    i = 0
+    head, tail = value[:PIECE], value[-PIECE:]
+    while i < len(text):
+        if text.startswith(head, i):
+            n = PIECE
+            while i + n < len(text) and n < len(value) and text[i + n] == value[n]:
+                n += 1
+            out.append("****")
+            i += n
+            continue
+        if text.startswith(tail, i):
+            # the end of the key: extend backwards over what is already in `out`
+            start = len(value) - PIECE
+            while start > 0 and out and out[-1] == value[start - 1]:
+                out.pop()
+                start -= 1
+            out.append("****")
+            i += PIECE
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+class Masker:
+    """Masks keys in a text that arrives in pieces (a streamed answer): `feed` returns what
+    is safe to show now, holding back an ending that could be the start of a key; `flush`
+    returns the rest at the end. An answer is masked for the secrets brain knows (keys, a
+    configured URL's password), never for URLs a model writes (see `redact(urls=False)`).
+    The work per piece does not grow with the answer: at most the longest key is held."""
+
+    def __init__(self) -> None:
+        self.secrets: list[str] | None = None  # read at the first piece: the key is read by then
+        self.pending = ""
+
+    def feed(self, text: str) -> str:
+        if self.secrets is None:
+            self.secrets = known()
+        if not self.secrets:
+            return text
+        buffer = self.pending + text if self.pending else text
+        for value in self.secrets:
+            if value in buffer:
+                buffer = buffer.replace(value, "****")
+        hold = self._held(buffer)
+        self.pending = buffer[len(buffer) - hold :] if hold else ""
+        return _mask_known(buffer[: len(buffer) - hold], self.secrets)
+
+    def flush(self) -> str:
+        rest, self.pending = self.pending, ""
+        return _mask_known(rest, self.secrets or [])
+
+    def _held(self, buffer: str) -> int:
+        """The length of the longest ending of `buffer` that begins some key."""
+        longest = 0
+        for value in self.secrets or ():
+            first = value[0]
+            start = max(len(buffer) - len(value) + 1, 0)
+            i = buffer.find(first, start)
+            while i != -1:
+                if len(buffer) - i > longest and value.startswith(buffer[i:]):
+                    longest = len(buffer) - i
+                    break  # the earliest match is the longest for this key
+                i = buffer.find(first, i + 1)
+        return longest
+
+
+def _mask_known(text: str, secrets: list[str]) -> str:
+    """Whole keys and what a cut left of them, without the URL rule (for answers)."""
+    for value in secrets:
+        if value in text:
             text = text.replace(value, "****")
+        core = _core(value)
+        if len(core) > PIECE and (core[:PIECE] in text or core[-PIECE:] in text):
+            text = _mask_pieces(text, core)
     return text

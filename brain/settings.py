@@ -3,11 +3,22 @@
 Owns: the paths (platformdirs, or BRAIN_CONFIG / --config), the schema of every config key,
 environment overrides, and reading/writing the file. Knows nothing of click or rich.
 A key is never a config value: secrets live in the keyring (brain.secrets).
+
+What must stay true (issue 31):
+- A config path that is not a regular file (a directory, /dev/zero, a pipe) is a
+  configuration error (78) naming it, never silently ignored and never read; a file is read
+  with a bound, and any TOML it holds (deeply nested, huge numbers, inf, nan) ends as a value
+  or a ConfigError, never as a crash.
+- A number brain waits on is finite and at most a day; a count is at most 2**31 - 1.
+- `config set` edits the file in place (tomlkit): comments, order and layout stay, a symlink
+  stays a symlink (its target is replaced atomically), the mode stays 0600.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +27,9 @@ from typing import Any
 from brain.errors import ConfigError
 
 APP = "brain"
+MAX_CONFIG = 1 << 20  # bytes of config.toml brain reads; a larger file is refused
+MAX_SECONDS = 86_400.0  # a timeout longer than a day is a mistake (and 1e308 overflows time)
+MAX_COUNT = (1 << 31) - 1
 
 # section -> key -> (type, default, what is valid). One table drives defaults, validation,
 # `config show`, `config set` and the completion of config keys.
@@ -26,13 +40,22 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
             "",
             "the LiteLLM proxy's base URL with a host, e.g. http://apex:4000 (no /v1)",
         ),
-        "connect_timeout": (float, 1.0, "seconds to wait for a TCP connection, > 0"),
+        "connect_timeout": (
+            float,
+            1.0,
+            "seconds to wait for a TCP connection, > 0 and at most 86400",
+        ),
         "first_token_timeout": (
             float,
             20.0,
-            "seconds to wait for the first token, > 0 (keep it above Apex's stream_timeout)",
+            "seconds to wait for the first token, > 0 and at most 86400 (keep it above "
+            "Apex's stream_timeout)",
         ),
-        "probe_ttl": (float, 30.0, "seconds a reachability verdict is reused, >= 0"),
+        "probe_ttl": (
+            float,
+            30.0,
+            "seconds a reachability verdict is reused, >= 0 and at most 86400",
+        ),
         "context_tokens": (
             int,
             32768,
@@ -63,7 +86,8 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
         "first_token_timeout": (
             float,
             120.0,
-            "seconds to wait for the local model's first token (a cold load is slow), > 0",
+            "seconds to wait for the local model's first token (a cold load is slow), > 0 and "
+            "at most 86400",
         ),
     },
     "notify": {
@@ -145,31 +169,43 @@ ENV = {
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    from brain.files import expand
+
     if explicit:
-        return Path(explicit).expanduser()
+        return expand(explicit)
     env = os.environ.get("BRAIN_CONFIG")
     if env:
-        return Path(env).expanduser()
+        return expand(env)
     from platformdirs import user_config_dir
 
     return Path(user_config_dir(APP, appauthor=False)) / "config.toml"
 
 
 def data_dir() -> Path:
+    """brain's data directory (0700): StorageError when it cannot be made."""
     from platformdirs import user_data_dir
 
-    return _private_dir(Path(user_data_dir(APP, appauthor=False)))
+    from brain import files
+
+    path = Path(user_data_dir(APP, appauthor=False))
+    try:
+        return files.private_dir(path)
+    except OSError as exc:
+        raise files.storage_error(exc, path, "make its data directory") from exc
 
 
 def cache_dir() -> Path:
+    """brain's cache directory (0700). When it cannot be made, its path all the same: every
+    cache write may fail, and a failed one only costs a request next time."""
     from platformdirs import user_cache_dir
 
-    return _private_dir(Path(user_cache_dir(APP, appauthor=False)))
+    from brain import files
 
-
-def _private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    path = Path(user_cache_dir(APP, appauthor=False))
+    try:
+        return files.private_dir(path)
+    except OSError:
+        return path
 
 
 @dataclass
@@ -205,11 +241,39 @@ def defaults() -> dict[str, dict[str, Any]]:
 
 def load(explicit: str | os.PathLike[str] | None = None) -> Settings:
     path = config_path(explicit)
-    exists = path.is_file()
+    exists = present(path)
     if not exists and explicit:
         raise ConfigError(f"{path} does not exist", "Run `brain config init` to create it.")
     raw = read_raw(path) if exists else {}
     return from_raw(path, raw, exists)
+
+
+def present(path: Path) -> bool:
+    """Whether a config file is at `path`; ConfigError when something else is (a directory,
+    a device such as /dev/zero, a pipe): it would be silently ignored or read forever."""
+    try:
+        info = path.stat()
+    except ValueError:  # a NUL in the name
+        raise ConfigError(
+            f"{str(path)!r} is not a valid path", "Name a config.toml file."
+        ) from None
+    except OSError as exc:
+        if path.is_symlink():  # a dotfiles link whose target moved: not "no config"
+            raise ConfigError(
+                f"{path} is a symlink to {os.readlink(path)}, which does not exist",
+                "Point the link at your config.toml, or remove it and run `brain config init`.",
+            ) from exc
+        if isinstance(exc, FileNotFoundError):
+            return False
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    if stat.S_ISREG(info.st_mode):
+        return True
+    what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a device or pipe)"
+    raise ConfigError(
+        f"{path} is {what}; brain reads its configuration from a TOML file there.",
+        "Name a config.toml file (BRAIN_CONFIG or --config), or move that away and run "
+        "`brain config init`.",
+    )
 
 
 def from_raw(path: Path, raw: dict[str, Any], exists: bool = True) -> Settings:
@@ -235,6 +299,10 @@ def from_raw(path: Path, raw: dict[str, Any], exists: bool = True) -> Settings:
         env = os.environ.get(var)
         if env:
             values[section][key] = validate(Path(f"${var}"), section, key, env)
+    from brain import secrets
+
+    for section, key in (("apex", "url"), ("local", "url"), ("premium", "anthropic_url")):
+        secrets.remember_url(str(values[section][key]))  # a password in a URL is masked
     offline = os.environ.get("BRAIN_OFFLINE", "") not in ("", "0", "false", "no")
     return Settings(
         path=path,
@@ -274,9 +342,11 @@ def _convert(value: Any, typ: type) -> Any:
             return None
         try:
             number = typ(value)
-        except (TypeError, ValueError):
+            if typ is int and isinstance(value, float) and value != int(value):
+                return None
+        except (TypeError, ValueError, OverflowError):  # "x", inf, nan, 1e400
             return None
-        if typ is int and isinstance(value, float) and value != int(value):
+        if typ is float and not math.isfinite(number):
             return None
         return number
     if typ is str:
@@ -300,12 +370,16 @@ def _in_range(section: str, key: str, value: Any) -> bool:
     if section == "local" and key == "kind":
         return value in ("auto", "ollama", "openai")
     if section == "local" and key == "context_tokens":
-        return value >= 0
-    if key in ("connect_timeout", "first_token_timeout", "context_tokens"):
-        return value > 0
+        return 0 <= value <= MAX_COUNT
+    if key == "context_tokens":
+        return 0 < value <= MAX_COUNT
+    if key in ("connect_timeout", "first_token_timeout"):
+        return 0 < value <= MAX_SECONDS
     if section == "digest" and key == "parallel":
         return 1 <= value <= 8
-    if key in ("probe_ttl", "daily_usd"):
+    if key == "probe_ttl":
+        return 0 <= value <= MAX_SECONDS
+    if key == "daily_usd":
         return value >= 0
     if section == "local" and key == "model":
         return bool(value.strip())
@@ -362,7 +436,7 @@ def validate_tasks(path: Path, body: Any) -> dict[str, dict[str, Any]]:
             elif ok and key == "temperature":
                 ok = 0 <= converted <= 2
             elif ok and key == "max_tokens":
-                ok = converted > 0
+                ok = 0 < converted <= MAX_COUNT
             if not ok:
                 raise ConfigError(
                     f"{path}: [tasks.{name}] {key} = {value!r} is not valid", f"Expected {what}."
@@ -451,31 +525,96 @@ def _is_url(value: str) -> bool:
 
 
 def write(path: Path, data: dict[str, Any]) -> None:
-    """Write config.toml atomically, readable by the user only."""
+    """Write a new config.toml atomically, readable by the user only."""
     import tomli_w
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".toml.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        tomli_w.dump(data, fh)
-    os.replace(tmp, path)
+    write_text(path, tomli_w.dumps(data))
 
 
-def read_raw(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
+def write_text(path: Path, text: str) -> None:
+    """Replace config.toml's text atomically (0600; a symlink's target, the link kept)."""
+    from brain import files
+
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
+        parent = Path(os.path.realpath(path)).parent
+        if not parent.exists():
+            files.private_dir(parent)
+        files.write_private(path, text)
+    except OSError as exc:
+        raise files.storage_error(exc, path, "write") from exc
+
+
+def edit(path: Path, keys: list[str], value: Any) -> None:
+    """Set one value in config.toml in place: comments, order and layout stay (tomlkit), a
+    new key goes after the last key of its table, not after a comment meant for the next."""
+    import tomlkit
+
+    text = read_text(path) or ""
+    try:
+        doc = tomlkit.parse(text)
+    except Exception as exc:  # tomlkit's own errors; tomllib read the same file already
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    node: Any = doc
+    for depth, key in enumerate(keys[:-1]):
+        if key not in node:
+            node[key] = tomlkit.table(is_super_table=depth == 0 and len(keys) > 2)
+        node = node[key]
+        if not isinstance(node, dict):
+            raise ConfigError(f"{path}: `{'.'.join(keys[: depth + 1])}` is not a table")
+    _set(node, keys[-1], value)
+    write_text(path, tomlkit.dumps(doc))
+
+
+def _set(table: Any, key: str, value: Any) -> None:
+    body = getattr(getattr(table, "value", None), "body", None)
+    if key in table or not body:
+        table[key] = value
+        return
+    last = max((i for i, (k, _) in enumerate(body) if k is not None), default=-1)
+    try:
+        if last + 1 >= len(body):
+            raise ValueError("at the end")
+        table.value._insert_at(last + 1, key, value)  # tomlkit has no public "insert after"
+    except (AttributeError, ValueError):
+        table[key] = value
+
+
+def read_text(path: Path) -> str | None:
+    """config.toml's text (None when there is none), read with a bound."""
+    if not present(path):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    if len(raw) > MAX_CONFIG:
         raise ConfigError(
-            f"{path} is not valid TOML: {exc}",
-            "Fix the file, or move it away and run `brain config init`.",
-        ) from exc
+            f"{path} is larger than {MAX_CONFIG >> 20} MiB; a config.toml is a few lines.",
+            "Is it the right file? Move it away and run `brain config init`.",
+        )
+    try:
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path} is not UTF-8 text (byte {exc.start})",
             "Save it as UTF-8, or move it away and run `brain config init`.",
         ) from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    text = read_text(path)
+    if text is None:
+        return {}
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(
+            f"{path} nests tables or arrays too deeply to read.",
+            "Fix the file, or move it away and run `brain config init`.",
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not valid TOML: {exc}",
+            "Fix the file, or move it away and run `brain config init`.",
+        ) from exc

@@ -6,6 +6,11 @@ What must stay true:
   (`sending`, with its pid). It ends `answered` or `partial`, goes back to `queued` with the
   reason when nothing could answer, or `failed` when it can never be answered (too long for
   every model). A claim whose process is gone (kill -9, a crash) counts as queued again.
+- Before the first piece of an answer is shown the row becomes `answering` (`started`): from
+  then on it is never sent again, even if storing the answer fails (a full disk) or the
+  process dies; such a row settles as `partial` ("shown, but not stored").
+- Every SQLite failure becomes a StorageError naming the file and the cause (a full disk, a
+  read-only directory, a damaged file: 74; locked by another program for over 5 s: 75).
 - A queued input is sent by one process only: `claim` is a compare-and-swap on its status
   (two `brain queue run` at once, or one during an in-flight `brain dump`, never send it twice).
 - The schema has a version (`PRAGMA user_version`); MIGRATIONS run in order when a store
@@ -15,22 +20,27 @@ What must stay true:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from brain.errors import ConfigError
+from brain.errors import TEMPFAIL, ConfigError, StorageError
 
 if TYPE_CHECKING:
     from brain.backends.base import Answer
 
 QUEUED, SENDING, ANSWERED, PARTIAL, FAILED = "queued", "sending", "answered", "partial", "failed"
+ANSWERING = "answering"  # its answer has begun to be shown: never sent again
+NOT_STORED = "the answer was shown, but brain stopped before storing it"
+LOCK_WAIT = 5.0  # seconds to wait for another brain's write before giving up (75)
+MAX_ROW_ID = (1 << 63) - 1  # SQLite's largest integer; a larger id names no row
 STALE_CLAIM = 24 * 3600.0  # a claim older than this is stale even if its pid lives (reused)
 
 # Each entry brings the schema from version i to i + 1. Never edit one that has shipped:
@@ -90,6 +100,98 @@ class NewerStore(ConfigError):
     """brain.db was written by a newer brain (its schema version is past ours)."""
 
 
+def fault(exc: BaseException, path: Path, doing: str) -> StorageError:
+    """The StorageError for an SQLite or OS failure while `doing` something with `path`."""
+    cause, fix, code = _cause(exc, path)
+    error = StorageError(f"brain could not {doing} {path}: {cause}.", fix, cause=cause)
+    if code:
+        error.exit_code = code
+    return error
+
+
+def _cause(exc: BaseException, path: Path) -> tuple[str, str, int]:
+    """(what went wrong, what to do, exit code or 0 for 74), from SQLite's error name (or the
+    OSError's errno) and, for an I/O error, the free space left on the disk."""
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    text = f"{name} {exc}".lower()
+    errno = getattr(exc, "errno", None)
+    if "busy" in text or "locked" in text:
+        return (
+            f"it is locked by another program (waited {LOCK_WAIT:g} s)",
+            "Another brain, or a program reading brain.db (a backup, sqlite3), holds it; try "
+            "again when it is done.",
+            TEMPFAIL,
+        )
+    if "full" in text or errno == 28 or ("ioerr" in text and _disk_full(path)):  # ENOSPC
+        return (
+            "the disk is full",
+            f"Free some space on the disk that holds {path.parent}, then run it again.",
+            0,
+        )
+    unwritable = "cantopen" in text or "unable to open" in text or "ioerr" in text
+    if (
+        "readonly" in text
+        or "read-only" in text
+        or errno in (1, 13, 30)
+        or "permission" in text
+        or (unwritable and _read_only(path))
+    ):
+        return (
+            "it cannot be written (a read-only file or directory)",
+            f"Make {path.parent} writable for you, or point XDG_DATA_HOME at a directory that is.",
+            0,
+        )
+    if "notadb" in text or "not a database" in text or "corrupt" in text or "malformed" in text:
+        return (
+            "the file is damaged (not a readable SQLite database)",
+            f"Move it away (`mv {path} {path}.damaged`); brain starts a new one. Rows may be "
+            f"recovered from it with `sqlite3 {path}.damaged .recover`.",
+            0,
+        )
+    if "cantopen" in text or "unable to open" in text:
+        return "it cannot be opened", f"Check that {path.parent} exists and is writable.", 0
+    detail = f"{exc}, {name}" if name else str(exc)
+    return f"the disk reported an error ({detail})", f"Check the disk that holds {path}.", 0
+
+
+def _read_only(path: Path) -> bool:
+    """The directory of `path` cannot be written (a read-only mount, or no permission)."""
+    try:
+        info = os.statvfs(path.parent)
+        if info.f_flag & os.ST_RDONLY:
+            return True
+    except (OSError, AttributeError):
+        pass
+    return path.parent.is_dir() and not os.access(path.parent, os.W_OK)
+
+
+def _disk_full(path: Path) -> bool:
+    try:
+        info = os.statvfs(path.parent)
+    except (OSError, AttributeError):  # AttributeError: Windows has no statvfs
+        return False
+    return info.f_bavail * info.f_frsize < 64 * 1024
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _guarded(doing: str) -> Callable[[F], F]:
+    """SQLite failures inside the method become a StorageError saying what was being done."""
+
+    def wrap(method: F) -> F:
+        @functools.wraps(method)
+        def inner(self: Store, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise fault(exc, self.path, doing) from exc
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
+
+
 @dataclass
 class Exchange:
     id: int
@@ -117,7 +219,7 @@ class Exchange:
         return {
             "id": self.id,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.time)),
-            "status": QUEUED if self.status == SENDING else self.status,
+            "status": {SENDING: QUEUED, ANSWERING: PARTIAL}.get(self.status, self.status),
             "task": self.task,
             "route": self.route,
             "backend": self.backend,
@@ -152,12 +254,40 @@ def _voice_fields(audio: dict[str, Any] | None) -> dict[str, Any]:
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
-        if not path.exists():
-            # Create it 0600 before SQLite opens it: the history holds everything typed.
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self.db = sqlite3.connect(path, timeout=5.0, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self._migrate()
+        self.read_only = False  # opened from a read-only disk: reads work, writes say why not
+        self.db: sqlite3.Connection | None = None
+        try:
+            # 0600 before SQLite opens it (SQLite gives its -wal and -shm files the database
+            # file's mode): the history holds everything typed. An older brain's 0644 too.
+            from brain.files import private_file
+
+            private_file(path)
+            self.db = sqlite3.connect(path, timeout=LOCK_WAIT, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            if self.db is not None:
+                self.db.close()
+            error = fault(exc, path, "open")
+            if not (path.is_file() and _read_only(path)):
+                raise error from exc
+            self._open_read_only(error)
+
+    def _open_read_only(self, error: StorageError) -> None:
+        """brain.db on a read-only disk: opened as it is (SQLite cannot make its WAL index
+        there), so that the history can still be read."""
+        from urllib.parse import quote
+
+        try:
+            db = sqlite3.connect(f"file:{quote(str(self.path))}?immutable=1", uri=True)
+            if db.execute("PRAGMA user_version").fetchone()[0] != VERSION:
+                db.close()
+                raise error  # an older schema would need a migration, which needs a write
+        except sqlite3.Error:
+            raise error from None
+        db.row_factory = sqlite3.Row
+        self.db = db
+        self.read_only = True
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -196,6 +326,7 @@ class Store:
         self.db.close()
 
     # ----- one question's life ------------------------------------------------------------------
+    @_guarded("keep the input in")
     def add(
         self,
         task: str,
@@ -223,6 +354,7 @@ class Store:
         )
         return int(cur.lastrowid or 0)
 
+    @_guarded("keep the input in")
     def set_input(
         self,
         row: int,
@@ -236,6 +368,7 @@ class Store:
             (user_input, json.dumps(messages), json.dumps(audio) if audio else None, row),
         )
 
+    @_guarded("claim the queued input in")
     def claim(self, row: int) -> bool:
         """Take a queued input (or one whose sender is gone) for this process; False when
         another process has it, or it is not waiting to be sent."""
@@ -251,6 +384,15 @@ class Store:
         )
         return cur.rowcount == 1
 
+    @_guarded("mark the answer as begun in")
+    def started(self, row: int) -> None:
+        """The answer's first piece is about to be shown: from now on the input is never sent
+        again, whatever happens to this process or the disk (it settles as partial)."""
+        self.db.execute(
+            "UPDATE exchanges SET status=? WHERE id=? AND status=?", (ANSWERING, row, SENDING)
+        )
+
+    @_guarded("store the answer in")
     def finish(self, row: int, route: str, answer: Answer, fallbacks: list[dict[str, str]]) -> None:
         from brain.secrets import redact
 
@@ -270,7 +412,7 @@ class Store:
                 answer.first_token_ms,
                 answer.total_ms,
                 answer.cost,
-                answer.text,
+                redact(answer.text, urls=False),
                 int(answer.partial),
                 redact(answer.partial_reason) or None,
                 time.time(),
@@ -278,6 +420,7 @@ class Store:
             ),
         )
 
+    @_guarded("put the input back in the queue of")
     def release(self, row: int, error: str) -> None:
         """Back to the queue, with the reason it was not answered (keys masked)."""
         from brain.secrets import redact
@@ -289,6 +432,7 @@ class Store:
 
     fail = release  # the name 0.1 used
 
+    @_guarded("record the failure in")
     def give_up(self, row: int, error: str) -> None:
         """It can never be answered (too long for every model): out of the queue for good."""
         from brain.secrets import redact
@@ -299,11 +443,16 @@ class Store:
         )
 
     # ----- reading --------------------------------------------------------------------------
+    @_guarded("read")
     def get(self, row: int) -> Exchange | None:
+        if not 0 < row <= MAX_ROW_ID:
+            return None
         found = self.db.execute("SELECT * FROM exchanges WHERE id=?", (row,)).fetchone()
         return _exchange(found) if found else None
 
+    @_guarded("read the history in")
     def history(self, limit: int = 20) -> list[Exchange]:
+        self._settle()
         # Newest first along the time index; the status filter stops after `limit` rows.
         rows = self.db.execute(
             "SELECT * FROM exchanges INDEXED BY exchanges_time WHERE status IN (?,?)"
@@ -312,12 +461,14 @@ class Store:
         ).fetchall()
         return [_exchange(r) for r in reversed(rows)]
 
+    @_guarded("read the history in")
     def search(
         self, limit: int = 10, *, text: str | None = None, task: str | None = None
     ) -> list[Exchange]:
         """`brain history`: the last `limit` exchanges in any state, oldest first; `text` a
         case-insensitive substring of the input or the answer, `task` a task name. Walks the
         time index newest first and stops at `limit` matches, however long the history."""
+        self._settle()
         where, params = [], []
         if task is not None:
             where.append("task=?")
@@ -339,6 +490,7 @@ class Store:
         rows = self.db.execute(sql + " ORDER BY time DESC, id DESC LIMIT ?", (*params, limit))
         return [_exchange(r) for r in reversed(rows.fetchall())]
 
+    @_guarded("read the queue in")
     def queued(self) -> list[Exchange]:
         """Inputs waiting to be sent, including those whose sender died."""
         rows = self.db.execute(
@@ -346,14 +498,37 @@ class Store:
         ).fetchall()
         return [_exchange(r) for r in rows if _claimable(r)]
 
+    @_guarded("read the queue in")
     def in_flight(self) -> list[Exchange]:
         rows = self.db.execute(
-            "SELECT * FROM exchanges WHERE status=? ORDER BY id", (SENDING,)
+            "SELECT * FROM exchanges WHERE status IN (?,?) ORDER BY id", (SENDING, ANSWERING)
         ).fetchall()
-        return [_exchange(r) for r in rows if not _claimable(r)]
+        return [_exchange(r) for r in rows if not _claimable(r) and _alive_claim(r)]
 
+    def _settle(self) -> None:
+        """Rows whose answer was shown by a brain that then died (or could not store it) are
+        partial answers, never queued ones."""
+        rows = self.db.execute(
+            "SELECT id, claimed_by, claimed_at FROM exchanges WHERE status=?", (ANSWERING,)
+        ).fetchall()
+        dead = [r["id"] for r in rows if not _alive_claim(r)]
+        if not dead:
+            return
+        try:
+            self.db.executemany(
+                "UPDATE exchanges SET status=?, partial=1, answer=COALESCE(answer, ''),"
+                " partial_reason=COALESCE(partial_reason, ?), claimed_by=NULL"
+                " WHERE id=? AND status=?",
+                [(PARTIAL, NOT_STORED, row, ANSWERING) for row in dead],
+            )
+        except sqlite3.Error:
+            pass  # a read-only or full store is still read; the rows settle next time
+
+    @_guarded("drop the input from")
     def drop(self, row: int) -> bool:
         """Forget a queued input (not one another process is sending)."""
+        if not 0 < row <= MAX_ROW_ID:
+            return False
         found = self.db.execute(
             "SELECT status, claimed_by, claimed_at FROM exchanges WHERE id=?", (row,)
         ).fetchone()
@@ -365,31 +540,40 @@ class Store:
         return cur.rowcount > 0
 
     # ----- notices waiting to be sent (brain.notify) ---------------------------------------
+    @_guarded("keep the notice in")
     def outbox_add(self, channel: str, text: str) -> int:
         cur = self.db.execute(
             "INSERT INTO outbox (time, channel, text) VALUES (?,?,?)", (time.time(), channel, text)
         )
         return int(cur.lastrowid or 0)
 
+    @_guarded("read the outbox in")
     def outbox(self, channel: str) -> list[tuple[int, str, int]]:
         rows = self.db.execute(
             "SELECT id, text, attempts FROM outbox WHERE channel=? ORDER BY id", (channel,)
         ).fetchall()
         return [(r["id"], r["text"], r["attempts"]) for r in rows]
 
+    @_guarded("update the outbox in")
     def outbox_sent(self, row: int) -> None:
         self.db.execute("DELETE FROM outbox WHERE id=?", (row,))
 
+    @_guarded("update the outbox in")
     def outbox_failed(self, row: int, error: str) -> None:
+        from brain.secrets import redact
+
         self.db.execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_error=? WHERE id=?", (error[:300], row)
+            "UPDATE outbox SET attempts = attempts + 1, last_error=? WHERE id=?",
+            (redact(error)[:300], row),
         )
 
     # ----- small named values (the last notified state) -----------------------------------
+    @_guarded("read")
     def get_state(self, name: str) -> str | None:
         found = self.db.execute("SELECT value FROM state WHERE name=?", (name,)).fetchone()
         return None if found is None else str(found[0])
 
+    @_guarded("write")
     def set_state(self, name: str, value: str) -> None:
         self.db.execute(
             "INSERT INTO state (name, value) VALUES (?,?)"
@@ -397,9 +581,12 @@ class Store:
             (name, value),
         )
 
+    @_guarded("read today's spending in")
     def spent_since(self, since: float, route: str) -> float:
         found = self.db.execute(
-            "SELECT COALESCE(SUM(cost), 0) FROM exchanges WHERE route=? AND time>=?", (route, since)
+            # A negative cost (a bad header kept by an older brain) must not lift the cap.
+            "SELECT COALESCE(SUM(cost), 0) FROM exchanges WHERE route=? AND time>=? AND cost>0",
+            (route, since),
         ).fetchone()
         return float(found[0])
 
@@ -409,10 +596,15 @@ def _claimable(row: Any) -> bool:
         return True
     if row["status"] != SENDING:
         return False
+    return not _alive_claim(row)
+
+
+def _alive_claim(row: Any) -> bool:
+    """The process that claimed the row still runs (and the claim is not stale)."""
     pid, at = row["claimed_by"], row["claimed_at"]
     if pid is None or at is None or time.time() - at > STALE_CLAIM:
-        return True
-    return not _alive(int(pid))
+        return False
+    return _alive(int(pid))
 
 
 def _alive(pid: int) -> bool:

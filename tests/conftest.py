@@ -84,7 +84,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
     monkeypatch.setenv("BRAIN_LOCAL_URL", refused_url())
     import keyring.core
 
+    import brain.secrets
+
     monkeypatch.setattr(keyring.core, "_keyring_backend", None)
+    # Keys seen by one test are not masked in the next one (brain runs in-process).
+    monkeypatch.setattr(brain.secrets, "_seen", set())
     yield h
 
 

@@ -223,3 +223,110 @@ def test_install_hints_follow_how_brain_was_installed(monkeypatch) -> None:
     )
     monkeypatch.setattr(sys, "prefix", sys.base_prefix)
     assert "pipx inject brain-apex keyrings.alt" in install.add("keyrings.alt")
+
+
+@pytest.mark.parametrize("text", [r"x\ud800y", r"\udfff", r"pair ok \ud83d\ude00 then lone \ud83d"])
+def test_a_lone_surrogate_gets_an_error_result_not_silence(apex: FakeApex, text: str) -> None:
+    """Issue 31, item 14: pydantic (the SDK's JSON parser) refuses a lone UTF-16 surrogate
+    escape as invalid JSON, and the SDK's dispatcher drops what it cannot parse with a debug
+    log: the client waited forever. brain answers that request with an error result."""
+    hello = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "0"},
+        },
+    }
+    call = (
+        '{"jsonrpc": "2.0", "id": 2, "method": "tools/call", '
+        f'"params": {{"name": "dump", "arguments": {{"text": "{text}"}}}}}}'
+    )
+    proc = subprocess.Popen(
+        [brain_executable(), "mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=server_env(),
+    )
+    lines = [
+        json.dumps(hello),
+        '{"jsonrpc": "2.0", "method": "notifications/initialized"}',
+        call,
+        '{"jsonrpc": "2.0", "id": 3, "method": "ping"}',
+    ]
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(("\n".join(lines) + "\n").encode())
+    proc.stdin.flush()
+    replies: dict[int, Any] = {}
+    while not {2, 3} <= set(replies):  # wait for both before closing stdin (which ends it)
+        raw = proc.stdout.readline()
+        assert raw, proc.stderr.read().decode() if proc.stderr else ""
+        message = json.loads(raw)
+        if "id" in message:
+            replies[message["id"]] = message
+    proc.stdin.close()
+    proc.wait(timeout=30)
+    assert replies[2]["result"]["isError"] is True
+    assert "lone UTF-16 surrogate" in replies[2]["result"]["content"][0]["text"]
+    assert replies[3]["result"] == {}  # and the server goes on
+    assert apex.requests == []  # nothing was asked
+
+
+def test_a_surrogate_pair_is_a_character_and_is_asked(apex: FakeApex) -> None:
+    apex.answer("brain_dump", ["noted"])
+
+    async def calls(s):
+        return await s.call_tool("dump", {"text": "smile \U0001f600"})
+
+    result = session([], calls)
+    assert not result.is_error and texts(result) == ["noted"]
+    assert apex.requests[0]["messages"][-1]["content"] == "smile \U0001f600"
+
+
+@pytest.mark.parametrize(
+    ("line", "rid"),
+    [
+        ('{"jsonrpc": "2.0", "id": 10, "method": 7}', 10),
+        ('{"jsonrpc": "2.0", "id": 11, "method": "tools/call", "params": [1, 2]}', 11),
+        ('{"jsonrpc": "1.0", "id": 12, "method": "ping"}', 12),
+        ('{"jsonrpc": "2.0", "id": 13.5, "method": "ping"}', 13.5),
+        ('[{"jsonrpc": "2.0", "id": 14, "method": "ping"}]', 14),
+        ('{"jsonrpc": "2.0", "id": 15, "method": "ping" garbage', 15),
+    ],
+)
+def test_a_request_the_sdk_cannot_read_gets_an_error_not_silence(line: str, rid: Any) -> None:
+    hello = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "0"},
+        },
+    }
+    proc = subprocess.Popen(
+        [brain_executable(), "mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=server_env(),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write((json.dumps(hello) + "\n" + line + "\n").encode())
+    proc.stdin.flush()
+    try:
+        while True:
+            raw = proc.stdout.readline()
+            assert raw, "the server ended without answering"
+            message = json.loads(raw)
+            if message.get("id") == rid:
+                break
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    error = message.get("error") or message["result"]["content"][0]
+    assert "brain: the request" in json.dumps(error)

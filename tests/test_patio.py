@@ -145,14 +145,34 @@ def test_litellm_all_deployments_failed_falls_back(
     )
 
 
-def test_kill_9_mid_answer_leaves_the_input_in_the_queue(apex: FakeApex, home) -> None:
+def test_kill_9_before_the_answer_leaves_the_input_in_the_queue(apex: FakeApex, home) -> None:
+    apex.answer("brain_dump", ["late"], first_delay=30)
+    proc = spawn_brain("dump", "the thought that must survive")
+    deadline = time.monotonic() + 20
+    while not apex.requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    rows = queued(home)
+    assert [r.input for r in rows] == ["the thought that must survive"]
+
+
+def test_kill_9_mid_answer_keeps_the_input_and_never_asks_it_again(apex: FakeApex, home) -> None:
+    # Exactly once (issue 31): an answer that began to be shown is never sent again by
+    # `queue run` (for premium that would be paying twice); the input stays in the history.
+    from brain.store import Store
+
     apex.answer("brain_dump", [f"w{i} " for i in range(100)], delay=0.05)
     proc = spawn_brain("dump", "the thought that must survive")
     assert proc.stdout.read(2) == b"w0"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    rows = queued(home)
-    assert [r.input for r in rows] == ["the thought that must survive"]
+    assert queued(home) == []
+    store = Store(home.data / "brain" / "brain.db")
+    [row] = store.history()
+    store.close()
+    assert row.input == "the thought that must survive" and row.partial
+    assert "shown" in row.partial_reason
 
 
 # ----- a frozen Apex (issue 29 item 1) -------------------------------------------------------

@@ -548,14 +548,29 @@ def render_files(tasks: Mapping[str, Task], options: Options) -> tuple[Plan, dic
     return plan, files
 
 
+def _same(path: Path, data: bytes) -> bool:
+    """The file at `path` holds exactly `data` (read only as far as its size allows)."""
+    if path.stat().st_size != len(data):
+        return False
+    with path.open("rb") as fh:
+        return fh.read(len(data) + 1) == data
+
+
 def write_files(directory: Path, files: Mapping[str, str], *, force: bool) -> list[Written]:
     """Write `files` into `directory`; an existing file that differs needs `force`."""
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"{directory} exists and is not a directory", "Name a directory.")
+    for name in files:
+        path = directory / name
+        if path.exists() and not path.is_file():  # a directory named config.yaml, a device
+            raise UsageError(
+                f"{path} exists and is not a file; nothing was written.",
+                "Move it away, or render into another directory.",
+            )
     clash = []
     for name, text in files.items():
         path = directory / name
-        if path.exists() and path.read_bytes() != text.encode("utf-8") and not force:
+        if path.exists() and not _same(path, text.encode("utf-8")) and not force:
             clash.append(name)
     if clash:
         raise UsageError(
@@ -569,7 +584,7 @@ def write_files(directory: Path, files: Mapping[str, str], *, force: bool) -> li
         path = directory / name
         data = text.encode("utf-8")
         if path.exists():
-            if path.read_bytes() == data:
+            if _same(path, data):
                 written.append(Written(path, "unchanged"))
                 continue
             status = "replaced"

@@ -14,7 +14,6 @@ Which backends a question may use, and in which order, is the ladder's (brain.of
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -42,7 +41,8 @@ def estimate_tokens(messages: list[Message]) -> int:
     total = 0
     for m in messages:
         text = str(m.get("content", ""))
-        ascii_count = len(text.encode("ascii", "ignore"))
+        # isascii() first: encoding a 4 MiB input only to count it would copy it.
+        ascii_count = len(text) if text.isascii() else len(text.encode("ascii", "ignore"))
         total += int(ascii_count / 3.5) + (len(text) - ascii_count) + 8
     return total
 
@@ -108,26 +108,22 @@ def _kinds_file(app: App):
 
 def remembered_kind(app: App, url: str) -> str | None:
     """The kind last seen at `url`: a server that is down is still named for what it was."""
-    try:
-        kind = json.loads(_kinds_file(app).read_text()).get(url)
-    except (OSError, ValueError, AttributeError):
-        return None
-    return kind if kind in LOCAL_KINDS else None
+    from brain.files import load_cache
+    from brain.secrets import without_password
+
+    kind = (load_cache(_kinds_file(app)) or {}).get(without_password(url))
+    return kind if isinstance(kind, str) and kind in LOCAL_KINDS else None
 
 
 def remember_kind(app: App, url: str, kind: str) -> None:
-    path = _kinds_file(app)
-    try:
-        known = json.loads(path.read_text())
-        known = known if isinstance(known, dict) else {}
-    except (OSError, ValueError):
-        known = {}
+    from brain.files import load_cache, save_cache
+    from brain.secrets import without_password
+
+    known = load_cache(_kinds_file(app)) or {}
+    url = without_password(url)
     if known.get(url) != kind:
         known[url] = kind
-        try:
-            path.write_text(json.dumps(known))
-        except OSError:
-            pass
+        save_cache(_kinds_file(app), known)
 
 
 @dataclass

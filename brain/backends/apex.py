@@ -176,14 +176,17 @@ class ApexBackend(Backend):
         import httpx
 
         from brain.client import TooBig, request
+        from brain.files import load_cache, save_cache
+        from brain.secrets import without_password
 
         path = self.app.cache_dir / "apex-model-info.json"
+        saved = load_cache(path)
+        url = without_password(self.url)
         try:
-            saved = json.loads(path.read_text())
-            if saved["url"] == self.url and 0 <= time.time() - saved["at"] < MODEL_INFO_TTL:
+            if saved and saved["url"] == url and 0 <= time.time() - saved["at"] < MODEL_INFO_TTL:
                 return {str(k): int(v) for k, v in saved["routes"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            pass
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
+            pass  # a damaged cache is no cache
         try:
             reply = request(
                 "GET",
@@ -195,10 +198,7 @@ class ApexBackend(Backend):
         except (httpx.HTTPError, TooBig):
             return {}
         routes = _max_inputs(reply.body) if reply.status == 200 else {}
-        try:
-            path.write_text(json.dumps({"url": self.url, "at": time.time(), "routes": routes}))
-        except OSError:
-            pass
+        save_cache(path, {"url": url, "at": time.time(), "routes": routes})
         return routes
 
     def probe(self) -> probe.Verdict:

@@ -9,7 +9,6 @@ warm (`keep_alive` in the request), "not running" versus "not pulled" with the e
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -143,15 +142,18 @@ class OllamaBackend(LocalServer):
         return found
 
     def _show_context(self, model: str) -> int | None:
+        from brain.files import load_cache, save_cache
+        from brain.secrets import without_password
+
         path = self.app.cache_dir / "ollama-show.json"
-        key = f"{self.url} {model}"
+        key = f"{without_password(self.url)} {model}"
+        saved = load_cache(path) or {}
         try:
-            saved = json.loads(path.read_text())
             hit = saved.get(key)
             if hit and 0 <= time.time() - hit[1] < SHOW_TTL:
                 return int(hit[0]) or None
-        except (OSError, ValueError, TypeError, AttributeError, IndexError):
-            saved = {}
+        except (ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError):
+            pass  # a damaged entry is no entry
         reply = ask_small(self.url + "/api/show", 2.0, body={"model": model})
         if reply is None or reply.status != 200 or not isinstance(reply.body, dict):
             return None
@@ -162,12 +164,8 @@ class OllamaBackend(LocalServer):
             (v for k, v in info.items() if k.endswith(".context_length") and isinstance(v, int)),
             None,
         )
-        try:
-            saved = saved if isinstance(saved, dict) else {}
-            saved[key] = [found or 0, time.time()]
-            path.write_text(json.dumps(saved))
-        except OSError:
-            pass
+        saved[key] = [found or 0, time.time()]
+        save_cache(path, saved)
         return found
 
     def context_tokens(self, model: str, tokens: int) -> int | None:

@@ -85,12 +85,12 @@ def render(
     Rendering twice gives the same bytes; files that differ are replaced only with --force.
     """
     # long: option wiring and the two ways of reporting; the work is core.render_files.
-    from pathlib import Path
 
     from brain import secrets
     from brain.apex import catalog
     from brain.apex import render as core
     from brain.commands.common import app
+    from brain.files import expand
     from brain.render import Output
 
     o = opts(ctx)
@@ -112,7 +112,7 @@ def render(
         linux_dir=linux_dir or defaults.linux_dir,
     )
     plan, files = core.render_files(tasks, options)
-    target = Path(directory).expanduser()
+    target = expand(directory)
     written = core.write_files(target, files, force=force)
     if o.json:
         out.json(

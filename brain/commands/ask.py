@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from brain.commands.common import CONTEXT, app, global_options, report
+from brain.commands.common import CONTEXT, app, global_options, report, require_stdout
 from brain.commands.complete import files
 from brain.errors import BrainError
 
@@ -61,6 +61,7 @@ def run_task(ctx: click.Context, name: str, words: tuple[str, ...], record: bool
 
     the_app = app(ctx)
     task = the_app.task(name)
+    require_stdout()
     out = Output(json_mode=the_app.json, verbose=the_app.verbose)
     if record:
         from brain.commands.voice import record_material
@@ -71,12 +72,14 @@ def run_task(ctx: click.Context, name: str, words: tuple[str, ...], record: bool
         piped = material.read_stdin(sys.stdin.buffer if sys.stdin else None, _isatty(sys.stdin))
         if piped is None and name != "digest" and _empty_pipe(sys.stdin):
             _refuse_empty_pipe(name, words)
-        used = len(piped.encode("utf-8")) if piped else 0
+        used = material.size(piped) if piped else 0
         instruction, given = material.split_args(words, used)
         if piped is not None:
             given.insert(0, material.Material("stdin", piped))
+        del piped  # 4 MiB of input is held once (in `text` below), not three times
     text, messages = material.compose(task, instruction, given)
     question = exchange.Question(task, text, messages, audio=material.recordings(given))
+    del given
     try:
         result = exchange.ask(the_app, question, out)
     except BrainError as exc:
@@ -90,10 +93,15 @@ def run_task(ctx: click.Context, name: str, words: tuple[str, ...], record: bool
 def _say_kept(the_app: object, exc: BrainError) -> None:
     """An input refused for a reason the user must fix (a route Apex lacks, a rejected key)
     is kept in the queue: the error says so, and how to send or forget it."""
+    from brain.errors import StorageError
+
     row = getattr(exc, "row", None)
     if row is None or "queue" in f"{exc.message} {exc.fix or ''}":
         return
-    found = the_app.store().get(row)  # type: ignore[attr-defined]
+    try:
+        found = the_app.store().get(row)  # type: ignore[attr-defined]
+    except StorageError:
+        return  # the error itself says what could not be kept
     if found is None or found.status != "queued":
         return
     kept = (

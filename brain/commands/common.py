@@ -67,6 +67,15 @@ _GLOBAL = [
 ]
 
 
+class _ConfigPath(click.Path):
+    """click.Path, with a NUL in the name a usage error (os.stat raises ValueError on it)."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if "\x00" in str(value):
+            self.fail("a path cannot contain a NUL byte", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def global_options(*only: Any) -> Any:
     """The global flags, accepted before the subcommand (`brain --json dump x`) and after a
     command that uses them. `@global_options` gives a command all of them;
@@ -84,7 +93,7 @@ def _with_flags(func: Any, names: set[str] | None) -> Any:
     for flags, attr, is_flag, metavar, text in reversed(_GLOBAL):
         if names is not None and attr not in names and attr != "verbose":
             continue
-        extra: dict[str, Any] = {"type": click.Path(dir_okay=False)} if attr == "config" else {}
+        extra: dict[str, Any] = {"type": _ConfigPath(dir_okay=False)} if attr == "config" else {}
         func = click.option(
             *flags,
             is_flag=is_flag,
@@ -168,13 +177,36 @@ def app(ctx: click.Context) -> App:
     return built
 
 
+def require_stdout() -> None:
+    """Refuse, before anything is sent, to ask a question whose answer has nowhere to go:
+    stdout was closed when brain started (`>&-`; brain.cli.ClosedStream)."""
+    import sys
+
+    if getattr(sys.stdout, "brain_closed", False):
+        from brain.errors import OutputError
+
+        raise OutputError(
+            "stdout is closed (`>&-`), so an answer would have nowhere to go; nothing was sent.",
+            "Send the answer somewhere: `> FILE`, `| less`, or nothing (the terminal).",
+        )
+
+
 def report(out: Any, result: Result) -> int:
     """Print the JSON object or the closing notices; the exit code for this answer."""
     from brain.render import money
 
     a = result.answer
     if out.json_mode:
-        out.json(result.as_json())
+        try:
+            out.json(result.as_json())
+        except OSError as exc:
+            from brain.errors import OutputError
+
+            raise OutputError(
+                f"could not write the answer to stdout: {exc.strerror or exc}. The answer is "
+                f"kept in the history as #{result.row}.",
+                f"See it with `brain history {result.row}` once stdout can be written.",
+            ) from None
     elif not a.text:
         out.notice("the model answered with no text.")
     who = f"{a.backend} {a.model or ''}".strip()

@@ -98,6 +98,7 @@ def set_(ctx: click.Context, key: str, value: str) -> int:
         trial = {name: {**raw.get("tasks", {}).get(name, {}), field: value}}
         checked = settings.validate_tasks(target, trial)[name]
         raw.setdefault("tasks", {}).setdefault(name, {})[field] = checked[field]
+        converted = checked[field]
     elif len(parts) == 2:
         section, field = parts
         if field in ("key", "api_key", "token", "webhook"):
@@ -105,7 +106,8 @@ def set_(ctx: click.Context, key: str, value: str) -> int:
                 f"`{key}` is a secret and never goes in config.toml.",
                 "Store it in the keyring: `brain keys set apex` (or slack, anthropic).",
             )
-        raw.setdefault(section, {})[field] = settings.validate(target, section, field, value)
+        converted = settings.validate(target, section, field, value)
+        raw.setdefault(section, {})[field] = converted
     else:
         valid = ", ".join(f"{s}.{k}" for s, keys in settings.SCHEMA.items() for k in keys)
         raise ConfigError(
@@ -116,7 +118,7 @@ def set_(ctx: click.Context, key: str, value: str) -> int:
     from brain.tasks import from_settings
 
     from_settings(settings.from_raw(target, raw))
-    settings.write(target, raw)
+    settings.edit(target, parts, converted)  # in place: the user's comments and layout stay
     Output().notice(f"set {key} = {raw_value(raw, parts)!r} in {target}")
     return 0
 

@@ -47,6 +47,10 @@ def list_(ctx: click.Context) -> int:
     return 0
 
 
+# A row id is an SQLite integer: a larger number names no row (and must not crash the lookup).
+ROW_ID = click.IntRange(1, (1 << 63) - 1)
+
+
 def _first_line(r: Any) -> str:
     """An input's first line, and the recordings it holds (brain.voice) by name."""
     from brain.voice import Recordings
@@ -64,16 +68,17 @@ def _first_line(r: Any) -> str:
 
 
 @queue.command("run")
-@click.argument("ids", nargs=-1, type=int)
+@click.argument("ids", nargs=-1, type=ROW_ID)
 @global_options
 @click.pass_context
 def run(ctx: click.Context, ids: tuple[int, ...]) -> int:
     """Send queued inputs (all, or the IDS given); answers land in the history."""
-    from brain.commands.common import app
+    from brain.commands.common import app, require_stdout
     from brain.render import Output
 
     the_app = app(ctx)
     out = Output(json_mode=the_app.json, verbose=the_app.verbose)
+    require_stdout()
     rows = [r for r in the_app.store().queued() if not ids or r.id in ids]
     if not rows:
         out.notice("nothing queued" + (" with those ids." if ids else "."))
@@ -117,11 +122,14 @@ class _Run:
             self.out.notice(exc.message)
             return
         except BrainError as exc:
-            from brain.errors import Interrupted, PipeClosed
+            from brain.errors import Interrupted, OutputError, PipeClosed, StorageError
 
             self.out.stop()
-            if isinstance(exc, (Interrupted, PipeClosed)):
-                raise  # Ctrl-C stops the whole run; what arrived is kept by exchange.ask
+            # Ctrl-C, a signal, a stdout or a disk that cannot be written stop the whole run
+            # (what arrived is kept by exchange.ask): the next inputs would only fail the same
+            # way, some after being sent.
+            if isinstance(exc, (Interrupted, PipeClosed, OutputError, StorageError)):
+                raise
             self.out.error(exc)
             self.failed += 1
             self.code = self.code or exc.exit_code
@@ -139,7 +147,7 @@ class _Run:
 
 
 @queue.command("drop")
-@click.argument("ids", nargs=-1, type=int, required=True)
+@click.argument("ids", nargs=-1, type=ROW_ID, required=True)
 @global_options()
 def drop(ids: tuple[int, ...]) -> int:
     """Forget queued inputs by ID (see `brain queue list`)."""

@@ -22,7 +22,7 @@ from brain.app import AUTO, OFFLINE, ONLINE
 from brain.backends import estimate_tokens
 from brain.backends.base import Answer, ChatRequest, Sink
 from brain.client import Message, refuse_too_long
-from brain.errors import BackendError, ConfigError, Unreachable
+from brain.errors import TEMPFAIL, BackendError, ConfigError, Unreachable
 from brain.tasks import Task
 
 if TYPE_CHECKING:
@@ -211,6 +211,17 @@ def _short(reason: str) -> str:
 
 
 def _nothing_answered(
+    app: App, the_plan: Plan, tried: list[tuple[str, BackendError]]
+) -> Unreachable | BackendError:
+    error = _nothing_answered_error(app, the_plan, tried)
+    # A server that is there and said "try later" (408, 503) makes the whole a passing
+    # failure (75), as it would have been alone; refused, unreachable or broken is 69.
+    if isinstance(error, Unreachable) and any(e.exit_code == TEMPFAIL for _, e in tried):
+        error.exit_code = TEMPFAIL
+    return error
+
+
+def _nothing_answered_error(
     app: App, the_plan: Plan, tried: list[tuple[str, BackendError]]
 ) -> Unreachable | BackendError:
     if tried and all(e.too_long for _, e in tried):

@@ -14,14 +14,14 @@ What must stay true (DESIGN.md, "Deciding that Apex is away…"; issue 29 items 
 
 from __future__ import annotations
 
-import json
-import os
+import math
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from brain.client import Deadline
+from brain.secrets import without_password
 
 FAIL_TTL = 10.0
 OK, REFUSED, DNS, TIMEOUT, HTTP = "ok", "refused", "dns", "timeout", "http"
@@ -47,19 +47,24 @@ def _cache_file(cache_dir: Path) -> Path:
 
 def last(cache_dir: Path, url: str) -> Verdict | None:
     """The last verdict about `url`, whatever its age (for the toolbar and status)."""
+    from brain.files import load_cache
+
+    data = load_cache(_cache_file(cache_dir))
+    if data is None:
+        return None
     try:
-        data = json.loads(_cache_file(cache_dir).read_text())
+        latency = data.get("latency_ms")
         verdict = Verdict(
             url=str(data["url"]),
             ok=bool(data["ok"]),
             reason=str(data.get("reason", "")),
             at=float(data["at"]),
-            latency_ms=data.get("latency_ms") if isinstance(data.get("latency_ms"), int) else None,
+            latency_ms=latency if isinstance(latency, int) and latency >= 0 else None,
             kind=str(data.get("kind", OK if data["ok"] else TIMEOUT)),
         )
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return None  # a missing, corrupt or wrong-typed file is no verdict
-    if verdict.url != url:
+    except (ValueError, TypeError, KeyError, OverflowError):
+        return None  # a wrong-typed file is no verdict
+    if verdict.url != without_password(url) or not math.isfinite(verdict.at):
         return None
     verdict.cached = True
     return verdict
@@ -75,19 +80,13 @@ def away(cache_dir: Path, url: str, ttl: float = FAIL_TTL) -> Verdict | None:
 
 
 def remember(cache_dir: Path, verdict: Verdict) -> None:
-    """Keep a verdict; a write failure only costs a probe next time."""
-    path = _cache_file(cache_dir)
-    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        data = asdict(verdict)
-        data.pop("cached")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+    """Keep a verdict (0600, atomically); a write failure only costs a probe next time."""
+    from brain.files import save_cache
+
+    data = asdict(verdict)
+    data.pop("cached")
+    data["url"] = without_password(verdict.url)  # a password in the URL never reaches a file
+    save_cache(_cache_file(cache_dir), data)
 
 
 def probe(url: str, timeout: float = 1.0) -> Verdict:

@@ -160,7 +160,9 @@ def from_settings(conf: Any) -> dict[str, Task]:
 
 def _user_prompt(value: str, config_dir: Path | None) -> str:
     if value.endswith((".md", ".txt")) and "\n" not in value:
-        path = Path(value).expanduser()
+        from brain.files import expand
+
+        path = expand(value)
         if not path.is_absolute() and config_dir is not None:
             path = config_dir / path
         try:
