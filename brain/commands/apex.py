@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from brain import install
-from brain.commands.common import Group, global_options, opts
+from brain.commands.common import Group, SafePath, global_options, opts
 
 CTX = {"help_option_names": ["-h", "--help"]}
 
@@ -29,7 +29,7 @@ def apex() -> None:
 
 
 @apex.command(context_settings=CTX)
-@click.argument("directory", type=click.Path(file_okay=False, writable=True))
+@click.argument("directory", type=SafePath(file_okay=False, writable=True))
 @click.option(
     "--providers",
     metavar="LIST",

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from brain import install
-from brain.commands.common import global_options, opts
+from brain.commands.common import SafePath, global_options, opts
 
 
 def _names(values: tuple[str, ...]) -> list[str]:
@@ -55,7 +55,7 @@ Docs: """
     "--prompts",
     "prompt_files",
     multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=SafePath(dir_okay=False, path_type=Path),
     metavar="FILE",
     help="Add your own prompts from a TOML file ([prompts.NAME] tables).",
 )
@@ -67,7 +67,7 @@ Docs: """
 )
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=SafePath(dir_okay=False, path_type=Path),
     metavar="PATH",
     help="The Markdown report (default: Gemma_Benchmark_YYYY-MM-DD.md here; the SVG beside it).",
 )

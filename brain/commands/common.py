@@ -67,8 +67,9 @@ _GLOBAL = [
 ]
 
 
-class _ConfigPath(click.Path):
-    """click.Path, with a NUL in the name a usage error (os.stat raises ValueError on it)."""
+class SafePath(click.Path):
+    """click.Path, with a NUL in the name a usage error (os.stat raises ValueError on it).
+    Every path option and argument of brain uses it."""
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
         if "\x00" in str(value):
@@ -93,7 +94,7 @@ def _with_flags(func: Any, names: set[str] | None) -> Any:
     for flags, attr, is_flag, metavar, text in reversed(_GLOBAL):
         if names is not None and attr not in names and attr != "verbose":
             continue
-        extra: dict[str, Any] = {"type": _ConfigPath(dir_okay=False)} if attr == "config" else {}
+        extra: dict[str, Any] = {"type": SafePath(dir_okay=False)} if attr == "config" else {}
         func = click.option(
             *flags,
             is_flag=is_flag,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from brain import install
-from brain.commands.common import CONTEXT, app, global_options, opts, report
+from brain.commands.common import CONTEXT, SafePath, app, global_options, opts, report
 from brain.commands.complete import files
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def digest_command() -> click.Command:
     )
     @click.option(
         "--out",
-        type=click.Path(dir_okay=False),
+        type=SafePath(dir_okay=False),
         metavar="FILE",
         help="Also write the digest to FILE (replaced).",
     )
@@ -386,8 +386,12 @@ def _out_path(out: str | None) -> Path | None:
 
     if out is None:
         return None
-    path = Path(out).expanduser()
-    if not path.parent.is_dir():
+    try:
+        path = Path(out).expanduser()
+        folder_there = path.parent.is_dir()
+    except (ValueError, OSError, RuntimeError):  # a NUL byte, an unknown ~user, a name too long
+        raise UsageError(f"--out {out!r} is not a file name brain can write.") from None
+    if not folder_there:
         raise UsageError(
             f"--out {out}: the folder {path.parent} does not exist.",
             "Create it first, or name a file in a folder that exists.",
