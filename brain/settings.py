@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from brain import paths
 from brain.errors import ConfigError
+from brain.paths import APP
 
-APP = "brain"
+__all__ = ["APP", "cache_dir", "config_path", "data_dir"]
 MAX_CONFIG = 1 << 20  # bytes of config.toml brain reads; a larger file is refused
 MAX_SECONDS = 86_400.0  # a timeout longer than a day is a mistake (and 1e308 overflows time)
 MAX_COUNT = (1 << 31) - 1
@@ -168,44 +170,8 @@ ENV = {
 }
 
 
-def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
-    from brain.files import expand
-
-    if explicit:
-        return expand(explicit)
-    env = os.environ.get("BRAIN_CONFIG")
-    if env:
-        return expand(env)
-    from platformdirs import user_config_dir
-
-    return Path(user_config_dir(APP, appauthor=False)) / "config.toml"
-
-
-def data_dir() -> Path:
-    """brain's data directory (0700): StorageError when it cannot be made."""
-    from platformdirs import user_data_dir
-
-    from brain import files
-
-    path = Path(user_data_dir(APP, appauthor=False))
-    try:
-        return files.private_dir(path)
-    except OSError as exc:
-        raise files.storage_error(exc, path, "make its data directory") from exc
-
-
-def cache_dir() -> Path:
-    """brain's cache directory (0700). When it cannot be made, its path all the same: every
-    cache write may fail, and a failed one only costs a request next time."""
-    from platformdirs import user_cache_dir
-
-    from brain import files
-
-    path = Path(user_cache_dir(APP, appauthor=False))
-    try:
-        return files.private_dir(path)
-    except OSError:
-        return path
+# Where things live: brain.paths (secrets needs the cache dir, and settings needs secrets).
+config_path, data_dir, cache_dir = paths.config_path, paths.data_dir, paths.cache_dir
 
 
 @dataclass
