@@ -80,17 +80,64 @@ def no_keyring() -> ConfigError:
     )
 
 
+_chosen: Any = None  # the backend this process settled on
+
+
 def _backend():
+    global _chosen
+    if _chosen is not None:
+        return _chosen
     import keyring
     from keyring.backends import fail, null
 
-    backend = keyring.get_keyring()
+    backend = _remembered() or keyring.get_keyring()
     # The chainer with nothing behind it, the fail backend, or the null one (which silently
     # forgets what it is given): no usable store.
     inner = getattr(backend, "backends", None)
     if isinstance(backend, (fail.Keyring, null.Keyring)) or (inner is not None and not inner):
         raise no_keyring()
+    _remember_backend(backend)
+    _chosen = backend
     return backend
+
+
+# keyring finds its backend by importing and trying every one it knows (~60 ms here, on every
+# command that needs a key). The one it found last time is kept in the cache dir (a class
+# name, never a key) and tried alone first; if it no longer works, keyring looks again.
+_BACKEND_FILE = "keyring-backend"
+
+
+def _remembered() -> Any:
+    import keyring.core
+
+    if os.environ.get("PYTHON_KEYRING_BACKEND") or keyring.core.load_config() is not None:
+        return None  # the user chose one: keyring reads that choice quickly itself
+    try:
+        from brain.paths import cache_dir
+
+        name = (cache_dir() / _BACKEND_FILE).read_text(encoding="utf-8").strip()
+        backend = keyring.core.load_keyring(name) if name else None  # checks it is viable
+    except Exception:  # any doubt: keyring's own search
+        return None
+    if backend is not None:
+        keyring.core.set_keyring(backend)
+    return backend
+
+
+def _remember_backend(backend: Any) -> None:
+    inner = getattr(backend, "backends", None)
+    if inner is not None:  # a chainer: worth keeping only when one backend is behind it
+        backend = inner[0] if len(inner) == 1 else None
+    if backend is None or os.environ.get("PYTHON_KEYRING_BACKEND"):
+        return
+    try:
+        from brain import files
+        from brain.paths import cache_dir
+
+        cls = type(backend)
+        files.write_private(cache_dir() / _BACKEND_FILE, f"{cls.__module__}.{cls.__name__}\n")
+    except Exception:
+        pass  # only costs keyring's search next time
 
 
 def require_keyring() -> None:

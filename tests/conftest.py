@@ -89,6 +89,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
     monkeypatch.setattr(keyring.core, "_keyring_backend", None)
     # Keys seen by one test are not masked in the next one (brain runs in-process).
     monkeypatch.setattr(brain.secrets, "_seen", set())
+    monkeypatch.setattr(brain.secrets, "_chosen", None)
     yield h
 
 

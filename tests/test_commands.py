@@ -283,3 +283,45 @@ def test_a_broken_config_is_said_not_swallowed(brain, write_config) -> None:
     help_text = brain("--help")
     assert help_text.code == 0 and "Your own tasks are not listed" in help_text.stdout
     assert brain("lesson", "x").code == 78  # a name only config.toml could define: its error
+
+
+def test_the_keyring_backend_found_once_is_tried_alone_next_time(home, monkeypatch) -> None:
+    import keyring
+    import keyring.core
+
+    from brain import secrets
+
+    monkeypatch.delenv("PYTHON_KEYRING_BACKEND")
+    monkeypatch.setattr(keyring.core, "load_config", lambda: None)  # no keyringrc here
+
+    def searching(search):  # keyring.get_keyring is core.get_keyring, under two names
+        monkeypatch.setattr(keyring.core, "get_keyring", search)
+        monkeypatch.setattr(keyring, "get_keyring", search)
+
+    searching(lambda: __import__("brain_test_keyring").FileKeyring())
+    secrets.set_key("apex", "sk-found-once")
+    remembered = home.cache / "brain" / "keyring-backend"
+    assert remembered.read_text().strip() == "brain_test_keyring.FileKeyring"
+
+    # Next process: keyring's search of every backend is not run; the one kept is loaded.
+    monkeypatch.setattr(secrets, "_chosen", None)
+    monkeypatch.setattr(keyring.core, "_keyring_backend", None)
+
+    def no_search() -> None:
+        raise AssertionError("keyring searched every backend again")
+
+    searching(no_search)
+    assert secrets.get("apex") == "sk-found-once"
+    assert "sk-found-once" not in remembered.read_text()  # a class name, never a key
+
+    # A kept name that no longer loads: keyring's own search again.
+    remembered.write_text("no_such_module.Keyring\n")
+    monkeypatch.setattr(secrets, "_chosen", None)
+    searched: list[bool] = []
+
+    def search():
+        searched.append(True)
+        return __import__("brain_test_keyring").FileKeyring()
+
+    searching(search)
+    assert secrets.get("apex") == "sk-found-once" and searched == [True]
