@@ -1,6 +1,6 @@
 """`python -m brain`."""
 
-from brain.cli import main
+from brain.quick import main
 
 if __name__ == "__main__":
     main()

@@ -98,6 +98,17 @@ class LazyGroup(click.Group):
             return task_command(name)
         return None
 
+    def get_help(self, ctx: click.Context) -> str:
+        text = super().get_help(ctx)
+        if ctx.parent is None and opts(ctx).config is None:
+            # Kept for the next `brain --help`, which then needs no click (brain.quick).
+            from brain import helpcache, settings
+
+            helpcache.remember_help(
+                text + "\n", str(settings.cache_dir()), str(settings.config_path(None))
+            )
+        return text
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help text without importing every command module (startup time is a feature).
         from brain.tasks import builtin_tasks

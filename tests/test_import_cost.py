@@ -54,3 +54,40 @@ def test_help_does_not_load_package_resource_machinery():
     )
     assert "brain.tasks" in mods
     assert not {"importlib.resources", "zipfile"} & mods
+
+
+def _help(home, env_extra: dict | None = None, *args: str) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, "COLUMNS": "100", **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "brain", "--help", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=home.root,
+        check=True,
+    )
+
+
+def _imported(run: subprocess.CompletedProcess) -> set[str]:
+    return {line.split("|")[-1].strip() for line in run.stderr.splitlines() if "|" in line}
+
+
+def test_a_second_help_needs_no_click_and_says_the_same(home) -> None:
+    first = _help(home)
+    assert "click" in _imported(first)  # rendered by click, and kept
+    second = _help(home)
+    assert "click" not in _imported(second) and "brain.cli" not in _imported(second)
+    assert second.stdout == first.stdout and "dump" in second.stdout
+
+
+def test_the_kept_help_follows_config_toml_and_the_width(home, write_config) -> None:
+    _help(home)
+    write_config('[tasks.lesson]\nroute = "lesson_plan"\n')
+    changed = _help(home)
+    assert "click" in _imported(changed) and "lesson" in changed.stdout  # rendered anew
+    narrow = _help(home, {"COLUMNS": "60"})
+    assert "click" in _imported(narrow)
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 60
+    assert narrow.stdout != changed.stdout
