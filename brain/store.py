@@ -346,7 +346,7 @@ class Store:
                 task,
                 route,
                 user_input,
-                json.dumps(messages),
+                _compact(messages, user_input),
                 os.getpid(),
                 time.time(),
                 json.dumps(audio) if audio else None,
@@ -365,7 +365,7 @@ class Store:
         """The input as it now stands (a recording transcribed, or copied for the queue)."""
         self.db.execute(
             "UPDATE exchanges SET input=?, messages=?, audio=? WHERE id=?",
-            (user_input, json.dumps(messages), json.dumps(audio) if audio else None, row),
+            (user_input, _compact(messages, user_input), json.dumps(audio) if audio else None, row),
         )
 
     @_guarded("claim the queued input in")
@@ -650,7 +650,7 @@ def _exchange(row: sqlite3.Row) -> Exchange:
         total_ms=row["total_ms"],
         cost=row["cost"],
         input=row["input"],
-        messages=_json_list(row["messages"]),
+        messages=_expand(_json_list(row["messages"]), row["input"]),
         answer=row["answer"],
         partial=bool(row["partial"]),
         error=row["error"],
@@ -669,6 +669,26 @@ def _json_dict(text: str | None) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+# The last user message is, almost always, the input itself (a one-shot question, a REPL turn
+# as sent): it is kept once, in `input`, and `messages` holds null in its place. A 4 MiB input
+# then costs 4 MiB in the row, not 8, and so does every UPDATE of that row.
+def _compact(messages: list[dict[str, Any]], user_input: str) -> str:
+    if (
+        messages
+        and messages[-1].get("role") == "user"
+        and messages[-1].get("content") == user_input
+    ):
+        messages = [*messages[:-1], {**messages[-1], "content": None}]
+    return json.dumps(messages)
+
+
+def _expand(messages: list[Any], user_input: str) -> list[Any]:
+    last = messages[-1] if messages else None
+    if isinstance(last, dict) and last.get("role") == "user" and last.get("content") is None:
+        messages[-1] = {**last, "content": user_input}
+    return messages
 
 
 def _json_list(text: str | None) -> list[Any]:

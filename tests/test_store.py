@@ -136,3 +136,18 @@ def test_a_claim_whose_sender_died_counts_as_queued(tmp_path: Path) -> None:
 def test_the_store_file_is_private(tmp_path: Path) -> None:
     Store(tmp_path / "brain.db").close()
     assert oct(os.stat(tmp_path / "brain.db").st_mode & 0o777) == "0o600"
+
+
+def test_the_input_is_kept_once_and_read_back_whole(tmp_path: Path) -> None:
+    store = Store(tmp_path / "brain.db")
+    text = "grade essays by fri " * 1000
+    messages = [{"role": "system", "content": "sort"}, {"role": "user", "content": text}]
+    row = store.add("dump", "brain_dump", text, messages)
+    raw = store.db.execute("SELECT messages FROM exchanges WHERE id=?", (row,)).fetchone()[0]
+    assert text not in raw and len(raw) < 200  # not twice in the row
+    assert store.get(row).messages == messages
+    # A REPL turn whose last message is not the input itself is kept as it is.
+    other = [*messages, {"role": "assistant", "content": "ok"}]
+    row2 = store.add("ask", "default", "x", other)
+    assert store.get(row2).messages == other
+    store.close()
