@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The speed of brain itself, measured against llm and shell-gpt on one machine in one run.
 #
-#   bench/run.sh            full run (about 10 minutes on 2 cores; peers' waits capped at 30 s)
+#   bench/run.sh            full run (about 15 minutes on 2 cores; peers' waits capped at 30 s)
 #   bench/run.sh --quick    fewer runs, for trying the script out
 #
 # Installs brain (from this checkout), llm and shell-gpt in their own virtual environments
@@ -39,5 +39,13 @@ venv brain "$here/.."
 venv llm llm
 # sgpt imports click without declaring it (research/perf-anchors.md, note 1).
 venv sgpt shell-gpt click
+
+# brain's own time per token (TTY and piped, 4 KB to 4 MB): bench/render_cost.md, which the
+# README's goal table reads. A quick run keeps to 4 KB and 400 KB.
+sizes=(4000 400000 4000000)
+for arg in "$@"; do [ "$arg" = --quick ] && sizes=(4000 400000); done
+echo "bench: brain's time per token (bench/render_cost.py, a few minutes)" >&2
+"$out/venv-brain/bin/python" "$here/render_cost.py" --sizes "${sizes[@]}" \
+    --out "$here/render_cost.md" >&2
 
 exec "$python" "$here/harness.py" "$@"
