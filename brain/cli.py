@@ -196,9 +196,33 @@ def run(argv: list[str] | None = None) -> int:
     _standard_streams()
     restore = _on_signals()
     try:
-        return _run(args, verbose)
+        code = _run(args, verbose)
     finally:
         restore()
+    return _flushed(code)
+
+
+def _flushed(code: int) -> int:
+    """What brain printed reaches stdout now, not in the interpreter's last flush: there, a
+    full disk behind `>` would turn the exit code into 120 with a traceback-like line."""
+    try:
+        sys.stdout.flush()
+        return code
+    except (OSError, ValueError) as exc:
+        try:
+            _quiet_pipe()  # what could not be written goes nowhere, silently
+        except (OSError, ValueError):
+            pass
+        if code != 0 or isinstance(exc, BrokenPipeError):
+            return code  # already said why (74 for an answer: it is kept, marked partial)
+        why = getattr(exc, "strerror", None) or str(exc)
+        _say(
+            f"brain: error: could not write to stdout: {why}.\n"
+            "  → Check where the output goes (a full disk behind `>`, a closed terminal).\n"
+        )
+        from brain.errors import IOERR
+
+        return IOERR
 
 
 def _run(args: list[str], verbose: bool) -> int:

@@ -19,13 +19,30 @@ def main() -> None:
     """`brain`: the cached root help for `brain --help`, click for everything else."""
     if sys.argv[1:] in HELP_ARGS:
         text = cached_help()
-        if text is not None:
-            try:
-                sys.stdout.write(text)
-                sys.stdout.flush()
-            except BrokenPipeError:
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(0)
+        if text is not None and sys.stdout is not None:  # None: started with stdout closed
+            sys.exit(_show(text))
     from brain.cli import main as full
 
     full()
+
+
+def _show(text: str) -> int:
+    """Print the help; a reader that left is fine (0), a stdout that cannot be written is 74
+    with a line saying so, as brain.cli says it."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return 0
+    except (OSError, ValueError) as exc:
+        try:  # what could not be written goes nowhere, and the last flush stays quiet
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        if isinstance(exc, BrokenPipeError):
+            return 0
+        why = getattr(exc, "strerror", None) or str(exc)
+        sys.stderr.write(
+            f"brain: error: could not write to stdout: {why}.\n"
+            "  → Check where the output goes (a full disk behind `>`, a closed terminal).\n"
+        )
+        return 74

@@ -91,3 +91,30 @@ def test_the_kept_help_follows_config_toml_and_the_width(home, write_config) -> 
     assert "click" in _imported(narrow)
     assert max(len(line) for line in narrow.stdout.splitlines()) <= 60
     assert narrow.stdout != changed.stdout
+
+
+def _help_into(home, stdout, *, close: bool = False) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "brain", "--help"],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "100"},
+        cwd=home.root,
+        # `>&-`: the child starts with descriptor 1 closed
+        preexec_fn=(lambda: os.close(1)) if close else None,
+    )
+
+
+def test_help_into_a_full_disk_or_a_closed_stdout_says_so_kept_or_not(home) -> None:
+    for attempt in ("rendered by click", "the kept help"):
+        with open("/dev/full", "w") as full:
+            r = _help_into(home, full)
+        assert r.returncode == 74, (attempt, r.stderr)
+        assert "No space left on device" in r.stderr and "Traceback" not in r.stderr, attempt
+        assert "Exception ignored" not in r.stderr, attempt
+    closed = _help_into(home, None, close=True)
+    assert closed.returncode == 74 and "stdout is closed" in closed.stderr, closed.stderr
+    assert "Traceback" not in closed.stderr
