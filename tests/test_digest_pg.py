@@ -68,7 +68,11 @@ def postgres() -> Iterator[Postgres]:
 
         nobody = pwd.getpwnam("nobody")
         os.chown(root, nobody.pw_uid, nobody.pw_gid)
-        as_user = ["runuser", "-u", "nobody", "--"]
+        # runuser lives in /usr/sbin, which a plain user's PATH (or `env -i`) may lack
+        runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+        if runuser is None:
+            pytest.skip("PostgreSQL refuses to run as root and runuser (util-linux) is absent")
+        as_user = [runuser, "-u", "nobody", "--"]
     data, log, port = root / "data", root / "server.log", _free_port()
 
     def run(*argv: str) -> subprocess.CompletedProcess[str]:
