@@ -70,17 +70,6 @@ KEYWORDS = [
 ]
 
 
-class Quiet:
-    def delta(self, text: str) -> None:
-        pass
-
-    def notice(self, text: str) -> None:
-        pass
-
-    def waiting(self, text: str) -> None:
-        pass
-
-
 def make_memo(folder: Path, target: float = 60.0) -> tuple[Path, float]:
     """espeak-ng speaking MEMO at the speed that makes it about `target` seconds long."""
     path = folder / "memo.wav"
@@ -106,6 +95,7 @@ def heard(text: str) -> str:
 def transcribe_alone(memo: Path, model_spec: str, runs: int) -> dict:
     """brain.voice.local with brain's settings, model loaded once (its load timed apart)."""
     from brain.app import App
+    from brain.backends.base import NullSink
     from brain.voice import Audio, local
 
     os.environ["BRAIN_WHISPER_MODEL"] = model_spec
@@ -119,7 +109,7 @@ def transcribe_alone(memo: Path, model_spec: str, runs: int) -> dict:
         walls, cpus, text = [], [], ""
         for _ in range(runs):
             start, cpu = time.monotonic(), time.process_time()
-            got = worker.transcribe(Audio.of("memo.wav", memo), Quiet())
+            got = worker.transcribe(Audio.of("memo.wav", memo), NullSink())
             walls.append(time.monotonic() - start)
             cpus.append(time.process_time() - cpu)
             text = got.text

@@ -69,10 +69,11 @@ def read_bounded(stream: BinaryIO, name: str, limit: int = MAX_INPUT_BYTES) -> b
             raise too_big(name, limit)
 
 
-def decode(data: bytes, name: str) -> str:
-    """Text from bytes, or BadInput for anything that is not text."""
-    if len(data) > MAX_INPUT_BYTES:
-        raise too_big(name)
+def decode(data: bytes, name: str, limit: int | None = MAX_INPUT_BYTES) -> str:
+    """Text from bytes, or BadInput for anything that is not text (or longer than `limit`
+    bytes; None: no limit here, as for a digest's sources, which are capped as a whole)."""
+    if limit is not None and len(data) > limit:
+        raise too_big(name, limit)
     if b"\x00" in data[:8192]:
         raise BadInput(f"{name} looks binary (it contains NUL bytes); brain sends text only.")
     try:
@@ -80,7 +81,7 @@ def decode(data: bytes, name: str) -> str:
     except UnicodeDecodeError:
         raise BadInput(
             f"{name} is not UTF-8 text; brain sends text only.",
-            "Convert it first, e.g. `iconv -f latin1 -t utf-8 FILE | brain digest`.",
+            "Convert it first, e.g. `iconv -f latin1 -t utf-8 FILE > FILE.txt`.",
         ) from None
 
 

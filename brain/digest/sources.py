@@ -285,15 +285,9 @@ def _read_glob(got: Gathered, base: Path) -> None:
 
 def as_text(data: bytes, name: str) -> str:
     """Text from bytes, or BadInput (brain.material's rules, without its one-question cap)."""
-    if b"\x00" in data[:8192]:
-        raise BadInput(f"{name} looks binary (it contains NUL bytes); brain sends text only.")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise BadInput(
-            f"{name} is not UTF-8 text; brain sends text only.",
-            "Convert it first (e.g. with iconv).",
-        ) from None
+    from brain.material import decode
+
+    return decode(data, name, limit=None)
 
 
 def _fixed_root(pattern: Path) -> Path:
