@@ -69,6 +69,13 @@ def test_config_init_set_show_path(brain, home) -> None:
     assert "lesson" in brain("routes").stdout
 
 
+def test_config_init_with_no_url_and_no_terminal_says_how_to_give_one(brain, home) -> None:
+    r = brain("config", "init", input="http://apex:4000\n")  # piped: nothing is asked
+    assert r.code == 0
+    assert "no URL set (stdin is not a terminal, so nothing was asked)" in r.stderr
+    assert "--apex-url" in r.stderr
+
+
 def test_config_set_bad_values_exit_78(brain) -> None:
     r = brain("config", "set", "apex.probe_ttl", "soon")
     assert r.code == 78 and "probe_ttl" in r.stderr and ">= 0" in r.stderr

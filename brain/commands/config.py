@@ -192,6 +192,14 @@ def init(
     settings.write(target, raw)
     out.notice(f"wrote {target}")
     url = apex.get("url") or current["apex"]["url"]
+    if not url:
+        asked = (
+            "" if interactive or no_input else " (stdin is not a terminal, so nothing was asked)"
+        )
+        out.notice(
+            f"apex: no URL set{asked}; until one is, brain answers on this laptop. "
+            "Set it with `brain config init --apex-url http://apex:4000` (your Apex's address)."
+        )
     if reachable is None:
         reachable = bool(url) and _probe(out, url)
     with App.load(str(target)) as written:
