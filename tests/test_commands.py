@@ -73,7 +73,7 @@ def test_config_init_with_no_url_and_no_terminal_says_how_to_give_one(brain, hom
     r = brain("config", "init", input="http://apex:4000\n")  # piped: nothing is asked
     assert r.code == 0
     assert "no URL set (stdin is not a terminal, so nothing was asked)" in r.stderr
-    assert "--apex-url" in r.stderr
+    assert "--apex-url" in r.stderr and "`brain keys set apex` stores it" in r.stderr
 
 
 def test_config_set_bad_values_exit_78(brain) -> None:

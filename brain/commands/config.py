@@ -268,6 +268,15 @@ def _apex_key(out: Any, app: Any, reachable: bool, interactive: bool) -> None:
         out.notice(f"the Apex key comes from BRAIN_APEX_KEY: {told}.")
         return
     if not interactive:
+        try:
+            stored = secrets.get("apex") is not None
+        except ConfigError:  # no usable keyring: `brain keys set apex` says what to do
+            stored = False
+        if not stored:
+            out.notice(
+                "the Apex key: none given (nothing is asked without a terminal). "
+                "`brain keys set apex` stores it, or set BRAIN_APEX_KEY."
+            )
         return
     try:
         secrets.require_keyring()
