@@ -71,7 +71,7 @@ def test_cold_local_model_is_announced_and_kept_warm(
     assert "loading" not in warm.stderr
 
 
-def test_any_openai_compatible_local_server(apex_server: HTTPServer, brain) -> None:
+def test_any_openai_compatible_local_server(apex_server: HTTPServer, brain, home) -> None:
     # llama.cpp's llama-server: no /api/tags, no /api/ps; /v1 only.
     from fakes import sse_body
     from werkzeug import Response
@@ -86,6 +86,10 @@ def test_any_openai_compatible_local_server(apex_server: HTTPServer, brain) -> N
     r = brain("--offline", "ask", "x", "--json", env={"BRAIN_LOCAL_URL": url})
     assert r.code == 0, r.stderr
     assert r.json["answer"] == "from llama-server" and r.json["backend"] == "local"
+    # What it served is kept to explain a later failure; a private cache file like the others.
+    seen = home.cache / "brain" / "local-seen.json"
+    assert stat.S_IMODE(seen.stat().st_mode) == 0o600
+    assert json.loads(seen.read_text())[url]["models"] == ["gemma-3-4b.gguf"]
 
 
 def test_discover_finds_ollama_and_other_servers(

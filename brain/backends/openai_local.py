@@ -99,30 +99,23 @@ class OpenAILocalBackend(LocalServer):
         return None if self._models is None else [str(m["id"]) for m in self._models]
 
     def _remember(self) -> None:
-        import json
+        from brain.files import load_cache, save_cache
 
         path = self.app.cache_dir / SEEN_FILE
-        try:
-            seen = json.loads(path.read_text())
-            seen = seen if isinstance(seen, dict) else {}
-        except (OSError, ValueError):
-            seen = {}
+        seen = load_cache(path) or {}
         entry = {"server": self._product, "models": self.served() or []}
         if seen.get(self.url) != entry:
             seen[self.url] = entry
-            try:
-                path.write_text(json.dumps(seen))
-            except OSError:
-                pass
+            save_cache(path, seen)  # private, written whole; a failure costs only the hint
 
     def last_seen(self) -> tuple[str, list[str]]:
         """What answered at local.url when it last did: (server, models); ("", []) if never."""
-        import json
+        from brain.files import load_cache
 
         try:
-            entry = json.loads((self.app.cache_dir / SEEN_FILE).read_text()).get(self.url)
+            entry = (load_cache(self.app.cache_dir / SEEN_FILE) or {}).get(self.url)
             return str(entry["server"]), [str(m) for m in entry["models"]][:3]
-        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        except (AttributeError, KeyError, TypeError):
             return "", []
 
     def _down(self, why: str) -> tuple[str, str]:
