@@ -264,24 +264,46 @@ def render(r: dict, goals: dict) -> str:
 
     lines += [
         "",
-        "## What stands between brain and the goals (profiled 2026-12-02, quiet machine)",
+        "## Where the milliseconds of one answer go (profiled 2026-12-06, quiet machine)",
         "",
-        "Already removed: httpx importing its own command line (`httpx._main`: rich.console, "
-        "rich.progress, pygments; ~35–40 ms on every answer) — brain marks it absent "
-        "(brain/__init__.py); importlib.resources on the `--help` path (~8 ms; brain/tasks "
-        "reads its prompt files by path); and certifi's CA bundle, which `httpx.Client()` "
-        "loaded even for `http://` URLs (~18–25 ms a client; brain.client.verify_for gives "
-        "plain-HTTP clients an empty TLS context, which fails closed). Left, largest first:",
+        "One streamed answer is ~145 ms here, curl's is ~6 ms and `python -c pass` ~9 ms. "
+        "`python -X importtime` of `brain ask` (cumulative, top level, median of 3; importtime "
+        "itself inflates these a little) and in-process timing give, largest first:",
         "",
-        "- `import httpx` itself, ~55–65 ms over the interpreter (httpx._client, urllib.request, "
-        "http.cookiejar, httpcore, h11, idna): about half of brain's overhead per answer. Only "
-        "a smaller HTTP stack (the standard library's http.client for plain-HTTP endpoints) "
-        "would remove it.",
-        "- click, ~20–25 ms (its own import pulls in inspect, re, enum): the floor of any "
-        "click command line; `brain --help` is about 50 ms in all.",
-        "- The history store: sqlite3 import ~5 ms, opening the database, two commits and the "
-        "WAL checkpoint on close, ~10 ms together.",
-        "- platformdirs ~3–6 ms, brain.settings/tomllib ~2–3 ms.",
+        "- **httpx and httpcore, ~45 ms of imports** (httpx 31, httpcore 13: with them h11, "
+        "ssl, logging, email and urllib.request from the standard library). Alone, `import httpx` "
+        "is ~75 ms over the interpreter (table above). The largest block, and the reason the "
+        "90 ms goal is missed. Removing it means a second HTTP stack (the standard library's "
+        "http.client for plain-HTTP Apex) beside httpx, with every deadline, bound and hostile-"
+        "server test run twice: not done.",
+        "- **click, ~17 ms** of `brain.cli`'s ~26 ms (click pulls in inspect, enum, re). The "
+        "floor of any click command line; `--help` no longer pays it (below).",
+        "- **brain's own modules, ~25 ms**: brain.exchange ~10 (the ladder, backends, the "
+        "voice slots), brain.tasks ~5 (reading the prompt files), brain.settings ~3 "
+        "(tomllib), brain.store ~2, brain.secrets ~2, brain.files, brain.render ~1 each.",
+        "- **platformdirs, ~6 ms** (its Unix module imports tempfile).",
+        "- **The interpreter, ~9 ms**, and `site` ~2 ms: not brain's.",
+        "- **Work after the imports, ~15–20 ms**: config.toml read once, brain.db opened "
+        "(WAL), the row inserted before sending and finished after, the request, the SSE "
+        "parse, printing, the WAL checkpoint on close.",
+        "- **When the key is in the keyring** instead of `BRAIN_APEX_KEY`: importing keyring "
+        "and letting it find a backend is ~130 ms over the interpreter (table above). brain "
+        "now keeps the backend it found (a class name in its cache dir) and asks it alone next "
+        "time: 289 → 235 ms per answer measured with keyrings.alt. The first answer after "
+        "Apex comes back also asks the keyring (for a Slack webhook, to say so).",
+        "",
+        "Done in this round: `brain --help` printed from the help click rendered last time "
+        "(kept with brain's version, its sources' stamps, the width and config.toml's stamp; "
+        "72 → 16 ms; Linux, the BSDs and macOS); `history`, `queue list` and the answer path "
+        "flat from 10 to 100,000 stored rows (time index via store migration 2, the status "
+        "index used by the queue); the keyring backend remembered; the input kept once per "
+        "row instead of twice (4 MiB piped in: 64.5 → 56 MiB); the answer drawn once per piece "
+        "(bench/render_cost.md, issue 30).",
+        "",
+        "Memory: a plain answer is ~30 MiB, nearly all the interpreter and the imports above. "
+        "With 4 MiB piped in, ~26 MiB more: the input as read (bytes), as text, in the JSON "
+        "request body (text, then bytes) and bound into SQLite's row. Meeting 32 MiB at the "
+        "cap would need the request body and the row streamed from the input; not done.",
         "",
         "## How to read this",
         "",
