@@ -83,14 +83,22 @@ def no_keyring() -> ConfigError:
 _chosen: Any = None  # the backend this process settled on
 
 
-def _backend():
+def _backend(search: bool = False):
+    """The keyring backend: the one kept from last time (reads, which every answer may do),
+    or with `search` the one keyring finds now (writes, `brain status`): a keyring set up
+    since is then seen, and kept for the reads after."""
     global _chosen
-    if _chosen is not None:
+    if _chosen is not None and not search:
         return _chosen
     import keyring
+    import keyring.core
     from keyring.backends import fail, null
 
-    backend = _remembered() or keyring.get_keyring()
+    if search:
+        keyring.core._keyring_backend = None  # keyring's own search, whatever was kept
+        backend = keyring.get_keyring()
+    else:
+        backend = _remembered() or keyring.get_keyring()
     # The chainer with nothing behind it, the fail backend, or the null one (which silently
     # forgets what it is given): no usable store.
     inner = getattr(backend, "backends", None)
@@ -142,7 +150,7 @@ def _remember_backend(backend: Any) -> None:
 
 def require_keyring() -> None:
     """Before asking anyone for a key: a usable keyring is there (else no_keyring())."""
-    _backend()
+    _backend(search=True)
 
 
 def _name(backend: object) -> str:
@@ -160,7 +168,7 @@ def _name(backend: object) -> str:
 def backend_name() -> str:
     """Which keyring holds the keys, as a person calls it (a plaintext one says so)."""
     try:
-        backend = _backend()
+        backend = _backend(search=True)
     except ConfigError:
         return "none (no usable keyring)"
     return _name(backend)
@@ -260,7 +268,7 @@ def set_key(name: str, value: str) -> None:
             "Paste the key exactly as issued.",
         )
     try:
-        _backend().set_password(SERVICE, name, value.strip())
+        _backend(search=True).set_password(SERVICE, name, value.strip())
     except ConfigError:
         raise
     except Exception as exc:
@@ -272,7 +280,7 @@ def delete(name: str) -> bool:
     import keyring.errors
 
     try:
-        _backend().delete_password(SERVICE, name)
+        _backend(search=True).delete_password(SERVICE, name)
     except keyring.errors.PasswordDeleteError:
         return False
     return True

@@ -332,3 +332,9 @@ def test_the_keyring_backend_found_once_is_tried_alone_next_time(home, monkeypat
 
     searching(search)
     assert secrets.get("apex") == "sk-found-once" and searched == [True]
+
+    # Storing a key (and `brain status`) asks keyring afresh: a keyring set up since is seen.
+    secrets.set_key("apex", "sk-stored-again")
+    assert searched == [True, True]
+    assert secrets.get("apex") == "sk-stored-again" and searched == [True, True]
+    assert secrets.backend_name() and searched == [True, True, True]
