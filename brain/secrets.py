@@ -94,17 +94,21 @@ def _backend(search: bool = False):
     import keyring.core
     from keyring.backends import fail, null
 
-    if search:
+    backend = None if search else _remembered()
+    searched = backend is None
+    if searched:
         keyring.core._keyring_backend = None  # keyring's own search, whatever was kept
         backend = keyring.get_keyring()
-    else:
-        backend = _remembered() or keyring.get_keyring()
     # The chainer with nothing behind it, the fail backend, or the null one (which silently
     # forgets what it is given): no usable store.
     inner = getattr(backend, "backends", None)
-    if isinstance(backend, (fail.Keyring, null.Keyring)) or (inner is not None and not inner):
+    usable = not (
+        isinstance(backend, (fail.Keyring, null.Keyring)) or (inner is not None and not inner)
+    )
+    if searched:  # what keyring found now replaces what was kept (or forgets it)
+        _remember_backend(backend if usable else None)
+    if not usable:
         raise no_keyring()
-    _remember_backend(backend)
     _chosen = backend
     return backend
 
@@ -133,17 +137,26 @@ def _remembered() -> Any:
 
 
 def _remember_backend(backend: Any) -> None:
+    """Keep the class of the backend keyring found, for the next reads; or forget the kept one
+    when keyring's choice is not a single backend brain may pick alone: several behind a
+    chainer (their order matters), or the user's own choice (the env var or keyringrc, which
+    keyring reads quickly itself and which they may change)."""
+    import keyring.core
+
     inner = getattr(backend, "backends", None)
     if inner is not None:  # a chainer: worth keeping only when one backend is behind it
         backend = inner[0] if len(inner) == 1 else None
-    if backend is None or os.environ.get("PYTHON_KEYRING_BACKEND"):
-        return
     try:
         from brain import files
         from brain.paths import cache_dir
 
+        path = cache_dir() / _BACKEND_FILE
+        chosen = os.environ.get("PYTHON_KEYRING_BACKEND") or keyring.core.load_config()
+        if backend is None or chosen:
+            path.unlink(missing_ok=True)
+            return
         cls = type(backend)
-        files.write_private(cache_dir() / _BACKEND_FILE, f"{cls.__module__}.{cls.__name__}\n")
+        files.write_private(path, f"{cls.__module__}.{cls.__name__}\n")
     except Exception:
         pass  # only costs keyring's search next time
 
