@@ -92,6 +92,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE exchanges ADD COLUMN audio TEXT;
     """,
+    # The last user message in `messages` may hold null content: it is `input` (_compact). A
+    # brain of version 3 would send that null, so this file must be newer than it knows.
+    """
+    -- no schema change: messages[-1].content may be null, meaning the row's input
+    """,
 ]
 VERSION = len(MIGRATIONS)
 
