@@ -100,6 +100,9 @@ class LazyGroup(click.Group):
 
     def get_help(self, ctx: click.Context) -> str:
         text = super().get_help(ctx)
+        broken = ctx.find_root().meta.get("brain.settings")
+        if broken is not None and isinstance(broken[1], Exception):
+            return text  # not kept: it lacks the user's tasks, and may quote a bad value
         if ctx.parent is None and opts(ctx).config is None:
             # Kept for the next `brain --help`, which then needs no click (brain.quick).
             from brain import helpcache, settings
@@ -194,6 +197,7 @@ def run(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in args or "--verbose" in args
     _standard_streams()
+    _lenient_output()
     restore = _on_signals()
     try:
         code = _run(args, verbose)
@@ -341,6 +345,18 @@ class ClosedStream(io.TextIOBase):
 
     def fileno(self) -> int:
         raise OSError(errno.EBADF, "stdout is closed")
+
+
+def _lenient_output() -> None:
+    """Characters stdout's encoding lacks (a legacy code page, a file redirected on Windows,
+    PYTHONIOENCODING=ascii) print as '?' instead of stopping brain mid-answer."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding not in ("utf8", "utf8sig") and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="replace")
+            except (AttributeError, OSError, ValueError):
+                pass
 
 
 def _standard_streams() -> None:

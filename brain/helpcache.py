@@ -1,10 +1,12 @@
 """The root help as click rendered it, kept for the next `brain --help` (brain.quick).
 
 Kept in brain's cache dir with what it depends on: brain's version, where it is installed
-(the help names docs there) and the two sources it is written from, the width click wraps to,
-and config.toml (the user's tasks are listed). Used only when all of that is unchanged, and
-only where the cache dir and config.toml are cheap to know without platformdirs (Linux and the
-BSDs, macOS); elsewhere, or in any doubt, click renders the help each time.
+(the help names docs there) and the sources it is written from (SOURCES), the width click wraps
+to, and config.toml (the user's tasks are listed). Used only when all of that is unchanged, and
+only on Linux and the BSDs, where the cache dir and config.toml are cheap to know without
+platformdirs; on macOS and Windows, or in any doubt, click renders the help each time. Help
+rendered while the settings could not be read (a bad config.toml or BRAIN_* variable: the
+user's tasks are then missing from it) is never kept.
 
 What must stay true: the text kept is byte for byte what click prints; this module imports
 nothing beyond os and sys.
@@ -18,6 +20,9 @@ import sys
 from brain import __version__
 
 FORMAT = "brain-help 1"
+MAX_HELP = 1 << 22  # bytes; a larger kept help is not used
+# The files the root help is written from (an editable install changes them in place).
+SOURCES = (("cli.py",), ("tasks", "__init__.py"), ("commands", "common.py"))
 
 
 def _home(*parts: str) -> str:
@@ -31,15 +36,12 @@ def _xdg(var: str, default: tuple[str, ...]) -> str:
 
 
 def _dirs() -> tuple[str, str] | None:
-    """(cache dir, config file) as platformdirs would say, where that is cheap to know;
-    None elsewhere (Windows: the slow path, always correct)."""
-    config = os.environ.get("BRAIN_CONFIG") or ""
-    if sys.platform == "darwin":
-        base = _home("Library", "Caches", "brain")
-        config = config or _home("Library", "Application Support", "brain", "config.toml")
-        return base, config
-    if os.name != "posix":
+    """(cache dir, config file) as platformdirs says on Linux and the BSDs; None elsewhere
+    (macOS, where platformdirs also reads XDG_* variables, and Windows: the slow path, always
+    correct)."""
+    if os.name != "posix" or sys.platform == "darwin":
         return None
+    config = os.environ.get("BRAIN_CONFIG") or ""
     config = config or os.path.join(_xdg("XDG_CONFIG_HOME", (".config",)), "brain", "config.toml")
     return os.path.join(_xdg("XDG_CACHE_HOME", (".cache",)), "brain"), config
 
@@ -50,26 +52,30 @@ def width() -> int:
         columns = int(os.environ.get("COLUMNS", "0"))
     except ValueError:
         columns = 0
-    if columns <= 0:
+    if columns <= 0:  # as shutil.get_terminal_size: the terminal's, or 80 (also for 0)
         try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
         except (AttributeError, ValueError, OSError):
             columns = 80
     return max(min(columns, 80) - 2, 50)
 
 
 def _stamp(path: str) -> str:
+    path = os.path.expanduser(path)
     try:
-        st = os.stat(os.path.expanduser(path))
+        st = os.stat(path)
     except (OSError, ValueError):
-        return "absent"
+        try:  # a dangling link is not the same as nothing there
+            st = os.lstat(path)
+        except (OSError, ValueError):
+            return "absent"
+        return f"link:{st.st_mtime_ns}:{st.st_ino}"
     return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
 
 
 def key(config: str) -> str:
     here = os.path.dirname(os.path.abspath(__file__))
-    # The sources the help is written from: an editable install changes them in place.
-    sources = [_stamp(os.path.join(here, *p)) for p in (("cli.py",), ("tasks", "__init__.py"))]
+    sources = [_stamp(os.path.join(here, *p)) for p in SOURCES]
     return "\t".join([FORMAT, __version__, here, *sources, str(width()), config, _stamp(config)])
 
 
@@ -80,11 +86,11 @@ def cached_help() -> str | None:
     cache, config = dirs
     try:
         with open(os.path.join(cache, "help.txt"), encoding="utf-8") as fh:
-            head = fh.readline().rstrip("\n")
-            body = fh.read(1 << 16)
+            head = fh.readline(1 << 16).rstrip("\n")
+            body = fh.read(MAX_HELP + 1)
     except (OSError, ValueError):
         return None
-    return body if head == key(config) and body else None
+    return body if head == key(config) and body and len(body) <= MAX_HELP else None
 
 
 def remember_help(text: str, cache_dir: str, config: str) -> None:

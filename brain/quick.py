@@ -19,11 +19,22 @@ def main() -> None:
     """`brain`: the cached root help for `brain --help`, click for everything else."""
     if sys.argv[1:] in HELP_ARGS:
         text = cached_help()
-        if text is not None and sys.stdout is not None:  # None: started with stdout closed
+        if text is not None and _encodable(text):
             sys.exit(_show(text))
     from brain.cli import main as full
 
     full()
+
+
+def _encodable(text: str) -> bool:
+    """stdout is open and its encoding can write the help (else click, which copes)."""
+    if sys.stdout is None:  # started with stdout closed
+        return False
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except (LookupError, UnicodeError):
+        return False
+    return True
 
 
 def _show(text: str) -> int:

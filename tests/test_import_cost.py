@@ -118,3 +118,21 @@ def test_help_into_a_full_disk_or_a_closed_stdout_says_so_kept_or_not(home) -> N
     closed = _help_into(home, None, close=True)
     assert closed.returncode == 74 and "stdout is closed" in closed.stderr, closed.stderr
     assert "Traceback" not in closed.stderr
+
+
+def test_help_rendered_with_bad_settings_is_not_kept(home, write_config) -> None:
+    write_config('[tasks.lesson]\nroute = "lesson_plan"\n')
+    bad = _help(home, {"BRAIN_APEX_URL": "ftp://u:hunter2@apex:4000"})
+    assert "lesson" not in bad.stdout and "not listed" in bad.stdout
+    good = _help(home)
+    assert "click" in _imported(good) and "lesson" in good.stdout  # rendered anew
+    assert "hunter2" not in (home.cache / "brain" / "help.txt").read_text()
+
+
+def test_the_kept_help_is_not_used_where_stdout_cannot_encode_it(home) -> None:
+    _help(home)
+    ascii_out = _help(home, {"PYTHONIOENCODING": "ascii"})
+    # click renders it (for an ASCII stdout it writes UTF-8, taking ASCII as a misconfigured
+    # locale) instead of the fast path failing on the first dash or arrow
+    assert "click" in _imported(ascii_out)
+    assert ascii_out.returncode == 0 and "dump" in ascii_out.stdout

@@ -246,6 +246,18 @@ def test_a_closed_stdout_sends_nothing_and_never_writes_into_brain_db(
     assert [r["status"] for r in rows(home.data)] == ["answered"]  # brain.db is whole
 
 
+def test_a_stdout_that_cannot_encode_the_answer_gets_it_with_replacements(
+    apex: FakeApex, brain, home
+) -> None:
+    # A legacy code page, or a file redirected on Windows (cp1252): no arrow, no check mark.
+    apex.answer("brain_dump", ["soil pH \u2192 5.5 ", "\u2713 caf\u00e9"])
+    r = run_brain("dump", "the thought", env={"PYTHONIOENCODING": "latin-1"})
+    assert r.returncode == 0, r.stderr.decode("latin-1")
+    assert r.stdout.decode("latin-1") == "soil pH ? 5.5 ? caf\u00e9\n"
+    [row] = rows(home.data)
+    assert row["answer"] == "soil pH \u2192 5.5 \u2713 caf\u00e9"  # kept as it came
+
+
 def test_a_full_stdout_keeps_the_answer_as_partial(apex: FakeApex, brain, home) -> None:
     apex.answer("brain_dump", [f"w{i} " for i in range(50)])
     with open("/dev/full", "w") as full:
