@@ -7,6 +7,7 @@ import os
 import stat
 import tomllib
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from fakes import FakeApex, FakeOllama, refused_url
@@ -74,6 +75,15 @@ def test_config_init_with_no_url_and_no_terminal_says_how_to_give_one(brain, hom
     assert r.code == 0
     assert "no URL set (stdin is not a terminal, so nothing was asked)" in r.stderr
     assert "--apex-url" in r.stderr and "`brain keys set apex` stores it" in r.stderr
+
+
+def test_config_init_without_a_terminal_names_a_damaged_stored_key(brain, home) -> None:
+    home.keyring.write_text(json.dumps({"brain/apex": "sk-two words"}))
+    r = brain("config", "init", "--no-input", "--apex-url", "http://apex.invalid:4000")
+    assert r.code == 0, r.stderr  # the file is written; the key is named, not used
+    assert "holds characters no key has" in r.stderr and "brain keys set apex" in r.stderr
+    assert "next: `brain status`" in r.stderr
+    assert "sk-two words" not in r.stderr
 
 
 def test_config_set_bad_values_exit_78(brain) -> None:
@@ -338,3 +348,70 @@ def test_the_keyring_backend_found_once_is_tried_alone_next_time(home, monkeypat
     assert searched == [True, True]
     assert secrets.get("apex") == "sk-stored-again" and searched == [True, True]
     assert secrets.backend_name() and searched == [True, True, True]
+
+
+def test_a_kept_keyring_backend_is_dropped_when_keyring_finds_several_or_the_user_chose(
+    home, monkeypatch
+) -> None:
+    import keyring
+    import keyring.core
+    from keyring.backend import KeyringBackend
+
+    from brain import secrets
+
+    monkeypatch.delenv("PYTHON_KEYRING_BACKEND")
+    monkeypatch.setattr(keyring.core, "load_config", lambda: None)
+    kept = home.cache / "brain" / "keyring-backend"
+
+    def searching(found: object) -> None:
+        monkeypatch.setattr(keyring.core, "get_keyring", lambda: found)
+        monkeypatch.setattr(keyring, "get_keyring", lambda: found)
+
+    def next_process() -> None:
+        monkeypatch.setattr(secrets, "_chosen", None)
+        monkeypatch.setattr(keyring.core, "_keyring_backend", None)
+
+    low = __import__("brain_test_keyring").FileKeyring()
+    searching(low)
+    secrets.set_key("apex", "sk-old")
+    assert kept.read_text().strip() == "brain_test_keyring.FileKeyring"
+
+    class Memory(KeyringBackend):
+        priority = 5  # type: ignore[assignment]
+        store: ClassVar[dict[str, str]] = {}
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return self.store.get(username)
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.store[username] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            self.store.pop(username)
+
+    class Chain:  # keyring's chainer: several backends, the highest priority first
+        def __init__(self, *backends: KeyringBackend) -> None:
+            self.backends = list(backends)
+
+        def get_password(self, service: str, username: str) -> str | None:
+            found = (b.get_password(service, username) for b in self.backends)
+            return next((v for v in found if v is not None), None)
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.backends[0].set_password(service, username, password)
+
+    # A second keyring appears (a desktop session's Secret Service): keyring chains both.
+    searching(Chain(Memory(), low))
+    secrets.set_key("apex", "sk-new")
+    assert not kept.exists()  # order matters among several: nothing is picked alone
+    next_process()
+    assert secrets.get("apex") == "sk-new"  # not the old backend's sk-old
+
+    # The user's own choice (keyringrc) is keyring's to read; brain keeps nothing beside it.
+    searching(low)
+    secrets.set_key("apex", "sk-low")
+    assert kept.exists()
+    monkeypatch.setattr(keyring.core, "load_config", lambda: low)
+    next_process()
+    secrets.set_key("apex", "sk-chosen")
+    assert not kept.exists()

@@ -260,7 +260,7 @@ def _apex_key(out: Any, app: Any, reachable: bool, interactive: bool) -> None:
     import os
 
     from brain import secrets
-    from brain.errors import ConfigError
+    from brain.errors import BrainError, ConfigError
 
     apex = app.backend("apex")
     if os.environ.get("BRAIN_APEX_KEY"):
@@ -270,8 +270,11 @@ def _apex_key(out: Any, app: Any, reachable: bool, interactive: bool) -> None:
     if not interactive:
         try:
             stored = secrets.get("apex") is not None
-        except ConfigError:  # no usable keyring: `brain keys set apex` says what to do
+        except ConfigError:  # no usable keyring: `brain keys set apex` says what to do then
             stored = False
+        except BrainError as exc:  # a key stored damaged: say so, the file is written all the same
+            out.notice(f"the Apex key: {exc.message}", (exc.fix or "").splitlines())
+            return
         if not stored:
             out.notice(
                 "the Apex key: none given (nothing is asked without a terminal). "
