@@ -294,7 +294,7 @@ def render(r: dict, goals: dict) -> str:
         "",
         "Done in this round: `brain --help` printed from the help click rendered last time "
         "(kept with brain's version, its sources' stamps, the width and config.toml's stamp; "
-        "72 → 16 ms; Linux, the BSDs and macOS); `history`, `queue list` and the answer path "
+        "72 → 16 ms; Linux and the BSDs); `history`, `queue list` and the answer path "
         "flat from 10 to 100,000 stored rows (time index via store migration 2, the status "
         "index used by the queue); the keyring backend remembered; the input kept once per "
         "row instead of twice (4 MiB piped in: 64.5 → 56 MiB); the answer drawn once per piece "
