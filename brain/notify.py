@@ -91,14 +91,21 @@ def has_webhook() -> bool:
 
 def spawn_sender() -> None:
     """Send the outbox from a detached process; the answer is already on the screen."""
+    # Apart from the terminal: its own session on POSIX (a closed terminal's SIGHUP does not
+    # reach it); on Windows no console and its own process group (not tried on Windows).
+    if os.name == "nt":
+        flags = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+        apart: dict[str, Any] = {"creationflags": flags}
+    else:
+        apart = {"start_new_session": True}
     try:
         subprocess.Popen(
             [sys.executable, "-m", "brain.notify"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
             close_fds=True,
+            **apart,
         )
     except OSError:
         pass  # the outbox keeps the notice for the next run
