@@ -270,7 +270,10 @@ class Output:
         from brain.secrets import redact_all
 
         obj = redact_all(obj, urls=False)
-        text = json.dumps(obj, ensure_ascii=False, indent=indent).translate(_JSON_ESCAPES)
+        # A stdout that is not UTF-8 gets \u escapes: the same JSON, nothing replaced by '?'.
+        encoding = (getattr(sys.stdout, "encoding", None) or "utf-8").lower().replace("-", "")
+        ascii_only = encoding not in ("utf8", "utf8sig")
+        text = json.dumps(obj, ensure_ascii=ascii_only, indent=indent).translate(_JSON_ESCAPES)
         _out(text + "\n")
 
     def write(self, text: str) -> None:

@@ -258,6 +258,16 @@ def test_a_stdout_that_cannot_encode_the_answer_gets_it_with_replacements(
     assert row["answer"] == "soil pH \u2192 5.5 \u2713 caf\u00e9"  # kept as it came
 
 
+def test_json_on_a_stdout_that_cannot_encode_the_answer_is_escaped_not_replaced(
+    apex: FakeApex, brain, home
+) -> None:
+    apex.answer("brain_dump", ["soil pH \u2192 5.5 ", "\u2713"])
+    r = run_brain("--json", "dump", "the thought", env={"PYTHONIOENCODING": "latin-1"})
+    assert r.returncode == 0, r.stderr.decode("latin-1")
+    assert r.stdout.isascii()
+    assert json.loads(r.stdout)["answer"] == "soil pH \u2192 5.5 \u2713"
+
+
 def test_a_full_stdout_keeps_the_answer_as_partial(apex: FakeApex, brain, home) -> None:
     apex.answer("brain_dump", [f"w{i} " for i in range(50)])
     with open("/dev/full", "w") as full:
