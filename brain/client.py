@@ -114,7 +114,7 @@ def _decoder(response: httpx.Response) -> Callable[[bytes], bytes] | None:
             except zlib.error as exc:
                 raise TooBig(f"a {encoding} body that does not inflate ({exc})") from None
             if inflater.unconsumed_tail:
-                raise TooBig("a compressed chunk expands past 1 MiB")
+                raise TooBig("a compressed chunk that expands past 1 MiB")
             return out
 
         return inflate
