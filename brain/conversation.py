@@ -97,12 +97,16 @@ def parse(text: str, task_names: list[str] | tuple[str, ...]) -> Line:
     return Line("unknown", head, rest.strip())
 
 
-def budget_for(settings: Settings, backend: str, task: Task) -> int:
-    """Input tokens a question may use on `backend`, leaving room for the task's answer."""
+def budget_for(settings: Settings, backend: str, task: Task, holds: int | None = None) -> int:
+    """Input tokens a question may use on `backend`, leaving room for the task's answer.
+    `holds`: the context the backend itself says it reads (a llama-server slot, an Ollama
+    model), when it says one; the window is never larger."""
     section = "local" if backend == "local" else "apex"
     # local.context_tokens 0 means "as the model holds"; a conversation keeps to 8,192 then,
     # which a laptop reads quickly (a single long question still goes whole).
     window = int(settings.get(section, "context_tokens")) or LOCAL_WINDOW
+    if holds:
+        window = min(window, holds)
     return max(window - task.max_tokens, int(window * MIN_INPUT_SHARE))
 
 

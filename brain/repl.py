@@ -186,7 +186,7 @@ class Repl:
             out.error(exc)
             return
         backend, _ = self.next_backend(task)
-        budget = conv.budget_for(self.app.settings, backend.rstrip("?"), task)
+        budget = self.budget(task, backend)
         context = self.conversation.context(task, sent, budget)
         self._say_dropped(context, backend)
         if replaces is not None:  # the same question again: one entry, not two
@@ -289,6 +289,16 @@ class Repl:
 
         return ladder.next_backend(self.app, task or self.task, self.mode, self.app.route)
 
+    def budget(self, task: Task, backend: str) -> int:
+        """Tokens of conversation the next question may carry to `backend` (as next_backend
+        names it): within what that backend says it reads, as the ladder checks it."""
+        name = backend.rstrip("?") if backend != "none" else "apex"
+        holds = None
+        if name == "local":  # asked with a window's worth, so it says what it holds
+            local = self.app.backend("local")
+            holds = local.context_tokens(self.app.settings.local_model, conv.LOCAL_WINDOW)
+        return conv.budget_for(self.app.settings, name, task, holds)
+
     def _say_dropped(self, context: conv.Context, backend: str) -> None:
         if context.dropped > self.dropped_said:
             n = context.dropped
@@ -326,7 +336,10 @@ class Repl:
         return [("class:prompt.task", self.task.name), ("class:prompt.mode", mode), ("", "> ")]
 
     def model_text(self, backend: str) -> str:
-        if backend == "local":
+        if backend == "local":  # the model that last answered here (a server may serve its own)
+            last = self.last
+            if last and last.backend == "local" and last.model:
+                return last.model
             return self.app.local_model
         if backend == "none":
             return "none"

@@ -39,7 +39,8 @@ def task(repl: Repl, arg: str) -> None:
 
 def _mode(repl: Repl, mode: str) -> None:
     repl.app.mode = mode
-    model = repl.app.local_model
+    # What the local server really answers with (llama-server serves one model, its alias)
+    model = repl.app.backend("local").model_for(repl.task.route, repl.app.local_model)
     what = {
         "offline": f"answers come from {model} on this laptop only.",
         "online": "answers come from Apex only; no fallback.",
@@ -53,9 +54,7 @@ def status(repl: Repl, _arg: str) -> None:
     backend, why = repl.next_backend()
     t = repl.task
     policy = "falls back to this laptop" if t.may_fall_back else "Apex only"
-    budget = conv.budget_for(
-        repl.app.settings, backend.rstrip("?") if backend != "none" else "apex", t
-    )
+    budget = repl.budget(t, backend)
     sample = repl.conversation.context(t, "", budget)
     conf = repl.app.settings
     rows = [

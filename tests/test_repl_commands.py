@@ -200,3 +200,42 @@ def test_premium_refused_by_the_cap_leaves_nothing_queued(apex, write_config, ma
     assert len(apex.requests) == 1
     assert repl.store.queued() == []  # refused before sending: nothing waits in the queue
     assert [e.input for e in repl.store.history()] == ["is this rubric fair?"]
+
+
+def test_offline_the_conversation_keeps_to_what_the_local_server_holds(
+    apex_server, make_repl, monkeypatch, capsys
+) -> None:
+    # A llama-server whose slot holds 2,048 tokens (its /props): two long turns do not fit,
+    # so the oldest is left out and the question is answered, not refused as too long.
+    import json as _json
+
+    from fakes import sse_body
+    from werkzeug import Response
+
+    from brain.conversation import Turn
+
+    sent: list[dict] = []
+
+    def chat(request: Any) -> Response:
+        sent.append(_json.loads(request.data))
+        return Response(sse_body(["fits"]), mimetype="text/event-stream")
+
+    apex_server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(chat)
+    apex_server.expect_request("/v1/models").respond_with_json({"data": [{"id": "g.gguf"}]})
+    apex_server.expect_request("/props").respond_with_json(
+        {"default_generation_settings": {"n_ctx": 2048}}
+    )
+    monkeypatch.setenv("BRAIN_LOCAL_URL", apex_server.url_for("").rstrip("/"))
+    repl = make_repl(mode="offline")
+    # ~2,450 tokens, then ~250: the newer fits in what ask may send there (512), the older
+    # does not (and sent whole, the conversation would be refused as longer than 2,048)
+    for n, words in enumerate((700, 70)):
+        repl.conversation.add(Turn("ask", f"q{n}", f"q{n}", f"long answer {n} " * words))
+    repl.handle("and now?")
+    out = capsys.readouterr().out
+    assert "fits" in out and "longer than any model" not in out
+    assert "the oldest 1 turn is left out" in " ".join(out.split())
+    contents = " ".join(str(m["content"]) for m in sent[-1]["messages"])
+    assert "long answer 1" in contents and "long answer 0" not in contents
+    # the toolbar names the model that answered (as the server said), not local.model
+    assert repl.model_text("local") == repl.last.model != repl.app.local_model
