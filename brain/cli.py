@@ -213,20 +213,26 @@ def _flushed(code: int) -> int:
         sys.stdout.flush()
         return code
     except (OSError, ValueError) as exc:
-        try:
-            _quiet_pipe()  # what could not be written goes nowhere, silently
-        except (OSError, ValueError):
-            pass
-        if code != 0 or isinstance(exc, BrokenPipeError):
-            return code  # already said why (74 for an answer: it is kept, marked partial)
-        why = getattr(exc, "strerror", None) or str(exc)
-        _say(
-            f"brain: error: could not write to stdout: {why}.\n"
-            "  → Check where the output goes (a full disk behind `>`, a closed terminal).\n"
-        )
-        from brain.errors import IOERR
+        return stdout_failed(exc, code)
 
-        return IOERR
+
+def stdout_failed(exc: BaseException, code: int = 0) -> int:
+    """stdout could not be written (`exc`): what is left goes nowhere, silently; the exit code
+    is `code` when it already says why, 0 for a reader that left, else 74 with a line."""
+    try:
+        _quiet_pipe()
+    except (OSError, ValueError):
+        pass
+    if code != 0 or isinstance(exc, BrokenPipeError):
+        return code  # already said why (74 for an answer: it is kept, marked partial)
+    why = getattr(exc, "strerror", None) or str(exc)
+    _say(
+        f"brain: error: could not write to stdout: {why}.\n"
+        "  → Check where the output goes (a full disk behind `>`, a closed terminal).\n"
+    )
+    from brain.errors import IOERR
+
+    return IOERR
 
 
 def _run(args: list[str], verbose: bool) -> int:

@@ -2,12 +2,12 @@
 brain.helpcache when it is still true, everything else through click (brain.cli).
 
 Importing click costs ~25 ms, more than the interpreter's own start; `--help` needs none of it
-once click has rendered it once. Imports nothing beyond os, sys and brain.helpcache.
+once click has rendered it once. Imports nothing beyond sys and brain.helpcache (brain.cli
+only when stdout fails, to say so).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 from brain.helpcache import cached_help
@@ -38,22 +38,13 @@ def _encodable(text: str) -> bool:
 
 
 def _show(text: str) -> int:
-    """Print the help; a reader that left is fine (0), a stdout that cannot be written is 74
-    with a line saying so, as brain.cli says it."""
+    """Print the help; a stdout that cannot be written is brain.cli's to report (imported
+    only then)."""
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
         return 0
     except (OSError, ValueError) as exc:
-        try:  # what could not be written goes nowhere, and the last flush stays quiet
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
-        if isinstance(exc, BrokenPipeError):
-            return 0
-        why = getattr(exc, "strerror", None) or str(exc)
-        sys.stderr.write(
-            f"brain: error: could not write to stdout: {why}.\n"
-            "  → Check where the output goes (a full disk behind `>`, a closed terminal).\n"
-        )
-        return 74
+        from brain.cli import stdout_failed
+
+        return stdout_failed(exc)
