@@ -19,21 +19,43 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from brain.deadline import Deadline, current_deadline, watching
 from brain.errors import BackendError, BadInput, BrainError, TemporaryFailure
+from brain.plainhttp import (
+    ConnectError,
+    ConnectTimeout,
+    NetError,
+    ReadTimeout,
+    RemoteProtocolError,
+    Timeout,
+    from_httpx,
+)
 
-__all__ = ["Deadline", "current_deadline", "watching"]  # the deadline, for the backends
+__all__ = ["Deadline", "NetError", "current_deadline", "watching"]  # for the backends
 
 if TYPE_CHECKING:
     import httpx
 
 Message = dict[str, str]
+
+
+class HTTPResponse(Protocol):
+    """What brain reads of an answer, from brain.plainhttp or httpx alike."""
+
+    status_code: int
+    headers: Any  # a mapping whose `get` takes any case
+
+    def iter_raw(self) -> Iterator[bytes]: ...
+
+
 OnDelta = Callable[[str], None]
 
 MAX_LINE = 1 << 20  # one line of an SSE or NDJSON stream
@@ -99,7 +121,7 @@ class TooBig(Exception):
     """A body or a line passed its bound."""
 
 
-def _decoder(response: httpx.Response) -> Callable[[bytes], bytes] | None:
+def _decoder(response: HTTPResponse) -> Callable[[bytes], bytes] | None:
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         return None
@@ -121,20 +143,18 @@ def _decoder(response: httpx.Response) -> Callable[[bytes], bytes] | None:
     raise TooBig(f"an encoding brain does not read ({encoding})")
 
 
-def iter_bytes(response: httpx.Response, limit: int | None = None) -> Iterator[bytes]:
+def iter_bytes(response: HTTPResponse, limit: int | None = None) -> Iterator[bytes]:
     """The body's bytes as they arrive, decoded with a bound; TooBig past `limit` in all.
 
     The thread's Deadline is looked at on every chunk too: where brain's network backend is
     not in the way (a proxy from the environment), bytes that keep coming without content
     still end at the deadline."""
-    import httpx
-
     decode = _decoder(response)
     total = 0
     deadline = current_deadline()
     for raw in response.iter_raw():
         if deadline is not None and (deadline.cancelled or deadline.remaining() <= 0):
-            raise httpx.ReadTimeout(deadline.why or "no content before the deadline")
+            raise ReadTimeout(deadline.why or "no content before the deadline")
         data = decode(raw) if decode else raw
         total += len(data)
         if limit is not None and total > limit:
@@ -143,11 +163,11 @@ def iter_bytes(response: httpx.Response, limit: int | None = None) -> Iterator[b
             yield data
 
 
-def read_body(response: httpx.Response, limit: int = MAX_BODY) -> bytes:
+def read_body(response: HTTPResponse, limit: int = MAX_BODY) -> bytes:
     return b"".join(iter_bytes(response, limit))
 
 
-def iter_lines(response: httpx.Response, limit: int = MAX_LINE) -> Iterator[str]:
+def iter_lines(response: HTTPResponse, limit: int = MAX_LINE) -> Iterator[str]:
     """Lines (without their ending) of a streamed body; TooBig for a line past `limit`."""
     pending = bytearray()
     for data in iter_bytes(response):
@@ -166,7 +186,7 @@ def iter_lines(response: httpx.Response, limit: int = MAX_LINE) -> Iterator[str]
         yield pending.decode("utf-8", "replace")
 
 
-def sse_events(response: httpx.Response) -> Iterator[str]:
+def sse_events(response: HTTPResponse) -> Iterator[str]:
     """The `data` of each server-sent event (lines joined), as the SSE spec assembles them.
     Comments (`: ping`), `event:` and `id:` lines are skipped."""
     data: list[str] = []
@@ -187,7 +207,7 @@ def sse_events(response: httpx.Response) -> Iterator[str]:
         yield "\n".join(data)
 
 
-def ndjson(response: httpx.Response) -> Iterator[Any]:
+def ndjson(response: HTTPResponse) -> Iterator[Any]:
     """One JSON value per non-empty line (Ollama's native streams). ValueError on a bad line."""
     for line in iter_lines(response):
         if line.strip():
@@ -208,6 +228,115 @@ class Reply:
     raw: bytes = b""  # the body as it came (a caller that must tell text from binary)
 
 
+def light(url: str, internet: bool = False) -> bool:
+    """Whether `url` goes through brain.plainhttp rather than httpx: plain http:// on brain's
+    own network (Apex over Tailscale, the laptop's server), unless BRAIN_HTTP=httpx."""
+    import os
+
+    return (
+        url.startswith("http://")
+        and not internet
+        and os.environ.get("BRAIN_HTTP", "").strip().lower() != "httpx"
+    )
+
+
+_JSON_SLICE = 64 * 1024  # characters of a long string encoded at a time
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def json_pieces(value: Any) -> Iterator[bytes]:
+    """`value` as the JSON httpx would send (compact, UTF-8, no NaN), in pieces: a long string
+    (a 4 MiB input) is encoded a slice at a time, so no whole copy of it is ever made."""
+    if isinstance(value, str) and len(value) > _JSON_SLICE:
+        yield b'"'
+        for at in range(0, len(value), _JSON_SLICE):
+            yield _encoder.encode(value[at : at + _JSON_SLICE])[1:-1].encode("utf-8")
+        yield b'"'
+    elif isinstance(value, dict):
+        yield b"{"
+        for i, (key, item) in enumerate(value.items()):
+            yield (b"," if i else b"") + _encoder.encode(str(key)).encode("utf-8") + b":"
+            yield from json_pieces(item)
+        yield b"}"
+    elif isinstance(value, (list, tuple)):
+        yield b"["
+        for i, item in enumerate(value):
+            if i:
+                yield b","
+            yield from json_pieces(item)
+        yield b"]"
+    else:
+        yield _encoder.encode(value).encode("utf-8")
+
+
+def _json_body(value: Any) -> tuple[Any, int]:
+    """The pieces to send and their length. A small body is encoded once and kept; a large one
+    is measured first and encoded again as it is sent (never held whole)."""
+    kept: list[bytes] = []
+    length = 0
+    for piece in json_pieces(value):
+        length += len(piece)
+        if kept is not None and length <= 1 << 20:
+            kept.append(piece)
+        else:
+            kept = None  # type: ignore[assignment]
+    if kept is not None:
+        return [b"".join(kept)], length
+    return json_pieces(value), length
+
+
+@contextmanager
+def stream(
+    method: str,
+    url: str,
+    *,
+    connect: float,
+    read: float,
+    write: float = 30.0,
+    json_body: Any = None,
+    headers: dict[str, str] | None = None,
+    internet: bool = False,
+) -> Iterator[Any]:
+    """One request whose answer is read as it arrives: a response with `status_code`, `headers`
+    (any case) and `iter_raw()`. Failures are NetError (ConnectError, ReadTimeout, …) whichever
+    client carried it: brain.plainhttp for plain http on brain's own network, httpx otherwise.
+    `connect`, `read`, `write`: seconds one such step may wait (httpx's per-operation sense)."""
+    if light(url, internet):
+        from brain.plainhttp import open_response
+
+        send = dict(headers or {})
+        body: Any = b""
+        length = 0
+        if json_body is not None:
+            body, length = _json_body(json_body)
+            send.setdefault("Content-Type", "application/json")
+        response = open_response(
+            method,
+            url,
+            body=body,
+            length=length,
+            headers=send,
+            connect_timeout=connect,
+            read_timeout=read,
+            write_timeout=write,
+        )
+        try:
+            yield response
+        finally:
+            response.close()
+        return
+    import httpx
+
+    timeout = httpx.Timeout(connect=connect, read=read, write=write, pool=5.0)
+    try:
+        with http(url, internet=internet).stream(
+            method, url, json=json_body, headers=headers, timeout=timeout
+        ) as response:
+            yield response
+    except httpx.HTTPError as exc:
+        raise from_httpx(exc) from None
+
+
 def request(
     method: str,
     url: str,
@@ -222,16 +351,21 @@ def request(
 ) -> Reply:
     """One request whose whole exchange, body included, ends within `timeout` seconds.
 
-    Raises httpx.HTTPError (transport) or TooBig; the caller words them (`describe`).
+    Raises NetError (transport) or TooBig; the caller words them (`describe`).
     """
-    import httpx
-
     deadline = deadline or Deadline(timeout, connect=connect)
-    client = http(url, internet=internet)
-    per_op = httpx.Timeout(timeout, connect=connect or timeout)
     with (
         watching(deadline),
-        client.stream(method, url, json=json_body, headers=headers, timeout=per_op) as response,
+        stream(
+            method,
+            url,
+            connect=connect or timeout,
+            read=timeout,
+            write=timeout,
+            json_body=json_body,
+            headers=headers,
+            internet=internet,
+        ) as response,
     ):
         raw = read_body(response, limit)
     text = raw.decode("utf-8", "replace")
@@ -246,8 +380,6 @@ def ask_small(url: str, timeout: float, body: Any = None) -> Reply | None:
     """GET `url` (POST `body` when given) for a small answer (at most 1 MiB), or None when
     nothing usable came back in `timeout` seconds: for questions whose failure only means
     "do not know" (what a local server is, what it has loaded)."""
-    import httpx
-
     try:
         return request(
             "POST" if body is not None else "GET",
@@ -257,14 +389,21 @@ def ask_small(url: str, timeout: float, body: Any = None) -> Reply | None:
             json_body=body,
             limit=1 << 20,
         )
-    except (httpx.HTTPError, TooBig):
+    except (NetError, TooBig):
         return None
+
+
+def _as_net_error(exc: BaseException) -> BaseException:
+    """httpx's own failures (voice uploads still meet them) in NetError's words."""
+    httpx = sys.modules.get("httpx")
+    if httpx is not None and isinstance(exc, httpx.HTTPError):
+        return from_httpx(exc)
+    return exc
 
 
 def describe(exc: BaseException) -> str:
     """One short phrase for a failed exchange: DNS, refused, timed out, too big, cancelled."""
-    import httpx
-
+    exc = _as_net_error(exc)
     if isinstance(exc, TooBig):
         return f"sent {exc} (brain stops reading there)"
     text = str(exc) or type(exc).__name__
@@ -273,11 +412,11 @@ def describe(exc: BaseException) -> str:
         return text[len("cancelled: ") :]
     if "name resolution" in low and "timed out" in low:
         return "the name did not resolve in time (DNS timed out)"
-    if isinstance(exc, httpx.ConnectTimeout):
+    if isinstance(exc, ConnectTimeout):
         return "no answer to the connection attempt (timed out)"
-    if isinstance(exc, httpx.ReadTimeout):
+    if isinstance(exc, ReadTimeout):
         return "connected, but no answer in time (timed out)"
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, Timeout):
         return "timed out"
     if any(
         s in low
@@ -288,7 +427,7 @@ def describe(exc: BaseException) -> str:
         return "connection refused"
     if "unreachable" in low:
         return "network unreachable"
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if isinstance(exc, RemoteProtocolError):
         return f"the connection broke ({one_line(text, 120)})"
     return one_line(text, 160)
 
@@ -298,16 +437,13 @@ describe_transport = describe
 
 
 def is_timeout(exc: BaseException) -> bool:
-    import httpx
-
-    return isinstance(exc, httpx.TimeoutException) or "timed out" in str(exc).lower()
+    exc = _as_net_error(exc)
+    return isinstance(exc, Timeout) or "timed out" in str(exc).lower()
 
 
 def is_unreachable_host(exc: BaseException) -> bool:
     """The host itself could not be reached (refused, DNS, connect timeout)."""
-    import httpx
-
-    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+    return isinstance(_as_net_error(exc), (ConnectError, ConnectTimeout))
 
 
 # ----- errors in words ------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 from typing import Any
 
@@ -91,6 +90,8 @@ def has_webhook() -> bool:
 
 def spawn_sender() -> None:
     """Send the outbox from a detached process; the answer is already on the screen."""
+    import subprocess  # only when there is something to send (~1 ms on every answer otherwise)
+
     # Apart from the terminal: its own session on POSIX (a closed terminal's SIGHUP does not
     # reach it); on Windows no console and its own process group (not tried on Windows).
     if os.name == "nt":
@@ -118,9 +119,7 @@ def flush(store: Store, webhook: str, timeout: float = 5.0) -> int:
     within `timeout` seconds however the server dribbles, and at most 64 KiB of its answer is
     read (Slack answers "ok"); a webhook that answers forever costs 5 s, never memory.
     """
-    import httpx
-
-    from brain.client import TooBig, describe, one_line, request
+    from brain.client import NetError, TooBig, describe, one_line, request
 
     sent = 0
     for row, text, _attempts in store.outbox(SLACK):
@@ -133,7 +132,7 @@ def flush(store: Store, webhook: str, timeout: float = 5.0) -> int:
                 limit=64 * 1024,
                 internet=True,
             )
-        except (httpx.HTTPError, TooBig) as exc:
+        except (NetError, TooBig) as exc:
             store.outbox_failed(row, describe(exc))
             break
         if reply.status // 100 == 2:

@@ -8,8 +8,6 @@ seen within READ_SLICE seconds; every address of a name is tried, as create_conn
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from typing import Any
 
@@ -33,34 +31,15 @@ def _clip(timeout: float | None) -> float | None:
 
 
 def resolve(host: str, port: int, limit: float, deadline: Deadline | None = None) -> list[str]:
-    """The addresses of `host`, within `limit` seconds (getaddrinfo itself has no timeout: a
-    resolver that never answers, as MagicDNS with Tailscale down, must cost `limit` only)."""
+    """brain.plainhttp.resolve (a hard limit on name resolution), failing as httpcore does."""
+    from brain import plainhttp
+
     try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-        return [host]  # already an address
-    except OSError:
-        pass
-    box: list[Any] = []
-
-    def look_up() -> None:
-        try:
-            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            box.append(list(dict.fromkeys(str(info[4][0]) for info in found)))
-        except OSError as exc:
-            box.append(exc)
-
-    worker = threading.Thread(target=look_up, daemon=True)
-    worker.start()
-    end = time.monotonic() + limit
-    while worker.is_alive() and time.monotonic() < end:
-        if deadline is not None and deadline.cancelled:
-            raise httpcore.ConnectError(f"cancelled: {deadline.why}")
-        worker.join(min(READ_SLICE, max(end - time.monotonic(), 0)))
-    if not box:
-        raise httpcore.ConnectTimeout(f"name resolution of {host} timed out")
-    if isinstance(box[0], OSError):
-        raise httpcore.ConnectError(f"[Errno {box[0].errno}] {box[0].strerror}: {host}")
-    return box[0]
+        return plainhttp.resolve(host, port, limit, deadline)
+    except plainhttp.ConnectTimeout as exc:
+        raise httpcore.ConnectTimeout(str(exc)) from None
+    except plainhttp.ConnectError as exc:
+        raise httpcore.ConnectError(str(exc)) from None
 
 
 class Stream(httpcore.NetworkStream):

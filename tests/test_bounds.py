@@ -107,9 +107,13 @@ def test_the_instruction_counts_against_the_cap_too(home: Any) -> None:
         (hostile.dribble, "timed out"),
     ],
 )
-def test_a_hostile_apex_is_left_with_bounded_memory(fast: None, script: Any, said: str) -> None:
+@pytest.mark.parametrize("client", ["plainhttp", "httpx"])
+def test_a_hostile_apex_is_left_with_bounded_memory(
+    fast: None, script: Any, said: str, client: str
+) -> None:
+    extra = {"BRAIN_HTTP": client}  # brain's light client by default; httpx when asked
     with Hostile({"/v1/chat/completions": script}) as apex:
-        r = brain_capped("dump", "x", extra={"BRAIN_APEX_URL": apex.url})
+        r = brain_capped("dump", "x", extra={"BRAIN_APEX_URL": apex.url, **extra})
     assert r.code == 69, r.stderr  # nothing else could answer: the input is kept
     assert said in r.stderr and "Nothing could answer" in r.stderr
 

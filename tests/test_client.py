@@ -21,6 +21,17 @@ from brain.errors import BackendError, ConfigError, KeyProblem, TemporaryFailure
 MSGS = [{"role": "user", "content": "hi"}]
 
 
+@pytest.fixture(autouse=True, params=["plainhttp", "httpx"])
+def http_client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every case here against both clients: brain.plainhttp (plain http on brain's own
+    network, the default) and httpx (BRAIN_HTTP=httpx; https and the internet always)."""
+    if request.param == "httpx":
+        monkeypatch.setenv("BRAIN_HTTP", "httpx")
+    else:
+        monkeypatch.delenv("BRAIN_HTTP", raising=False)
+    return request.param
+
+
 @pytest.fixture
 def chat(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """chat(url, model, name="apex", key=None, first=5.0, on_delta=None): one streamed question

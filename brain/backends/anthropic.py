@@ -24,9 +24,8 @@ from brain.errors import (
 )
 
 if TYPE_CHECKING:
-    import httpx
-
     from brain.app import App
+    from brain.client import HTTPResponse
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -131,7 +130,7 @@ def _body(request: ChatRequest) -> dict[str, Any]:
     return body
 
 
-def _read_events(response: httpx.Response, collector: Collector) -> None:
+def _read_events(response: HTTPResponse, collector: Collector) -> None:
     answer = collector.answer
     stopped = False
     for data in sse_events(response):

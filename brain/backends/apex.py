@@ -19,9 +19,8 @@ from brain.errors import BackendError, BrainError, ConfigError, KeyProblem
 from brain.offline import probe
 
 if TYPE_CHECKING:
-    import httpx
-
     from brain.app import App
+    from brain.client import HTTPResponse
 
 # Below this many input tokens every route can read the input: no need to ask /model/info.
 SAFE_TOKENS = 8192
@@ -140,9 +139,7 @@ class ApexBackend(Backend):
     def models(self, timeout: float = 5.0) -> tuple[str, list[str] | None, str]:
         """Ask /v1/models with the key: ("ok", routes, ""), ("rejected"|"missing", None, why),
         or ("error", None, why). The one place that tells whether Apex takes the key."""
-        import httpx
-
-        from brain.client import TooBig, describe, request
+        from brain.client import NetError, TooBig, describe, request
 
         try:
             reply = request(
@@ -152,7 +149,7 @@ class ApexBackend(Backend):
                 connect=self.connect,
                 headers=self.headers(),
             )
-        except (httpx.HTTPError, TooBig) as exc:
+        except (NetError, TooBig) as exc:
             return "error", None, f"could not ask /v1/models: {describe(exc)}"
         if key_refused(reply.status, reply.body) or self._keyless_500(reply.status, reply.body):
             return ("rejected" if self.key() else "missing"), None, f"HTTP {reply.status}"
@@ -173,9 +170,7 @@ class ApexBackend(Backend):
         return table.get(model)
 
     def _model_info(self) -> dict[str, int]:
-        import httpx
-
-        from brain.client import TooBig, request
+        from brain.client import NetError, TooBig, request
         from brain.files import load_cache, save_cache
         from brain.secrets import without_password
 
@@ -195,7 +190,7 @@ class ApexBackend(Backend):
                 connect=self.connect,
                 headers=self.headers(),
             )
-        except (httpx.HTTPError, TooBig):
+        except (NetError, TooBig):
             return {}
         routes = _max_inputs(reply.body) if reply.status == 200 else {}
         save_cache(path, {"url": url, "at": time.time(), "routes": routes})
@@ -263,7 +258,7 @@ def _max_inputs(body: Any) -> dict[str, int]:
     return routes
 
 
-def _read_headers(response: httpx.Response, answer: Answer) -> None:
+def _read_headers(response: HTTPResponse, answer: Answer) -> None:
     h = response.headers
     answer.model = h.get("x-litellm-model-id") or ""
     # LiteLLM leaves out x-litellm-response-cost when it is zero; -original still says 0.0.

@@ -175,13 +175,11 @@ class OllamaBackend(LocalServer):
 
     def pulled(self) -> tuple[bool, list[str], str]:
         """(running, models pulled, why not running) from /api/tags."""
-        import httpx
-
-        from brain.client import TooBig, describe, request
+        from brain.client import NetError, TooBig, describe, request
 
         try:
             reply = request("GET", self.url + "/api/tags", timeout=1.0, connect=1.0)
-        except (httpx.HTTPError, TooBig) as exc:
+        except (NetError, TooBig) as exc:
             return False, [], describe(exc)
         names: list[str] = []
         if reply.status == 200 and isinstance(reply.body, dict):

@@ -30,13 +30,11 @@ def detect(url: str, timeout: float = 0.5) -> bool:
 
 def _ask(url: str, timeout: float) -> tuple[Any, str]:
     """(reply, "") or (None, why nothing answered: "connection refused", …)."""
-    import httpx
-
-    from brain.client import TooBig, describe, request
+    from brain.client import NetError, TooBig, describe, request
 
     try:
         return request("GET", url, timeout=timeout, connect=min(timeout, 1.0), limit=1 << 20), ""
-    except (httpx.HTTPError, TooBig) as exc:
+    except (NetError, TooBig) as exc:
         return None, describe(exc)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from brain.backends.base import (
     MAX_TOKENS_REASON,
@@ -23,23 +23,22 @@ from brain.backends.base import (
 )
 from brain.client import (
     Deadline,
+    HTTPResponse,
+    NetError,
     TooBig,
     describe,
     error_message,
-    http,
     is_timeout,
     one_line,
     read_body,
     sse_events,
+    stream,
     transport_error,
     watching,
 )
 from brain.errors import BackendError, BrainError
 
-if TYPE_CHECKING:
-    import httpx
-
-Reader = Callable[["httpx.Response", Collector], None]
+Reader = Callable[[HTTPResponse, Collector], None]
 ErrorMap = Callable[[int, Any, dict[str, str]], BrainError]
 
 
@@ -53,22 +52,23 @@ def post_stream(
     *,
     read: Reader,
     on_error: ErrorMap,
-    on_response: Callable[[httpx.Response, Answer], None] | None = None,
+    on_response: Callable[[HTTPResponse, Answer], None] | None = None,
     internet: bool = False,
 ) -> Answer:
     """POST `body` to `url` and read the streamed answer with `read`."""
-    import httpx
-
     answer = Answer(backend=backend.name, route=str(body.get("model", "")))
     collector = Collector(answer, sink, deadline)
-    timeout = httpx.Timeout(
-        connect=deadline.connect or 5.0, read=deadline.seconds, write=30.0, pool=5.0
-    )
     try:
         with (
             watching(deadline),
-            http(url, internet=internet).stream(
-                "POST", url, json=body, headers=headers, timeout=timeout
+            stream(
+                "POST",
+                url,
+                connect=deadline.connect or 5.0,
+                read=deadline.seconds,
+                json_body=body,
+                headers=headers,
+                internet=internet,
             ) as response,
         ):
             if response.status_code != 200:
@@ -76,7 +76,7 @@ def post_stream(
             if on_response:
                 on_response(response, answer)
             read(response, collector)
-    except (httpx.HTTPError, TooBig) as exc:
+    except (NetError, TooBig) as exc:
         if collector.started:
             collector.stop(_why_cut(backend, deadline, exc))
         elif deadline.cancelled:
@@ -101,7 +101,7 @@ def _base(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _error_body(response: httpx.Response) -> Any:
+def _error_body(response: HTTPResponse) -> Any:
     try:
         raw = read_body(response, 64 * 1024)
     except (TooBig, Exception):  # an endless or broken error body still is an error
@@ -140,7 +140,7 @@ def read_openai(
     """A reader for OpenAI-style answers: SSE chunks, or one JSON body when the server did
     not stream. `on_chunk` sees every chunk (LiteLLM's fallback metadata)."""
 
-    def read(response: httpx.Response, collector: Collector) -> None:
+    def read(response: HTTPResponse, collector: Collector) -> None:
         if "text/event-stream" not in response.headers.get("content-type", ""):
             _read_openai_json(label, response, collector, model_from_chunks)
             return
@@ -211,7 +211,7 @@ def _ended(label: str, collector: Collector, complete: bool, hit_limit: bool) ->
 
 
 def _read_openai_json(
-    label: str, response: httpx.Response, collector: Collector, model_from_body: bool
+    label: str, response: HTTPResponse, collector: Collector, model_from_body: bool
 ) -> None:
     raw = read_body(response)
     try:
@@ -236,7 +236,7 @@ def _read_openai_json(
 
 
 def read_ollama(label: str) -> Reader:
-    def read(response: httpx.Response, collector: Collector) -> None:
+    def read(response: HTTPResponse, collector: Collector) -> None:
         from brain.client import iter_lines
 
         done, reason = False, None

@@ -446,9 +446,7 @@ _NOT_TEXT += ("application/zip", "application/gzip")
 def _read_url(got: Gathered, base: Path) -> None:
     from urllib.parse import quote
 
-    import httpx
-
-    from brain.client import TooBig, describe, error_message, one_line, request
+    from brain.client import NetError, TooBig, describe, error_message, one_line, request
 
     source = got.source
     url = _fill(source.spec, window(got.since), lambda v: quote(v, safe=""))
@@ -465,7 +463,7 @@ def _read_url(got: Gathered, base: Path) -> None:
     except TooBig:
         got.error = f"sent more than {size(source.max_bytes)} (its max_bytes)"
         return
-    except httpx.HTTPError as exc:
+    except NetError as exc:
         got.error = describe(exc)
         return
     if 300 <= reply.status < 400:

@@ -92,9 +92,7 @@ def remember(cache_dir: Path, verdict: Verdict) -> None:
 def probe(url: str, timeout: float = 1.0) -> Verdict:
     """One liveness probe, bounded by `timeout` for the connection (DNS included) and
     `timeout` more for the answer."""
-    import httpx
-
-    from brain.client import TooBig, describe, request
+    from brain.client import NetError, TooBig, describe, request
 
     start = time.monotonic()
     deadline = Deadline(2 * timeout, connect=timeout)
@@ -107,7 +105,7 @@ def probe(url: str, timeout: float = 1.0) -> Verdict:
             limit=4096,
             deadline=deadline,
         )
-    except (httpx.HTTPError, TooBig) as exc:
+    except (NetError, TooBig) as exc:
         ms = int((time.monotonic() - start) * 1000)
         phrase = describe(exc)
         return Verdict(url, False, phrase, time.time(), ms, _kind(exc, phrase))

@@ -1,0 +1,409 @@
+"""A small HTTP/1.1 client on the standard library's sockets, for plain-http hosts on brain's own
+network: Apex over Tailscale and the laptop's local server. No TLS, no proxy, no redirect, one
+request per connection.
+
+Why it exists (issue 32): importing httpx and making its client costs ~48 ms of a ~145 ms
+answer; this module costs ~2 ms. httpx stays for everything else: https (Anthropic, Slack, a
+TLS Apex), hosts on the internet (the user's proxy settings apply), uploads (voice), and any
+host when `BRAIN_HTTP=httpx` is set (the way out should a server ever disagree with this
+client; tests/test_client.py runs its hostile servers against both).
+
+What must stay true, as for httpx under brain.transport (brain.client's docstring):
+- every read honours the thread's Deadline (content moves it, nothing else does), is cut in
+  READ_SLICE waits so a cancel is seen, and ends at the caller's per-read timeout;
+- name resolution has a hard limit; every address of a name is tried;
+- the status line and headers are bounded (MAX_HEAD), a chunk-size line too; the body is only
+  framed here (Content-Length, chunked, or until close) and bounded by brain.client's readers;
+- failures are NetError subclasses whose names and words match httpx's, so brain.client words
+  both the same way (`describe`).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from brain.deadline import READ_SLICE, Deadline, current_deadline
+
+MAX_HEAD = 64 * 1024  # the status line and headers of one answer
+MAX_CHUNK_LINE = 4096  # one chunk-size line
+RECV = 64 * 1024
+
+
+# ----- failures (named as httpx names them) --------------------------------------------------
+
+
+class NetError(Exception):
+    """Nothing usable was exchanged: the base of every failure below (httpx.HTTPError's role)."""
+
+
+class Timeout(NetError):
+    pass
+
+
+class ConnectTimeout(Timeout):
+    pass
+
+
+class ReadTimeout(Timeout):
+    pass
+
+
+class WriteTimeout(Timeout):
+    pass
+
+
+class ConnectError(NetError):
+    pass
+
+
+class ReadError(NetError):
+    pass
+
+
+class WriteError(NetError):
+    pass
+
+
+class RemoteProtocolError(NetError):
+    """The server broke HTTP: a bad status line, headers past their bound, a cut body."""
+
+
+_FROM_HTTPX = {
+    "ConnectTimeout": ConnectTimeout,
+    "ReadTimeout": ReadTimeout,
+    "WriteTimeout": WriteTimeout,
+    "PoolTimeout": Timeout,
+    "TimeoutException": Timeout,
+    "ConnectError": ConnectError,
+    "ReadError": ReadError,
+    "WriteError": WriteError,
+    "RemoteProtocolError": RemoteProtocolError,
+}
+
+
+def from_httpx(exc: BaseException) -> NetError:
+    """httpx's failure as the NetError of the same name and words (brain.client's path
+    through httpx raises these, so a caller catches one family)."""
+    kind = _FROM_HTTPX.get(type(exc).__name__, NetError)
+    return kind(str(exc) or type(exc).__name__)
+
+
+# ----- the deadline on every wait ------------------------------------------------------------
+
+
+def _clip(timeout: float | None) -> float | None:
+    """The wait allowed for one socket operation: the caller's timeout, the deadline, a slice."""
+    deadline = current_deadline()
+    if deadline is None:
+        return timeout
+    if deadline.cancelled:
+        raise ReadError(f"cancelled: {deadline.why}")
+    left = deadline.remaining()
+    if left <= 0:
+        raise ReadTimeout("no content before the deadline")
+    wait = min(left, READ_SLICE)
+    return wait if timeout is None else min(timeout, wait)
+
+
+def resolve(host: str, port: int, limit: float, deadline: Deadline | None = None) -> list[str]:
+    """The addresses of `host`, within `limit` seconds (getaddrinfo itself has no timeout: a
+    resolver that never answers, as MagicDNS with Tailscale down, must cost `limit` only)."""
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        return [host]  # already an address
+    except OSError:
+        pass
+    box: list[Any] = []
+
+    def look_up() -> None:
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            box.append(list(dict.fromkeys(str(info[4][0]) for info in found)))
+        except OSError as exc:
+            box.append(exc)
+
+    worker = threading.Thread(target=look_up, daemon=True)
+    worker.start()
+    end = time.monotonic() + limit
+    while worker.is_alive() and time.monotonic() < end:
+        if deadline is not None and deadline.cancelled:
+            raise ConnectError(f"cancelled: {deadline.why}")
+        worker.join(min(READ_SLICE, max(end - time.monotonic(), 0)))
+    if not box:
+        raise ConnectTimeout(f"name resolution of {host} timed out")
+    if isinstance(box[0], OSError):
+        raise ConnectError(f"[Errno {box[0].errno}] {box[0].strerror}: {host}")
+    return box[0]
+
+
+def connect(host: str, port: int, timeout: float) -> socket.socket:
+    """A connected socket to `host`, each of its addresses tried in turn within `timeout` (or
+    the thread's Deadline's connect limit, when shorter)."""
+    deadline = current_deadline()
+    limit = timeout
+    if deadline is not None and deadline.connect is not None:
+        limit = min(limit, deadline.connect)
+    started = time.monotonic()
+    failure: NetError | None = None
+    for address in resolve(host, port, limit, deadline):
+        if deadline is not None and deadline.cancelled:
+            raise ConnectError(f"cancelled: {deadline.why}")
+        left = max(limit - (time.monotonic() - started), 0.05)
+        try:
+            # An address as bytes: getaddrinfo then skips the IDNA codec (~1 ms of imports).
+            sock = socket.create_connection((address.encode("ascii"), port), timeout=left)
+        except TimeoutError:
+            failure = ConnectTimeout("timed out")
+            continue
+        except OSError as exc:
+            failure = ConnectError(str(exc))
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    raise failure or ConnectError(f"no address for {host}")
+
+
+# ----- one exchange --------------------------------------------------------------------------
+
+
+class Headers(dict):
+    """Header names in lower case; `get` takes any case; repeated headers joined by ", "."""
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(str(key).lower())
+
+
+class Response:
+    """An answer whose body is read as it arrives (`iter_raw`), as httpx's streamed one."""
+
+    def __init__(self, sock: socket.socket, read_timeout: float | None) -> None:
+        self._sock = sock
+        self._timeout = read_timeout
+        self._buf = bytearray()
+        self._eof = False
+        self.status_code = 0
+        self.reason = ""
+        self.headers = Headers()
+
+    # -- reading with the deadline
+
+    def _fill(self) -> bool:
+        started = time.monotonic()
+        timeout = self._timeout
+        while True:
+            wait = _clip(timeout)
+            self._sock.settimeout(wait)
+            try:
+                data = self._sock.recv(RECV)
+            except TimeoutError:
+                waited = time.monotonic() - started
+                if wait == timeout or (timeout is not None and waited >= timeout):
+                    raise ReadTimeout("timed out") from None
+                continue  # only a slice ran out: look at the deadline again
+            except OSError as exc:
+                raise ReadError(str(exc) or type(exc).__name__) from None
+            if not data:
+                self._eof = True
+                return False
+            self._buf += data
+            return True
+
+    def _line(self, limit: int, what: str) -> bytes:
+        start = 0
+        while True:
+            end = self._buf.find(b"\n", start, limit + 2)
+            if end >= 0:
+                line = bytes(self._buf[:end]).rstrip(b"\r")
+                del self._buf[: end + 1]
+                return line
+            start = len(self._buf)
+            if start > limit + 1:
+                bound = MAX_HEAD if what == "headers" else limit  # headers: all of them
+                raise RemoteProtocolError(f"{what} longer than {bound // 1024} KiB")
+            if not self._fill():
+                raise RemoteProtocolError(
+                    "Server disconnected without sending a response."
+                    if what == "headers" and not self.status_code
+                    else f"peer closed connection in the middle of the {what}"
+                )
+
+    def read_head(self) -> None:
+        """The status line and headers (1xx answers skipped), within MAX_HEAD."""
+        while True:
+            used = 0
+            status = self._line(MAX_HEAD, "headers")
+            parts = status.split(None, 2)
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+                raise RemoteProtocolError(f"not an HTTP answer: {status[:60].decode('latin-1')!r}")
+            code = int(parts[1])
+            headers = Headers()
+            while True:
+                line = self._line(MAX_HEAD - used, "headers")
+                used += len(line) + 2
+                if not line:
+                    break
+                name, sep, value = line.decode("latin-1").partition(":")
+                if not sep or not name.strip():
+                    raise RemoteProtocolError(f"a malformed header line: {line[:60]!r}")
+                key, value = name.strip().lower(), value.strip()
+                had = dict.get(headers, key)
+                headers[key] = value if had is None else f"{had}, {value}"
+            if 100 <= code < 200:
+                continue  # 100 Continue and friends: the answer follows
+            self.status_code = code
+            self.reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
+            self.headers = headers
+            return
+
+    def iter_raw(self) -> Iterator[bytes]:
+        """The body's bytes as they arrive, framed by Content-Length, chunked, or the close."""
+        if self.status_code in (204, 304):
+            return
+        coding = self.headers.get("transfer-encoding", "").lower()
+        if "chunked" in coding:
+            yield from self._chunked()
+            return
+        length = self.headers.get("content-length")
+        if length is not None:
+            try:
+                left = int(length.split(",")[0].strip())
+            except ValueError:
+                raise RemoteProtocolError(
+                    f"a Content-Length that is no number ({length!r})"
+                ) from None
+            yield from self._counted(left)
+            return
+        while True:  # until the server closes
+            if self._buf:
+                data = bytes(self._buf)
+                self._buf.clear()
+                yield data
+            if not self._fill():
+                return
+
+    def _counted(self, left: int) -> Iterator[bytes]:
+        while left > 0:
+            if not self._buf and not self._fill():
+                raise RemoteProtocolError(
+                    "peer closed connection without sending complete message body: "
+                    f"{left} bytes short"
+                )
+            data = bytes(self._buf[:left])
+            del self._buf[: len(data)]
+            left -= len(data)
+            yield data
+
+    def _chunked(self) -> Iterator[bytes]:
+        while True:
+            line = self._line(MAX_CHUNK_LINE, "chunked body")
+            size_text = line.split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise RemoteProtocolError(f"a bad chunk size ({size_text[:20]!r})") from None
+            if size == 0:
+                while self._line(MAX_HEAD, "chunked body"):  # trailers, then the blank line
+                    pass
+                return
+            yield from self._counted(size)
+            self._line(MAX_CHUNK_LINE, "chunked body")  # the CRLF after the chunk
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+
+def split_url(url: str) -> tuple[str, int, str, str]:
+    """(host, port, the Host header, the path with its query) of a plain http:// URL."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ConnectError(f"not a plain http:// URL: {url}")
+    try:
+        port = parts.port or 80
+    except ValueError:
+        raise ConnectError(f"a bad port in {url}") from None
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return parts.hostname, port, netloc, path
+
+
+def open_response(
+    method: str,
+    url: str,
+    *,
+    body: Iterable[bytes] | bytes = b"",
+    length: int | None = None,
+    headers: dict[str, str] | None = None,
+    connect_timeout: float = 5.0,
+    read_timeout: float | None = 10.0,
+    write_timeout: float | None = 30.0,
+) -> Response:
+    """Send one request and read the answer's status and headers; the body is left to read
+    (`Response.iter_raw`) and the caller closes the Response. `body` is bytes or pieces of
+    bytes whose total is `length`."""
+    host, port, netloc, path = split_url(url)
+    if isinstance(body, bytes):
+        length, pieces = len(body), [body]
+    else:
+        pieces = body
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: {netloc}",
+        "User-Agent: brain",
+        "Accept: */*",
+        "Accept-Encoding: identity",
+        "Connection: close",
+    ]
+    if length or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {length or 0}")
+    for name, value in (headers or {}).items():
+        if "\n" in name or "\r" in name or "\n" in str(value) or "\r" in str(value):
+            raise WriteError(f"a header with a line break ({name})")
+        lines.append(f"{name}: {value}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+    sock = connect(host, port, connect_timeout)
+    response = Response(sock, read_timeout)
+    try:
+        _send(sock, head, pieces, write_timeout)
+        response.read_head()
+    except BaseException:
+        response.close()
+        raise
+    return response
+
+
+def _send(sock: socket.socket, head: bytes, pieces: Iterable[bytes], timeout: float | None) -> None:
+    deadline = current_deadline()
+    sock.settimeout(timeout)
+    buffered = head
+    try:
+        for piece in pieces:
+            if deadline is not None and deadline.cancelled:
+                raise WriteError(f"cancelled: {deadline.why}")
+            if len(buffered) + len(piece) <= RECV:
+                buffered += piece  # small requests go out in one segment
+                continue
+            if buffered:
+                sock.sendall(buffered)
+            buffered = b""
+            sock.sendall(piece)
+        if buffered:
+            sock.sendall(buffered)
+    except TimeoutError:
+        raise WriteTimeout("timed out") from None
+    except OSError as exc:
+        raise WriteError(str(exc) or type(exc).__name__) from None
