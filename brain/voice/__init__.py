@@ -19,8 +19,6 @@ No click, rich or prompt_toolkit; prints nothing (progress and notices go to the
 
 from __future__ import annotations
 
-import secrets
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +56,8 @@ class Audio:
     @classmethod
     def of(cls, name: str, path: Path) -> Audio:
         # The token keeps a slot from matching text the user typed.
+        import secrets
+
         slot = f"[recording {Path(name).name}: not transcribed yet ({secrets.token_hex(3)})]"
         return cls(name, path.expanduser().absolute(), slot)
 
@@ -234,6 +234,9 @@ def park(app: App, recordings: Recordings, text: str, error: BrainError) -> None
     """Nothing could transcribe: copy each pending recording into the data dir (the original
     may be deleted, or on a card), so the queued input keeps it. Says where in `error`."""
     folder = app.data_dir / QUEUED_DIR
+    import secrets
+    import shutil
+
     kept = []
     for audio in recordings.pending(text):
         if _inside(audio.path, app.data_dir):
