@@ -44,8 +44,12 @@ class Material:
 
 
 def size(text: str) -> int:
-    """Bytes of `text` in UTF-8, without making a copy of an ASCII text."""
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
+    """Bytes of `text` in UTF-8, without making a copy of an ASCII text (and of any other text
+    only a slice at a time)."""
+    if text.isascii():
+        return len(text)
+    step = 1 << 16
+    return sum(len(text[at : at + step].encode("utf-8")) for at in range(0, len(text), step))
 
 
 def too_big(name: str, limit: int = MAX_INPUT_BYTES) -> BadInput:
@@ -167,8 +171,9 @@ def _exists(check: Callable[[], bool]) -> bool:
 
 
 def compose(task: Task, instruction: str, material: list[Material]) -> tuple[str, list[Message]]:
-    """The user's input as stored, and the messages sent for it."""
-    if not instruction and not any(m.text.strip() or m.audio for m in material):
+    """The user's input as stored, and the messages sent for it. Each material's text is
+    right-stripped in place."""
+    if not instruction and not any(_has_text(m.text) or m.audio for m in material):
         raise UsageError(
             "nothing to send: give an instruction, pipe text in, or name files.",
             f'For example: brain {task.name} "..."   or   cat notes.md | brain {task.name}',
@@ -183,16 +188,23 @@ def compose(task: Task, instruction: str, material: list[Material]) -> tuple[str
                 f"--- {m.name} (transcript) ---\n{m.audio.slot}" if several else m.audio.slot
             )
             continue
-        if not m.text.strip():
+        # Stripped in place: the unstripped text is let go before the join, so a 4 MiB input
+        # is held twice at most while composing, not three times (issue 32).
+        m.text = m.text.rstrip()
+        if not m.text:
             continue
         if several or m.name != "stdin":
-            parts.append(f"--- {m.name} ---\n{m.text.rstrip()}")
+            parts.append(f"--- {m.name} ---\n{m.text}")
         else:
-            parts.append(m.text.rstrip())
+            parts.append(m.text)
     text = "\n\n".join(parts)
     if len(text) > MAX_INPUT_BYTES // 4 and size(text) > MAX_INPUT_BYTES + MAX_LABELS:
         raise too_big("the input (instruction and material together)")
     return text, messages_for(task, text)
+
+
+def _has_text(text: str) -> bool:
+    return bool(text) and not text.isspace()  # no stripped copy of a 4 MiB text to ask
 
 
 def recordings(material: list[Material]) -> voice.Recordings | None:

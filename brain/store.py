@@ -42,6 +42,11 @@ NOT_STORED = "the answer was shown, but brain stopped before storing it"
 LOCK_WAIT = 5.0  # seconds to wait for another brain's write before giving up (75)
 MAX_ROW_ID = (1 << 63) - 1  # SQLite's largest integer; a larger id names no row
 STALE_CLAIM = 24 * 3600.0  # a claim older than this is stale even if its pid lives (reused)
+APART = 64 * 1024  # characters: a longer input is kept in `inputs` (migration 5)
+_SLICE = 64 * 1024  # characters of a long input encoded and written at a time
+# Every exchange as read: the row, and its input kept apart (NULL for a short one).
+_APART = "SELECT text FROM inputs WHERE inputs.id = exchanges.id"
+_ROWS = f"SELECT *, ({_APART}) AS apart FROM exchanges"
 
 # Each entry brings the schema from version i to i + 1. Never edit one that has shipped:
 # append. Version 1 is the schema of brain 0.1.0, which had no version (user_version 0).
@@ -96,6 +101,13 @@ MIGRATIONS: list[str] = [
     # brain of version 3 would send that null, so this file must be newer than it knows.
     """
     -- no schema change: messages[-1].content may be null, meaning the row's input
+    """,
+    # A long input (past APART characters) lives apart, in `inputs`, as UTF-8 written a slice
+    # at a time through SQLite's incremental blob I/O; its row's `input` is ''. The row's
+    # updates (answering, the answer) then never rewrite it, and no whole copy of it is made
+    # to store it (issue 32: 4 MiB in, peak memory within 32 MiB).
+    """
+    CREATE TABLE IF NOT EXISTS inputs (id INTEGER PRIMARY KEY, text BLOB NOT NULL);
     """,
 ]
 VERSION = len(MIGRATIONS)
@@ -342,22 +354,27 @@ class Store:
     ) -> int:
         """Keep an input before it is sent, claimed by this process. `audio`: the recordings
         it holds (brain.voice), their transcripts still to come."""
-        cur = self.db.execute(
-            "INSERT INTO exchanges (time, status, task, route, input, messages, claimed_by,"
-            " claimed_at, audio) VALUES (?,?,?,?,?,?,?,?,?)",
-            (
-                time.time(),
-                SENDING,
-                task,
-                route,
-                user_input,
-                _compact(messages, user_input),
-                os.getpid(),
-                time.time(),
-                json.dumps(audio) if audio else None,
-            ),
-        )
-        return int(cur.lastrowid or 0)
+        apart = len(user_input) > APART
+        with self._transaction():
+            cur = self.db.execute(
+                "INSERT INTO exchanges (time, status, task, route, input, messages, claimed_by,"
+                " claimed_at, audio) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    time.time(),
+                    SENDING,
+                    task,
+                    route,
+                    "" if apart else user_input,
+                    _compact(messages, user_input),
+                    os.getpid(),
+                    time.time(),
+                    json.dumps(audio) if audio else None,
+                ),
+            )
+            row = int(cur.lastrowid or 0)
+            if apart:
+                self._put_apart(row, user_input)
+        return row
 
     @_guarded("keep the input in")
     def set_input(
@@ -368,10 +385,43 @@ class Store:
         audio: dict[str, Any] | None,
     ) -> None:
         """The input as it now stands (a recording transcribed, or copied for the queue)."""
+        apart = len(user_input) > APART
+        with self._transaction():
+            self.db.execute(
+                "UPDATE exchanges SET input=?, messages=?, audio=? WHERE id=?",
+                (
+                    "" if apart else user_input,
+                    _compact(messages, user_input),
+                    json.dumps(audio) if audio else None,
+                    row,
+                ),
+            )
+            if apart:
+                self._put_apart(row, user_input)
+            else:
+                self.db.execute("DELETE FROM inputs WHERE id=?", (row,))
+
+    def _put_apart(self, row: int, text: str) -> None:
+        """`text` into `inputs` a slice at a time: SQLite never holds a whole copy of it."""
+        slices = range(0, len(text), _SLICE)
+        size = len(text) if text.isascii() else sum(len(_utf8(text, at)) for at in slices)
         self.db.execute(
-            "UPDATE exchanges SET input=?, messages=?, audio=? WHERE id=?",
-            (user_input, _compact(messages, user_input), json.dumps(audio) if audio else None, row),
+            "INSERT OR REPLACE INTO inputs (id, text) VALUES (?, zeroblob(?))", (row, size)
         )
+        with self.db.blobopen("inputs", "text", row) as blob:
+            for at in slices:
+                blob.write(_utf8(text, at))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self.db.in_transaction:  # SQLite may have rolled back already (a full disk)
+                self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     @_guarded("claim the queued input in")
     def claim(self, row: int) -> bool:
@@ -452,7 +502,7 @@ class Store:
     def get(self, row: int) -> Exchange | None:
         if not 0 < row <= MAX_ROW_ID:
             return None
-        found = self.db.execute("SELECT * FROM exchanges WHERE id=?", (row,)).fetchone()
+        found = self.db.execute(_ROWS + " WHERE id=?", (row,)).fetchone()
         return _exchange(found) if found else None
 
     @_guarded("read the history in")
@@ -460,7 +510,7 @@ class Store:
         self._settle()
         # Newest first along the time index; the status filter stops after `limit` rows.
         rows = self.db.execute(
-            "SELECT * FROM exchanges INDEXED BY exchanges_time WHERE status IN (?,?)"
+            _ROWS + " INDEXED BY exchanges_time WHERE status IN (?,?)"
             " ORDER BY time DESC, id DESC LIMIT ?",
             (ANSWERED, PARTIAL, limit),
         ).fetchall()
@@ -483,13 +533,16 @@ class Store:
                 pattern = (
                     "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
                 )
-                where.append("(input LIKE ? ESCAPE '\\' OR answer LIKE ? ESCAPE '\\')")
-                params += [pattern, pattern]
+                where.append(
+                    "(input LIKE ? ESCAPE '\\' OR answer LIKE ? ESCAPE '\\'"
+                    f" OR CAST(({_APART}) AS TEXT) LIKE ? ESCAPE '\\')"
+                )
+                params += [pattern, pattern, pattern]
             else:
                 self.db.create_function("brain_has", 2, _has, deterministic=True)
-                where.append("(brain_has(input, ?) OR brain_has(answer, ?))")
+                where.append(f"(brain_has(COALESCE(({_APART}), input), ?) OR brain_has(answer, ?))")
                 params += [text.casefold(), text.casefold()]
-        sql = "SELECT * FROM exchanges INDEXED BY exchanges_time"
+        sql = _ROWS + " INDEXED BY exchanges_time"
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = self.db.execute(sql + " ORDER BY time DESC, id DESC LIMIT ?", (*params, limit))
@@ -499,14 +552,14 @@ class Store:
     def queued(self) -> list[Exchange]:
         """Inputs waiting to be sent, including those whose sender died."""
         rows = self.db.execute(
-            "SELECT * FROM exchanges WHERE status IN (?,?) ORDER BY id", (QUEUED, SENDING)
+            _ROWS + " WHERE status IN (?,?) ORDER BY id", (QUEUED, SENDING)
         ).fetchall()
         return [_exchange(r) for r in rows if _claimable(r)]
 
     @_guarded("read the queue in")
     def in_flight(self) -> list[Exchange]:
         rows = self.db.execute(
-            "SELECT * FROM exchanges WHERE status IN (?,?) ORDER BY id", (SENDING, ANSWERING)
+            _ROWS + " WHERE status IN (?,?) ORDER BY id", (SENDING, ANSWERING)
         ).fetchall()
         return [_exchange(r) for r in rows if not _claimable(r) and _alive_claim(r)]
 
@@ -539,9 +592,12 @@ class Store:
         ).fetchone()
         if found is None or not (_claimable(found) or found["claimed_by"] == os.getpid()):
             return False
-        cur = self.db.execute(
-            "DELETE FROM exchanges WHERE id=? AND status IN (?,?)", (row, QUEUED, SENDING)
-        )
+        with self._transaction():
+            cur = self.db.execute(
+                "DELETE FROM exchanges WHERE id=? AND status IN (?,?)", (row, QUEUED, SENDING)
+            )
+            if cur.rowcount > 0:
+                self.db.execute("DELETE FROM inputs WHERE id=?", (row,))
         return cur.rowcount > 0
 
     # ----- notices waiting to be sent (brain.notify) ---------------------------------------
@@ -640,6 +696,8 @@ def _alive(pid: int) -> bool:
 
 def _exchange(row: sqlite3.Row) -> Exchange:
     keys = row.keys()
+    apart = row["apart"] if "apart" in keys else None
+    text = row["input"] if apart is None else _text(apart)
     return Exchange(
         id=row["id"],
         time=row["time"],
@@ -654,8 +712,8 @@ def _exchange(row: sqlite3.Row) -> Exchange:
         first_token_ms=row["first_token_ms"],
         total_ms=row["total_ms"],
         cost=row["cost"],
-        input=row["input"],
-        messages=_expand(_json_list(row["messages"]), row["input"]),
+        input=text,
+        messages=_expand(_json_list(row["messages"]), text),
         answer=row["answer"],
         partial=bool(row["partial"]),
         error=row["error"],
@@ -664,8 +722,17 @@ def _exchange(row: sqlite3.Row) -> Exchange:
     )
 
 
-def _has(value: str | None, folded: str) -> bool:
-    return value is not None and folded in value.casefold()
+def _has(value: str | bytes | None, folded: str) -> bool:
+    return value is not None and folded in _text(value).casefold()
+
+
+def _text(value: str | bytes) -> str:
+    """A kept input as text (one kept apart is UTF-8 bytes)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _utf8(text: str, at: int) -> bytes:
+    return text[at : at + _SLICE].encode("utf-8")
 
 
 def _json_dict(text: str | None) -> dict[str, Any] | None:

@@ -151,3 +151,69 @@ def test_the_input_is_kept_once_and_read_back_whole(tmp_path: Path) -> None:
     row2 = store.add("ask", "default", "x", other)
     assert store.get(row2).messages == other
     store.close()
+
+
+def _long(text: str) -> str:
+    from brain.store import APART
+
+    return (text * (APART // len(text) + 2))[: APART + 5000]
+
+
+def test_a_long_input_lives_apart_and_reads_back_whole(tmp_path: Path) -> None:
+    # issue 32: the row's updates (answering, the answer) never rewrite a 4 MiB input.
+    store = Store(tmp_path / "brain.db")
+    text = _long("notes — café ✓ 📝 ")  # UTF-8 of 1 to 4 bytes, cut across the slices
+    messages = [{"role": "system", "content": "sort"}, {"role": "user", "content": text}]
+    row = store.add("dump", "brain_dump", text, messages)
+    kept = store.db.execute("SELECT input FROM exchanges WHERE id=?", (row,)).fetchone()[0]
+    assert kept == ""
+    apart = store.db.execute("SELECT text FROM inputs WHERE id=?", (row,)).fetchone()[0]
+    assert apart == text.encode("utf-8")
+    store.started(row)
+    store.finish(row, "brain_dump", Answer(text="sorted", backend="apex"), [])
+    got = store.get(row)
+    assert got.input == text and got.messages == messages and got.status == "answered"
+    assert [e.id for e in store.search(text="café ✓")] == [row]  # non-ASCII: brain_has
+    assert [e.id for e in store.search(text="NOTES")] == [row]  # ASCII: LIKE on the blob
+    assert store.history(5)[-1].input == text
+    store.close()
+
+
+def test_an_input_that_shrinks_or_is_dropped_leaves_nothing_apart(tmp_path: Path) -> None:
+    store = Store(tmp_path / "brain.db")
+    text = _long("x")
+    row = store.add("dump", "brain_dump", text, [{"role": "user", "content": text}])
+    store.set_input(row, "short now", [{"role": "user", "content": "short now"}], None)
+    assert store.db.execute("SELECT COUNT(*) FROM inputs").fetchone()[0] == 0
+    assert store.get(row).input == "short now"
+    store.set_input(row, text, [{"role": "user", "content": text}], None)
+    assert store.get(row).input == text
+    store.release(row, "Apex is away")
+    assert [e.input for e in store.queued()] == [text]
+    assert store.drop(row)
+    assert store.db.execute("SELECT COUNT(*) FROM inputs").fetchone()[0] == 0
+    store.close()
+
+
+def test_a_long_input_that_cannot_be_kept_leaves_no_row(tmp_path: Path, monkeypatch) -> None:
+    from brain.errors import StorageError
+
+    store = Store(tmp_path / "brain.db")
+    text = _long("y")
+
+    real = store.db
+
+    class Full:  # the disk fills while the long input is written
+        def __getattr__(self, name: str):
+            return getattr(real, name)
+
+        def blobopen(self, *_a, **_k):
+            raise sqlite3.OperationalError("database or disk is full")
+
+    store.db = Full()  # type: ignore[assignment]
+    with pytest.raises(StorageError):
+        store.add("dump", "brain_dump", text, [{"role": "user", "content": text}])
+    store.db = real
+    assert store.db.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0] == 0
+    assert not store.db.in_transaction
+    store.close()
