@@ -4,12 +4,12 @@ Kept in brain's cache dir with what it depends on: brain's version, where it is 
 (the help names docs there) and the sources it is written from (SOURCES), the width click wraps
 to, and config.toml (the user's tasks are listed). Used only when all of that is unchanged, and
 only on Linux and the BSDs, where the cache dir and config.toml are cheap to know without
-platformdirs; on macOS and Windows, or in any doubt, click renders the help each time. Help
+platformdirs (brain.xdg); on macOS and Windows, or in any doubt, click renders the help each time. Help
 rendered while the settings could not be read (a bad config.toml or BRAIN_* variable: the
 user's tasks are then missing from it) is never kept.
 
 What must stay true: the text kept is byte for byte what click prints; this module imports
-nothing beyond os and sys.
+nothing beyond os, sys and brain.xdg.
 """
 
 from __future__ import annotations
@@ -25,25 +25,16 @@ MAX_HELP = 1 << 22  # bytes; a larger kept help is not used
 SOURCES = (("cli.py",), ("tasks", "__init__.py"), ("commands", "common.py"))
 
 
-def _home(*parts: str) -> str:
-    return os.path.join(os.path.expanduser("~"), *parts)
-
-
-def _xdg(var: str, default: tuple[str, ...]) -> str:
-    # As platformdirs reads them on Linux and the BSDs: the variable unless empty.
-    value = os.environ.get(var, "")
-    return value if value.strip() else _home(*default)
-
-
 def _dirs() -> tuple[str, str] | None:
-    """(cache dir, config file) as platformdirs says on Linux and the BSDs; None elsewhere
-    (macOS, where platformdirs also reads XDG_* variables, and Windows: the slow path, always
-    correct)."""
-    if os.name != "posix" or sys.platform == "darwin":
+    """(cache dir, config file) as brain.paths says on Linux and the BSDs; None elsewhere
+    (macOS and Windows, where platformdirs answers: the slow path, always correct)."""
+    from brain import xdg
+
+    cache, config_dir = xdg.user_dir("cache"), xdg.user_dir("config")
+    if cache is None or config_dir is None:
         return None
-    config = os.environ.get("BRAIN_CONFIG") or ""
-    config = config or os.path.join(_xdg("XDG_CONFIG_HOME", (".config",)), "brain", "config.toml")
-    return os.path.join(_xdg("XDG_CACHE_HOME", (".cache",)), "brain"), config
+    config = os.environ.get("BRAIN_CONFIG") or os.path.join(config_dir, "config.toml")
+    return cache, config
 
 
 def width() -> int:
