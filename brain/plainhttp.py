@@ -325,20 +325,40 @@ class Response:
             pass
 
 
-def split_url(url: str) -> tuple[str, int, str, str]:
-    """(host, port, the Host header, the path with its query) of a plain http:// URL."""
-    from urllib.parse import urlsplit
+# What may stand unescaped in a request target (RFC 3986 pchar, "/" and "?", and "%" of an
+# escape already made); anything else (a space, a non-ASCII letter) is percent-encoded, as
+# httpx does.
+_SAFE_PATH = "/%:@!$&'()*+,;=-._~"
+_SAFE_QUERY = _SAFE_PATH + "?"
+
+
+def split_url(url: str) -> tuple[str, int, str, str, str | None]:
+    """(host, port, the Host header, the request target, the Basic credentials of a URL with
+    a user and password, or None) of a plain http:// URL. The URL itself never appears in an
+    error (it may hold a password)."""
+    from urllib.parse import quote, unquote, urlsplit
 
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
-        raise ConnectError(f"not a plain http:// URL: {url}")
+        raise ConnectError("not a plain http:// URL")
     try:
         port = parts.port or 80
     except ValueError:
-        raise ConnectError(f"a bad port in {url}") from None
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        raise ConnectError("a URL with a bad port") from None
+    target = quote(parts.path or "/", safe=_SAFE_PATH)
+    if parts.query:
+        target += "?" + quote(parts.query, safe=_SAFE_QUERY)
+    host = parts.hostname
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    return parts.hostname, port, netloc, path
+    if not netloc.isascii():  # an international name: its ASCII form, as on the wire
+        netloc = host.encode("idna").decode("ascii") + (f":{parts.port}" if parts.port else "")
+    basic = None
+    if parts.username or parts.password:  # as httpx: the URL's credentials, as Basic auth
+        from base64 import b64encode
+
+        pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        basic = "Basic " + b64encode(pair.encode("utf-8")).decode("ascii")
+    return host, port, netloc, target, basic
 
 
 def open_response(
@@ -355,30 +375,45 @@ def open_response(
     """Send one request and read the answer's status and headers; the body is left to read
     (`Response.iter_raw`) and the caller closes the Response. `body` is bytes or pieces of
     bytes whose total is `length`."""
-    host, port, netloc, path = split_url(url)
+    host, port, netloc, target, basic = split_url(url)
     if isinstance(body, bytes):
         length, pieces = len(body), [body]
     else:
         pieces = body
-    lines = [
-        f"{method} {path} HTTP/1.1",
-        f"Host: {netloc}",
-        "User-Agent: brain",
-        "Accept: */*",
-        "Accept-Encoding: identity",
-        "Connection: close",
-    ]
+    fields = {
+        "Host": netloc,
+        "User-Agent": "brain",
+        "Accept": "*/*",
+        "Accept-Encoding": "identity",
+        "Connection": "close",
+    }
     if length or method in ("POST", "PUT", "PATCH"):
-        lines.append(f"Content-Length: {length or 0}")
+        fields["Content-Length"] = str(length or 0)
     for name, value in (headers or {}).items():
-        if "\n" in name or "\r" in name or "\n" in str(value) or "\r" in str(value):
-            raise WriteError(f"a header with a line break ({name})")
-        lines.append(f"{name}: {value}")
+        if any(c in f"{name}{value}" for c in "\r\n\0"):
+            raise WriteError(f"a header with a line break ({name.splitlines()[0][:40]})")
+        fields = {k: v for k, v in fields.items() if k.lower() != name.lower()}
+        fields[name] = str(value)
+    if basic:
+        fields = {k: v for k, v in fields.items() if k.lower() != "authorization"}
+        fields["Authorization"] = basic
+    lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in fields.items())]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
     sock = connect(host, port, connect_timeout)
     response = Response(sock, read_timeout)
     try:
-        _send(sock, head, pieces, write_timeout)
+        try:
+            _send(sock, head, pieces, write_timeout)
+        except WriteError as exc:
+            # As httpcore: a server may answer (413, 401) and close before taking the whole
+            # body; its answer, when there is one, says more than the broken pipe.
+            if str(exc).startswith("cancelled: "):
+                raise
+            try:
+                response.read_head()
+            except NetError:
+                raise exc from None
+            return response
         response.read_head()
     except BaseException:
         response.close()

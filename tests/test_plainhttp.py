@@ -153,3 +153,65 @@ def test_an_httpx_failure_reads_the_same_as_the_light_clients(monkeypatch) -> No
     with pytest.raises(plainhttp.ConnectError) as err:  # httpx's, as the same family
         request("GET", refused_url(), timeout=2.0, connect=1.0)
     assert describe(err.value) == "connection refused"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://h:4000/v1/chat/completions",
+        "http://h/a b/ü?q=a b&r=ü%20x&s=/?",
+        "http://h/notes;v=1?since=2026-12-06T00:00:00+01:00",
+    ],
+)
+def test_the_request_target_is_httpxs(url: str) -> None:
+    _host, _port, _netloc, target, _basic = plainhttp.split_url(url)
+    assert target == httpx.Request("GET", url).url.raw_path.decode("ascii")
+
+
+def test_a_url_with_a_user_and_password_sends_them_as_httpx_does() -> None:
+    url = "http://me:p%40ss@127.0.0.1:9/x"
+    want = httpx.Request("GET", url)
+    httpx.BasicAuth("me", "p@ss").sync_auth_flow(want).__next__()
+    *_, basic = plainhttp.split_url(url)
+    assert basic == want.headers["authorization"]
+    with pytest.raises(plainhttp.ConnectError) as err:
+        plainhttp.split_url("http://me:secret@host:notaport/")
+    assert "secret" not in str(err.value)  # the URL, password and all, is never in an error
+
+
+def test_an_ipv6_address_is_reached() -> None:
+    try:
+        server = socket.socket(socket.AF_INET6)
+        server.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(OK_HEAD.encode() + b"Content-Length: 4\r\n\r\ntrue")
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    got = request("GET", f"http://[::1]:{port}/x", timeout=5.0)
+    server.close()
+    assert got.body is True
+
+
+def test_an_answer_given_before_the_body_was_taken_is_read() -> None:
+    # A server that refuses a large body at once (413) and closes: its answer is what counts.
+    def refuse(conn: socket.socket, _r: Request, _s: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 413 Too Large\r\nContent-Length: 21\r\n\r\n{\"error\": \"too big\"}\n")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def early(conn: socket.socket, _s: threading.Event) -> None:
+        conn.recv(1024)  # the request line only
+        refuse(conn, Request("POST", "/x"), _s)
+
+    big = {"content": "z" * (8 << 20)}
+    with Hostile({}) as server:
+        server._one = lambda conn: (early(conn, server.stopped), conn.close())  # type: ignore
+        got = request("POST", server.url + "/x", timeout=10.0, json_body=big)
+    assert got.status == 413 and got.body == {"error": "too big"}
