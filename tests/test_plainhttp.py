@@ -203,7 +203,7 @@ def test_an_ipv6_address_is_reached() -> None:
 def test_an_answer_given_before_the_body_was_taken_is_read() -> None:
     # A server that refuses a large body at once (413) and closes: its answer is what counts.
     def refuse(conn: socket.socket, _r: Request, _s: threading.Event) -> None:
-        conn.sendall(b"HTTP/1.1 413 Too Large\r\nContent-Length: 21\r\n\r\n{\"error\": \"too big\"}\n")
+        conn.sendall(b'HTTP/1.1 413 Too Large\r\nContent-Length: 21\r\n\r\n{"error": "too big"}\n')
         conn.shutdown(socket.SHUT_RDWR)
 
     def early(conn: socket.socket, _s: threading.Event) -> None:
