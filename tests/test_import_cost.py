@@ -136,3 +136,25 @@ def test_the_kept_help_is_not_used_where_stdout_cannot_encode_it(home) -> None:
     # locale) instead of the fast path failing on the first dash or arrow
     assert "click" in _imported(ascii_out)
     assert ascii_out.returncode == 0 and "dump" in ascii_out.stdout
+
+
+def test_an_answer_from_a_plain_http_apex_imports_no_httpx_ssl_or_platformdirs(
+    home, apex
+) -> None:
+    # issue 32: httpx (with ssl, h11, httpcore) and platformdirs were ~55 ms of every answer.
+    import os
+
+    apex.answer("brain_dump", ["done"])
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "brain", "dump", "x"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BRAIN_APEX_KEY": "sk-import-cost"},  # the keyring is its own cost
+        cwd=home.root,
+        stdin=subprocess.DEVNULL,
+        check=True,
+    )
+    assert run.stdout == "done\n"
+    loaded = {name.split(".")[0] for name in _imported(run)}
+    heavy = {"httpx", "httpcore", "h11", "ssl", "certifi", "platformdirs", "keyring"}
+    assert not heavy & loaded, sorted(heavy & loaded)
