@@ -138,9 +138,7 @@ def test_the_kept_help_is_not_used_where_stdout_cannot_encode_it(home) -> None:
     assert ascii_out.returncode == 0 and "dump" in ascii_out.stdout
 
 
-def test_an_answer_from_a_plain_http_apex_imports_no_httpx_ssl_or_platformdirs(
-    home, apex
-) -> None:
+def test_an_answer_from_a_plain_http_apex_imports_no_httpx_ssl_or_platformdirs(home, apex) -> None:
     # issue 32: httpx (with ssl, h11, httpcore) and platformdirs were ~55 ms of every answer.
     import os
 
