@@ -90,7 +90,8 @@ def render(r: dict, goals: dict) -> str:
         f"{verdict(None if over_s is None else max(over_s, over_n or 0) <= goals['overhead_ms'])} |",
         f"| peak memory ≤ {goals['rss_mib']} MiB for a plain answer | {brain_rss:.1f} MiB | "
         f"{verdict(brain_rss <= goals['rss_mib'] if brain_rss else None)} |",
-        f"| … whatever the input, up to the 4 MiB cap | {ms_mib(input_rss)} with 4 MiB piped in "
+        f"| … whatever the input, up to the 4 MiB cap | {ms_mib(input_rss)}, the largest in "
+        "section g "
         f"| {verdict(input_rss <= goals['rss_mib'] if input_rss else None)} |",
         f"| the same time with 100,000 stored rows as with 10 (within {goals['rows_ms']} ms) | "
         f"{rows_said} | {verdict(rows_ok)} |",
@@ -266,44 +267,48 @@ def render(r: dict, goals: dict) -> str:
         "",
         "## Where the milliseconds of one answer go (profiled 2026-12-06, quiet machine)",
         "",
-        "One streamed answer is ~145 ms here, curl's is ~6 ms and `python -c pass` ~9 ms. "
+        "One streamed answer is ~88 ms here, curl's ~6 ms and `python -c pass` ~10 ms. "
         "`python -X importtime` of `brain ask` (cumulative, top level, median of 3; importtime "
-        "itself inflates these a little) and in-process timing give, largest first:",
+        "itself inflates these a little), cProfile and in-process timing give, largest first:",
         "",
-        "- **httpx and httpcore, ~45 ms of imports** (httpx 31, httpcore 13: with them h11, "
-        "ssl, logging, email and urllib.request from the standard library). Alone, `import httpx` "
-        "is ~75 ms over the interpreter (table above). The largest block, and the reason the "
-        "90 ms goal is missed. Removing it means a second HTTP stack (the standard library's "
-        "http.client for plain-HTTP Apex) beside httpx, with every deadline, bound and hostile-"
-        "server test run twice: not done.",
-        "- **click, ~17 ms** of `brain.cli`'s ~26 ms (click pulls in inspect, enum, re). The "
-        "floor of any click command line; `--help` no longer pays it (below).",
-        "- **brain's own modules, ~25 ms**: brain.exchange ~10 (the ladder, backends, the "
-        "voice slots), brain.tasks ~5 (reading the prompt files), brain.settings ~3 "
-        "(tomllib), brain.store ~2, brain.secrets ~2, brain.files, brain.render ~1 each.",
-        "- **platformdirs, ~6 ms** (its Unix module imports tempfile).",
-        "- **The interpreter, ~9 ms**, and `site` ~2 ms: not brain's.",
-        "- **Work after the imports, ~15–20 ms**: config.toml read once, brain.db opened "
-        "(WAL), the row inserted before sending and finished after, the request, the SSE "
-        "parse, printing, the WAL checkpoint on close.",
+        "- **click, ~18 ms** of `brain.cli`'s ~30 ms (click pulls in typing, inspect, enum, "
+        "re, gettext, uuid and platform). The floor of any click command line; a cached "
+        "`--help` does not pay it (brain.quick).",
+        "- **brain's own modules, ~35 ms**: brain.exchange ~12 (the ladder and the backends, "
+        "with brain.client and brain.plainhttp ~5, socket included), brain.tasks ~5 (pathlib, "
+        "the prompt files), brain.settings ~3 (tomllib), brain.store ~3 (sqlite3), "
+        "brain.secrets ~2, brain.files ~2. About 9 ms of it is the `@dataclass` decorator "
+        "building 20 classes (Settings, Exchange, Task, Answer ~1 ms each) and ~2 ms regular "
+        "expressions compiled at import.",
+        "- **The interpreter, ~10 ms**, and `site` ~2 ms: not brain's.",
+        "- **Work after the imports, ~15 ms**: config.toml read once, brain.db opened (WAL), "
+        "the row inserted before sending and finished after, the request, the SSE parse, "
+        "printing, the WAL checkpoint on close.",
         "- **When the key is in the keyring** instead of `BRAIN_APEX_KEY`: importing keyring "
-        "and letting it find a backend is ~130 ms over the interpreter (table above). brain "
-        "now keeps the backend it found (a class name in its cache dir) and asks it alone next "
+        "and letting it find a backend is ~120 ms over the interpreter (table above). brain "
+        "keeps the backend it found (a class name in its cache dir) and asks it alone next "
         "time: 289 → 235 ms per answer measured with keyrings.alt. The first answer after "
         "Apex comes back also asks the keyring (for a Slack webhook, to say so).",
         "",
-        "Done in this round: `brain --help` printed from the help click rendered last time "
-        "(kept with brain's version, its sources' stamps, the width and config.toml's stamp; "
-        "72 → 16 ms; Linux and the BSDs); `history`, `queue list` and the answer path "
-        "flat from 10 to 100,000 stored rows (time index via store migration 2, the status "
-        "index used by the queue); the keyring backend remembered; the input kept once per "
-        "row instead of twice (4 MiB piped in: 64.5 → 56 MiB); the answer drawn once per piece "
-        "(bench/render_cost.md, issue 30).",
+        "Done in this round (issue 32): plain http on brain's own network (Apex over "
+        "Tailscale, the laptop's server) goes through brain.plainhttp, a small HTTP/1.1 client "
+        "on the standard library's sockets, instead of httpx: httpx, httpcore, h11, ssl and the "
+        "client's set-up were ~48 ms of every answer (145 → 88 ms). httpx stays for https, "
+        "hosts on the internet, uploads, and everything when `BRAIN_HTTP=httpx` is set; the "
+        "hostile-server tests run against both. brain's directories on Linux come from the XDG "
+        "rule itself (brain.xdg, checked against platformdirs) instead of importing "
+        "platformdirs (~5 ms); secrets, shutil and subprocess are imported where used. Earlier: "
+        "`brain --help` printed from the help click rendered last time (72 → 16 ms), "
+        "`history`, `queue list` and the answer path flat from 10 to 100,000 stored rows, the "
+        "keyring backend remembered, the answer drawn once per piece (bench/render_cost.md).",
         "",
-        "Memory: a plain answer is ~30 MiB, nearly all the interpreter and the imports above. "
-        "With 4 MiB piped in, ~26 MiB more: the input as read (bytes), as text, in the JSON "
-        "request body (text, then bytes) and bound into SQLite's row. Meeting 32 MiB at the "
-        "cap would need the request body and the row streamed from the input; not done.",
+        "Memory: a plain answer is ~20 MiB (it was ~30 MiB with httpx and ssl loaded). With "
+        "4 MiB piped in, the input is held as read (bytes) and as text while it is decoded, "
+        "then as text alone: the JSON request body is encoded 64 Ki characters at a time and "
+        "sent as it is made, and an input past 64 Ki characters is kept in brain.db apart from "
+        "its row (store migration 5), written a slice at a time through SQLite's blob I/O, so "
+        "the row's later updates never rewrite it. A text Python holds at 2 bytes a character "
+        "(curly quotes, dashes) costs twice that; section g has both.",
         "",
         "## How to read this",
         "",

@@ -41,10 +41,17 @@ def estimate_tokens(messages: list[Message]) -> int:
     total = 0
     for m in messages:
         text = str(m.get("content", ""))
-        # isascii() first: encoding a 4 MiB input only to count it would copy it.
-        ascii_count = len(text) if text.isascii() else len(text.encode("ascii", "ignore"))
+        # isascii() first, then a slice at a time: encoding a 4 MiB input whole only to count
+        # it would copy it.
+        ascii_count = len(text) if text.isascii() else _ascii_count(text)
         total += int(ascii_count / 3.5) + (len(text) - ascii_count) + 8
     return total
+
+
+def _ascii_count(text: str, step: int = 1 << 16) -> int:
+    return sum(
+        len(text[at : at + step].encode("ascii", "ignore")) for at in range(0, len(text), step)
+    )
 
 
 def make(app: App, name: str) -> Backend:
