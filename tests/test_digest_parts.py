@@ -273,3 +273,71 @@ def test_cost_is_never_below_brains_estimate(text: str) -> None:
     from brain.backends import estimate_tokens
 
     assert cost(text) + 8 >= estimate_tokens([{"content": text}])
+
+
+# ----- a model that counts the material denser than brain estimates -------------------------
+
+
+class DenseLlamaServer:
+    """A llama.cpp server whose tokenizer counts `chars_per_token` characters a token (digits,
+    tables, base64 are far denser than prose) and refuses, as llama.cpp does, a request past
+    its slot's context."""
+
+    def __init__(self, server: HTTPServer, n_ctx: int, chars_per_token: float) -> None:
+        self.n_ctx, self.cpt = n_ctx, chars_per_token
+        self.accepted: list[str] = []
+        self.refused = 0
+        server.expect_request("/v1/models").respond_with_json({"data": [{"id": "dense.gguf"}]})
+        server.expect_request("/props").respond_with_json(
+            {"default_generation_settings": {"n_ctx": n_ctx}}
+        )
+        server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(self.chat)
+
+    def chat(self, request: Request) -> Response:
+        from fakes import sse_body
+
+        body = json.loads(request.data)
+        text = "\n".join(str(m["content"]) for m in body["messages"])
+        tokens = int(len(text) / self.cpt) + 1
+        if tokens + int(body.get("max_tokens") or 0) > self.n_ctx:
+            self.refused += 1
+            message = (
+                f"request ({tokens} tokens) exceeds the available context size "
+                f"({self.n_ctx} tokens), try increasing it"
+            )
+            error = {"code": 400, "message": message, "type": "exceed_context_size_error"}
+            return Response(json.dumps({"error": error}), 400, mimetype="application/json")
+        self.accepted.append(text)
+        return Response(sse_body([f"notes {len(self.accepted)}"]), mimetype="text/event-stream")
+
+
+def test_a_model_that_counts_denser_gets_smaller_parts(
+    apex_server: HTTPServer, brain, home, monkeypatch
+) -> None:
+    # 1.8 characters a token against brain's 3.5: the first part is refused with the count,
+    # the rest is packed again by what the server said, and the digest is whole.
+    dense = DenseLlamaServer(apex_server, n_ctx=8192, chars_per_token=1.8)
+    monkeypatch.setenv("BRAIN_LOCAL_URL", apex_server.url_for("").rstrip("/"))
+    paths = six_files(home.root, total=60_000)
+    r = brain("--offline", "digest", *[p.name for p in paths])
+    assert r.code == 0, r.stderr
+    assert dense.refused >= 1 and "packing the rest in smaller parts" in r.stderr
+    sent = "\n".join(dense.accepted)
+    assert [ln for ln in lines_of(paths) if ln not in sent] == []  # every line read once
+    db = sqlite3.connect(home.data / "brain" / "brain.db")
+    assert db.execute("SELECT COUNT(*) FROM exchanges WHERE status='queued'").fetchone()[0] == 0
+
+
+def test_material_too_dense_for_every_model_is_refused_not_queued(
+    apex_server: HTTPServer, brain, home, monkeypatch
+) -> None:
+    # One character a token in a 2,048-token slot: no part worth asking fits; the input is
+    # refused (65) and nothing waits in the queue to fail again.
+    DenseLlamaServer(apex_server, n_ctx=2048, chars_per_token=1.0)
+    monkeypatch.setenv("BRAIN_LOCAL_URL", apex_server.url_for("").rstrip("/"))
+    paths = six_files(home.root, total=20_000)
+    r = brain("--offline", "digest", *[p.name for p in paths])
+    assert r.code == 65, r.stderr
+    assert "too dense for every model" in r.stderr and "nothing was put in the queue" in r.stderr
+    db = sqlite3.connect(home.data / "brain" / "brain.db")
+    assert db.execute("SELECT COUNT(*) FROM exchanges WHERE status='queued'").fetchone()[0] == 0

@@ -25,6 +25,7 @@ Prints nothing itself: notices and progress go to the sink it is given.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 NUM_CTX_MARGIN = 64  # tokens Ollama's num_ctx adds past input + answer (brain.backends.ollama)
 MIN_BUDGET = 1024  # input tokens a part needs at least, past its prompt, to be worth asking
 MAX_ROUNDS = 12
+MAX_REPACK = 3  # times the parts are packed again, smaller, on a backend that said "too long"
 LONG_INSTRUCTION = 400  # tokens: an instruction longer than this is read as material
 _PROMPTS = Path(__file__).parent / "prompts"
 
@@ -62,6 +64,9 @@ class Room:
     answer: int  # max_tokens of each request
     label: str  # "Apex (route long_context_summary)", "gemma4:e4b on this laptop"
     taking_over: str
+    # How many of the model's tokens one of brain's estimated tokens turned out to be, when
+    # the model refused a request as too long (code, tables, base64: denser than prose).
+    scale: float = 1.0
 
     @property
     def budget(self) -> int | None:
@@ -69,8 +74,10 @@ class Room:
         if self.limit is None:
             return None
         if self.name == "apex":  # LiteLLM's max_input_tokens is for input alone
-            return self.limit - NUM_CTX_MARGIN
-        return self.limit - self.answer - NUM_CTX_MARGIN
+            room = self.limit - NUM_CTX_MARGIN
+        else:
+            room = self.limit - self.answer - NUM_CTX_MARGIN
+        return int(room / self.scale)
 
 
 @dataclass
@@ -111,11 +118,15 @@ class Done:
 class _MoveOn(Exception):
     """This backend could not answer (before its answer began): the next one takes over."""
 
-    def __init__(self, name: str, reason: str, rows: list[int]) -> None:
+    def __init__(
+        self, name: str, reason: str, rows: list[int], too_long: bool = False, estimate: int = 0
+    ) -> None:
         super().__init__(reason)
         self.name = name
         self.reason = reason
         self.rows = rows  # inputs exchange kept in the queue, now carried on (dropped)
+        self.too_long = too_long  # the backend said the request was too long for it
+        self.estimate = estimate  # brain's estimate of that request, in tokens
 
 
 @dataclass
@@ -127,6 +138,7 @@ class _State:
     fallbacks: list[dict[str, str]] = field(default_factory=list)
     notify: bool = False
     incomplete: list[str] = field(default_factory=list)
+    too_long: list[bool] = field(default_factory=list)  # per backend left: it said "too long"
 
 
 # ----- the one entry point ----------------------------------------------------------------------
@@ -154,12 +166,13 @@ def answer(
     for i, name in enumerate(names):
         room = room_for(app, task, name, tokens, names)
         try:
-            return _on(app, task, room, state, instruction, intro, sink)
+            return _on_shrinking(app, task, room, state, instruction, intro, sink)
         except _MoveOn as moved:
             store = app.store()
             for row in moved.rows:
                 store.drop(row)  # its material goes on in the next backend's parts
             state.fallbacks.append({"backend": name, "reason": moved.reason})
+            state.too_long.append(moved.too_long)
             if i + 1 == len(names):
                 raise _nothing_answered(app, task, room, state, moved, instruction) from None
             after = room_for(app, task, names[i + 1], tokens, names)
@@ -256,6 +269,61 @@ def _on(
     return _combine(pinned, task, part_task, room, state, instruction, intro, sink)
 
 
+def _on_shrinking(
+    app: App, task: Task, room: Room, state: _State, instruction: str, intro: str, sink: Sink
+) -> Done:
+    """`_on`; and when the backend refuses a request as too long for it (its tokenizer counts
+    the material denser than brain's estimate: code, tables, base64, or its real context is
+    smaller than it was said to be), `_on` again with the rest packed in parts sized by what
+    it said, at most MAX_REPACK times. Then, or when no smaller part is worth asking, the next
+    backend takes over (`answer`)."""
+    for attempt in range(MAX_REPACK + 1):
+        try:
+            return _on(app, task, room, state, instruction, intro, sink)
+        except _MoveOn as moved:
+            smaller = _smaller(room, moved) if attempt < MAX_REPACK else None
+            if smaller is None:
+                raise
+            store = app.store()
+            for row in moved.rows:
+                store.drop(row)  # its material goes on in the smaller parts
+            sink.notice(
+                f"{one_line(moved.reason, 200)} — {room.label} counts this material as more "
+                "tokens than brain estimated: packing the rest in smaller parts for it."
+            )
+            room = smaller
+        except BadInput as exc:
+            if attempt == 0:
+                raise
+            # The parts it could read would be too small to be worth asking: the next backend.
+            raise _MoveOn(room.name, exc.message, [], too_long=True) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+_TOKENS = re.compile(r"(\d[\d,]*)\s*tokens", re.I)
+
+
+def _smaller(room: Room, moved: _MoveOn) -> Room | None:
+    """The room with what a "too long" refusal taught: the context the server says it holds
+    (llama.cpp: "request (3112 tokens) exceeds the available context size (2048 tokens)";
+    OpenAI and vLLM say both too), and how many of its tokens one of brain's estimated ones
+    is. None when the refusal teaches nothing to size parts by."""
+    if not moved.too_long:
+        return None
+    said = [int(n.replace(",", "")) for n in _TOKENS.findall(moved.reason)]
+    limit = room.limit
+    if len(said) >= 2 and 0 < min(said) < (limit or 1 << 62):
+        limit = min(said)  # the smaller number is the context, the larger what it counted
+    if limit is None:
+        return None  # a context not known, and not said: nothing to size parts by
+    scale = room.scale * 2  # no count said: half the size
+    if said and moved.estimate > 0:
+        scale = max(room.scale, max(said) / moved.estimate * 1.1)
+    if limit == room.limit and scale <= room.scale:
+        return None
+    return replace(room, limit=limit, scale=scale)
+
+
 def _pinned(app: App, room: Room) -> App:
     """The App this backend alone answers for (its store and backends shared: same thread)."""
     if room.name == "apex":
@@ -276,7 +344,16 @@ def _ask(pinned: App, room: Room, question: exchange.Question, sink: Sink) -> Re
         tried = getattr(exc, "tried", None)
         reason = tried[-1][1].reason if tried else exc.message.splitlines()[-1]
         row = getattr(exc, "row", None)
-        raise _MoveOn(room.name, reason, [row] if row is not None else []) from exc
+        too_long = bool(getattr(exc, "too_long", False)) or bool(
+            tried and getattr(tried[-1][1], "too_long", False)
+        )
+        raise _MoveOn(
+            room.name,
+            reason,
+            [row] if row is not None else [],
+            too_long=too_long,
+            estimate=estimate_tokens(question.messages),
+        ) from exc
 
 
 # ----- the parts --------------------------------------------------------------------------------
@@ -438,7 +515,7 @@ def _concurrently(
         # for the ones that failed are carried on with them.
         state.pending = [u for p in left for u in p.units]
         rows = [r for f in futures for r in _rows(f)]
-        raise _MoveOn(failure.name, failure.reason, rows)
+        raise _MoveOn(failure.name, failure.reason, rows, failure.too_long, failure.estimate)
     unsent = [p for i, p in enumerate(parts) if i not in notes and not _was_asked(futures, i)]
     _keep(app, room, unsent, "the digest stopped before this part")
     raise _stopped(failure, unsent) from None
@@ -719,10 +796,23 @@ def _stopped(exc: BaseException, unsent: list[Part]) -> BaseException:
 
 def _nothing_answered(
     app: App, task: Task, room: Room, state: _State, moved: _MoveOn, instruction: str
-) -> Unreachable:
+) -> BrainError:
     """Every backend failed: what each said, and what is kept (the material not yet read,
     in parts that fit the last backend tried; or, when only the notes were left to combine,
-    that last request)."""
+    that last request). When every one said "too long", even for parts sized by what it
+    said, nothing is kept in the queue: input too long for every model is bad input (65)."""
+    if state.too_long and all(state.too_long):
+        said = "; ".join(
+            f"{f['backend']}: {one_line(f['reason'], 200).rstrip('.')}" for f in state.fallbacks
+        )
+        notes = (
+            f" The notes on the {state.parts} parts read are in the history." if state.parts else ""
+        )
+        return BadInput(
+            f"the material is too dense for every model it may go to, even in parts ({said}).",
+            "Send less at a time, or use a model with a longer context (local.context_tokens, "
+            "`ollama show` for what a model holds); nothing was put in the queue." + notes,
+        )
     parts: list[Part] = []
     if state.pending:
         try:
