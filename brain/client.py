@@ -255,7 +255,7 @@ def json_pieces(value: Any) -> Iterator[bytes]:
     elif isinstance(value, dict):
         yield b"{"
         for i, (key, item) in enumerate(value.items()):
-            yield (b"," if i else b"") + _encoder.encode(str(key)).encode("utf-8") + b":"
+            yield (b"," if i else b"") + _encoder.encode(_key(key)).encode("utf-8") + b":"
             yield from json_pieces(item)
         yield b"}"
     elif isinstance(value, (list, tuple)):
@@ -267,6 +267,15 @@ def json_pieces(value: Any) -> Iterator[bytes]:
         yield b"]"
     else:
         yield _encoder.encode(value).encode("utf-8")
+
+
+def _key(key: Any) -> str:
+    """A dict key as json.dumps writes it: true, false, null, numbers as their JSON text."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float)):
+        return _encoder.encode(key)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
 
 
 def _json_body(value: Any) -> tuple[Any, int]:

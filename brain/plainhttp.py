@@ -162,7 +162,10 @@ def connect(host: str, port: int, timeout: float) -> socket.socket:
         except OSError as exc:
             failure = ConnectError(str(exc))
             continue
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # only a little slower
         return sock
     raise failure or ConnectError(f"no address for {host}")
 
@@ -205,7 +208,9 @@ class Response:
             self._sock.settimeout(wait)
             try:
                 data = self._sock.recv(RECV)
-            except TimeoutError:
+            except TimeoutError as exc:
+                if exc.errno is not None:  # the kernel's ETIMEDOUT: the peer is gone
+                    raise ReadError(str(exc)) from None
                 waited = time.monotonic() - started
                 if wait == timeout or (timeout is not None and waited >= timeout):
                     raise ReadTimeout("timed out") from None
@@ -275,12 +280,10 @@ class Response:
             return
         length = self.headers.get("content-length")
         if length is not None:
-            try:
-                left = int(length.split(",")[0].strip())
-            except ValueError:
-                raise RemoteProtocolError(
-                    f"a Content-Length that is no number ({length!r})"
-                ) from None
+            values = {v.strip() for v in length.split(",")}
+            if len(values) != 1 or not next(iter(values)).isdigit():
+                raise RemoteProtocolError(f"a Content-Length that is no length ({length[:40]!r})")
+            left = int(values.pop())
             yield from self._counted(left)
             return
         while True:  # until the server closes
@@ -307,16 +310,16 @@ class Response:
         while True:
             line = self._line(MAX_CHUNK_LINE, "chunked body")
             size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise RemoteProtocolError(f"a bad chunk size ({size_text[:20]!r})") from None
+            if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
+                raise RemoteProtocolError(f"a bad chunk size ({size_text[:20]!r})")
+            size = int(size_text, 16)
             if size == 0:
                 while self._line(MAX_HEAD, "chunked body"):  # trailers, then the blank line
                     pass
                 return
             yield from self._counted(size)
-            self._line(MAX_CHUNK_LINE, "chunked body")  # the CRLF after the chunk
+            if self._line(MAX_CHUNK_LINE, "chunked body"):  # the CRLF after the chunk
+                raise RemoteProtocolError("a chunk longer than its size said")
 
     def close(self) -> None:
         try:
@@ -380,25 +383,7 @@ def open_response(
         length, pieces = len(body), [body]
     else:
         pieces = body
-    fields = {
-        "Host": netloc,
-        "User-Agent": "brain",
-        "Accept": "*/*",
-        "Accept-Encoding": "identity",
-        "Connection": "close",
-    }
-    if length or method in ("POST", "PUT", "PATCH"):
-        fields["Content-Length"] = str(length or 0)
-    for name, value in (headers or {}).items():
-        if any(c in f"{name}{value}" for c in "\r\n\0"):
-            raise WriteError(f"a header with a line break ({name.splitlines()[0][:40]})")
-        fields = {k: v for k, v in fields.items() if k.lower() != name.lower()}
-        fields[name] = str(value)
-    if basic:
-        fields = {k: v for k, v in fields.items() if k.lower() != "authorization"}
-        fields["Authorization"] = basic
-    lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in fields.items())]
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+    head = _head(method, target, netloc, basic, length, headers or {})
     sock = connect(host, port, connect_timeout)
     response = Response(sock, read_timeout)
     try:
@@ -421,24 +406,82 @@ def open_response(
     return response
 
 
-def _send(sock: socket.socket, head: bytes, pieces: Iterable[bytes], timeout: float | None) -> None:
-    deadline = current_deadline()
-    sock.settimeout(timeout)
-    buffered = head
+def _head(
+    method: str,
+    target: str,
+    netloc: str,
+    basic: str | None,
+    length: int | None,
+    headers: dict[str, str],
+) -> bytes:
+    """The request line and headers: the caller's override brain's own (any case), a URL's
+    credentials override both (as httpx does); a line break or a character past Latin-1 in
+    a header is refused, never sent."""
+    fields = {
+        "Host": netloc,
+        "User-Agent": "brain",
+        "Accept": "*/*",
+        "Accept-Encoding": "identity",
+        "Connection": "close",
+    }
+    if length or method in ("POST", "PUT", "PATCH"):
+        fields["Content-Length"] = str(length or 0)
+    for name, value in headers.items():
+        if any(c in f"{name}{value}" for c in "\r\n\0"):
+            first = (name.splitlines() or [""])[0][:40]
+            raise WriteError(f"a header with a line break ({first})")
+        fields = {k: v for k, v in fields.items() if k.lower() != name.lower()}
+        fields[name] = str(value)
+    if basic:
+        fields = {k: v for k, v in fields.items() if k.lower() != "authorization"}
+        fields["Authorization"] = basic
+    lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in fields.items())]
     try:
-        for piece in pieces:
-            if deadline is not None and deadline.cancelled:
-                raise WriteError(f"cancelled: {deadline.why}")
-            if len(buffered) + len(piece) <= RECV:
-                buffered += piece  # small requests go out in one segment
-                continue
-            if buffered:
-                sock.sendall(buffered)
-            buffered = b""
-            sock.sendall(piece)
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    except UnicodeEncodeError:  # as httpx: refused, never sent with "?" in its place
+        bad = [k for k, v in fields.items() if not f"{k}{v}".isascii()]
+        raise WriteError(f"a header that is not plain text ({', '.join(bad)[:60]})") from None
+
+
+def _send(sock: socket.socket, head: bytes, pieces: Iterable[bytes], timeout: float | None) -> None:
+    """Send the head and the body, each piece within `timeout` seconds, as `sendall` would:
+    a body under 1 MiB is one piece (so the whole exchange of brain.client's `request` stays
+    bounded); a larger one goes in pieces of 64 Ki characters, so a slow link can take a
+    4 MiB input at ~2 KiB/s or more, while a server that takes nothing fails in `timeout`.
+    A cancel is seen within READ_SLICE."""
+    if isinstance(pieces, list) and len(pieces) == 1:  # a small body: one piece with its head
+        _send_all(sock, head + pieces[0], timeout)
+        return
+    buffered = head
+    for piece in pieces:
+        if len(buffered) + len(piece) <= RECV:
+            buffered += piece  # small requests go out in one segment
+            continue
         if buffered:
-            sock.sendall(buffered)
-    except TimeoutError:
-        raise WriteTimeout("timed out") from None
-    except OSError as exc:
-        raise WriteError(str(exc) or type(exc).__name__) from None
+            _send_all(sock, buffered, timeout)
+        buffered = b""
+        _send_all(sock, piece, timeout)
+    if buffered:
+        _send_all(sock, buffered, timeout)
+
+
+def _send_all(sock: socket.socket, data: bytes, timeout: float | None) -> None:
+    deadline = current_deadline()
+    view = memoryview(data)
+    end = None if timeout is None else time.monotonic() + timeout
+    while view:
+        if deadline is not None and deadline.cancelled:
+            raise WriteError(f"cancelled: {deadline.why}")
+        left = None if end is None else end - time.monotonic()
+        if left is not None and left <= 0:
+            raise WriteTimeout("timed out")
+        sock.settimeout(READ_SLICE if left is None else max(min(left, READ_SLICE), 0.001))
+        try:
+            sent = sock.send(view)
+        except TimeoutError as exc:
+            if exc.errno is not None:  # the kernel's ETIMEDOUT: the peer is gone
+                raise WriteError(str(exc)) from None
+            continue  # only a slice ran out: look at the cancel and the clock again
+        except OSError as exc:
+            raise WriteError(str(exc) or type(exc).__name__) from None
+        view = view[sent:]

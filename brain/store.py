@@ -387,7 +387,7 @@ class Store:
         """The input as it now stands (a recording transcribed, or copied for the queue)."""
         apart = len(user_input) > APART
         with self._transaction():
-            self.db.execute(
+            cur = self.db.execute(
                 "UPDATE exchanges SET input=?, messages=?, audio=? WHERE id=?",
                 (
                     "" if apart else user_input,
@@ -396,7 +396,7 @@ class Store:
                     row,
                 ),
             )
-            if apart:
+            if apart and cur.rowcount > 0:  # a row dropped meanwhile keeps nothing apart
                 self._put_apart(row, user_input)
             else:
                 self.db.execute("DELETE FROM inputs WHERE id=?", (row,))
@@ -417,11 +417,11 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:  # SQLite may have rolled back already (a full disk)
                 self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     @_guarded("claim the queued input in")
     def claim(self, row: int) -> bool:
@@ -587,12 +587,12 @@ class Store:
         """Forget a queued input (not one another process is sending)."""
         if not 0 < row <= MAX_ROW_ID:
             return False
-        found = self.db.execute(
-            "SELECT status, claimed_by, claimed_at FROM exchanges WHERE id=?", (row,)
-        ).fetchone()
-        if found is None or not (_claimable(found) or found["claimed_by"] == os.getpid()):
-            return False
-        with self._transaction():
+        with self._transaction():  # the look and the delete as one: no claim slips between
+            found = self.db.execute(
+                "SELECT status, claimed_by, claimed_at FROM exchanges WHERE id=?", (row,)
+            ).fetchone()
+            if found is None or not (_claimable(found) or found["claimed_by"] == os.getpid()):
+                return False
             cur = self.db.execute(
                 "DELETE FROM exchanges WHERE id=? AND status IN (?,?)", (row, QUEUED, SENDING)
             )

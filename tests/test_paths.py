@@ -29,9 +29,7 @@ ASK = (
         {},  # nothing set: ~/.config, ~/.local/share, ~/.cache
         {"XDG_CONFIG_HOME": "/x/conf", "XDG_DATA_HOME": "/x/data/", "XDG_CACHE_HOME": "/x/c"},
         {"XDG_CONFIG_HOME": "", "XDG_DATA_HOME": "  ", "XDG_CACHE_HOME": ""},
-        {"XDG_CONFIG_HOME": "rel/conf", "XDG_DATA_HOME": "./data", "XDG_CACHE_HOME": "~/c"},
         {"HOME": "/home/elsewhere"},
-        {"HOME": "relative/home"},  # no home: the account's, as platformdirs does
     ],
 )
 def test_brains_directories_are_platformdirs_answers(env: dict[str, str], tmp_path) -> None:
@@ -59,3 +57,23 @@ def test_an_answer_does_not_import_platformdirs(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_a_relative_xdg_variable_or_home_is_not_used(tmp_path, monkeypatch) -> None:
+    # The XDG spec: a relative path is invalid and ignored (platformdirs 4.14 agrees; earlier
+    # releases, which pyproject allows, used it as given, relative to wherever brain ran).
+    from brain import xdg
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var, value in (("XDG_CONFIG_HOME", "rel/conf"), ("XDG_DATA_HOME", "./data")):
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("XDG_CACHE_HOME", "~/c")
+    assert xdg.user_dir("config") == str(tmp_path / ".config" / "brain")
+    assert xdg.user_dir("data") == str(tmp_path / ".local" / "share" / "brain")
+    assert xdg.user_dir("cache") == str(tmp_path / ".cache" / "brain")
+    monkeypatch.setenv("HOME", "relative/home")  # no home: the account's (pwd)
+    import pwd
+
+    assert xdg.user_dir("cache") == os.path.join(
+        pwd.getpwuid(os.getuid()).pw_dir, ".cache", "brain"
+    )

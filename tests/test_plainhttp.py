@@ -85,6 +85,11 @@ def test_headers_are_case_blind_and_repeats_joined() -> None:
         (OK_HEAD + "Transfer-Encoding: chunked\r\n\r\nzz\r\n", "the connection broke"),
         (OK_HEAD + "X-Big: " + "y" * (80 * 1024) + "\r\n\r\n", "longer than 64 KiB"),
         ("SSH-2.0-OpenSSH_9.2\r\n\r\n", "not an HTTP answer"),
+        (OK_HEAD + "Content-Length: -5\r\n\r\n{}", "no length"),
+        (OK_HEAD + "Content-Length: 2, 3\r\n\r\n{}", "no length"),
+        (OK_HEAD + "Transfer-Encoding: chunked\r\n\r\n0x2\r\n{}\r\n0\r\n\r\n", "chunk size"),
+        (OK_HEAD + "Transfer-Encoding: chunked\r\n\r\n-1\r\n", "chunk size"),
+        (OK_HEAD + "Transfer-Encoding: chunked\r\n\r\n1\r\n{}\r\n0\r\n\r\n", "longer than its"),
         ("", "Server disconnected without sending a response"),
     ],
 )
@@ -215,3 +220,55 @@ def test_an_answer_given_before_the_body_was_taken_is_read() -> None:
         server._one = lambda conn: (early(conn, server.stopped), conn.close())  # type: ignore
         got = request("POST", server.url + "/x", timeout=10.0, json_body=big)
     assert got.status == 413 and got.body == {"error": "too big"}
+
+
+def test_a_header_that_is_not_latin_1_is_refused_not_garbled() -> None:
+    with Hostile({"/x": reply(200, b"{}")}) as server:
+        with pytest.raises(plainhttp.WriteError) as err:
+            get(server, headers={"Authorization": "Bearer sk-k€y"})
+        assert server.requests == [] and "k€y" not in str(err.value)
+
+
+def test_keys_that_are_not_text_are_written_as_json_writes_them() -> None:
+    value = {True: 1, None: [2], 3: {"4.5": 4.5, 1.5: False}}
+    assert b"".join(json_pieces(value)) == httpx.Request("POST", "http://x/", json=value).read()
+
+
+def _taking_nothing() -> tuple[socket.socket, str]:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    return server, f"http://127.0.0.1:{server.getsockname()[1]}/x"
+
+
+def test_an_upload_nobody_takes_ends_at_the_write_timeout() -> None:
+    import time
+
+    server, url = _taking_nothing()  # accepts (the kernel does), never reads
+    start = time.monotonic()
+    with pytest.raises(plainhttp.WriteTimeout):
+        with stream(
+            "POST", url, connect=1.0, read=5.0, write=1.0, json_body={"c": "z" * (16 << 20)}
+        ):
+            pass
+    assert time.monotonic() - start < 4  # one piece's wait, not one per piece
+    server.close()
+
+
+def test_a_cancel_stops_an_upload_that_is_stuck() -> None:
+    import time
+
+    from brain.deadline import Deadline, watching
+
+    server, url = _taking_nothing()
+    deadline = Deadline(30.0)
+    threading.Timer(0.5, deadline.cancel, args=("Apex is not answering",)).start()
+    start = time.monotonic()
+    with pytest.raises(plainhttp.WriteError) as err, watching(deadline):
+        with stream(
+            "POST", url, connect=1.0, read=30.0, write=30.0, json_body={"c": "z" * (16 << 20)}
+        ):
+            pass
+    assert describe(err.value) == "Apex is not answering"
+    assert time.monotonic() - start < 3  # seen within a slice, not after the 30 s write wait
+    server.close()

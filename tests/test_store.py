@@ -217,3 +217,14 @@ def test_a_long_input_that_cannot_be_kept_leaves_no_row(tmp_path: Path, monkeypa
     assert store.db.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0] == 0
     assert not store.db.in_transaction
     store.close()
+
+
+def test_an_input_set_on_a_row_dropped_meanwhile_keeps_nothing_apart(tmp_path: Path) -> None:
+    store = Store(tmp_path / "brain.db")
+    row = store.add("dump", "brain_dump", "short", [{"role": "user", "content": "short"}])
+    store.release(row, "later")
+    assert store.drop(row)
+    text = _long("z")
+    store.set_input(row, text, [{"role": "user", "content": text}], None)
+    assert store.db.execute("SELECT COUNT(*) FROM inputs").fetchone()[0] == 0
+    store.close()

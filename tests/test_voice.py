@@ -702,3 +702,34 @@ def test_dropping_a_queued_recording_deletes_the_copy_not_the_original(apex_down
     r = brain("queue", "drop", str(queued["id"]))
     assert r.code == 0 and "and its recording (memo.wav)" in r.stderr
     assert not copy.exists() and memo.is_file()
+
+
+def test_a_transcript_that_dribbles_forever_ends_at_its_wait(brain, home, monkeypatch):
+    # The answer's body one byte every 50 ms: the wait counts content, and its end is an error
+    # brain words (the recording kept), never an internal error.
+    import hostile
+    from hostile import Hostile
+
+    monkeypatch.setattr("brain.voice.apex.BASE_WAIT", 1.0)
+    monkeypatch.setattr("brain.voice.apex.WAIT_PER_AUDIO_SECOND", 0.0)
+    speech.tone(home.root / "memo.wav")
+    with Hostile({"/v1/audio/transcriptions": hostile.dribble_body}) as apex:
+        r = brain("dump", "memo.wav", env={"BRAIN_APEX_URL": apex.url, "BRAIN_APEX_KEY": "k"})
+    assert r.code != 70 and "internal error" not in r.stderr, r.stderr
+    assert "no transcript within 1 s" in r.stderr
+
+
+def test_a_deadline_seen_by_brains_own_reads_is_handled(apex: FakeApex, brain, home, monkeypatch):
+    # brain.client's readers raise NetError (a deadline cancelled between two chunks, as the
+    # liveness probe beside may do); on the upload's httpx path it must be handled as httpx's.
+    from brain import plainhttp
+
+    def cut(*_a, **_k):
+        raise plainhttp.ReadTimeout("no content before the deadline")
+
+    monkeypatch.setattr("brain.voice.apex.read_body", cut)
+    speech.tone(home.root / "memo.wav")
+    apex.transcribes("transcribe", "never read", duration=1.0)
+    r = brain("dump", "memo.wav", env={"BRAIN_APEX_KEY": "k"})
+    assert r.code != 70 and "internal error" not in r.stderr, r.stderr
+    assert "no transcript within" in r.stderr

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from brain import install
 from brain.client import (
     Deadline,
+    NetError,
     TooBig,
     describe,
     error_message,
@@ -132,7 +133,7 @@ class ApexTranscriber(Transcriber):
                 deadline.start()  # Apex answered: the probe beside may no longer cancel
                 raw = read_body(response)
                 status, headers = response.status_code, dict(response.headers)
-        except (httpx.HTTPError, TooBig) as exc:
+        except (httpx.HTTPError, NetError, TooBig) as exc:  # NetError: brain's own reads
             if deadline.cancelled:
                 error = BackendError(deadline.why, reason=deadline.why, transport=True)
                 error.timeout = "timed out" in deadline.why
