@@ -95,7 +95,7 @@ def from_httpx(exc: BaseException) -> NetError:
 # ----- the deadline on every wait ------------------------------------------------------------
 
 
-def _clip(timeout: float | None) -> float | None:
+def clip(timeout: float | None) -> float | None:
     """The wait allowed for one socket operation: the caller's timeout, the deadline, a slice."""
     deadline = current_deadline()
     if deadline is None:
@@ -204,7 +204,7 @@ class Response:
         started = time.monotonic()
         timeout = self._timeout
         while True:
-            wait = _clip(timeout)
+            wait = clip(timeout)
             self._sock.settimeout(wait)
             try:
                 data = self._sock.recv(RECV)

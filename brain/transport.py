@@ -13,27 +13,23 @@ from typing import Any
 
 import httpcore
 
-from brain.deadline import READ_SLICE, Deadline, current_deadline
+from brain import plainhttp
+from brain.deadline import Deadline, current_deadline
 
 
 def _clip(timeout: float | None) -> float | None:
-    """The wait allowed for one socket operation: the caller's timeout, the deadline, a slice."""
-    deadline = current_deadline()
-    if deadline is None:
-        return timeout
-    if deadline.cancelled:
-        raise httpcore.ReadError(f"cancelled: {deadline.why}")
-    left = deadline.remaining()
-    if left <= 0:
-        raise httpcore.ReadTimeout("no content before the deadline")
-    wait = min(left, READ_SLICE)
-    return wait if timeout is None else min(timeout, wait)
+    """brain.plainhttp's wait for one socket operation (the caller's timeout, the deadline, a
+    slice), failing as httpcore does."""
+    try:
+        return plainhttp.clip(timeout)
+    except plainhttp.ReadTimeout as exc:
+        raise httpcore.ReadTimeout(str(exc)) from None
+    except plainhttp.ReadError as exc:
+        raise httpcore.ReadError(str(exc)) from None
 
 
 def resolve(host: str, port: int, limit: float, deadline: Deadline | None = None) -> list[str]:
     """brain.plainhttp.resolve (a hard limit on name resolution), failing as httpcore does."""
-    from brain import plainhttp
-
     try:
         return plainhttp.resolve(host, port, limit, deadline)
     except plainhttp.ConnectTimeout as exc:
