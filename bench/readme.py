@@ -302,7 +302,7 @@ def render(r: dict, goals: dict) -> str:
         "`history`, `queue list` and the answer path flat from 10 to 100,000 stored rows, the "
         "keyring backend remembered, the answer drawn once per piece (bench/render_cost.md).",
         "",
-        "Memory: a plain answer is ~20 MiB (it was ~30 MiB with httpx and ssl loaded). With "
+        "Memory: a plain answer is ~19 MiB (it was ~30 MiB with httpx and ssl loaded). With "
         "4 MiB piped in, the input is held as read (bytes) and as text while it is decoded, "
         "then as text alone: the JSON request body is encoded 64 Ki characters at a time and "
         "sent as it is made, and an input past 64 Ki characters is kept in brain.db apart from "

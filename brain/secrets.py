@@ -253,7 +253,8 @@ def remember(value: str) -> None:
 
 
 def remember_url(url: str) -> None:
-    """A URL's password, and the Basic credentials httpx would send for it, are secrets."""
+    """A URL's password, and the Basic credentials sent for it (brain.plainhttp and httpx
+    make the same), are secrets."""
     from urllib.parse import unquote, urlsplit
 
     try:
