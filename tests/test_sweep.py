@@ -36,13 +36,30 @@ JSON_COMMANDS = {"dump", "digest", "draft", "code", "ask", "premium", "list", "h
 JSON_COMMANDS |= {"status", "routes", "show", "check"}
 
 
+TAKE_VALUE = {
+    "--route",
+    "--model",
+    "--config",
+    "--since",
+    "--source",
+    "--out",
+    "-q",
+    "-n",
+    "--task",
+}
+
+
 def no_bug(r: Any, what: Any) -> None:
     assert r.code != 70, f"exit 70 for {what!r}:\n{r.stderr}"
     assert r.code in CODES, (r.code, what, r.stderr)
     args = getattr(r, "args", [])
     args = args[: args.index("--")] if "--" in args else args  # after --, words are text
     words = [a for a in args if not a.startswith("-")][:2]
-    if "--json" in args and r.code == 0 and r.stdout.strip() and JSON_COMMANDS & set(words):
+    # `--out --json` writes to a file named "--json": a value, not the flag
+    flagged = any(
+        a == "--json" and (i == 0 or args[i - 1] not in TAKE_VALUE) for i, a in enumerate(args)
+    )
+    if flagged and r.code == 0 and r.stdout.strip() and JSON_COMMANDS & set(words):
         strict = {"parse_constant": lambda c: pytest.fail(f"{c} in --json")}
         if "history" in words:  # one object per line (DESIGN.md, History)
             for line in r.stdout.splitlines():
