@@ -251,7 +251,7 @@ def test_an_upload_nobody_takes_ends_at_the_write_timeout() -> None:
             "POST", url, connect=1.0, read=5.0, write=1.0, json_body={"c": "z" * (16 << 20)}
         ):
             pass
-    assert time.monotonic() - start < 4  # one piece's wait, not one per piece
+    assert time.monotonic() - start < 10  # it ended (one piece's wait), not a wait per piece
     server.close()
 
 
@@ -270,5 +270,5 @@ def test_a_cancel_stops_an_upload_that_is_stuck() -> None:
         ):
             pass
     assert describe(err.value) == "Apex is not answering"
-    assert time.monotonic() - start < 3  # seen within a slice, not after the 30 s write wait
+    assert time.monotonic() - start < 10  # it ended: seen within a slice, not after 30 s
     server.close()
