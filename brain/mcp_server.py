@@ -93,15 +93,25 @@ def answer(
     materials = [Material("stdin", material)] if material else []
     if audio:
         materials.append(_recording(audio))
-    user_input, messages = compose(task, text.strip(), materials)
-    question = exchange.Question(task, user_input, messages, audio=recordings(materials))
-    result = exchange.ask(app, question, _Sink(notice))
+    user_input, messages = compose(task, text.strip(), materials)  # its checks: the cap
+    line, incomplete = "", []
+    if task.name == "digest" and material and not audio:
+        # As `brain digest`: material longer than the model's context is read in parts.
+        from brain.digest import parts
+        from brain.digest.sources import Unit
+
+        done = parts.answer(app, task, text.strip(), [Unit("stdin", "", material)], _Sink(notice))
+        result, line, incomplete = done.result, done.line, done.incomplete
+    else:
+        question = exchange.Question(task, user_input, messages, audio=recordings(materials))
+        result = exchange.ask(app, question, _Sink(notice))
     a = result.answer
     notes = []
     if a.backend != "apex":
         why = "; ".join(fb["reason"] for fb in result.outcome.fallbacks if fb.get("reason"))
         notes.append(f"answered by {a.backend} {a.model}".strip() + (f" ({why})" if why else ""))
     notes.extend(result.notes())
+    notes.extend(f"incomplete: {cut}" for cut in incomplete)
     for note in notes:
         notice(note)
     if app.verbose:
@@ -109,7 +119,8 @@ def answer(
             f"{task.name}: answered by {a.backend} {a.model} (route {result.outcome.route}) in "
             f"{a.total_ms} ms, history #{result.row}"
         )
-    return a.text, ("brain: " + "; ".join(notes)) if notes else ""
+    answer_text = f"{a.text}\n\n{line}" if line else a.text
+    return answer_text, ("brain: " + "; ".join(notes)) if notes else ""
 
 
 def _recording(audio: str) -> "Any":

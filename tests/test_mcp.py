@@ -330,3 +330,24 @@ def test_a_request_the_sdk_cannot_read_gets_an_error_not_silence(line: str, rid:
         proc.wait(timeout=30)
     error = message.get("error") or message["result"]["content"][0]
     assert "brain: the request" in json.dumps(error)
+
+
+def test_digest_of_material_longer_than_the_model_reads_in_parts(
+    ollama: FakeOllama, monkeypatch
+) -> None:
+    # As `brain digest`: 60 KB on a 4,096-token laptop model is read in parts, not refused.
+    ollama.model_ctx = 4096
+    monkeypatch.setenv("BRAIN_APEX_URL", refused_url())
+    material = "".join(
+        f"line {n}: the soil pH lab needs strips, rubric v{n % 7}\n" for n in range(1200)
+    )
+
+    async def calls(s):
+        return await s.call_tool("digest", {"text": "what to do", "material": material})
+
+    result = session([], calls)
+    assert not result.is_error, texts(result)
+    answer = texts(result)[0]
+    assert "_Digested in " in answer and "parts" in answer
+    sent = "\n".join(str(m["content"]) for r in ollama.requests for m in r["messages"])
+    assert all(f"line {n}:" in sent for n in range(1200))  # every line reached a part
