@@ -188,6 +188,9 @@ class Repl:
         backend, _ = self.next_backend(task)
         budget = self.budget(task, backend)
         context = self.conversation.context(task, sent, budget)
+        if task.name == "digest" and recordings is None and not self._fits(task, context):
+            self._digest_in_parts(task, text, sent, out, replaces)
+            return
         self._say_dropped(context, backend)
         if replaces is not None:  # the same question again: one entry, not two
             self.store.drop(replaces)
@@ -213,6 +216,51 @@ class Repl:
             out.stop()
             self.watch.resume()
         self._answered(task, text, result.text or sent, result, out)
+
+    def _fits(self, task: Task, context: conv.Context) -> bool:
+        """Whether every model this question may go to reads it whole (as brain.digest.parts
+        decides between one question and parts)."""
+        from brain.errors import BadInput
+        from brain.offline import ladder
+
+        app = self.app
+        names, _left = ladder.order(app, task, app.mode, app.route or task.route)
+        try:
+            plan = ladder.plan(
+                app, task, context.messages, mode=app.mode, route=app.route, model=app.model
+            )
+        except BadInput:
+            return False
+        return plan.backends == names
+
+    def _digest_in_parts(
+        self, task: Task, text: str, sent: str, out: Any, replaces: int | None
+    ) -> None:
+        """A digest longer than any model reads at once, in parts, as `brain digest` does
+        (docs/digest.md); the conversation before it is not sent along. A failure says what
+        it kept in the queue; /retry is not offered (it would keep the parts twice)."""
+        from brain.digest import parts
+        from brain.digest.sources import Unit
+
+        if replaces is not None:
+            self.store.drop(replaces)
+        self.failed = None
+        sink = ReplSink(out)
+        self.watch.pause()
+        try:
+            done = parts.answer(self.app, task, "", [Unit("stdin", "", sent)], sink)
+            if done.line:
+                sink.delta(f"\n\n{done.line}\n")
+        except BrainError as exc:
+            out.stop()
+            out.error(exc)
+            if isinstance(exc, Interrupted) and exc.exit_code != 130:
+                raise
+            return
+        finally:
+            out.stop()
+            self.watch.resume()
+        self._answered(task, text, sent, done.result, out)
 
     def _interrupted(
         self, task: Task, text: str, sent: str, sink: ReplSink, stopped: Interrupted

@@ -239,3 +239,26 @@ def test_offline_the_conversation_keeps_to_what_the_local_server_holds(
     assert "long answer 1" in contents and "long answer 0" not in contents
     # the toolbar names the model that answered (as the server said), not local.model
     assert repl.model_text("local") == repl.last.model != repl.app.local_model
+
+
+def test_a_digest_longer_than_any_model_reads_is_digested_in_parts(
+    ollama, make_repl, monkeypatch, capsys
+) -> None:
+    # /task digest with a pasted document past the laptop model's 4,096 tokens: read in parts
+    # (as `brain digest`), not refused as too long.
+    from fakes import refused_url
+
+    ollama.model_ctx = 4096
+    monkeypatch.setenv("BRAIN_APEX_URL", refused_url())
+    repl = make_repl(task="digest")
+    pasted = "".join(
+        f"line {n}: rubric v{n % 7}, bus {n % 11}, soil pH strips\n" for n in range(900)
+    )
+    repl.handle(pasted)
+    seen = capsys.readouterr()
+    out = seen.out
+    assert "_Digested in " in out and "longer than any model" not in out, seen.err
+    sent = "\n".join(str(m["content"]) for r in ollama.requests for m in r["messages"])
+    assert all(f"line {n}:" in sent for n in range(900))
+    assert repl.last is not None and repl.last.task == "digest"
+    assert repl.store.queued() == []
