@@ -267,7 +267,7 @@ def render(r: dict, goals: dict) -> str:
         "",
         "## Where the milliseconds of one answer go (profiled 2026-12-06, quiet machine)",
         "",
-        "One streamed answer is ~88 ms here, curl's ~6 ms and `python -c pass` ~10 ms. "
+        "One streamed answer is ~88–92 ms here, curl's ~6 ms and `python -c pass` ~9–10 ms. "
         "`python -X importtime` of `brain ask` (cumulative, top level, median of 3; importtime "
         "itself inflates these a little), cProfile and in-process timing give, largest first:",
         "",
@@ -293,7 +293,7 @@ def render(r: dict, goals: dict) -> str:
         "Done in this round (issue 32): plain http on brain's own network (Apex over "
         "Tailscale, the laptop's server) goes through brain.plainhttp, a small HTTP/1.1 client "
         "on the standard library's sockets, instead of httpx: httpx, httpcore, h11, ssl and the "
-        "client's set-up were ~48 ms of every answer (145 → 88 ms). httpx stays for https, "
+        "client's set-up were ~48 ms of every answer (145 → 88–92 ms). httpx stays for https, "
         "hosts on the internet, uploads, and everything when `BRAIN_HTTP=httpx` is set; the "
         "hostile-server tests run against both. brain's directories on Linux come from the XDG "
         "rule itself (brain.xdg, checked against platformdirs) instead of importing "
