@@ -281,7 +281,7 @@ class Response:
         length = self.headers.get("content-length")
         if length is not None:
             values = {v.strip() for v in length.split(",")}
-            if len(values) != 1 or not next(iter(values)).isdigit():
+            if len(values) != 1 or not _digits(next(iter(values))):
                 raise RemoteProtocolError(f"a Content-Length that is no length ({length[:40]!r})")
             left = int(values.pop())
             yield from self._counted(left)
@@ -333,6 +333,10 @@ class Response:
 # httpx does.
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE_PATH + "?"
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # "²" is a digit to isdigit, not to int
 
 
 def split_url(url: str) -> tuple[str, int, str, str, str | None]:

@@ -208,6 +208,9 @@ class Repl:
             return
         except BrainError as exc:
             out.stop()
+            if task.name == "digest" and recordings is None and _too_long_everywhere(exc):
+                self._digest_in_parts(task, text, sent, out, replaces)  # denser than thought
+                return
             out.error(exc)
             self.failed = (task, text, getattr(exc, "row", None))
             out.notice("/retry asks it again here.")
@@ -219,48 +222,72 @@ class Repl:
 
     def _fits(self, task: Task, context: conv.Context) -> bool:
         """Whether every model this question may go to reads it whole (as brain.digest.parts
-        decides between one question and parts)."""
+        decides between one question and parts). Any other trouble (no Apex configured with
+        /online) is for the ordinary path to say: True."""
         from brain.errors import BadInput
         from brain.offline import ladder
 
         app = self.app
-        names, _left = ladder.order(app, task, app.mode, app.route or task.route)
         try:
+            names, _left = ladder.order(app, task, app.mode, app.route or task.route)
             plan = ladder.plan(
                 app, task, context.messages, mode=app.mode, route=app.route, model=app.model
             )
         except BadInput:
             return False
+        except BrainError:
+            return True
         return plan.backends == names
 
     def _digest_in_parts(
         self, task: Task, text: str, sent: str, out: Any, replaces: int | None
     ) -> None:
-        """A digest longer than any model reads at once, in parts, as `brain digest` does
-        (docs/digest.md); the conversation before it is not sent along. A failure says what
-        it kept in the queue; /retry is not offered (it would keep the parts twice)."""
+        """A digest longer than a model it may go to reads at once, in parts, as `brain
+        digest` does (docs/digest.md); the conversation before it is not sent along. A failure
+        says what it kept in the queue; /retry is not offered (it would keep the parts twice)."""
         from brain.digest import parts
-        from brain.digest.sources import Unit
 
         if replaces is not None:
             self.store.drop(replaces)
         self.failed = None
+        instruction, units = self._digest_material(text, sent)
         sink = ReplSink(out)
         self.watch.pause()
         try:
-            done = parts.answer(self.app, task, "", [Unit("stdin", "", sent)], sink)
+            done = parts.answer(self.app, task, instruction, units, sink)
             if done.line:
                 sink.delta(f"\n\n{done.line}\n")
         except BrainError as exc:
             out.stop()
+            if isinstance(exc, Interrupted):  # what the CLI says of the sources does not hold
+                exc.fix = "The parts not read yet are kept in the queue (`brain queue list`)."
             out.error(exc)
             if isinstance(exc, Interrupted) and exc.exit_code != 130:
-                raise
+                raise  # SIGTERM or SIGHUP: the session ends
             return
         finally:
             out.stop()
             self.watch.resume()
+        for cut in done.incomplete:
+            out.notice(f"cut short: {cut}")
+        done.result.notify_pending = done.notify_pending or done.result.notify_pending
         self._answered(task, text, sent, done.result, out)
+
+    def _digest_material(self, text: str, sent: str) -> tuple[str, list[Any]]:
+        """(instruction, units) of a digest question: a line naming files keeps its words as
+        the instruction, which then goes along with every part; anything else is material."""
+        from brain import material
+        from brain.digest.sources import Unit
+
+        if "\n" not in text:
+            try:
+                words = shlex.split(text)
+            except ValueError:
+                words = []
+            if any(_is_file(w) for w in words):
+                instruction, given = material.split_args(words)
+                return instruction, [Unit(m.name, m.name, m.text) for m in given]
+        return "", [Unit("stdin", "", sent)]
 
     def _interrupted(
         self, task: Task, text: str, sent: str, sink: ReplSink, stopped: Interrupted
@@ -420,6 +447,13 @@ class Repl:
             ("class:tb", "  mode: "),
             ("class:tb.value", self.mode + " "),
         ]
+
+
+def _too_long_everywhere(exc: BrainError) -> bool:
+    """Every backend refused the question as too long for it (brain's estimate was low)."""
+    from brain.digest.parts import refused_as_too_long
+
+    return bool(refused_as_too_long(exc, 0))
 
 
 def _is_file(word: str) -> bool:

@@ -341,3 +341,86 @@ def test_material_too_dense_for_every_model_is_refused_not_queued(
     assert "too dense for every model" in r.stderr and "nothing was put in the queue" in r.stderr
     db = sqlite3.connect(home.data / "brain" / "brain.db")
     assert db.execute("SELECT COUNT(*) FROM exchanges WHERE status='queued'").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("said", "counted", "context"),
+    [
+        (
+            "request (3112 tokens) exceeds the available context size (2048 tokens), try "
+            "increasing it",
+            3112,
+            2048,
+        ),
+        (
+            "This model's maximum context length is 4096 tokens. However, your messages "
+            "resulted in 5000 tokens. Please reduce the length of the messages.",
+            5000,
+            4096,
+        ),
+        (
+            "This model's maximum context length is 2048 tokens. However, you requested 3000 "
+            "tokens (2000 in the messages, 1000 in the completion).",
+            2000,
+            2048,
+        ),
+        ("prompt is too long: 210000 tokens > 200000 maximum", 210000, 200000),
+        (
+            "litellm.ContextWindowExceededError: ContextWindowExceededError: OpenAIException - "
+            "request (9,000 tokens) exceeds the available context size (8,192 tokens)",
+            9000,
+            8192,
+        ),
+    ],
+)
+def test_what_servers_say_about_too_long_is_read(said: str, counted: int, context: int) -> None:
+    from brain.digest.parts import _said
+
+    assert _said(said) == (counted, context)
+
+
+def test_a_shrunk_laptop_context_keeps_a_quarter_for_the_answer() -> None:
+    # local.context_tokens said 8,192; the server holds 2,048: the answer room follows.
+    from brain.digest.parts import Room, _MoveOn, _smaller
+
+    room = Room("local", "r", "m", 8192, 2048, "m on this laptop", "asking m")
+    said = "request (2500 tokens) exceeds the available context size (2048 tokens)"
+    smaller = _smaller(room, _MoveOn("local", said, [], too_long=True, estimate=2400))
+    assert smaller is not None and smaller.limit == 2048 and smaller.answer == 512
+    assert smaller.budget is not None and smaller.budget > 1024
+
+
+def test_prose_on_a_server_smaller_than_configured_is_digested(
+    apex_server: HTTPServer, brain, home, monkeypatch, write_config
+) -> None:
+    write_config("[local]\ncontext_tokens = 8192\n")
+    dense = DenseLlamaServer(apex_server, n_ctx=2048, chars_per_token=3.5)
+    monkeypatch.setenv("BRAIN_LOCAL_URL", apex_server.url_for("").rstrip("/"))
+    paths = six_files(home.root, total=30_000)
+    r = brain("--offline", "digest", *[p.name for p in paths])
+    assert r.code == 0, r.stderr
+    sent = "\n".join(dense.accepted)
+    assert [ln for ln in lines_of(paths) if ln not in sent] == []
+
+
+def test_dense_material_brain_thought_fits_whole_is_read_in_parts(
+    apex_server: HTTPServer, brain, home, monkeypatch
+) -> None:
+    # Digits, one token each: brain's estimate says the whole fits 4,096 tokens; the server
+    # refuses it, and the digest goes on in parts sized by what it said.
+    dense = DenseLlamaServer(apex_server, n_ctx=4096, chars_per_token=1.0)
+    monkeypatch.setenv("BRAIN_LOCAL_URL", apex_server.url_for("").rstrip("/"))
+    (home.root / "digits.txt").write_text("".join(f"{n:08d}\n" for n in range(700)))
+    r = brain("--offline", "digest", "digits.txt")
+    assert r.code == 0, r.stderr
+    assert dense.refused >= 1 and "digesting it in parts" in r.stderr
+    sent = "\n".join(dense.accepted)
+    assert all(f"{n:08d}" in sent for n in range(700))
+
+
+def test_sigterm_while_parts_are_read_is_143_not_130() -> None:
+    from brain.digest.parts import _stopped
+    from brain.errors import Terminated
+
+    assert _stopped(Terminated(15, "SIGTERM"), []).exit_code == 143
+    assert _stopped(KeyboardInterrupt(), []).exit_code == 130

@@ -272,3 +272,11 @@ def test_a_cancel_stops_an_upload_that_is_stuck() -> None:
     assert describe(err.value) == "Apex is not answering"
     assert time.monotonic() - start < 10  # it ended: seen within a slice, not after 30 s
     server.close()
+
+
+def test_a_superscript_digit_is_no_length() -> None:
+    # b"\xb2" is "²" in Latin-1: a digit to str.isdigit, not to int()
+    wire = OK_HEAD.encode() + b"Content-Length: \xb2\r\n\r\n{}"
+    with Hostile({"/x": raw(wire)}) as server:
+        with pytest.raises(plainhttp.RemoteProtocolError):
+            get(server)

@@ -262,3 +262,46 @@ def test_a_digest_longer_than_any_model_reads_is_digested_in_parts(
     assert all(f"line {n}:" in sent for n in range(900))
     assert repl.last is not None and repl.last.task == "digest"
     assert repl.store.queued() == []
+
+
+def test_a_digest_naming_files_keeps_its_words_for_every_part(
+    ollama, make_repl, monkeypatch, home, capsys
+) -> None:
+    from fakes import refused_url
+
+    ollama.model_ctx = 4096
+    monkeypatch.setenv("BRAIN_APEX_URL", refused_url())
+    (home.root / "notes.md").write_text(
+        "".join(f"line {n}: rubric v{n % 7}, bus {n % 11}, soil pH strips\n" for n in range(900))
+    )
+    repl = make_repl(task="digest")
+    repl.handle("only the bus numbers notes.md")
+    assert "_Digested in " in capsys.readouterr().out
+    parts = [r for r in ollama.requests if "Part " in str(r["messages"][-1]["content"])]
+    assert len(parts) >= 2
+    assert all("only the bus numbers" in str(r["messages"][-1]["content"]) for r in parts)
+
+
+def test_a_digest_online_with_no_apex_says_so_and_the_session_goes_on(
+    make_repl, monkeypatch, capsys
+) -> None:
+    monkeypatch.delenv("BRAIN_APEX_URL", raising=False)
+    repl = make_repl(task="digest", mode="online")
+    repl.handle("hello")  # no exception out of the session
+    err = capsys.readouterr()
+    assert "Apex is not configured" in err.err and "/retry" in err.err
+
+
+def test_a_digest_denser_than_brain_thought_is_read_in_parts(
+    apex_server, make_repl, monkeypatch, capsys
+) -> None:
+    from test_digest_parts import DenseLlamaServer
+
+    dense = DenseLlamaServer(apex_server, n_ctx=4096, chars_per_token=1.0)
+    monkeypatch.setenv("BRAIN_LOCAL_URL", apex_server.url_for("").rstrip("/"))
+    repl = make_repl(task="digest", mode="offline")
+    repl.handle("".join(f"{n:08d}\n" for n in range(700)))
+    assert "_Digested in " in capsys.readouterr().out
+    assert dense.refused >= 1
+    sent = "\n".join(dense.accepted)
+    assert all(f"{n:08d}" in sent for n in range(700))

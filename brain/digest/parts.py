@@ -127,6 +127,7 @@ class _MoveOn(Exception):
         self.rows = rows  # inputs exchange kept in the queue, now carried on (dropped)
         self.too_long = too_long  # the backend said the request was too long for it
         self.estimate = estimate  # brain's estimate of that request, in tokens
+        self.room: Room | None = None  # the room last tried (smaller than at first, perhaps)
 
 
 @dataclass
@@ -155,9 +156,19 @@ def answer(
         the_plan = ladder.plan(app, task, messages, mode=app.mode, route=app.route, model=app.model)
     except BadInput:
         the_plan = None  # longer than every backend's context
+    learned: dict[str, _MoveOn] = {}
     if the_plan is not None and the_plan.backends == names:
-        result = exchange.ask(app, exchange.Question(task, text, messages), sink)
-        return Done(result, notify_pending=result.notify_pending)
+        try:
+            result = exchange.ask(app, exchange.Question(task, text, messages), sink)
+            return Done(result, notify_pending=result.notify_pending)
+        except BrainError as exc:
+            learned = refused_as_too_long(exc, estimate_tokens(messages))
+            if not learned:
+                raise
+            sink.notice(
+                f"{one_line(exc.message, 200)} — it counts this material as more tokens than "
+                "brain estimated: digesting it in parts."
+            )
     if cost(instruction) > LONG_INSTRUCTION:
         # Words too long to go along with every part are material like the rest.
         units, instruction = [Unit("words", "the text given", instruction), *units], ""
@@ -165,8 +176,13 @@ def answer(
     tokens = estimate_tokens(messages)
     for i, name in enumerate(names):
         room = room_for(app, task, name, tokens, names)
+        shrunk = _smaller(room, learned[name]) if name in learned else None
+        if shrunk is not None:  # it refused the whole: parts sized by what it said
+            room = shrunk
         try:
-            return _on_shrinking(app, task, room, state, instruction, intro, sink)
+            return _on_shrinking(
+                app, task, room, state, instruction, intro, sink, shrunk is not None
+            )
         except _MoveOn as moved:
             store = app.store()
             for row in moved.rows:
@@ -174,7 +190,8 @@ def answer(
             state.fallbacks.append({"backend": name, "reason": moved.reason})
             state.too_long.append(moved.too_long)
             if i + 1 == len(names):
-                raise _nothing_answered(app, task, room, state, moved, instruction) from None
+                last = moved.room or room  # the parts kept fit what it last said it reads
+                raise _nothing_answered(app, task, last, state, moved, instruction) from None
             after = room_for(app, task, names[i + 1], tokens, names)
             what = "the rest" if state.parts else "it"
             how = (
@@ -184,6 +201,18 @@ def answer(
             )
             sink.notice(f"{one_line(moved.reason, 200)} — {after.taking_over}: {how}.")
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def refused_as_too_long(exc: BrainError, estimate: int) -> dict[str, _MoveOn]:
+    """Per backend, what it said when every backend the whole went to refused it as too long
+    (its tokenizer counts the material denser than brain's estimate); {} for any other
+    failure."""
+    tried = getattr(exc, "tried", None) or []
+    if not tried or not all(getattr(e, "too_long", False) for _, e in tried):
+        return {}
+    return {
+        name: _MoveOn(name, e.reason, [], too_long=True, estimate=estimate) for name, e in tried
+    }
 
 
 def whole(task: Task, instruction: str, intro: str, units: list[Unit]) -> tuple[str, list]:
@@ -270,7 +299,14 @@ def _on(
 
 
 def _on_shrinking(
-    app: App, task: Task, room: Room, state: _State, instruction: str, intro: str, sink: Sink
+    app: App,
+    task: Task,
+    room: Room,
+    state: _State,
+    instruction: str,
+    intro: str,
+    sink: Sink,
+    shrunk: bool = False,
 ) -> Done:
     """`_on`; and when the backend refuses a request as too long for it (its tokenizer counts
     the material denser than brain's estimate: code, tables, base64, or its real context is
@@ -283,6 +319,7 @@ def _on_shrinking(
         except _MoveOn as moved:
             smaller = _smaller(room, moved) if attempt < MAX_REPACK else None
             if smaller is None:
+                moved.room = room
                 raise
             store = app.store()
             for row in moved.rows:
@@ -293,7 +330,7 @@ def _on_shrinking(
             )
             room = smaller
         except BadInput as exc:
-            if attempt == 0:
+            if attempt == 0 and not shrunk:
                 raise
             # The parts it could read would be too small to be worth asking: the next backend.
             raise _MoveOn(room.name, exc.message, [], too_long=True) from None
@@ -301,27 +338,61 @@ def _on_shrinking(
 
 
 _TOKENS = re.compile(r"(\d[\d,]*)\s*tokens", re.I)
+# What the servers say (tests/test_digest_parts.py has each): the input counted, the context.
+_COUNTED = (
+    re.compile(r"(\d[\d,]*) in the messages", re.I),  # vLLM: "... (2000 in the messages, ..."
+    re.compile(r"resulted in (\d[\d,]*) tokens", re.I),  # OpenAI
+    re.compile(r"request \((\d[\d,]*) tokens\)", re.I),  # llama.cpp
+    re.compile(r"too long: (\d[\d,]*) tokens", re.I),  # Anthropic
+)
+_CONTEXT = (
+    re.compile(r"context (?:length|size|window)[^\d]{0,20}(\d[\d,]*) tokens", re.I),
+    re.compile(r"(\d[\d,]*) maximum", re.I),  # Anthropic: "210000 tokens > 200000 maximum"
+)
+
+
+def _said(reason: str) -> tuple[int | None, int | None]:
+    """(the input tokens the server counted, the context it says it holds), either None."""
+
+    def first(patterns: tuple[re.Pattern[str], ...]) -> int | None:
+        for pattern in patterns:
+            found = pattern.search(reason)
+            if found:
+                return int(found.group(1).replace(",", ""))
+        return None
+
+    counted, context = first(_COUNTED), first(_CONTEXT)
+    numbers = [int(n.replace(",", "")) for n in _TOKENS.findall(reason)]
+    if counted is None and numbers:
+        counted = max(numbers)
+    if context is None and len(numbers) >= 2:
+        context = min(numbers)
+    return counted, context
 
 
 def _smaller(room: Room, moved: _MoveOn) -> Room | None:
-    """The room with what a "too long" refusal taught: the context the server says it holds
-    (llama.cpp: "request (3112 tokens) exceeds the available context size (2048 tokens)";
-    OpenAI and vLLM say both too), and how many of its tokens one of brain's estimated ones
-    is. None when the refusal teaches nothing to size parts by."""
+    """The room with what a "too long" refusal taught: the context the server says it holds,
+    and how many of its tokens one of brain's estimated ones is. None when the refusal
+    teaches nothing to size parts by."""
     if not moved.too_long:
         return None
-    said = [int(n.replace(",", "")) for n in _TOKENS.findall(moved.reason)]
+    counted, context = _said(moved.reason)
     limit = room.limit
-    if len(said) >= 2 and 0 < min(said) < (limit or 1 << 62):
-        limit = min(said)  # the smaller number is the context, the larger what it counted
+    if context and room.name == "apex":
+        context -= room.answer  # the server's context holds the answer too; Apex's is input
+    if context and 0 < context < (limit or 1 << 62):
+        limit = context
     if limit is None:
         return None  # a context not known, and not said: nothing to size parts by
     scale = room.scale * 2  # no count said: half the size
-    if said and moved.estimate > 0:
-        scale = max(room.scale, max(said) / moved.estimate * 1.1)
+    if counted and moved.estimate > 0:
+        scale = max(room.scale, counted / moved.estimate * 1.1)
     if limit == room.limit and scale <= room.scale:
         return None
-    return replace(room, limit=limit, scale=scale)
+    answer = room.answer
+    if room.name != "apex" and limit != room.limit:  # a quarter of the real context answers
+        answer = min(room.answer, max(limit // 4, 1))
+    return replace(room, limit=limit, scale=scale, answer=answer)
 
 
 def _pinned(app: App, room: Room) -> App:
@@ -378,7 +449,7 @@ def _parts(task: Task, room: Room, units: list[Unit], instruction: str) -> list[
     head = _part_head(instruction, 999, 999)
     system = _prompt("part", 9999)
     capacity = budget - estimate_tokens([{"content": system}, {"content": head}]) - 4
-    if capacity < MIN_BUDGET:
+    if capacity * room.scale < MIN_BUDGET:  # in the model's own tokens
         raise BadInput(
             f"{room.label} reads at most {room.limit:,} tokens at once: too little to digest "
             "in parts (each part needs about "
@@ -500,8 +571,8 @@ def _concurrently(
                 _say(sink, heard, lock)
                 if not failure and pending:
                     sink.waiting(f"parts on Apex: {len(notes)} of {len(parts)} read…")
-        except KeyboardInterrupt:
-            failure = KeyboardInterrupt()
+        except KeyboardInterrupt as stopped:  # Ctrl-C, or SIGTERM/SIGHUP (Terminated)
+            failure = stopped
             for future in pending:
                 future.cancel()
     _say(sink, heard, lock)
@@ -784,10 +855,12 @@ def _stopped(exc: BaseException, unsent: list[Part]) -> BaseException:
         else ""
     )
     if isinstance(exc, KeyboardInterrupt):
-        return Interrupted(
+        stopped = Interrupted(
             "Interrupted; the parts read so far are in the history." + kept,
             "The next `brain digest` gathers the same material again.",
         )
+        stopped.exit_code = 128 + getattr(exc, "signum", 2)  # 130 Ctrl-C, 143 SIGTERM, 129 HUP
+        return stopped
     if isinstance(exc, BrainError):
         exc.fix = ((exc.fix or "") + kept).strip()
         return exc
