@@ -424,3 +424,39 @@ def test_sigterm_while_parts_are_read_is_143_not_130() -> None:
 
     assert _stopped(Terminated(15, "SIGTERM"), []).exit_code == 143
     assert _stopped(KeyboardInterrupt(), []).exit_code == 130
+
+
+def test_a_rate_limit_beside_a_failure_on_apex_reads_each_line_once(
+    apex: FakeApex, apex_server: HTTPServer, ollama: FakeOllama, brain, write_config, home
+) -> None:
+    # Parts at once on Apex: one is rate limited (its input queued, 429), the others fail
+    # (500, the laptop takes over). Whichever failure is seen first, every line is read by the
+    # laptop or kept in the queue, and never both.
+    write_config("[digest]\nparallel = 3\n")
+    ollama.model_ctx = 4096
+    counting = CountingApex(apex, apex_server, fail_from=1)
+    real = counting.handle
+
+    first = threading.Lock()
+
+    def handle(request: Request) -> Response:
+        if first.acquire(blocking=False):  # the first to arrive: rate limited, after the rest
+            time.sleep(1.0)  # the 500s (the laptop takes over) are seen first
+            error = {"error": {"message": "rate limited", "type": "None", "code": "429"}}
+            return Response(json.dumps(error), status=429, content_type="application/json")
+        return real(request)
+
+    apex_server.clear()
+    apex_server.expect_request("/health/liveliness").respond_with_data('"I\'m alive!"')
+    apex_server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(handle)
+    _model_info(apex_server, 6000)
+    paths = six_files(home.root, total=60_000)
+    r = brain("digest", *[p.name for p in paths])
+    assert r.code in (0, 69, 75), r.stderr
+    db = sqlite3.connect(home.data / "brain" / "brain.db")
+    queued = "\n".join(
+        t for (t,) in db.execute("SELECT input FROM exchanges WHERE status='queued'")
+    )
+    laptop = "\n".join(user_texts(ollama.requests))
+    for line in lines_of(paths):
+        assert (line in queued) != (line in laptop), line  # read once, or kept once

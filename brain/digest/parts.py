@@ -580,21 +580,57 @@ def _concurrently(
         _taken(state, parts[i], notes[i])
     if failure is None:
         return
-    left = [p for i, p in enumerate(parts) if i not in notes]
+    _failed(app, room, parts, notes, futures, failure, state)
+
+
+def _failed(
+    app: App,
+    room: Room,
+    parts: list[Part],
+    notes: dict[int, Note],
+    futures: dict[Any, int],
+    failure: BaseException,
+    state: _State,
+) -> None:
+    """After a part failed on Apex: the rest goes on to the next backend (a _MoveOn), or the
+    digest stops with what is kept said."""
     if isinstance(failure, _MoveOn):
         # Every part Apex did not answer goes on to the next backend; the inputs exchange kept
         # for the ones that failed are carried on with them.
+        left = [p for i, p in enumerate(parts) if i not in notes]
         state.pending = [u for p in left for u in p.units]
         rows = [r for f in futures for r in _rows(f)]
         raise _MoveOn(failure.name, failure.reason, rows, failure.too_long, failure.estimate)
-    unsent = [p for i, p in enumerate(parts) if i not in notes and not _was_asked(futures, i)]
+    # Kept for later, once each: the parts not asked, and those that failed in a way the next
+    # backend would have taken over (their own inputs, queued or given up, are replaced by
+    # the part); a part that failed otherwise is in the queue already.
+    moved = [i for i in range(len(parts)) if i not in notes and _moved_on(futures, i)]
+    store = app.store()
+    for i in moved:
+        for row in _rows(next(f for f, j in futures.items() if j == i)):
+            store.drop(row)
+    unsent = [
+        p
+        for i, p in enumerate(parts)
+        if i not in notes and (not _was_asked(futures, i) or i in moved)
+    ]
     _keep(app, room, unsent, "the digest stopped before this part")
     raise _stopped(failure, unsent) from None
 
 
 def _rows(future: Any) -> list[int]:
+    """The inputs exchange kept in the queue for a part that failed: its material goes on
+    elsewhere, so they are dropped (a 429 beside a refusal would otherwise be read twice)."""
     exc = future.exception() if not future.cancelled() else None
-    return list(exc.rows) if isinstance(exc, _MoveOn) else []
+    if isinstance(exc, _MoveOn):
+        return list(exc.rows)
+    row = getattr(exc, "row", None) if isinstance(exc, BrainError) else None
+    return [row] if row is not None else []
+
+
+def _moved_on(futures: dict[Any, int], index: int) -> bool:
+    future = next(f for f, i in futures.items() if i == index)
+    return not future.cancelled() and isinstance(future.exception(), _MoveOn)
 
 
 def _was_asked(futures: dict[Any, int], index: int) -> bool:
