@@ -1,5 +1,7 @@
-"""The one HTTP layer: shared httpx clients, deadlines, bounded reads, SSE and NDJSON streams,
-and turning any HTTP failure into a brain error.
+"""The one HTTP layer: one request (`stream`, `request`) over brain.plainhttp (plain http on
+brain's own network) or the shared httpx clients (https, the internet, uploads), deadlines,
+bounded reads, SSE and NDJSON streams, and turning any HTTP failure into a brain error (both
+clients fail as NetError).
 
 What must stay true (DESIGN.md, issue 31):
 - Every read has a bound: a line of a stream (MAX_LINE), a whole body (MAX_BODY), an answer
