@@ -34,6 +34,19 @@ def verdict(ok: bool | None) -> str:
     return "—" if ok is None else ("**met**" if ok else "**not met**")
 
 
+def _rss_rows(rows: dict) -> list[str]:
+    """Table rows of peak memory: median and min–max, or why it failed."""
+    out = []
+    for name, d in rows.items():
+        if "error" in d:
+            out.append(f"| {name} | failed: {d['error'][:80]} | |")
+        else:
+            out.append(
+                f"| {name} | {d['median_mib']:.1f} MiB | {d['min_mib']:.1f}–{d['max_mib']:.1f} |"
+            )
+    return out
+
+
 def render(r: dict, goals: dict) -> str:
     su, an, rss, fa = r["startup"], r["answers"], r["rss"], r["failures"]
     bh = r.get("blackhole", {})
@@ -157,13 +170,7 @@ def render(r: dict, goals: dict) -> str:
         "| command | median | min–max |",
         "|---|---:|---:|",
     ]
-    for name, d in rss.items():
-        if "error" in d:
-            lines.append(f"| {name} | failed: {d['error'][:80]} | |")
-        else:
-            lines.append(
-                f"| {name} | {d['median_mib']:.1f} MiB | {d['min_mib']:.1f}–{d['max_mib']:.1f} |"
-            )
+    lines += _rss_rows(rss)
 
     lines += [
         "",
@@ -255,13 +262,7 @@ def render(r: dict, goals: dict) -> str:
             "| command | median | min–max |",
             "|---|---:|---:|",
         ]
-        for name, d in rin.items():
-            if "error" in d:
-                lines.append(f"| {name} | failed | |")
-            else:
-                lines.append(
-                    f"| {name} | {d['median_mib']:.1f} MiB | {d['min_mib']:.1f}–{d['max_mib']:.1f} |"
-                )
+        lines += _rss_rows(rin)
 
     lines += [
         "",

@@ -426,6 +426,21 @@ def test_sigterm_while_parts_are_read_is_143_not_130() -> None:
     assert _stopped(KeyboardInterrupt(), []).exit_code == 130
 
 
+class RateLimitedFirst(CountingApex):
+    """The first request to arrive is rate limited (429), after the others have failed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.first = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def handle(self, request: Request) -> Response:
+        if self.first.acquire(blocking=False):
+            time.sleep(1.0)  # the 500s (the laptop takes over) are seen first
+            error = {"error": {"message": "rate limited", "type": "None", "code": "429"}}
+            return Response(json.dumps(error), status=429, content_type="application/json")
+        return super().handle(request)
+
+
 def test_a_rate_limit_beside_a_failure_on_apex_reads_each_line_once(
     apex: FakeApex, apex_server: HTTPServer, ollama: FakeOllama, brain, write_config, home
 ) -> None:
@@ -434,21 +449,7 @@ def test_a_rate_limit_beside_a_failure_on_apex_reads_each_line_once(
     # laptop or kept in the queue, and never both.
     write_config("[digest]\nparallel = 3\n")
     ollama.model_ctx = 4096
-    counting = CountingApex(apex, apex_server, fail_from=1)
-    real = counting.handle
-
-    first = threading.Lock()
-
-    def handle(request: Request) -> Response:
-        if first.acquire(blocking=False):  # the first to arrive: rate limited, after the rest
-            time.sleep(1.0)  # the 500s (the laptop takes over) are seen first
-            error = {"error": {"message": "rate limited", "type": "None", "code": "429"}}
-            return Response(json.dumps(error), status=429, content_type="application/json")
-        return real(request)
-
-    apex_server.clear()
-    apex_server.expect_request("/health/liveliness").respond_with_data('"I\'m alive!"')
-    apex_server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(handle)
+    RateLimitedFirst(apex, apex_server, fail_from=1)
     _model_info(apex_server, 6000)
     paths = six_files(home.root, total=60_000)
     r = brain("digest", *[p.name for p in paths])
