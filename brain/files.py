@@ -142,3 +142,11 @@ def storage_error(exc: OSError, path: Path, doing: str) -> StorageError:
         f"Check that {path.parent} is on a disk with free space and writable for you.",
         cause=reason,
     )
+
+
+def utf8_size(text: str, step: int = 1 << 16) -> int:
+    """Bytes of `text` in UTF-8 without a whole copy of it: none for ASCII, else a slice at a
+    time (a 4 MiB input is never encoded whole only to be measured)."""
+    if text.isascii():
+        return len(text)
+    return sum(len(text[at : at + step].encode("utf-8")) for at in range(0, len(text), step))

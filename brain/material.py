@@ -22,7 +22,7 @@ from typing import BinaryIO
 from brain import voice
 from brain.client import Message
 from brain.errors import BadInput, UsageError
-from brain.files import expand
+from brain.files import expand, utf8_size
 from brain.tasks import Task
 
 MAX_INPUT_BYTES = 4 * 1024 * 1024
@@ -41,15 +41,6 @@ class Material:
     name: str  # "stdin" or a file path
     text: str
     audio: voice.Audio | None = None  # a recording: its transcript becomes the text
-
-
-def size(text: str) -> int:
-    """Bytes of `text` in UTF-8, without making a copy of an ASCII text (and of any other text
-    only a slice at a time)."""
-    if text.isascii():
-        return len(text)
-    step = 1 << 16
-    return sum(len(text[at : at + step].encode("utf-8")) for at in range(0, len(text), step))
 
 
 def too_big(name: str, limit: int = MAX_INPUT_BYTES) -> BadInput:
@@ -131,7 +122,7 @@ def split_args(words: tuple[str, ...] | list[str], used: int = 0) -> tuple[str, 
                 material.append(Material(word, "", voice.Audio.of(word, path)))
                 continue
             text = read_file(path, word, MAX_INPUT_BYTES - used)
-            used += size(text)
+            used += utf8_size(text)
             material.append(Material(word, text))
         elif "/" in word and len(word) < 4096 and _exists(path.is_dir):
             raise BadInput(
@@ -198,7 +189,7 @@ def compose(task: Task, instruction: str, material: list[Material]) -> tuple[str
         else:
             parts.append(m.text)
     text = "\n\n".join(parts)
-    if len(text) > MAX_INPUT_BYTES // 4 and size(text) > MAX_INPUT_BYTES + MAX_LABELS:
+    if len(text) > MAX_INPUT_BYTES // 4 and utf8_size(text) > MAX_INPUT_BYTES + MAX_LABELS:
         raise too_big("the input (instruction and material together)")
     return text, messages_for(task, text)
 

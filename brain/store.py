@@ -403,14 +403,15 @@ class Store:
 
     def _put_apart(self, row: int, text: str) -> None:
         """`text` into `inputs` a slice at a time: SQLite never holds a whole copy of it."""
-        slices = range(0, len(text), _SLICE)
-        size = len(text) if text.isascii() else sum(len(_utf8(text, at)) for at in slices)
+        from brain.files import utf8_size
+
         self.db.execute(
-            "INSERT OR REPLACE INTO inputs (id, text) VALUES (?, zeroblob(?))", (row, size)
+            "INSERT OR REPLACE INTO inputs (id, text) VALUES (?, zeroblob(?))",
+            (row, utf8_size(text, _SLICE)),
         )
         with self.db.blobopen("inputs", "text", row) as blob:
-            for at in slices:
-                blob.write(_utf8(text, at))
+            for at in range(0, len(text), _SLICE):
+                blob.write(text[at : at + _SLICE].encode("utf-8"))
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -729,10 +730,6 @@ def _has(value: str | bytes | None, folded: str) -> bool:
 def _text(value: str | bytes) -> str:
     """A kept input as text (one kept apart is UTF-8 bytes)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def _utf8(text: str, at: int) -> bytes:
-    return text[at : at + _SLICE].encode("utf-8")
 
 
 def _json_dict(text: str | None) -> dict[str, Any] | None:

@@ -57,6 +57,7 @@ _HOW = (
 
 def run_task(ctx: click.Context, name: str, words: tuple[str, ...], record: bool = False) -> int:
     from brain import exchange, material
+    from brain.files import utf8_size
     from brain.render import Output
 
     the_app = app(ctx)
@@ -72,7 +73,7 @@ def run_task(ctx: click.Context, name: str, words: tuple[str, ...], record: bool
         piped = material.read_stdin(sys.stdin.buffer if sys.stdin else None, _isatty(sys.stdin))
         if piped is None and name != "digest" and _empty_pipe(sys.stdin):
             _refuse_empty_pipe(name, words)
-        used = material.size(piped) if piped else 0
+        used = utf8_size(piped) if piped else 0
         instruction, given = material.split_args(words, used)
         if piped is not None:
             given.insert(0, material.Material("stdin", piped))
