@@ -221,23 +221,15 @@ class Repl:
         self._answered(task, text, result.text or sent, result, out)
 
     def _fits(self, task: Task, context: conv.Context) -> bool:
-        """Whether every model this question may go to reads it whole (as brain.digest.parts
-        decides between one question and parts). Any other trouble (no Apex configured with
-        /online) is for the ordinary path to say: True."""
-        from brain.errors import BadInput
-        from brain.offline import ladder
+        """Whether every model this question may go to reads it whole (brain.digest.parts
+        decides so between one question and parts). Any other trouble (no Apex configured
+        with /online) is for the ordinary path to say: True."""
+        from brain.digest.parts import fits_whole
 
-        app = self.app
         try:
-            names, _left = ladder.order(app, task, app.mode, app.route or task.route)
-            plan = ladder.plan(
-                app, task, context.messages, mode=app.mode, route=app.route, model=app.model
-            )
-        except BadInput:
-            return False
+            return fits_whole(self.app, task, context.messages)
         except BrainError:
             return True
-        return plan.backends == names
 
     def _digest_in_parts(
         self, task: Task, text: str, sent: str, out: Any, replaces: int | None

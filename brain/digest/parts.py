@@ -152,12 +152,8 @@ def answer(
     ladder then falls back as for any question), else in parts sized backend by backend."""
     text, messages = whole(task, instruction, intro, units)
     names, _left = ladder.order(app, task, app.mode, app.route or task.route)
-    try:
-        the_plan = ladder.plan(app, task, messages, mode=app.mode, route=app.route, model=app.model)
-    except BadInput:
-        the_plan = None  # longer than every backend's context
     learned: dict[str, _MoveOn] = {}
-    if the_plan is not None and the_plan.backends == names:
+    if fits_whole(app, task, messages):
         try:
             result = exchange.ask(app, exchange.Question(task, text, messages), sink)
             return Done(result, notify_pending=result.notify_pending)
@@ -201,6 +197,17 @@ def answer(
             )
             sink.notice(f"{one_line(moved.reason, 200)} — {after.taking_over}: {how}.")
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def fits_whole(app: App, task: Task, messages: list[Message]) -> bool:
+    """Whether every backend the ladder may ask reads `messages` whole (by brain's estimate):
+    then a digest is one question, with the usual fallback; else it is read in parts."""
+    names, _left = ladder.order(app, task, app.mode, app.route or task.route)
+    try:
+        the_plan = ladder.plan(app, task, messages, mode=app.mode, route=app.route, model=app.model)
+    except BadInput:
+        return False  # longer than every backend's context
+    return the_plan.backends == names
 
 
 def refused_as_too_long(exc: BrainError, estimate: int) -> dict[str, _MoveOn]:
