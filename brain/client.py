@@ -81,17 +81,14 @@ def http(url: str, *, internet: bool = False) -> httpx.Client:
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            client = _clients[key] = _new_client(tls, internet)
+            client = _clients[key] = _new_client(url, internet)
         return client
 
 
-def _new_client(tls: bool, internet: bool) -> httpx.Client:
-    import ssl
-
+def _new_client(url: str, internet: bool) -> httpx.Client:
     import httpx
 
-    verify: Any = True if tls else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    transport = httpx.HTTPTransport(verify=verify, trust_env=internet)
+    transport = httpx.HTTPTransport(verify=verify_for(url), trust_env=internet)
     # The pool's network backend is httpcore's documented extension point; httpx does not
     # expose it, so it is set on the pool it built (tests/test_client.py checks it is used).
     # A proxy from the environment (internet hosts only) gets httpx's own transport and timeouts.
@@ -108,7 +105,7 @@ def _new_client(tls: bool, internet: bool) -> httpx.Client:
 
 
 def verify_for(url: str) -> Any:
-    """httpx's `verify` for `url` (kept for callers that build a one-off request)."""
+    """httpx's `verify` for `url`: certifi's store for https, an empty context for http."""
     if url.startswith("http://"):
         import ssl
 
@@ -441,10 +438,6 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, RemoteProtocolError):
         return f"the connection broke ({one_line(text, 120)})"
     return one_line(text, 160)
-
-
-# Kept for callers written before brain.client grew `describe`.
-describe_transport = describe
 
 
 def is_timeout(exc: BaseException) -> bool:

@@ -193,7 +193,6 @@ class Response:
         self._sock = sock
         self._timeout = read_timeout
         self._buf = bytearray()
-        self._eof = False
         self.status_code = 0
         self.reason = ""
         self.headers = Headers()
@@ -218,7 +217,6 @@ class Response:
             except OSError as exc:
                 raise ReadError(str(exc) or type(exc).__name__) from None
             if not data:
-                self._eof = True
                 return False
             self._buf += data
             return True

@@ -404,6 +404,7 @@ def test_the_shared_client_reads_through_brains_network_backend() -> None:
     client = http("http://127.0.0.1:1")
     pool = client._transport._pool
     assert type(pool._network_backend).__name__ == "DeadlineBackend"
+    assert pool._ssl_context.cert_store_stats()["x509_ca"] == 0  # verify_for: no certifi load
 
 
 # ----- hostile servers: raw sockets, so every byte is ours --------------------------------------
