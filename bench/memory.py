@@ -32,6 +32,7 @@ import hostile  # noqa: E402
 from capped import CAP, Capped, run_capped  # noqa: E402
 from fakes import FakeApex, refused_url  # noqa: E402
 from hostile import Hostile  # noqa: E402
+from mcp_wire import INITIALIZED, initialize  # noqa: E402
 from pytest_httpserver import HTTPServer  # noqa: E402
 
 BRAIN = str(Path(sys.executable).parent / "brain")
@@ -255,16 +256,7 @@ def slack(b: Bench) -> None:
 
 
 def mcp(b: Bench) -> None:
-    hello = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "bench", "version": "0"},
-        },
-    }
+    hello = initialize(client="bench")
 
     def session(material: str) -> bytes:
         call = {
@@ -273,7 +265,7 @@ def mcp(b: Bench) -> None:
             "method": "tools/call",
             "params": {"name": "dump", "arguments": {"text": "x", "material": material}},
         }
-        lines = [hello, {"jsonrpc": "2.0", "method": "notifications/initialized"}, call]
+        lines = [hello, INITIALIZED, call]
         return "".join(json.dumps(x) + "\n" for x in lines).encode()
 
     try:
@@ -281,7 +273,7 @@ def mcp(b: Bench) -> None:
     except ImportError:
         return
     tools = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
-    start = [hello, {"jsonrpc": "2.0", "method": "notifications/initialized"}, tools]
+    start = [hello, INITIALIZED, tools]
     b.case(
         "baseline: `brain mcp` answering initialize and tools/list (the MCP SDK loaded)",
         [BRAIN, "mcp"],

@@ -23,6 +23,7 @@ from capped import run_capped
 from conftest import SUPPORT, brain_executable
 from fakes import refused_url
 from hostile import Hostile
+from mcp_wire import INITIALIZED, initialize
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX rlimits")
 
@@ -248,18 +249,9 @@ def mcp_server() -> Iterator[Any]:
         env=env({"BRAIN_APEX_URL": refused_url()}),
         preexec_fn=limit,
     )
-    hello = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "test", "version": "0"},
-        },
-    }
+    hello = initialize()
     proc.stdin.write((json.dumps(hello) + "\n").encode())
-    proc.stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
+    proc.stdin.write((json.dumps(INITIALIZED) + "\n").encode())
     proc.stdin.flush()
     assert json.loads(proc.stdout.readline())["id"] == 1
     yield proc

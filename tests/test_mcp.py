@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from conftest import SUPPORT, brain_executable
 from fakes import FakeApex, FakeOllama, refused_url
+from mcp_wire import INITIALIZED, initialize
 
 pytest.importorskip("mcp", reason="brain mcp needs the extra: pip install -e '.[mcp]'")
 
@@ -139,17 +140,8 @@ def test_stdout_is_protocol_only(ollama: FakeOllama, monkeypatch) -> None:
     """By hand: the fallback notices (stderr) never reach stdout, where every line is JSON-RPC."""
     monkeypatch.setenv("BRAIN_APEX_URL", refused_url())
     lines = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "test", "version": "0"},
-            },
-        },
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        initialize(),
+        INITIALIZED,
         {
             "jsonrpc": "2.0",
             "id": 2,
@@ -230,16 +222,7 @@ def test_a_lone_surrogate_gets_an_error_result_not_silence(apex: FakeApex, text:
     """Issue 31, item 14: pydantic (the SDK's JSON parser) refuses a lone UTF-16 surrogate
     escape as invalid JSON, and the SDK's dispatcher drops what it cannot parse with a debug
     log: the client waited forever. brain answers that request with an error result."""
-    hello = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "test", "version": "0"},
-        },
-    }
+    hello = initialize()
     call = (
         '{"jsonrpc": "2.0", "id": 2, "method": "tools/call", '
         f'"params": {{"name": "dump", "arguments": {{"text": "{text}"}}}}}}'
@@ -253,7 +236,7 @@ def test_a_lone_surrogate_gets_an_error_result_not_silence(apex: FakeApex, text:
     )
     lines = [
         json.dumps(hello),
-        '{"jsonrpc": "2.0", "method": "notifications/initialized"}',
+        json.dumps(INITIALIZED),
         call,
         '{"jsonrpc": "2.0", "id": 3, "method": "ping"}',
     ]
@@ -298,16 +281,7 @@ def test_a_surrogate_pair_is_a_character_and_is_asked(apex: FakeApex) -> None:
     ],
 )
 def test_a_request_the_sdk_cannot_read_gets_an_error_not_silence(line: str, rid: Any) -> None:
-    hello = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "test", "version": "0"},
-        },
-    }
+    hello = initialize()
     proc = subprocess.Popen(
         [brain_executable(), "mcp"],
         stdin=subprocess.PIPE,

@@ -399,6 +399,7 @@ def mcp_server(home: Any) -> Any:
     pytest.importorskip("mcp")
     from conftest import SUPPORT, brain_executable
     from fakes import refused_url
+    from mcp_wire import INITIALIZED, initialize
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), env.get("PYTHONPATH", "")])
@@ -410,18 +411,9 @@ def mcp_server(home: Any) -> Any:
         stderr=subprocess.DEVNULL,
         env=env,
     )
-    hello = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "sweep", "version": "0"},
-        },
-    }
+    hello = initialize(0, "sweep")
     proc.stdin.write((json.dumps(hello) + "\n").encode())
-    proc.stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
+    proc.stdin.write((json.dumps(INITIALIZED) + "\n").encode())
     proc.stdin.flush()
     assert json.loads(proc.stdout.readline())["id"] == 0
     proc.next_id = 1  # type: ignore[attr-defined]
