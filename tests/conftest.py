@@ -289,3 +289,14 @@ def make_app(home: Home) -> Iterator[Any]:
     yield make
     for app in made:
         app.close()
+
+
+@pytest.fixture
+def slack() -> Iterator[HTTPServer]:
+    """A Slack webhook at `/hook` that answers "ok" (test_patio, test_digest)."""
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.expect_request("/hook", method="POST").respond_with_data("ok")
+    server.start()
+    yield server
+    server.clear()
+    server.stop()

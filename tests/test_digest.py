@@ -37,16 +37,6 @@ def notes(home) -> Path:
     return folder
 
 
-@pytest.fixture
-def slack() -> HTTPServer:
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.expect_request("/hook", method="POST").respond_with_data("ok")
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
 def posted(server: HTTPServer) -> list[str]:
     return [json.loads(req.get_data())["text"] for req, _ in server.log]
 

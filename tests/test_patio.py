@@ -311,16 +311,6 @@ def test_verdicts_are_classified_by_kind_never_by_time(home) -> None:
 # ----- Slack --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def slack() -> HTTPServer:
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.expect_request("/hook", method="POST").respond_with_data("ok")
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
 def slack_texts(server: HTTPServer, want: int, wait: float = 15.0) -> list[str]:
     """What the fake Slack received, waiting for the detached sender to deliver `want`."""
     deadline = time.monotonic() + wait
